@@ -1,0 +1,95 @@
+"""The SFrame AEADs: AES-CTR + truncated HMAC (RFC 9605 4.5.1) and AES-GCM (RFC 5116).
+
+:class:`AeadKey` holds one ``sframe_key`` with its expensive state prepared once (split subkeys,
+a keyed HMAC to copy, an ``AESGCM`` object), so the per-frame path does no key setup.
+Only OpenSSL primitives from ``cryptography`` are used; tags are compared in constant time and
+verified before anything is decrypted.
+"""
+
+from __future__ import annotations
+
+import hmac as _stdlib_hmac
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hmac
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..errors import AuthenticationFailed, MalformedFrame
+from .suites import SuiteParams, suite_params
+
+_ZERO_COUNTER = b"\x00\x00\x00\x00"
+
+
+class AeadKey:
+    """One SFrame AEAD key with prepared cipher state (never printed: no key in its repr)."""
+
+    __slots__ = ("params", "_enc_key", "_mac", "_gcm", "_nt", "_nt_bytes")
+
+    def __init__(self, suite: int, key: bytes) -> None:
+        self.params: SuiteParams = suite_params(suite)
+        if len(key) != self.params.nk:
+            raise ValueError(f"SFrame key for suite {self.params.suite.name} must be {self.params.nk} bytes")
+        self._nt = self.params.nt
+        self._nt_bytes = self._nt.to_bytes(8, "big")
+        self._gcm: AESGCM | None = None
+        self._mac: hmac.HMAC | None = None
+        self._enc_key = b""
+        if self.params.is_ctr_hmac:
+            self._enc_key = key[: self.params.nka]
+            self._mac = hmac.HMAC(key[self.params.nka :], self.params.hash_algorithm())
+        else:
+            self._gcm = AESGCM(key)
+
+    def __repr__(self) -> str:
+        return f"<AeadKey suite={self.params.suite.name}>"
+
+    @property
+    def tag_length(self) -> int:
+        return self._nt
+
+    def _tag(self, nonce: bytes, aad: bytes, ct: bytes) -> bytes:
+        assert self._mac is not None
+        mac = self._mac.copy()
+        mac.update(
+            len(aad).to_bytes(8, "big") + len(ct).to_bytes(8, "big") + self._nt_bytes + nonce
+        )
+        mac.update(aad)
+        mac.update(ct)
+        return mac.finalize()[: self._nt]
+
+    def _ctr(self, nonce: bytes, data: bytes) -> bytes:
+        ctx = Cipher(algorithms.AES(self._enc_key), modes.CTR(nonce + _ZERO_COUNTER)).encryptor()
+        return ctx.update(data) + ctx.finalize()
+
+    def seal(self, nonce: bytes, aad: bytes, plaintext: bytes) -> bytes:
+        """Return ``ciphertext || tag``."""
+        if self._gcm is not None:
+            return self._gcm.encrypt(nonce, plaintext, aad)
+        ct = self._ctr(nonce, plaintext)
+        return ct + self._tag(nonce, aad, ct)
+
+    def open(self, nonce: bytes, aad: bytes, data: bytes) -> bytes:
+        """Verify the tag of ``ciphertext || tag``, then decrypt; raise on any failure."""
+        if len(data) < self._nt:
+            raise MalformedFrame("ciphertext shorter than its tag")
+        if self._gcm is not None:
+            try:
+                return self._gcm.decrypt(nonce, data, aad)
+            except InvalidTag:
+                raise AuthenticationFailed("tag did not verify") from None
+        split = len(data) - self._nt
+        ct = data[:split]
+        if not _stdlib_hmac.compare_digest(self._tag(nonce, aad, ct), data[split:]):
+            raise AuthenticationFailed("tag did not verify")
+        return self._ctr(nonce, ct)
+
+
+def aead_encrypt(suite: int, key: bytes, nonce: bytes, aad: bytes, plaintext: bytes) -> bytes:
+    """RFC 9605 ``AEAD.Encrypt``: ``ciphertext || tag``."""
+    return AeadKey(suite, key).seal(nonce, aad, plaintext)
+
+
+def aead_decrypt(suite: int, key: bytes, nonce: bytes, aad: bytes, ciphertext: bytes) -> bytes:
+    """RFC 9605 ``AEAD.Decrypt``; raises :class:`AuthenticationFailed` on a bad tag."""
+    return AeadKey(suite, key).open(nonce, aad, ciphertext)

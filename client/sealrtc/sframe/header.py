@@ -1,0 +1,71 @@
+"""The SFrame header (RFC 9605 section 4.3): config byte, then minimal big-endian KID and CTR."""
+
+from __future__ import annotations
+
+from ..errors import MalformedFrame
+
+MAX_VALUE = (1 << 64) - 1
+
+
+def _byte_length(value: int) -> int:
+    return (value.bit_length() + 7) // 8
+
+
+def encode_header(kid: int, ctr: int) -> bytes:
+    """Encode ``kid`` and ``ctr`` (both 0 .. 2**64-1) with the minimal number of bytes."""
+    if not 0 <= kid <= MAX_VALUE or not 0 <= ctr <= MAX_VALUE:
+        raise ValueError("SFrame KID and CTR must be 64-bit unsigned integers")
+    config = 0
+    tail = b""
+    if kid < 8:
+        config |= kid << 4
+    else:
+        n = _byte_length(kid)
+        config |= 0x80 | ((n - 1) << 4)
+        tail += kid.to_bytes(n, "big")
+    if ctr < 8:
+        config |= ctr
+    else:
+        n = _byte_length(ctr)
+        config |= 0x08 | (n - 1)
+        tail += ctr.to_bytes(n, "big")
+    return bytes((config,)) + tail
+
+
+def decode_header(data: bytes, offset: int = 0) -> tuple[int, int, int]:
+    """Parse a header at ``offset``; return ``(kid, ctr, header_length)``.
+
+    Rejects truncated and non-minimal encodings with :class:`MalformedFrame`, so that every
+    (KID, CTR) has exactly one header and the AAD cannot be varied by a forwarder.
+    """
+    if offset >= len(data):
+        raise MalformedFrame("frame too short for an SFrame header")
+    config = data[offset]
+    pos = offset + 1
+    if config & 0x80:
+        n = ((config >> 4) & 0x07) + 1
+        end = pos + n
+        if end > len(data):
+            raise MalformedFrame("truncated SFrame KID")
+        if data[pos] == 0:
+            raise MalformedFrame("non-minimal SFrame KID")
+        kid = int.from_bytes(data[pos:end], "big")
+        if kid < 8:
+            raise MalformedFrame("non-minimal SFrame KID")
+        pos = end
+    else:
+        kid = (config >> 4) & 0x07
+    if config & 0x08:
+        n = (config & 0x07) + 1
+        end = pos + n
+        if end > len(data):
+            raise MalformedFrame("truncated SFrame CTR")
+        if data[pos] == 0:
+            raise MalformedFrame("non-minimal SFrame CTR")
+        ctr = int.from_bytes(data[pos:end], "big")
+        if ctr < 8:
+            raise MalformedFrame("non-minimal SFrame CTR")
+        pos = end
+    else:
+        ctr = config & 0x07
+    return kid, ctr, pos - offset

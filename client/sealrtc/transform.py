@@ -1,0 +1,309 @@
+"""Frame encryptor and decryptor: codec layout + SFrame + replay window + statistics + events.
+
+Frame format v1: ``clear_prefix || sframe_header || ciphertext || tag`` with
+``aad = sframe_header || clear_prefix``. Sans-I/O: ``bytes`` in, ``bytes`` out; the only clock
+is the :class:`~sealrtc.keys.SharedSecret`'s. The aiortc adapter wraps these; so can anything
+else that moves encoded frames (a browser bridge, a file, a test).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .errors import (
+    DECRYPT_FAILURE_REASONS,
+    AuthenticationFailed,
+    DecryptError,
+    InvalidFrame,
+    MalformedFrame,
+    ReplayedFrame,
+    UnknownKey,
+)
+from .keys import BaseKey, SharedSecret
+from .layout import Codec, clear_prefix_length, codec_from_name
+from .replay import DEFAULT_WINDOW, ReplayWindow
+from .sframe import MAX_VALUE, AeadKey, decode_header, derive_key_salt, encode_header, suite_params
+
+logger = logging.getLogger(__name__)
+
+MAX_RECEIVE_KIDS = 64
+"""Per-decryptor bound on remembered KIDs (each with its key and replay window)."""
+DEFAULT_MISMATCH_THRESHOLD = 3
+"""Consecutive key failures (unknown key or bad tag) before ``secret_mismatch`` is reported."""
+
+
+@dataclass(frozen=True)
+class SecretMismatch:
+    """Frames stopped decrypting: the peer uses a secret this receiver does not hold."""
+
+    kid: int
+    reason: str
+    at: float
+    type: str = "secret_mismatch"
+
+
+@dataclass(frozen=True)
+class SecretMatch:
+    """Frames decrypt again after a :class:`SecretMismatch`."""
+
+    kid: int
+    at: float
+    type: str = "secret_match"
+
+
+SecretEvent = SecretMismatch | SecretMatch
+EventListener = Callable[[SecretEvent], None]
+
+
+@dataclass
+class EncryptorStats:
+    frames: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    refused: int = 0
+    kid_switches: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "frames_encrypted": self.frames,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "frames_refused": self.refused,
+            "kid_switches": self.kid_switches,
+        }
+
+
+@dataclass
+class DecryptorStats:
+    frames: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    failures: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DECRYPT_FAILURE_REASONS, 0))
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failures.values())
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "frames_decrypted": self.frames,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "decrypt_failures": dict(self.failures),
+        }
+
+
+@dataclass(frozen=True)
+class DecryptedFrame:
+    """A verified plaintext frame (clear prefix included) and the KID/CTR it came under."""
+
+    data: bytes
+    kid: int
+    ctr: int
+
+
+class FrameEncryptor:
+    """Encrypts one outgoing stream's encoded frames under a :class:`SharedSecret`.
+
+    One KID per encryptor per secret, CTR from 0, never repeated: after a rotation (or, in
+    theory, counter exhaustion) it switches to a fresh KID and sets :attr:`keyframe_wanted`
+    so the caller can ask its encoder for a key frame.
+    """
+
+    def __init__(self, keys: SharedSecret, codec: str | Codec = Codec.GENERIC) -> None:
+        self.keys = keys
+        self.codec = codec_from_name(codec)
+        self.stats = EncryptorStats()
+        self.keyframe_wanted = False
+        self._generation = -1
+        self._kid = 0
+        self._ctr = 0
+        self._aead: AeadKey | None = None
+        self._salt = 0
+        self._nonce_length = 12
+
+    def __repr__(self) -> str:
+        return f"<FrameEncryptor codec={self.codec.value} kid={self._kid:#x} ctr={self._ctr}>"
+
+    @property
+    def kid(self) -> int:
+        """The KID of the last encrypted frame (0 before the first)."""
+        return self._kid
+
+    @property
+    def ctr(self) -> int:
+        """The CTR the next frame will use."""
+        return self._ctr
+
+    def _switch_kid(self) -> None:
+        first = self._aead is None
+        self._generation = self.keys.generation
+        self._kid = self.keys.new_sender_kid()
+        self._ctr = 0
+        key, salt = derive_key_salt(self.keys.suite, self._kid, self.keys.current.material)
+        self._aead = AeadKey(self.keys.suite, key)
+        self._salt = int.from_bytes(salt, "big")
+        self._nonce_length = len(salt)
+        if not first:
+            self.keyframe_wanted = True
+            self.stats.kid_switches += 1
+
+    def take_keyframe_request(self) -> bool:
+        """Return and clear :attr:`keyframe_wanted`."""
+        wanted, self.keyframe_wanted = self.keyframe_wanted, False
+        return wanted
+
+    def encrypt(self, frame: bytes) -> bytes:
+        """Return the frame-format-v1 ciphertext of ``frame``.
+
+        Raises :class:`InvalidFrame` (and counts it) if ``frame`` is shorter than its codec's
+        clear prefix: such input is not a frame of that codec and is never sent.
+        """
+        n = clear_prefix_length(self.codec, frame)
+        if len(frame) < n:
+            self.stats.refused += 1
+            raise InvalidFrame(f"{self.codec.value} frame of {len(frame)} bytes is shorter than its {n}-byte header")
+        if self._generation != self.keys.generation or self._ctr > MAX_VALUE:
+            self._switch_kid()
+        aead = self._aead
+        assert aead is not None
+        ctr = self._ctr
+        self._ctr = ctr + 1
+        header = encode_header(self._kid, ctr)
+        prefix = frame[:n]
+        nonce = (self._salt ^ ctr).to_bytes(self._nonce_length, "big")
+        out = prefix + header + aead.seal(nonce, header + prefix, frame[n:])
+        stats = self.stats
+        stats.frames += 1
+        stats.bytes_in += len(frame)
+        stats.bytes_out += len(out)
+        return out
+
+
+class _ReceiveKey:
+    __slots__ = ("base", "aead", "salt", "nonce_length", "window")
+
+    def __init__(self, base: BaseKey, aead: AeadKey, salt: bytes, window: int) -> None:
+        self.base = base
+        self.aead = aead
+        self.salt = int.from_bytes(salt, "big")
+        self.nonce_length = len(salt)
+        self.window = ReplayWindow(window)
+
+
+class FrameDecryptor:
+    """Verifies and decrypts one incoming stream's frames; every failure is a DecryptError.
+
+    Reports :class:`SecretMismatch` after ``mismatch_threshold`` consecutive key failures and
+    :class:`SecretMatch` on the first frame that decrypts after that, to ``on_event`` and to
+    every listener added with :meth:`add_listener`.
+    """
+
+    def __init__(
+        self,
+        keys: SharedSecret,
+        codec: str | Codec = Codec.GENERIC,
+        *,
+        on_event: EventListener | None = None,
+        replay_window: int = DEFAULT_WINDOW,
+        mismatch_threshold: int = DEFAULT_MISMATCH_THRESHOLD,
+    ) -> None:
+        if mismatch_threshold < 1:
+            raise ValueError("mismatch_threshold must be >= 1")
+        self.keys = keys
+        self.codec = codec_from_name(codec)
+        self.stats = DecryptorStats()
+        self.mismatched = False
+        self._listeners: list[EventListener] = [on_event] if on_event is not None else []
+        self._window = replay_window
+        self._threshold = mismatch_threshold
+        self._key_failures = 0
+        self._tag_length = suite_params(keys.suite).nt
+        self._kids: OrderedDict[int, _ReceiveKey] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return f"<FrameDecryptor codec={self.codec.value} frames={self.stats.frames} failed={self.stats.failed}>"
+
+    def add_listener(self, listener: EventListener) -> None:
+        self._listeners.append(listener)
+
+    def _emit(self, event: SecretEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a broken listener must not break the media path
+                logger.exception("secret event listener failed")
+
+    def decrypt(self, data: bytes) -> bytes:
+        """Return the plaintext frame (clear prefix included); raise a DecryptError subclass."""
+        return self.decrypt_frame(data).data
+
+    def decrypt_frame(self, data: bytes) -> DecryptedFrame:
+        """Like :meth:`decrypt`, also returning the frame's KID and CTR."""
+        try:
+            frame = self._open(data)
+        except DecryptError as exc:
+            self._fail(exc)
+            raise
+        self._key_failures = 0
+        stats = self.stats
+        stats.frames += 1
+        stats.bytes_in += len(data)
+        stats.bytes_out += len(frame.data)
+        if self.mismatched:
+            self.mismatched = False
+            self._emit(SecretMatch(frame.kid, self.keys.now()))
+        return frame
+
+    def _fail(self, exc: DecryptError) -> None:
+        self.stats.failures[exc.reason] = self.stats.failures.get(exc.reason, 0) + 1
+        if isinstance(exc, (UnknownKey, AuthenticationFailed)):
+            self._key_failures += 1
+            if not self.mismatched and self._key_failures >= self._threshold:
+                self.mismatched = True
+                self._emit(SecretMismatch(exc.kid if exc.kid is not None else -1, exc.reason, self.keys.now()))
+
+    def _open(self, data: bytes) -> DecryptedFrame:
+        n = clear_prefix_length(self.codec, data)
+        if len(data) < n + 1 + self._tag_length:
+            raise MalformedFrame("frame shorter than clear prefix, header and tag")
+        kid, ctr, header_length = decode_header(data, n)
+        body = n + header_length
+        if len(data) < body + self._tag_length:
+            raise MalformedFrame("frame shorter than clear prefix, header and tag")
+        aad = data[n:body] + data[:n]
+        entry = self._kids.get(kid)
+        if entry is not None and not self.keys.is_usable(entry.base):
+            del self._kids[kid]
+            entry = None
+        if entry is not None:
+            if not entry.window.check(ctr):
+                raise ReplayedFrame("frame counter already seen or too old")
+            nonce = (entry.salt ^ ctr).to_bytes(entry.nonce_length, "big")
+            try:
+                plaintext = entry.aead.open(nonce, aad, data[body:])
+            except AuthenticationFailed:
+                raise AuthenticationFailed("tag did not verify", kid=kid) from None
+            entry.window.accept(ctr)
+            self._kids.move_to_end(kid)
+            return DecryptedFrame(data[:n] + plaintext, kid, ctr)
+        candidates = self.keys.candidates(kid & 0xFF)
+        if not candidates:
+            raise UnknownKey("no secret matches the frame's key id", kid=kid)
+        for base in candidates:
+            key, salt = derive_key_salt(self.keys.suite, kid, base.material)
+            fresh = _ReceiveKey(base, AeadKey(self.keys.suite, key), salt, self._window)
+            nonce = (fresh.salt ^ ctr).to_bytes(fresh.nonce_length, "big")
+            try:
+                plaintext = fresh.aead.open(nonce, aad, data[body:])
+            except AuthenticationFailed:
+                continue
+            fresh.window.accept(ctr)
+            self._kids[kid] = fresh
+            while len(self._kids) > MAX_RECEIVE_KIDS:
+                self._kids.popitem(last=False)
+            return DecryptedFrame(data[:n] + plaintext, kid, ctr)
+        raise AuthenticationFailed("tag did not verify under any known secret", kid=kid)

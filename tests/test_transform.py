@@ -1,0 +1,224 @@
+"""FrameEncryptor / FrameDecryptor: layout, replay, rotation, events, and hostile input."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sealrtc import (
+    AuthenticationFailed,
+    DecryptError,
+    FrameDecryptor,
+    FrameEncryptor,
+    InvalidFrame,
+    MalformedFrame,
+    ReplayedFrame,
+    SecretMatch,
+    SecretMismatch,
+    SharedSecret,
+    UnknownKey,
+)
+from sealrtc import sframe
+from sealrtc.transform import MAX_RECEIVE_KIDS
+
+from .conftest import FakeClock
+
+VP8_KEY = bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A, 0x80, 0x02, 0xE0, 0x01]) + bytes(range(200))
+VP8_DELTA = bytes([0x31, 0x05, 0x00]) + bytes(range(100))
+OPUS = bytes([0x78]) + bytes(range(60))
+
+
+@pytest.fixture(scope="module")
+def keys() -> SharedSecret:
+    return SharedSecret("correct horse", context=b"room")
+
+
+def pair(keys: SharedSecret, codec: str) -> tuple[FrameEncryptor, FrameDecryptor]:
+    return FrameEncryptor(keys, codec=codec), FrameDecryptor(keys, codec=codec)
+
+
+@pytest.mark.parametrize(
+    ("codec", "frame", "prefix"),
+    [("vp8", VP8_KEY, 10), ("VP8", VP8_DELTA, 3), ("opus", OPUS, 1), ("Opus", OPUS, 1), ("h265", OPUS, 0)],
+)
+def test_layout_round_trip(keys: SharedSecret, codec: str, frame: bytes, prefix: int) -> None:
+    enc, dec = pair(keys, codec)
+    ct = enc.encrypt(frame)
+    assert ct[:prefix] == frame[:prefix]
+    assert frame[prefix:] not in ct  # the body is encrypted
+    kid, ctr, hlen = sframe.decode_header(ct, prefix)
+    assert (kid, ctr) == (enc.kid, 0)
+    assert len(ct) == len(frame) + hlen + 10
+    assert dec.decrypt(ct) == frame
+    assert enc.stats.frames == 1 and dec.stats.frames == 1
+
+
+def test_clear_prefix_is_authenticated(keys: SharedSecret) -> None:
+    enc, dec = pair(keys, "vp8")
+    ct = bytearray(enc.encrypt(VP8_DELTA))
+    ct[1] ^= 0x40  # inside the clear VP8 header
+    with pytest.raises(AuthenticationFailed):
+        dec.decrypt(bytes(ct))
+
+
+@pytest.mark.parametrize(("codec", "frame"), [("vp8", b""), ("vp8", VP8_KEY[:9]), ("vp8", b"\x01\x02"), ("opus", b"")])
+def test_encryptor_refuses_short_frames(keys: SharedSecret, codec: str, frame: bytes) -> None:
+    enc = FrameEncryptor(keys, codec=codec)
+    with pytest.raises(InvalidFrame):
+        enc.encrypt(frame)
+    assert enc.stats.refused == 1 and enc.stats.frames == 0
+
+
+def test_generic_empty_frame_round_trips(keys: SharedSecret) -> None:
+    enc, dec = pair(keys, "generic")
+    assert dec.decrypt(enc.encrypt(b"")) == b""
+
+
+def test_counters_never_repeat(keys: SharedSecret) -> None:
+    enc = FrameEncryptor(keys, codec="opus")
+    seen = {sframe.decode_header(enc.encrypt(OPUS), 1)[:2] for _ in range(300)}
+    assert len(seen) == 300 and {ctr for _, ctr in seen} == set(range(300))
+    assert enc.ctr == 300
+
+
+def test_two_encryptors_on_one_secret_use_distinct_kids(keys: SharedSecret) -> None:
+    a, b = FrameEncryptor(keys, codec="opus"), FrameEncryptor(keys, codec="opus")
+    a.encrypt(OPUS)
+    b.encrypt(OPUS)
+    assert a.kid != b.kid
+
+
+def test_replays_are_rejected_and_reorder_within_window_is_fine(keys: SharedSecret) -> None:
+    enc, dec = pair(keys, "opus")
+    frames = [enc.encrypt(OPUS) for _ in range(200)]
+    assert dec.decrypt(frames[5]) == OPUS
+    assert dec.decrypt(frames[3]) == OPUS  # late but inside the window
+    with pytest.raises(ReplayedFrame):
+        dec.decrypt(frames[5])
+    assert dec.decrypt(frames[199]) == OPUS
+    with pytest.raises(ReplayedFrame):
+        dec.decrypt(frames[4])  # 195 behind: outside the 128 window
+    assert dec.stats.failures["replayed"] == 2
+    assert not dec.mismatched  # replays are not a secret problem
+
+
+def test_wrong_secret_reports_mismatch_then_match(clock: FakeClock) -> None:
+    sender_keys = SharedSecret("alpha", clock=clock)
+    receiver_keys = SharedSecret("beta", clock=clock)
+    events: list[object] = []
+    enc = FrameEncryptor(sender_keys, codec="opus")
+    dec = FrameDecryptor(receiver_keys, codec="opus", on_event=events.append)
+    for _ in range(5):
+        with pytest.raises((UnknownKey, AuthenticationFailed)):
+            dec.decrypt(enc.encrypt(OPUS))
+    assert len(events) == 1 and isinstance(events[0], SecretMismatch)
+    assert events[0].kid == enc.kid
+    receiver_keys.set_secret("alpha")
+    assert dec.decrypt(enc.encrypt(OPUS)) == OPUS
+    assert len(events) == 2 and isinstance(events[1], SecretMatch)
+    assert dec.stats.frames == 1 and dec.stats.failed == 5
+
+
+def test_isolated_tampering_does_not_flap_events(keys: SharedSecret) -> None:
+    events: list[object] = []
+    enc = FrameEncryptor(keys, codec="opus")
+    dec = FrameDecryptor(keys, codec="opus", on_event=events.append)
+    for i in range(30):
+        ct = bytearray(enc.encrypt(OPUS))
+        if i % 3 == 0:
+            ct[-1] ^= 1
+            with pytest.raises(AuthenticationFailed):
+                dec.decrypt(bytes(ct))
+        else:
+            dec.decrypt(bytes(ct))
+    assert events == []
+    assert dec.stats.failures["authentication_failed"] == 10
+
+
+def test_rotation_switches_kid_and_wants_keyframe(clock: FakeClock) -> None:
+    tx = SharedSecret("one", grace=5, clock=clock)
+    rx = SharedSecret("one", grace=5, clock=clock)
+    enc, dec = FrameEncryptor(tx, codec="vp8"), FrameDecryptor(rx, codec="vp8")
+    old_frame_late = enc.encrypt(VP8_DELTA)
+    first_kid = enc.kid
+    assert not enc.take_keyframe_request()
+    tx.set_secret("two")
+    rx.set_secret("two")
+    new_frame = enc.encrypt(VP8_DELTA)
+    assert enc.kid != first_kid and enc.ctr == 1
+    assert enc.take_keyframe_request() and not enc.take_keyframe_request()
+    assert dec.decrypt(new_frame) == VP8_DELTA
+    assert dec.decrypt(old_frame_late) == VP8_DELTA  # in-flight frame of the old secret, in grace
+    clock.advance(6)
+    with pytest.raises(UnknownKey):
+        dec.decrypt(enc_old_secret_frame(clock))
+
+
+def enc_old_secret_frame(clock: FakeClock) -> bytes:
+    return FrameEncryptor(SharedSecret("one", clock=clock), codec="vp8").encrypt(VP8_DELTA)
+
+
+def test_decrypt_only_secret_allows_staged_switch(clock: FakeClock) -> None:
+    tx = SharedSecret("now", clock=clock)
+    rx = SharedSecret("now", clock=clock)
+    rx.add_decryption_secret("later")
+    enc, dec = FrameEncryptor(tx, codec="opus"), FrameDecryptor(rx, codec="opus")
+    tx.set_secret("later")
+    assert dec.decrypt(enc.encrypt(OPUS)) == OPUS
+
+
+def test_random_kid_flood_is_bounded(keys: SharedSecret) -> None:
+    dec = FrameDecryptor(keys, codec="generic")
+    rng = random.Random(7)
+    fp = keys.current.fingerprint
+    for _ in range(500):
+        kid = (rng.getrandbits(48) << 8) | (fp if rng.random() < 0.5 else rng.getrandbits(8))
+        frame = sframe.encode_header(kid, rng.getrandbits(20)) + rng.randbytes(40)
+        with pytest.raises((UnknownKey, AuthenticationFailed)):
+            dec.decrypt(frame)
+    assert len(dec._kids) == 0  # nothing is remembered for frames that never verified
+    senders = [FrameEncryptor(keys) for _ in range(MAX_RECEIVE_KIDS + 20)]
+    for s in senders:
+        dec.decrypt(s.encrypt(b"x"))
+    assert len(dec._kids) == MAX_RECEIVE_KIDS
+
+
+@settings(max_examples=300)
+@given(data=st.binary(max_size=120), codec=st.sampled_from(["vp8", "opus", "generic"]))
+def test_random_input_only_raises_decrypt_errors(keys: SharedSecret, data: bytes, codec: str) -> None:
+    dec = FrameDecryptor(keys, codec=codec)
+    with pytest.raises(DecryptError):
+        dec.decrypt(data)
+
+
+@settings(max_examples=200)
+@given(position=st.integers(min_value=0), bit=st.integers(0, 7), codec=st.sampled_from(["vp8", "opus"]))
+def test_bit_flips_and_truncations_are_rejected(keys: SharedSecret, position: int, bit: int, codec: str) -> None:
+    enc, dec = pair(keys, codec)
+    ct = enc.encrypt(VP8_KEY if codec == "vp8" else OPUS)
+    flipped = bytearray(ct)
+    flipped[position % len(ct)] ^= 1 << bit
+    with pytest.raises(DecryptError):
+        dec.decrypt(bytes(flipped))
+    with pytest.raises(DecryptError):
+        dec.decrypt(ct[: position % len(ct)])
+
+
+def test_truncated_to_prefix_is_malformed(keys: SharedSecret) -> None:
+    enc, dec = pair(keys, "vp8")
+    ct = enc.encrypt(VP8_KEY)
+    with pytest.raises(MalformedFrame):
+        dec.decrypt(ct[:12])
+
+
+def test_listener_errors_do_not_break_decryption(clock: FakeClock) -> None:
+    def broken(event: object) -> None:
+        raise RuntimeError("listener bug")
+
+    dec = FrameDecryptor(SharedSecret("b", clock=clock), codec="opus", on_event=broken, mismatch_threshold=1)
+    with pytest.raises(UnknownKey):
+        dec.decrypt(FrameEncryptor(SharedSecret("a", clock=clock), codec="opus").encrypt(OPUS))
+    assert dec.mismatched
