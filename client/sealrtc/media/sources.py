@@ -1,0 +1,173 @@
+"""Synthetic sources: a test-pattern video track, a tone audio track, a pre-encoded VP8 track.
+
+They pace themselves in real time like aiortc's own ``VideoStreamTrack`` (that is media timing,
+not synchronisation) and stop by themselves after ``duration`` seconds when one is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from collections.abc import Sequence
+
+import av
+import numpy as np
+import numpy.typing as npt
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+VIDEO_CLOCK_RATE = 90_000
+AUDIO_SAMPLE_RATE = 48_000
+AUDIO_PTIME = 0.020  # one Opus packet per RTP timestamp (aiortc's jitter buffer merges more)
+
+
+def test_pattern(width: int, height: int, index: int = 0, moving: bool = True) -> npt.NDArray[np.uint8]:
+    """An RGB24 frame: smooth colour gradients plus, if ``moving``, a bright square that moves."""
+    y, x = np.mgrid[0:height, 0:width]
+    frame = np.empty((height, width, 3), dtype=np.uint8)
+    frame[..., 0] = (x * 255 // max(1, width - 1)).astype(np.uint8)
+    frame[..., 1] = (y * 255 // max(1, height - 1)).astype(np.uint8)
+    frame[..., 2] = 128
+    size = max(8, min(width, height) // 6)
+    if moving:
+        left = (index * 4) % max(1, width - size)
+        top = (index * 2) % max(1, height - size)
+    else:
+        left, top = (width - size) // 2, (height - size) // 2
+    frame[top : top + size, left : left + size] = (255, 255, 255)
+    return frame
+
+
+class _Paced(MediaStreamTrack):
+    def __init__(self, duration: float | None) -> None:
+        super().__init__()
+        self._duration = duration
+        self._start: float | None = None
+
+    async def _wait_for(self, media_time: float) -> None:
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        if self._duration is not None and media_time >= self._duration:
+            self.stop()
+            raise MediaStreamError
+        delay = self._start + media_time - now
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class TestPatternVideoTrack(_Paced):
+    """Decoded RGB frames of :func:`test_pattern`, for aiortc to encode (VP8 by default)."""
+
+    kind = "video"
+    __test__ = False  # not a pytest class, despite its name
+
+    def __init__(
+        self, width: int = 320, height: int = 240, fps: int = 30, *, moving: bool = True, duration: float | None = None
+    ) -> None:
+        super().__init__(duration)
+        self.width, self.height, self.fps, self.moving = width, height, fps, moving
+        self.frames_sent = 0
+        self._static = test_pattern(width, height, moving=False) if not moving else None
+
+    def pattern(self, index: int) -> npt.NDArray[np.uint8]:
+        return self._static if self._static is not None else test_pattern(self.width, self.height, index, True)
+
+    async def recv(self) -> av.VideoFrame:
+        index = self.frames_sent
+        await self._wait_for(index / self.fps)
+        frame = av.VideoFrame.from_ndarray(self.pattern(index), format="rgb24")
+        frame.pts = index * VIDEO_CLOCK_RATE // self.fps
+        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK_RATE)
+        self.frames_sent += 1
+        return frame
+
+
+class ToneAudioTrack(_Paced):
+    """A sine tone in 20 ms mono frames at 48 kHz, for aiortc to encode with Opus."""
+
+    kind = "audio"
+
+    def __init__(self, frequency: float = 440.0, amplitude: float = 0.3, *, duration: float | None = None) -> None:
+        super().__init__(duration)
+        self.frequency = frequency
+        self.amplitude = amplitude
+        self.frames_sent = 0
+        self._samples = int(AUDIO_SAMPLE_RATE * AUDIO_PTIME)
+
+    async def recv(self) -> av.AudioFrame:
+        index = self.frames_sent
+        await self._wait_for(index * AUDIO_PTIME)
+        t = (np.arange(self._samples) + index * self._samples) / AUDIO_SAMPLE_RATE
+        pcm = (np.sin(2 * np.pi * self.frequency * t) * self.amplitude * 32767).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = AUDIO_SAMPLE_RATE
+        frame.pts = index * self._samples
+        frame.time_base = fractions.Fraction(1, AUDIO_SAMPLE_RATE)
+        self.frames_sent += 1
+        return frame
+
+
+def encode_vp8_clip(
+    frames: int = 60, width: int = 320, height: int = 240, fps: int = 30, gop: int = 30
+) -> list[tuple[bytes, bool]]:
+    """Encode a moving test pattern to VP8 once: ``[(frame bytes, is_keyframe), ...]``."""
+    codec = av.CodecContext.create("libvpx", "w")
+    codec.width, codec.height = width, height
+    codec.pix_fmt = "yuv420p"
+    codec.framerate = fractions.Fraction(fps, 1)
+    codec.time_base = fractions.Fraction(1, fps)
+    codec.bit_rate = 500_000
+    codec.gop_size = gop
+    codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+    out: list[tuple[bytes, bool]] = []
+    for i in range(frames):
+        image = av.VideoFrame.from_ndarray(test_pattern(width, height, i), format="rgb24").reformat(format="yuv420p")
+        image.pts = i
+        for packet in codec.encode(image):
+            out.append((bytes(packet), bool(packet.is_keyframe)))
+    for packet in codec.encode(None):
+        out.append((bytes(packet), bool(packet.is_keyframe)))
+    return out
+
+
+class PreEncodedVideoTrack(_Paced):
+    """Loops a pre-encoded VP8 clip as ``av.Packet``s (aiortc's ``pack()`` path: no encoding).
+
+    Implements ``request_keyframe()``: the hook sealrtc calls on PLI/FIR and after a secret
+    rotation; the next packet sent is the clip's next key frame.
+    """
+
+    kind = "video"
+
+    def __init__(self, clip: Sequence[tuple[bytes, bool]], fps: int = 30, *, duration: float | None = None) -> None:
+        super().__init__(duration)
+        if not clip or not any(key for _, key in clip):
+            raise ValueError("a pre-encoded clip needs at least one key frame")
+        self.clip = list(clip)
+        self.fps = fps
+        self.frames_sent = 0
+        self.keyframe_requests = 0
+        self._position = 0
+        self._keyframe_wanted = False
+
+    def request_keyframe(self) -> None:
+        self.keyframe_requests += 1
+        self._keyframe_wanted = True
+
+    async def recv(self) -> av.Packet:
+        index = self.frames_sent
+        await self._wait_for(index / self.fps)
+        if self._keyframe_wanted:
+            self._keyframe_wanted = False
+            while not self.clip[self._position][1]:
+                self._position = (self._position + 1) % len(self.clip)
+        data, _ = self.clip[self._position]
+        self._position = (self._position + 1) % len(self.clip)
+        packet = av.Packet(data)
+        packet.pts = index * VIDEO_CLOCK_RATE // self.fps
+        packet.time_base = fractions.Fraction(1, VIDEO_CLOCK_RATE)
+        self.frames_sent += 1
+        return packet

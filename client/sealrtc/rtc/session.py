@@ -1,0 +1,335 @@
+"""``sealrtc.attach(pc, keys)``: end-to-end encryption for every track of an RTCPeerConnection.
+
+A thin async shell over the sans-I/O :mod:`sealrtc.transform`; every aiortc private it needs is
+reached through :mod:`sealrtc.rtc.internals`. Hooks are per instance: the peer connection's own
+``addTrack`` / ``addTransceiver`` / ``set*Description`` are wrapped so tracks added before and
+after :func:`attach` are covered.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from pyee.asyncio import AsyncIOEventEmitter
+
+from ..errors import DecryptError, InvalidFrame, UnsupportedCodec
+from ..keys import SharedSecret
+from ..layout import codec_from_name, is_keyframe
+from ..ratelimit import RateLimiter
+from ..transform import FrameDecryptor, FrameEncryptor, SecretEvent
+from . import internals
+from .frames import EncodedFrame
+
+logger = logging.getLogger(__name__)
+
+UNSUPPORTED_MIME_TYPES = frozenset({"video/h264"})
+"""Codecs whose frames cannot be protected yet (H.264 needs the NAL-aware layout)."""
+KEYFRAME_REQUEST_INTERVAL = 1.0
+
+
+@dataclass(frozen=True)
+class TrackSecretEvent:
+    """``secret_mismatch`` / ``secret_match`` as emitted by an :class:`E2EESession`."""
+
+    type: str
+    kind: str
+    track_id: str
+    kid: int
+    reason: str | None
+    at: float
+
+
+@dataclass
+class _SendState:
+    sender: RTCRtpSender
+    encryptors: dict[str, FrameEncryptor] = field(default_factory=dict)
+    frames_dropped: int = 0
+    unsupported: int = 0
+    codec: str | None = None
+
+    def stats(self) -> dict[str, Any]:
+        track = self.sender.track
+        out: dict[str, Any] = {
+            "direction": "send",
+            "kind": self.sender.kind,
+            "track_id": track.id if track is not None else None,
+            "codec": self.codec,
+            "frames_encrypted": 0,
+            "bytes_in": 0,
+            "bytes_out": 0,
+            "kid_switches": 0,
+            "frames_dropped": self.frames_dropped,
+            "frames_unsupported_codec": self.unsupported,
+        }
+        for enc in self.encryptors.values():
+            for key, value in enc.stats.as_dict().items():
+                if key == "frames_refused":
+                    out["frames_dropped"] += value
+                else:
+                    out[key] += value
+        return out
+
+
+@dataclass
+class _ReceiveState:
+    receiver: RTCRtpReceiver
+    decryptors: dict[str, FrameDecryptor] = field(default_factory=dict)
+    keyframes: RateLimiter = field(default_factory=lambda: RateLimiter(KEYFRAME_REQUEST_INTERVAL))
+    frames_received: int = 0
+    unsupported: int = 0
+    keyframe_requests: int = 0
+    codec: str | None = None
+    first_received_at: float | None = None
+    first_frame_at: float | None = None
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "direction": "recv",
+            "kind": self.receiver.track.kind,
+            "track_id": self.receiver.track.id,
+            "codec": self.codec,
+            "frames_received": self.frames_received,
+            "frames_decrypted": 0,
+            "bytes_in": 0,
+            "bytes_out": 0,
+            "decrypt_failures": {},
+            "frames_unsupported_codec": self.unsupported,
+            "keyframe_requests": self.keyframe_requests,
+            "first_received_at": self.first_received_at,
+            "first_frame_at": self.first_frame_at,
+        }
+        for dec in self.decryptors.values():
+            for key, value in dec.stats.as_dict().items():
+                if key == "decrypt_failures":
+                    assert isinstance(value, dict)
+                    for reason, count in value.items():
+                        out[key][reason] = out[key].get(reason, 0) + count
+                else:
+                    out[key] += value
+        return out
+
+
+class E2EESession(AsyncIOEventEmitter):  # type: ignore[misc]
+    """The E2EE state of one peer connection. Events (pyee, like aiortc's own):
+
+    * ``"secret_mismatch"`` / ``"secret_match"`` with a :class:`TrackSecretEvent`;
+    * ``"error"``-free by design: problems such as an unsupported codec are raised from
+      ``setRemoteDescription`` or counted in :meth:`stats`, never emitted as ``"error"``
+      (pyee raises unhandled ``"error"`` events).
+    """
+
+    def __init__(self, pc: RTCPeerConnection, keys: SharedSecret, *, decode: bool = True) -> None:
+        super().__init__()
+        self.pc = pc
+        self.keys = keys
+        self.decode = decode
+        self._senders: dict[int, _SendState] = {}
+        self._receivers: dict[int, _ReceiveState] = {}
+        self._remove_rotation_listener = keys.add_rotation_listener(self._on_rotation)
+        self._wrap_peer_connection()
+        self._scan()
+
+    # -- wiring -------------------------------------------------------------------------------
+
+    def _wrap_peer_connection(self) -> None:
+        pc = self.pc
+        add_track = pc.addTrack
+        add_transceiver = pc.addTransceiver
+        set_local = pc.setLocalDescription
+        set_remote = pc.setRemoteDescription
+
+        def wrapped_add_track(track: Any) -> RTCRtpSender:
+            sender = add_track(track)
+            self._scan()
+            return sender
+
+        def wrapped_add_transceiver(*args: Any, **kwargs: Any) -> RTCRtpTransceiver:
+            transceiver = add_transceiver(*args, **kwargs)
+            self._scan()
+            return transceiver
+
+        async def wrapped_set_local(*args: Any, **kwargs: Any) -> None:
+            self._scan()
+            await set_local(*args, **kwargs)
+            self._scan()
+
+        async def wrapped_set_remote(*args: Any, **kwargs: Any) -> None:
+            await set_remote(*args, **kwargs)
+            self._scan()
+            self._check_codecs()
+
+        pc.addTrack = wrapped_add_track
+        pc.addTransceiver = wrapped_add_transceiver
+        pc.setLocalDescription = wrapped_set_local
+        pc.setRemoteDescription = wrapped_set_remote
+
+    def _scan(self) -> None:
+        for transceiver in self.pc.getTransceivers():
+            sender, receiver = transceiver.sender, transceiver.receiver
+            if id(sender) not in self._senders:
+                self._senders[id(sender)] = state = _SendState(sender)
+                internals.hook_sender(
+                    sender,
+                    lambda codec, frame, state=state: self._send_transform(state, codec, frame),
+                    lambda sender=sender: self._notify_source(sender),
+                )
+                self._prefer_supported_codecs(transceiver)
+            if id(receiver) not in self._receivers:
+                self._receivers[id(receiver)] = rstate = _ReceiveState(receiver)
+                internals.hook_receiver(
+                    receiver,
+                    lambda codec, frame, rstate=rstate: self._receive_transform(rstate, codec, frame),
+                )
+
+    @staticmethod
+    def _prefer_supported_codecs(transceiver: RTCRtpTransceiver) -> None:
+        if transceiver.kind != "video":
+            return
+        codecs = RTCRtpSender.getCapabilities("video").codecs
+        allowed = [c for c in codecs if c.mimeType.lower() not in UNSUPPORTED_MIME_TYPES]
+        try:
+            transceiver.setCodecPreferences(allowed)
+        except Exception:  # e.g. a stopped transceiver: negotiation check still applies
+            logger.debug("could not set codec preferences", exc_info=True)
+
+    def _check_codecs(self) -> None:
+        for transceiver in self.pc.getTransceivers():
+            names = internals.negotiated_codec_names(transceiver)
+            if names and names[0].lower() in UNSUPPORTED_MIME_TYPES:
+                raise UnsupportedCodec(
+                    f"{names[0]} was negotiated for {transceiver.kind} (mid {transceiver.mid}), but sealrtc "
+                    "cannot end-to-end encrypt it yet: offer VP8"
+                )
+
+    # -- send path ----------------------------------------------------------------------------
+
+    def _on_rotation(self) -> None:
+        for state in self._senders.values():
+            if state.sender.track is not None and state.sender.kind == "video":
+                internals.request_sender_keyframe(state.sender)
+
+    @staticmethod
+    def _notify_source(sender: RTCRtpSender) -> None:
+        request = getattr(sender.track, "request_keyframe", None)
+        if callable(request):
+            request()
+
+    def _send_transform(self, state: _SendState, codec: Any, frame: Any) -> Any:
+        mime = codec.mimeType.lower()
+        state.codec = codec.mimeType
+        if mime in UNSUPPORTED_MIME_TYPES:
+            state.unsupported += 1
+            return None
+        encryptor = state.encryptors.get(mime)
+        if encryptor is None:
+            encryptor = state.encryptors[mime] = FrameEncryptor(self.keys, codec=codec_from_name(mime))
+        try:
+            if mime == "video/vp8":
+                data, picture_id = internals.vp8_depacketize(frame.payloads)
+                frame.payloads = internals.vp8_packetize(encryptor.encrypt(data), picture_id)
+            else:
+                payloads = []
+                for payload in frame.payloads:
+                    try:
+                        payloads.append(encryptor.encrypt(payload))
+                    except InvalidFrame:
+                        continue
+                if not payloads:
+                    return None
+                frame.payloads = payloads
+        except (InvalidFrame, ValueError):
+            state.frames_dropped += 1
+            return None
+        # The audio-level header extension would leak voice activity in clear.
+        frame.audio_level = None
+        if encryptor.take_keyframe_request() and state.sender.kind == "video":
+            internals.request_sender_keyframe(state.sender)
+        return frame
+
+    # -- receive path -------------------------------------------------------------------------
+
+    def _receive_transform(self, state: _ReceiveState, codec: Any, frame: Any) -> bool:
+        mime = codec.mimeType.lower()
+        state.codec = codec.mimeType
+        state.frames_received += 1
+        if state.first_received_at is None:
+            state.first_received_at = time.monotonic()
+        if mime in UNSUPPORTED_MIME_TYPES:
+            state.unsupported += 1
+            return False
+        decryptor = state.decryptors.get(mime)
+        if decryptor is None:
+            decryptor = state.decryptors[mime] = FrameDecryptor(self.keys, codec=codec_from_name(mime))
+            decryptor.add_listener(lambda event: self._on_secret_event(state, event))
+        try:
+            plain = decryptor.decrypt_frame(frame.data)
+        except DecryptError:
+            return False
+        if state.first_frame_at is None:
+            state.first_frame_at = time.monotonic()
+        if self.decode:
+            frame.data = plain.data
+            return True
+        internals.push_to_track(
+            state.receiver,
+            EncodedFrame(
+                data=plain.data,
+                timestamp=frame.timestamp,
+                codec=codec.mimeType,
+                clock_rate=codec.clockRate,
+                keyframe=is_keyframe(codec_from_name(mime), plain.data),
+                kid=plain.kid,
+                ctr=plain.ctr,
+            ),
+        )
+        return False
+
+    def _on_secret_event(self, state: _ReceiveState, event: SecretEvent) -> None:
+        track = state.receiver.track
+        self.emit(
+            event.type,
+            TrackSecretEvent(
+                type=event.type,
+                kind=track.kind,
+                track_id=track.id,
+                kid=event.kid,
+                reason=getattr(event, "reason", None),
+                at=event.at,
+            ),
+        )
+        if event.type == "secret_match" and track.kind == "video":
+            self.request_keyframe(state)
+
+    def request_keyframe(self, state: _ReceiveState) -> None:
+        if state.keyframes.allow(time.monotonic()):
+            state.keyframe_requests += 1
+            internals.send_pli(state.receiver)
+
+    # -- public -------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Plain-dict statistics: ``{"tracks": [...per sender and receiver...]}``."""
+        tracks = [s.stats() for s in self._senders.values() if s.sender.track is not None or s.codec]
+        tracks += [r.stats() for r in self._receivers.values() if r.codec is not None]
+        return {"tracks": tracks}
+
+    def close(self) -> None:
+        """Stop following key rotations (the peer connection's hooks die with it)."""
+        self._remove_rotation_listener()
+
+
+def attach(pc: RTCPeerConnection, keys: SharedSecret, *, decode: bool = True) -> E2EESession:
+    """Make every sender of ``pc`` encrypt and every receiver decrypt, now and later.
+
+    With ``decode=False`` received tracks yield decrypted :class:`EncodedFrame` objects instead
+    of decoded media (verify-only agents, forwarding).
+    """
+    return E2EESession(pc, keys, decode=decode)
+
+
+OnEvent = Callable[[TrackSecretEvent], Awaitable[None] | None]

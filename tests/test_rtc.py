@@ -1,0 +1,244 @@
+"""E2EE on real aiortc peer connections (in the private network namespace)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from aiortc import RTCPeerConnection
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+import sealrtc
+from sealrtc import SharedSecret
+from sealrtc.media import PreEncodedVideoTrack, TestPatternVideoTrack, ToneAudioTrack, psnr
+from sealrtc.media.sources import encode_vp8_clip
+from sealrtc.rtc.frames import EncodedFrame
+from sealrtc.rtc.passthrough import ForwardingTrack, PassthroughSession
+from sealrtc.rtc.session import TrackSecretEvent
+
+from .media_helpers import Collector, band_energy_ratio
+from .rtc_helpers import connect, new_pc, require_namespace, wait_until
+
+TONE = 440.0
+
+
+@pytest.fixture
+async def pcs() -> AsyncIterator[list[RTCPeerConnection]]:
+    require_namespace()
+    made: list[RTCPeerConnection] = []
+    yield made
+    for pc in made:
+        await pc.close()
+
+
+def pair(pcs: list[RTCPeerConnection]) -> tuple[RTCPeerConnection, RTCPeerConnection]:
+    pub, sub = new_pc(), new_pc()
+    pcs.extend([pub, sub])
+    return pub, sub
+
+
+def recv_stats(session: sealrtc.E2EESession, kind: str) -> dict[str, object]:
+    return next(t for t in session.stats()["tracks"] if t["direction"] == "recv" and t["kind"] == kind)
+
+
+def send_stats(session: sealrtc.E2EESession, kind: str) -> dict[str, object]:
+    return next(t for t in session.stats()["tracks"] if t["direction"] == "send" and t["kind"] == kind)
+
+
+async def test_same_secret_delivers_source_media(pcs: list[RTCPeerConnection]) -> None:
+    pub, sub = pair(pcs)
+    pub_session = sealrtc.attach(pub, SharedSecret("same secret", context=b"t1"))
+    sub_session = sealrtc.attach(sub, SharedSecret("same secret", context=b"t1"))
+    video = TestPatternVideoTrack(moving=False)
+    pub.addTrack(video)
+    pub.addTrack(ToneAudioTrack(TONE))
+    got = Collector(sub)
+    await connect(pub, sub)
+    await wait_until(lambda: got.video_count >= 40 and got.audio_samples >= 48_000, got.changed, 20)
+    assert got.last_video is not None
+    assert psnr(got.last_video, video.pattern(0)) > 30
+    assert band_energy_ratio(got.audio(), got.audio_rate, TONE) > 0.9
+    v_in, a_in = recv_stats(sub_session, "video"), recv_stats(sub_session, "audio")
+    assert v_in["frames_decrypted"] >= 40 and a_in["frames_decrypted"] >= 50
+    assert sum(v_in["decrypt_failures"].values()) == 0  # type: ignore[union-attr]
+    assert send_stats(pub_session, "video")["frames_encrypted"] >= 40
+    assert v_in["codec"] == "video/VP8" and a_in["codec"] == "audio/opus"
+    got.stop()
+
+
+async def test_wrong_secret_reaches_nothing_and_reports_mismatch(pcs: list[RTCPeerConnection]) -> None:
+    pub, sub = pair(pcs)
+    sealrtc.attach(pub, SharedSecret("publisher secret"))
+    sub_session = sealrtc.attach(sub, SharedSecret("another secret"))
+    source = PreEncodedVideoTrack(encode_vp8_clip(60))
+    pub.addTrack(source)
+    pub.addTrack(ToneAudioTrack(TONE))
+    got = Collector(sub)
+    mismatches: list[TrackSecretEvent] = []
+    seen = asyncio.Event()
+
+    def on_mismatch(event: TrackSecretEvent) -> None:
+        mismatches.append(event)
+        seen.set()
+
+    sub_session.on("secret_mismatch", on_mismatch)
+    await connect(pub, sub)
+    await wait_until(lambda: {e.kind for e in mismatches} == {"audio", "video"}, seen, 15)
+    for kind in ("audio", "video"):
+        first = recv_stats(sub_session, kind)["first_received_at"]
+        event = next(e for e in mismatches if e.kind == kind)
+        assert isinstance(first, float) and event.at - first < 1.0
+    # Keep receiving for a while: still nothing reaches the application.
+    frames_before = recv_stats(sub_session, "video")["frames_received"]
+    await wait_until(
+        lambda: recv_stats(sub_session, "video")["frames_received"] >= frames_before + 30,  # type: ignore[operator]
+        got_changed_or_tick(sub_session),
+        10,
+    )
+    assert got.video_count == 0 and got.audio_count == 0
+    assert recv_stats(sub_session, "video")["frames_decrypted"] == 0
+    assert len(mismatches) == 2  # one per track, no flapping
+    assert source.keyframe_requests <= 2  # the publisher is not flooded with PLIs
+    got.stop()
+
+
+def got_changed_or_tick(session: sealrtc.E2EESession) -> asyncio.Event:
+    """An event set whenever the session's receivers see a frame (wraps the stats counter)."""
+    event = asyncio.Event()
+    for state in session._receivers.values():
+        original = state.receiver._RTCRtpReceiver__decoder_queue.put  # type: ignore[attr-defined]
+
+        def put(item: object, *args: object, original: object = original) -> None:
+            original(item, *args)  # type: ignore[operator]
+            event.set()
+
+        state.receiver._RTCRtpReceiver__decoder_queue.put = put  # type: ignore[attr-defined]
+    return event
+
+
+async def test_receiver_without_e2ee_gets_no_clean_media(pcs: list[RTCPeerConnection]) -> None:
+    pub, sub = pair(pcs)
+    sealrtc.attach(pub, SharedSecret("secret"))
+    video = TestPatternVideoTrack(moving=False)
+    pub.addTrack(video)
+    pub.addTrack(ToneAudioTrack(TONE))
+    got = Collector(sub)  # plain aiortc: no attach
+    await connect(pub, sub)
+    await wait_until(lambda: got.audio_samples >= 48_000, got.changed, 20)
+    assert band_energy_ratio(got.audio(), got.audio_rate, TONE) < 0.5
+    if got.last_video is not None:  # VP8 may decode garbage or nothing at all
+        assert psnr(got.last_video, video.pattern(0)) < 20
+    got.stop()
+
+
+async def test_rotation_mid_stream_keeps_media_flowing(pcs: list[RTCPeerConnection]) -> None:
+    pub, sub = pair(pcs)
+    tx, rx = SharedSecret("first", context=b"rot"), SharedSecret("first", context=b"rot")
+    pub_session = sealrtc.attach(pub, tx)
+    sub_session = sealrtc.attach(sub, rx)
+    video = TestPatternVideoTrack(moving=False)
+    pub.addTrack(video)
+    pub.addTrack(ToneAudioTrack(TONE))
+    got = Collector(sub)
+    await connect(pub, sub)
+    await wait_until(lambda: got.video_count >= 20 and got.audio_count >= 20, got.changed, 20)
+    v0, a0 = got.video_count, got.audio_count
+    tx.set_secret("second")
+    rx.set_secret("second")
+    await wait_until(lambda: got.video_count >= v0 + 40 and got.audio_count >= a0 + 50, got.changed, 20)
+    assert send_stats(pub_session, "video")["kid_switches"] == 1
+    assert send_stats(pub_session, "audio")["kid_switches"] == 1
+    assert psnr(got.last_video, video.pattern(0)) > 30  # type: ignore[arg-type]
+    failures = recv_stats(sub_session, "video")["decrypt_failures"]
+    assert sum(failures.values()) <= 5  # type: ignore[union-attr]
+    got.stop()
+
+
+async def test_tampering_forwarder_is_detected_without_crash(pcs: list[RTCPeerConnection]) -> None:
+    require_namespace()
+    pub, mid_in, mid_out, sub = new_pc(), new_pc(), new_pc(), new_pc()
+    pcs.extend([pub, mid_in, mid_out, sub])
+    sealrtc.attach(pub, SharedSecret("mitm"))
+    sub_session = sealrtc.attach(sub, SharedSecret("mitm"))
+    PassthroughSession(mid_in)
+    PassthroughSession(mid_out)
+    pub.addTrack(TestPatternVideoTrack())
+    pub.addTrack(ToneAudioTrack(TONE))
+    forwarded: list[int] = []
+
+    async def tamper(track: MediaStreamTrack, out: ForwardingTrack) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                assert isinstance(frame, EncodedFrame)
+                data = bytearray(frame.data)
+                data[-1] ^= 0x01  # flip one bit of the tag
+                out.feed(EncodedFrame(bytes(data), frame.timestamp, frame.codec, frame.clock_rate, frame.keyframe))
+                forwarded.append(1)
+        except MediaStreamError:
+            out.end()
+
+    tasks: list[asyncio.Task[None]] = []
+
+    def on_track(track: MediaStreamTrack) -> None:
+        out = ForwardingTrack(track.kind)
+        mid_out.addTrack(out)
+        tasks.append(asyncio.ensure_future(tamper(track, out)))
+
+    mid_in.on("track", on_track)
+    got = Collector(sub)
+    await connect(pub, mid_in)
+    await connect(mid_out, sub)
+    tick = got_changed_or_tick(sub_session)
+    await wait_until(
+        lambda: all(
+            sum(recv_stats(sub_session, k)["decrypt_failures"].values()) >= 20  # type: ignore[union-attr]
+            for k in ("audio", "video")
+            if any(t["kind"] == k and t["direction"] == "recv" for t in sub_session.stats()["tracks"])
+        )
+        and len(sub_session.stats()["tracks"]) == 2,
+        tick,
+        20,
+    )
+    for kind in ("audio", "video"):
+        stats = recv_stats(sub_session, kind)
+        assert stats["frames_decrypted"] == 0
+        assert stats["decrypt_failures"]["authentication_failed"] >= 20  # type: ignore[index]
+    assert got.video_count == 0 and got.audio_count == 0
+    assert sub.connectionState == "connected"
+    assert all(r.track.readyState == "live" for r in sub.getReceivers())
+    for task in tasks:
+        task.cancel()
+    got.stop()
+
+
+async def test_h264_is_refused_under_e2ee(pcs: list[RTCPeerConnection]) -> None:
+    from aiortc import RTCRtpSender
+
+    pub, sub = pair(pcs)
+    sealrtc.attach(pub, SharedSecret("x"))
+    transceiver = pub.addTransceiver(TestPatternVideoTrack(), direction="sendonly")
+    h264 = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/H264"]
+    transceiver.setCodecPreferences(h264)  # the user insists on H.264
+    await pub.setLocalDescription(await pub.createOffer())
+    await sub.setRemoteDescription(pub.localDescription)
+    await sub.setLocalDescription(await sub.createAnswer())
+    with pytest.raises(sealrtc.UnsupportedCodec, match="H264"):
+        await pub.setRemoteDescription(sub.localDescription)
+
+
+async def test_attach_after_tracks_were_added(pcs: list[RTCPeerConnection]) -> None:
+    pub, sub = pair(pcs)
+    pub.addTrack(ToneAudioTrack(TONE))
+    pub_session = sealrtc.attach(pub, SharedSecret("late"))
+    sealrtc.attach(sub, SharedSecret("late"), decode=False)
+    got = Collector(sub)
+    await connect(pub, sub)
+    await wait_until(lambda: len(got.other) >= 10, got.changed, 20)
+    frame = got.other[-1]
+    assert isinstance(frame, EncodedFrame)
+    assert frame.codec == "audio/opus" and frame.kid is not None and frame.ctr is not None
+    assert frame.kid & 0xFF == pub_session.keys.current.fingerprint
+    assert send_stats(pub_session, "audio")["frames_encrypted"] >= 10
+    got.stop()
