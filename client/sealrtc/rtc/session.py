@@ -128,6 +128,8 @@ class E2EESession(AsyncIOEventEmitter):  # type: ignore[misc]
         self.pc = pc
         self.keys = keys
         self.decode = decode
+        self.plaintext_observer: Callable[[bytes], None] | None = None
+        """Called with every plaintext frame before it is encrypted (the demo hashes them)."""
         self._senders: dict[int, _SendState] = {}
         self._receivers: dict[int, _ReceiveState] = {}
         self._remove_rotation_listener = keys.add_rotation_listener(self._on_rotation)
@@ -228,13 +230,18 @@ class E2EESession(AsyncIOEventEmitter):  # type: ignore[misc]
         encryptor = state.encryptors.get(mime)
         if encryptor is None:
             encryptor = state.encryptors[mime] = FrameEncryptor(self.keys, codec=codec_from_name(mime))
+        observe = self.plaintext_observer
         try:
             if mime == "video/vp8":
                 data, picture_id = internals.vp8_depacketize(frame.payloads)
+                if observe is not None:
+                    observe(data)
                 frame.payloads = internals.vp8_packetize(encryptor.encrypt(data), picture_id)
             else:
                 payloads = []
                 for payload in frame.payloads:
+                    if observe is not None:
+                        observe(payload)
                     try:
                         payloads.append(encryptor.encrypt(payload))
                     except InvalidFrame:

@@ -1,0 +1,6 @@
+"""Headless agents: a publisher bot and a subscriber test agent (WHIP/WHEP)."""
+
+from .publisher import PublisherAgent
+from .subscriber import SubscriberAgent
+
+__all__ = ["PublisherAgent", "SubscriberAgent"]

@@ -1,0 +1,101 @@
+"""``sealrtc demo``: relay + publisher + keyed and keyless subscribers, then the proof."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from ..isolation import inside_namespace, run_isolated
+from .main import ExitStatus, random_demo_secret, read_secret, write_json
+
+
+def run_demo_command(args: argparse.Namespace, argv: list[str]) -> ExitStatus:
+    if not args.no_isolate and not inside_namespace():
+        code = run_isolated([sys.executable, "-m", "sealrtc", *argv[1:]])
+        return ExitStatus.OK if code == 0 else ExitStatus.INTERRUPTED if code == 130 else ExitStatus.FAILURE
+    return asyncio.run(run_demo(args))
+
+
+def _progress(rows: dict[str, Any], elapsed: float, duration: float) -> Table:
+    table = Table(title=f"sealrtc demo — {elapsed:4.1f} / {duration:.0f} s")
+    for col in ("", "frames"):
+        table.add_column(col, justify="right")
+    for name, value in rows.items():
+        table.add_row(name, str(value))
+    return table
+
+
+async def run_demo(args: argparse.Namespace) -> ExitStatus:
+    from ..agents import PublisherAgent, SubscriberAgent
+    from ..keys import SharedSecret
+    from ..relay.server import start_relay
+
+    secret = read_secret(args, required=False) or random_demo_secret()
+    context = b"sealrtc-demo"
+    relay, runner, port = await start_relay("127.0.0.1", 0)
+    base = f"http://127.0.0.1:{port}"
+    publisher = PublisherAgent(SharedSecret(secret, context=context), record_plaintext=True)
+    keyed = SubscriberAgent(SharedSecret(secret, context=context), name="with-secret")
+    keyless = SubscriberAgent(SharedSecret(random_demo_secret(), context=context), name="without-secret")
+    console = Console(stderr=True)
+    try:
+        await publisher.publish_whip(f"{base}/whip/demo")
+        await keyed.subscribe_whep(f"{base}/whep/demo")
+        await keyless.subscribe_whep(f"{base}/whep/demo")
+        start = time.monotonic()
+
+        def rows() -> dict[str, Any]:
+            return {
+                "sent (video+audio)": publisher.video.frames_sent + publisher.audio.frames_sent,
+                "forwarded by relay": relay.stats.frames_forwarded,
+                "decoded with secret": sum(keyed.decoded.values()),
+                "decoded without secret": sum(keyless.decoded.values()),
+            }
+
+        if args.quiet:
+            await asyncio.sleep(args.duration)  # media streams in real time for the demo's length
+        else:
+            with Live(_progress(rows(), 0, args.duration), console=console, refresh_per_second=4) as live:
+                while (elapsed := time.monotonic() - start) < args.duration:
+                    await asyncio.sleep(0.25)  # display refresh cadence
+                    live.update(_progress(rows(), elapsed, args.duration))
+    finally:
+        await publisher.close()
+        await keyed.close()
+        await keyless.close()
+        await runner.cleanup()
+
+    plaintext_seen = len(publisher.plaintext_digests & relay.forwarded_digests)
+    subs = [keyed.summary() | {"secret": True}, keyless.summary() | {"secret": False}]
+    summary = {
+        "duration": args.duration,
+        "publisher": publisher.summary(),
+        "subscribers": subs,
+        "relay": relay.stats.as_dict()
+        | {"plaintext_frames": plaintext_seen, "frames_hashed": len(relay.forwarded_digests)},
+    }
+    ok = subs[0]["frames_decoded"] > 0 and subs[1]["frames_decoded"] == 0 and plaintext_seen == 0
+    summary["ok"] = ok
+    if not args.quiet:
+        table = Table(title="sealrtc demo summary")
+        for col in ("", "with secret", "without secret"):
+            table.add_column(col, justify="right")
+        table.add_row("frames sent", str(sum(publisher.summary()["frames_sent"].values())), "")
+        table.add_row("frames forwarded by relay", str(relay.stats.frames_forwarded), "")
+        for key in ("frames_decrypted", "frames_decoded"):
+            table.add_row(key.replace("_", " "), str(subs[0][key]), str(subs[1][key]))
+        for reason in ("malformed", "unknown_key", "authentication_failed", "replayed"):
+            counts = [sum(t.get("decrypt_failures", {}).get(reason, 0) for t in s["tracks"]) for s in subs]
+            table.add_row(f"failures: {reason}", str(counts[0]), str(counts[1]))
+        table.add_row("plaintext frames seen by relay", str(plaintext_seen), "")
+        console.print(table)
+        console.print("[green]OK[/green]: only ciphertext crossed the relay" if ok else "[red]FAILED[/red]")
+    write_json(args.json, summary)
+    return ExitStatus.OK if ok else ExitStatus.FAILURE

@@ -1,0 +1,39 @@
+"""Run sealrtc inside a private network namespace (what ``scripts/isolated`` does, in Python).
+
+``sealrtc demo`` re-executes itself in one so that its WebRTC traffic cannot leave the machine:
+``unshare -n`` as root, ``unshare -rn`` otherwise, then a veth pair with two addresses (WebRTC
+stacks ignore loopback). Inside, ``SEALRTC_NETNS=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+
+SETUP = (
+    "ip link set lo up && "
+    "ip link add sealrtc0 type veth peer name sealrtc1 && "
+    "ip addr add 10.77.0.1/24 dev sealrtc0 && ip addr add 10.77.0.2/24 dev sealrtc1 && "
+    "ip link set sealrtc0 up && ip link set sealrtc1 up && "
+    "(sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 2>/dev/null || true)"
+)
+
+
+def inside_namespace() -> bool:
+    return os.environ.get("SEALRTC_NETNS") == "1"
+
+
+def run_isolated(argv: list[str]) -> int:
+    """Run ``argv`` in a fresh private namespace; return its exit code (127 if impossible)."""
+    if not shutil.which("unshare") or not shutil.which("ip"):
+        print("sealrtc: 'unshare' and 'ip' (util-linux, iproute2) are needed to isolate the demo", file=sys.stderr)
+        return 127
+    flags = "-n" if os.geteuid() == 0 else "-rn"
+    script = f"{SETUP} && export SEALRTC_NETNS=1 && exec {shlex.join(argv)}"
+    try:
+        return subprocess.call(["unshare", flags, "--", "sh", "-c", script])
+    except KeyboardInterrupt:
+        return 130

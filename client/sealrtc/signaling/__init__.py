@@ -1,0 +1,1 @@
+"""Signaling clients: WHIP/WHEP (``sealrtc.signaling.whip``)."""

@@ -1,0 +1,59 @@
+"""WHIP (RFC 9725) and WHEP clients over aiohttp: POST an SDP offer, get 201 + answer + Location."""
+
+from __future__ import annotations
+
+from urllib.parse import urljoin
+
+import aiohttp
+from aiortc import RTCPeerConnection, RTCSessionDescription
+
+from ..errors import SealError
+
+
+class SignalingError(SealError):
+    """The signaling server refused or could not be reached (message is safe to print)."""
+
+
+async def _exchange(pc: RTCPeerConnection, url: str, timeout: float) -> str:
+    await pc.setLocalDescription(await pc.createOffer())
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http:
+            async with http.post(
+                url, data=pc.localDescription.sdp, headers={"Content-Type": "application/sdp"}
+            ) as response:
+                body = await response.text()
+                if response.status != 201:
+                    reason = body.strip().splitlines()[0] if body.strip() else response.reason
+                    raise SignalingError(f"{url} answered {response.status}: {reason}")
+                location = response.headers.get("Location")
+                if not location:
+                    raise SignalingError(f"{url} gave no Location for the session")
+    except aiohttp.ClientError as exc:
+        raise SignalingError(f"cannot reach {url}: {exc.__class__.__name__}: {exc}") from None
+    except TimeoutError:
+        raise SignalingError(f"{url} did not answer within {timeout:.0f} s") from None
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
+    return urljoin(url, location)
+
+
+async def whip_publish(pc: RTCPeerConnection, url: str, *, timeout: float = 10.0) -> str:
+    """Publish ``pc``'s tracks to a WHIP endpoint; return the session resource URL."""
+    return await _exchange(pc, url, timeout)
+
+
+async def whep_subscribe(pc: RTCPeerConnection, url: str, *, timeout: float = 10.0) -> str:
+    """Subscribe with receive-only audio and video; return the session resource URL."""
+    if not pc.getTransceivers():
+        pc.addTransceiver("video", direction="recvonly")
+        pc.addTransceiver("audio", direction="recvonly")
+    return await _exchange(pc, url, timeout)
+
+
+async def delete_resource(url: str, *, timeout: float = 5.0) -> None:
+    """Leave a WHIP/WHEP session (errors are ignored: the server may already be gone)."""
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http:
+            async with http.delete(url):
+                pass
+    except (aiohttp.ClientError, TimeoutError):
+        pass
