@@ -105,8 +105,12 @@ class Relay:
             raise web.HTTPUnsupportedMediaType(text="Content-Type must be application/sdp\n")
         try:
             sdp = await request.text()
-        except (UnicodeDecodeError, web.HTTPRequestEntityTooLarge):
-            raise web.HTTPBadRequest(text="SDP offer unreadable or too large\n") from None
+        except web.HTTPRequestEntityTooLarge:
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=MAX_SDP_BYTES, actual_size=request.content_length or 0, text="SDP offer too large\n"
+            ) from None
+        except UnicodeDecodeError:
+            raise web.HTTPBadRequest(text="SDP offer is not UTF-8\n") from None
         if not sdp.startswith("v=0") or "m=" not in sdp:
             raise web.HTTPBadRequest(text="body is not an SDP offer\n")
         room = self._rooms.setdefault(room_name, _Room(room_name))

@@ -1,0 +1,154 @@
+"""The embedded relay: WHIP/WHEP system tests in the private namespace, bad requests, the demo."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from sealrtc import SharedSecret
+from sealrtc.agents import PublisherAgent, SubscriberAgent
+from sealrtc.relay.server import Relay, start_relay
+
+from .rtc_helpers import require_namespace
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def relay() -> AsyncIterator[tuple[Relay, str]]:
+    require_namespace()
+    server, runner, port = await start_relay("127.0.0.1", 0)
+    yield server, f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+async def until(predicate: object, timeout: float = 15.0) -> None:
+    """Poll a cheap predicate at media cadence (frames arrive every ~20 ms; no event spans agents)."""
+    async def loop() -> None:
+        while not predicate():  # type: ignore[operator]
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(loop(), timeout)
+
+
+def test_relay_never_imports_keys() -> None:
+    for path in (ROOT / "client/sealrtc/relay").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or "", *(a.name for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            assert not any("keys" in n.split(".") or n == "SharedSecret" for n in names), path
+
+
+async def test_publish_and_subscribe_with_and_without_secret(relay: tuple[Relay, str]) -> None:
+    server, base = relay
+    pub = PublisherAgent(SharedSecret("relay test", context=b"r1"), record_plaintext=True)
+    good = SubscriberAgent(SharedSecret("relay test", context=b"r1"))
+    bad = SubscriberAgent(SharedSecret("not the secret", context=b"r1"))
+    try:
+        await good.subscribe_whep(f"{base}/whep/room1")  # before the publisher
+        await pub.publish_whip(f"{base}/whip/room1")
+        await bad.subscribe_whep(f"{base}/whep/room1")
+        await until(lambda: good.decoded["video"] >= 20 and good.decoded["audio"] >= 20 and len(bad.events) >= 2)
+        assert bad.decoded == {"video": 0, "audio": 0}
+        assert {e["type"] for e in bad.events} == {"secret_mismatch"}
+        assert server.stats.frames_forwarded > 0
+        assert pub.plaintext_digests and not (pub.plaintext_digests & server.forwarded_digests)
+    finally:
+        for agent in (pub, good, bad):
+            await agent.close()
+
+
+async def test_rooms_are_isolated(relay: tuple[Relay, str]) -> None:
+    _, base = relay
+    pub_a = PublisherAgent(SharedSecret("room a"))
+    sub_a = SubscriberAgent(SharedSecret("room a"))
+    sub_b = SubscriberAgent(SharedSecret("room a"))  # right secret, wrong room
+    try:
+        await pub_a.publish_whip(f"{base}/whip/a")
+        await sub_a.subscribe_whep(f"{base}/whep/a")
+        await sub_b.subscribe_whep(f"{base}/whep/b")
+        await until(lambda: sub_a.decoded["video"] >= 20)
+        assert sub_b.session is not None
+        assert all(t["frames_received"] == 0 for t in sub_b.session.stats()["tracks"])
+        assert sub_b.decoded == {"video": 0, "audio": 0}
+    finally:
+        for agent in (pub_a, sub_a, sub_b):
+            await agent.close()
+
+
+async def test_abrupt_subscriber_disconnect_does_not_hurt_others(relay: tuple[Relay, str]) -> None:
+    server, base = relay
+    pub = PublisherAgent(SharedSecret("abrupt"))
+    stays = SubscriberAgent(SharedSecret("abrupt"))
+    leaves = SubscriberAgent(SharedSecret("abrupt"))
+    try:
+        await pub.publish_whip(f"{base}/whip/x")
+        await stays.subscribe_whep(f"{base}/whep/x")
+        await leaves.subscribe_whep(f"{base}/whep/x")
+        await until(lambda: leaves.decoded["video"] >= 5)
+        leaves.resource = None  # no DELETE: the peer just vanishes
+        await leaves.pc.close()
+        before = stays.decoded["video"]
+        await until(lambda: stays.decoded["video"] >= before + 30)
+        async with aiohttp.ClientSession() as http, http.get(f"{base}/stats") as response:
+            assert response.status == 200
+            assert (await response.json())["frames_forwarded"] > 0
+    finally:
+        for agent in (pub, stays, leaves):
+            await agent.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "body", "status"),
+    [
+        ("POST", "/whip/r", {"Content-Type": "text/plain"}, "v=0", 415),
+        ("POST", "/whep/r", {"Content-Type": "application/json"}, "{}", 415),
+        ("POST", "/whip/r", {"Content-Type": "application/sdp"}, "hello", 400),
+        ("POST", "/whip/r", {"Content-Type": "application/sdp"}, "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n", 400),
+        ("POST", "/whip/bad%20room!", {"Content-Type": "application/sdp"}, "v=0", 404),
+        ("DELETE", "/resource/nope", {}, "", 404),
+        ("GET", "/whip/r", {}, "", 405),
+        ("POST", "/whip/r", {"Content-Type": "application/sdp"}, "v=0 m=" + "x" * 70_000, 413),
+    ],
+)
+async def test_malformed_requests(
+    relay: tuple[Relay, str], method: str, path: str, headers: dict[str, str], body: str, status: int
+) -> None:
+    _, base = relay
+    async with aiohttp.ClientSession() as http:
+        async with http.request(method, base + path, headers=headers, data=body) as response:
+            assert response.status == status
+            assert len(await response.text()) < 500  # a short reason, no traceback
+        async with http.get(base + "/stats") as response:  # and the server still works
+            assert response.status == 200
+
+
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    require_namespace()
+    out = tmp_path / "demo.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "sealrtc", "demo", "--duration", "4", "--json", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(out.read_text())
+    keyed, keyless = summary["subscribers"]
+    assert keyed["secret"] is True and keyed["frames_decrypted"] > 0 and keyed["frames_decoded"] > 0
+    assert keyless["secret"] is False and keyless["frames_decrypted"] == 0 and keyless["frames_decoded"] == 0
+    assert summary["relay"]["frames_forwarded"] > 0
+    assert summary["relay"]["plaintext_frames"] == 0
+    assert summary["publisher"]["plaintext_frames_recorded"] > 0
