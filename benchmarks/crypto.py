@@ -15,7 +15,7 @@ import argparse
 import hmac as std_hmac
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -71,9 +71,16 @@ def main() -> None:
         counter = iter(range(1 << 62))
         n = max(50, int(args.budget / (2e-5 + size * 2e-9)))
         best_seal, best_bare = float("inf"), float("inf")
+
+        def sealed(enc: FrameEncryptor = enc, dec: FrameDecryptor = dec, frame: bytes = frame) -> bytes:
+            return dec.decrypt(enc.encrypt(frame))
+
+        def primitive(frame: bytes = frame, counter: Iterator[int] = counter) -> bytes:
+            return bare(frame, next(counter))
+
         for _ in range(args.repeats):
-            best_seal = min(best_seal, time_per_call(lambda: dec.decrypt(enc.encrypt(frame)), n))
-            best_bare = min(best_bare, time_per_call(lambda: bare(frame, next(counter)), n))
+            best_seal = min(best_seal, time_per_call(sealed, n))
+            best_bare = min(best_bare, time_per_call(primitive, n))
         table.add_row(
             f"{size:,} B",
             f"{best_seal * 1e6:.1f}",

@@ -87,7 +87,10 @@ async def main(rounds: int, seconds: float) -> None:
         plain = totals[False][0] / max(1, int(totals[False][1]))
         sealed = totals[True][0] / max(1, int(totals[True][1]))
         table.add_row(
-            name, f"{plain * 1e6:.0f}", f"{sealed * 1e6:.0f}", f"{sealed / plain:.3f}x",
+            name,
+            f"{plain * 1e6:.0f}",
+            f"{sealed * 1e6:.0f}",
+            f"{sealed / plain:.3f}x",
             f"{int(totals[False][1])}/{int(totals[True][1])}",
         )
     Console().print(table)

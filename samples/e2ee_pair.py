@@ -55,8 +55,15 @@ async def main() -> int:
     await asyncio.sleep(5)  # let media stream for the demo's duration
     print("decoded frames:", received)
     for track in session.stats()["tracks"]:
-        print(track["direction"], track["kind"], track["codec"], "decrypted:", track.get("frames_decrypted"),
-              "failures:", track.get("decrypt_failures"))
+        print(
+            track["direction"],
+            track["kind"],
+            track["codec"],
+            "decrypted:",
+            track.get("frames_decrypted"),
+            "failures:",
+            track.get("decrypt_failures"),
+        )
     await pub.close()
     await sub.close()
     return 0

@@ -30,6 +30,7 @@ async def connect(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> No
 
 async def wait_until(predicate: Callable[[], bool], event: asyncio.Event, timeout: float) -> None:
     """Wait for ``event`` (set by whoever changes the state) until ``predicate()`` holds."""
+
     async def loop() -> None:
         while not predicate():
             await event.wait()

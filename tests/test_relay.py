@@ -32,6 +32,7 @@ async def relay() -> AsyncIterator[tuple[Relay, str]]:
 
 async def until(predicate: object, timeout: float = 15.0) -> None:
     """Poll a cheap predicate at media cadence (frames arrive every ~20 ms; no event spans agents)."""
+
     async def loop() -> None:
         while not predicate():  # type: ignore[operator]
             await asyncio.sleep(0.05)
@@ -89,7 +90,7 @@ async def test_rooms_are_isolated(relay: tuple[Relay, str]) -> None:
 
 
 async def test_abrupt_subscriber_disconnect_does_not_hurt_others(relay: tuple[Relay, str]) -> None:
-    server, base = relay
+    _, base = relay
     pub = PublisherAgent(SharedSecret("abrupt"))
     stays = SubscriberAgent(SharedSecret("abrupt"))
     leaves = SubscriberAgent(SharedSecret("abrupt"))

@@ -192,12 +192,14 @@ async def test_tampering_forwarder_is_detected_without_crash(pcs: list[RTCPeerCo
     await connect(mid_out, sub)
     tick = got_changed_or_tick(sub_session)
     await wait_until(
-        lambda: all(
-            sum(recv_stats(sub_session, k)["decrypt_failures"].values()) >= 20  # type: ignore[union-attr]
-            for k in ("audio", "video")
-            if any(t["kind"] == k and t["direction"] == "recv" for t in sub_session.stats()["tracks"])
-        )
-        and len(sub_session.stats()["tracks"]) == 2,
+        lambda: (
+            all(
+                sum(recv_stats(sub_session, k)["decrypt_failures"].values()) >= 20  # type: ignore[union-attr]
+                for k in ("audio", "video")
+                if any(t["kind"] == k and t["direction"] == "recv" for t in sub_session.stats()["tracks"])
+            )
+            and len(sub_session.stats()["tracks"]) == 2
+        ),
         tick,
         20,
     )

@@ -47,7 +47,7 @@ def test_header_round_trip(kid: int, ctr: int) -> None:
     assert sframe.decode_header(header) == (kid, ctr, len(header))
 
 
-@pytest.mark.parametrize("bad", ["", "88", "8001", "80" "00", "0800", "0805", "9000ff", "f0ff"])
+@pytest.mark.parametrize("bad", ["", "88", "8001", "8000", "0800", "0805", "9000ff", "f0ff"])
 def test_header_malformed(bad: str) -> None:
     with pytest.raises(MalformedFrame):
         sframe.decode_header(bytes.fromhex(bad))

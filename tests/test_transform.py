@@ -20,8 +20,8 @@ from sealrtc import (
     SecretMismatch,
     SharedSecret,
     UnknownKey,
+    sframe,
 )
-from sealrtc import sframe
 from sealrtc.transform import MAX_RECEIVE_KIDS
 
 from .conftest import FakeClock

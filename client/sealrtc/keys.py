@@ -81,9 +81,7 @@ class _BaseKeyCache:
             if cached is not None:
                 self._entries.move_to_end(index)
                 return cached
-        material = PBKDF2HMAC(
-            hashes.SHA256(), 32, PBKDF2_SALT_PREFIX + context, PBKDF2_ITERATIONS
-        ).derive(encoded)
+        material = PBKDF2HMAC(hashes.SHA256(), 32, PBKDF2_SALT_PREFIX + context, PBKDF2_ITERATIONS).derive(encoded)
         base = BaseKey(material, fingerprint_of(material))
         with self._lock:
             self._entries[index] = base

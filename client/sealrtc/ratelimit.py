@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class RateLimiter:
-    __slots__ = ("interval", "_last")
+    __slots__ = ("_last", "interval")
 
     def __init__(self, interval: float = 1.0) -> None:
         self.interval = interval

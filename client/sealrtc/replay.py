@@ -10,7 +10,7 @@ DEFAULT_WINDOW = 128
 
 
 class ReplayWindow:
-    __slots__ = ("size", "_highest", "_mask")
+    __slots__ = ("_highest", "_mask", "size")
 
     def __init__(self, size: int = DEFAULT_WINDOW) -> None:
         if size < 1:

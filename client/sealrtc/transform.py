@@ -184,7 +184,7 @@ class FrameEncryptor:
 
 
 class _ReceiveKey:
-    __slots__ = ("base", "aead", "salt", "nonce_length", "window")
+    __slots__ = ("aead", "base", "nonce_length", "salt", "window")
 
     def __init__(self, base: BaseKey, aead: AeadKey, salt: bytes, window: int) -> None:
         self.base = base

@@ -40,9 +40,9 @@ def read_secret(args: argparse.Namespace, *, required: bool) -> str | None:
         if not secret:
             raise CliError(f"--secret-file {path} is empty")
         return secret
-    secret = os.environ.get("SEALRTC_SECRET")
-    if secret:
-        return secret
+    from_env = os.environ.get("SEALRTC_SECRET")
+    if from_env:
+        return from_env
     if required:
         raise CliError("no E2EE secret: set SEALRTC_SECRET or pass --secret-file (or --no-e2ee for a plain run)")
     return None

@@ -13,7 +13,7 @@ def psnr(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     if mse == 0:
         return float("inf")
-    return 10 * np.log10(255.0**2 / mse)
+    return float(10 * np.log10(255.0**2 / mse))
 
 
 def dominant_frequency(samples: npt.NDArray[np.floating] | npt.NDArray[np.integer], sample_rate: int) -> float:

@@ -157,7 +157,7 @@ class PreEncodedVideoTrack(_Paced):
         self.keyframe_requests += 1
         self._keyframe_wanted = True
 
-    async def recv(self) -> av.Packet:
+    async def recv(self) -> av.Packet:  # type: ignore[type-arg]
         index = self.frames_sent
         await self._wait_for(index / self.fps)
         if self._keyframe_wanted:

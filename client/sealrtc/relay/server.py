@@ -18,6 +18,7 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -169,7 +170,7 @@ class Relay:
                     track = ForwardingTrack(
                         transceiver.kind,
                         maxsize=self._queue,
-                        on_keyframe_request=lambda kind=transceiver.kind: self._keyframe_upstream(room, kind),
+                        on_keyframe_request=partial(self._keyframe_upstream, room, transceiver.kind),
                     )
                     subscriber.tracks[transceiver.kind] = track
                     pc.addTrack(track)

@@ -58,7 +58,7 @@ def _check() -> None:
         if not callable(getattr(owner, name, None)):
             missing.append(f"{owner.__name__}.{name}")
     for cls, attrs in [(RTCEncodedFrame, ("payloads",)), (JitterFrame, ("data", "timestamp"))]:
-        if not all(a in cls.__init__.__code__.co_names for a in attrs):
+        if not all(a in vars(cls)["__init__"].__code__.co_names for a in attrs):
             missing.append(f"{cls.__name__}({', '.join(attrs)})")
     source_names = RTCRtpReceiver.__init__.__code__.co_names
     for private in ("_RTCRtpReceiver__decoder_queue", "_RTCRtpReceiver__active_ssrc", "_track"):
@@ -146,7 +146,9 @@ def hook_receiver(receiver: RTCRtpReceiver, transform: Callable[[Any, JitterFram
 
 def push_to_track(receiver: RTCRtpReceiver, item: object) -> None:
     """Hand ``item`` straight to the receiver's remote track (bypassing the decoder)."""
-    receiver._track._queue.put_nowait(item)
+    track = receiver._track
+    assert track is not None
+    track._queue.put_nowait(item)
 
 
 def send_pli(receiver: RTCRtpReceiver) -> None:
@@ -155,7 +157,12 @@ def send_pli(receiver: RTCRtpReceiver) -> None:
     if not active:
         return
     ssrc = max(active, key=lambda s: active[s])
-    asyncio.ensure_future(receiver._send_rtcp_pli(ssrc))
+    task = asyncio.ensure_future(receiver._send_rtcp_pli(ssrc))
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+
+
+_pending: set[asyncio.Future[None]] = set()
 
 
 def negotiated_codec_names(transceiver: RTCRtpTransceiver) -> list[str]:

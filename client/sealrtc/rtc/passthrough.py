@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver
@@ -65,7 +66,7 @@ class ForwardingTrack(MediaStreamTrack):
         if self._on_keyframe_request is not None and self._keyframes.allow(time.monotonic()):
             self._on_keyframe_request()
 
-    async def recv(self) -> EncodedFrame:
+    async def recv(self) -> EncodedFrame:  # type: ignore[override]
         if self.readyState != "live":
             raise MediaStreamError
         frame = await self._queue.get()
@@ -98,8 +99,8 @@ class PassthroughSession:
             self._scan()
             return sender
 
-        pc.setRemoteDescription = wrapped_set_remote
-        pc.addTrack = wrapped_add_track
+        pc.setRemoteDescription = wrapped_set_remote  # type: ignore[method-assign]
+        pc.addTrack = wrapped_add_track  # type: ignore[method-assign]
         self._scan()
 
     def _scan(self) -> None:
@@ -107,14 +108,10 @@ class PassthroughSession:
             receiver, sender = transceiver.receiver, transceiver.sender
             if id(receiver) not in self._receivers:
                 self._receivers.add(id(receiver))
-                internals.hook_receiver(
-                    receiver, lambda codec, frame, receiver=receiver: self._forward(receiver, codec, frame)
-                )
+                internals.hook_receiver(receiver, partial(self._forward, receiver))
             if id(sender) not in self._senders:
                 self._senders.add(id(sender))
-                internals.hook_sender(
-                    sender, lambda codec, frame: frame, lambda sender=sender: _notify_source(sender.track)
-                )
+                internals.hook_sender(sender, _unchanged, partial(_notify_source, sender))
 
     def _forward(self, receiver: RTCRtpReceiver, codec: Any, frame: Any) -> bool:
         self.frames_received += 1
@@ -137,7 +134,11 @@ class PassthroughSession:
         internals.send_pli(receiver)
 
 
-def _notify_source(track: object) -> None:
-    request = getattr(track, "request_keyframe", None)
+def _unchanged(codec: Any, frame: Any) -> Any:
+    return frame
+
+
+def _notify_source(sender: Any) -> None:
+    request = getattr(sender.track, "request_keyframe", None)
     if callable(request):
         request()

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
@@ -114,7 +115,7 @@ class _ReceiveState:
         return out
 
 
-class E2EESession(AsyncIOEventEmitter):  # type: ignore[misc]
+class E2EESession(AsyncIOEventEmitter):
     """The E2EE state of one peer connection. Events (pyee, like aiortc's own):
 
     * ``"secret_mismatch"`` / ``"secret_match"`` with a :class:`TrackSecretEvent`;
@@ -165,10 +166,10 @@ class E2EESession(AsyncIOEventEmitter):  # type: ignore[misc]
             self._scan()
             self._check_codecs()
 
-        pc.addTrack = wrapped_add_track
-        pc.addTransceiver = wrapped_add_transceiver
-        pc.setLocalDescription = wrapped_set_local
-        pc.setRemoteDescription = wrapped_set_remote
+        pc.addTrack = wrapped_add_track  # type: ignore[method-assign]
+        pc.addTransceiver = wrapped_add_transceiver  # type: ignore[method-assign]
+        pc.setLocalDescription = wrapped_set_local  # type: ignore[method-assign]
+        pc.setRemoteDescription = wrapped_set_remote  # type: ignore[method-assign]
 
     def _scan(self) -> None:
         for transceiver in self.pc.getTransceivers():
@@ -176,17 +177,12 @@ class E2EESession(AsyncIOEventEmitter):  # type: ignore[misc]
             if id(sender) not in self._senders:
                 self._senders[id(sender)] = state = _SendState(sender)
                 internals.hook_sender(
-                    sender,
-                    lambda codec, frame, state=state: self._send_transform(state, codec, frame),
-                    lambda sender=sender: self._notify_source(sender),
+                    sender, partial(self._send_transform, state), partial(self._notify_source, sender)
                 )
                 self._prefer_supported_codecs(transceiver)
             if id(receiver) not in self._receivers:
                 self._receivers[id(receiver)] = rstate = _ReceiveState(receiver)
-                internals.hook_receiver(
-                    receiver,
-                    lambda codec, frame, rstate=rstate: self._receive_transform(rstate, codec, frame),
-                )
+                internals.hook_receiver(receiver, partial(self._receive_transform, rstate))
 
     @staticmethod
     def _prefer_supported_codecs(transceiver: RTCRtpTransceiver) -> None:
@@ -272,7 +268,7 @@ class E2EESession(AsyncIOEventEmitter):  # type: ignore[misc]
         decryptor = state.decryptors.get(mime)
         if decryptor is None:
             decryptor = state.decryptors[mime] = FrameDecryptor(self.keys, codec=codec_from_name(mime))
-            decryptor.add_listener(lambda event: self._on_secret_event(state, event))
+            decryptor.add_listener(partial(self._on_secret_event, state))
         try:
             plain = decryptor.decrypt_frame(frame.data)
         except DecryptError:

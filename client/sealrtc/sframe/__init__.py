@@ -29,9 +29,7 @@ __all__ = [
 ]
 
 
-def encrypt(
-    suite: int, base_key: bytes, kid: int, ctr: int, plaintext: bytes, metadata: bytes = b""
-) -> bytes:
+def encrypt(suite: int, base_key: bytes, kid: int, ctr: int, plaintext: bytes, metadata: bytes = b"") -> bytes:
     """Return the SFrame ciphertext ``header || ciphertext || tag`` (aad = header || metadata).
 
     The caller owns CTR uniqueness; :class:`sealrtc.FrameEncryptor` does that for media.

@@ -24,7 +24,7 @@ _ZERO_COUNTER = b"\x00\x00\x00\x00"
 class AeadKey:
     """One SFrame AEAD key with prepared cipher state (never printed: no key in its repr)."""
 
-    __slots__ = ("params", "_enc_key", "_mac", "_gcm", "_nt", "_nt_bytes")
+    __slots__ = ("_enc_key", "_gcm", "_mac", "_nt", "_nt_bytes", "params")
 
     def __init__(self, suite: int, key: bytes) -> None:
         self.params: SuiteParams = suite_params(suite)
@@ -51,9 +51,7 @@ class AeadKey:
     def _tag(self, nonce: bytes, aad: bytes, ct: bytes) -> bytes:
         assert self._mac is not None
         mac = self._mac.copy()
-        mac.update(
-            len(aad).to_bytes(8, "big") + len(ct).to_bytes(8, "big") + self._nt_bytes + nonce
-        )
+        mac.update(len(aad).to_bytes(8, "big") + len(ct).to_bytes(8, "big") + self._nt_bytes + nonce)
         mac.update(aad)
         mac.update(ct)
         return mac.finalize()[: self._nt]

@@ -54,12 +54,8 @@ _PARAMS: dict[CipherSuite, SuiteParams] = {
     CipherSuite.AES_128_CTR_HMAC_SHA256_32: SuiteParams(
         CipherSuite.AES_128_CTR_HMAC_SHA256_32, "sha256", 32, 16, 48, 12, 4
     ),
-    CipherSuite.AES_128_GCM_SHA256_128: SuiteParams(
-        CipherSuite.AES_128_GCM_SHA256_128, "sha256", 32, 0, 16, 12, 16
-    ),
-    CipherSuite.AES_256_GCM_SHA512_128: SuiteParams(
-        CipherSuite.AES_256_GCM_SHA512_128, "sha512", 64, 0, 32, 12, 16
-    ),
+    CipherSuite.AES_128_GCM_SHA256_128: SuiteParams(CipherSuite.AES_128_GCM_SHA256_128, "sha256", 32, 0, 16, 12, 16),
+    CipherSuite.AES_256_GCM_SHA512_128: SuiteParams(CipherSuite.AES_256_GCM_SHA512_128, "sha512", 64, 0, 32, 12, 16),
     CipherSuite.AES_256_CTR_HMAC_SHA512_80: SuiteParams(
         CipherSuite.AES_256_CTR_HMAC_SHA512_80, "sha512", 64, 32, 96, 12, 10
     ),
