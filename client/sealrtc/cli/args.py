@@ -64,13 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
     publish = sub.add_parser(
         "publish", help="publish a VP8 test pattern and an Opus tone, E2EE on", description=SECRET_HELP
     )
-    publish.add_argument("--whip", required=True, metavar="URL", help="WHIP endpoint, e.g. http://HOST:PORT/whip/ROOM")
+    target = publish.add_mutually_exclusive_group(required=True)
+    target.add_argument("--whip", metavar="URL", help="WHIP endpoint, e.g. http://HOST:PORT/whip/ROOM")
+    target.add_argument("--janus", metavar="URL", help="Janus WebSocket API, e.g. ws://HOST:8188 (needs --room)")
+    publish.add_argument("--room", type=int, metavar="ROOM", help="Janus VideoRoom id (with --janus)")
     _common(publish)
 
     subscribe = sub.add_parser("subscribe", help="subscribe, decrypt, decode and report", description=SECRET_HELP)
-    subscribe.add_argument(
-        "--whep", required=True, metavar="URL", help="WHEP endpoint, e.g. http://HOST:PORT/whep/ROOM"
+    source = subscribe.add_mutually_exclusive_group(required=True)
+    source.add_argument("--whep", metavar="URL", help="WHEP endpoint, e.g. http://HOST:PORT/whep/ROOM")
+    source.add_argument(
+        "--janus",
+        metavar="URL",
+        help="Janus WebSocket API, e.g. ws://HOST:8188 (subscribes to every publisher of --room)",
     )
+    subscribe.add_argument("--room", type=int, metavar="ROOM", help="Janus VideoRoom id (with --janus)")
     _common(subscribe)
 
     demo = sub.add_parser(

@@ -68,9 +68,9 @@ def keys_from(args: argparse.Namespace) -> Any:
     return SharedSecret(secret, context=args.context.encode())
 
 
-async def wait_or_interrupt(seconds: float | None) -> None:
-    """Sleep for the run's duration, returning early on SIGINT/SIGTERM."""
-    stop = asyncio.Event()
+async def wait_or_interrupt(seconds: float | None, failed: asyncio.Event | None = None) -> None:
+    """Sleep for the run's duration, returning early on SIGINT/SIGTERM or when ``failed`` is set."""
+    stop = failed or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
@@ -88,12 +88,23 @@ async def run_publish(args: argparse.Namespace) -> ExitStatus:
 
     agent = PublisherAgent(keys_from(args))
     try:
-        await agent.publish_whip(args.whip)
-        await wait_or_interrupt(args.duration)
+        if args.janus:
+            await agent.publish_janus(args.janus, _room(args))
+        else:
+            await agent.publish_whip(args.whip)
+        await wait_or_interrupt(args.duration, agent.failed)
     finally:
         await agent.close()
     write_json(args.json, agent.summary())
+    if agent.failure:
+        raise CliError(agent.failure)
     return ExitStatus.OK
+
+
+def _room(args: argparse.Namespace) -> int:
+    if args.room is None:
+        raise CliError("--janus needs --room ROOM (a VideoRoom id)")
+    return int(args.room)
 
 
 async def run_subscribe(args: argparse.Namespace) -> ExitStatus:
@@ -101,12 +112,17 @@ async def run_subscribe(args: argparse.Namespace) -> ExitStatus:
 
     agent = SubscriberAgent(keys_from(args))
     try:
-        await agent.subscribe_whep(args.whep)
-        await wait_or_interrupt(args.duration)
+        if args.janus:
+            await agent.subscribe_janus(args.janus, _room(args))
+        else:
+            await agent.subscribe_whep(args.whep)
+        await wait_or_interrupt(args.duration, agent.failed)
     finally:
         await agent.close()
     summary = agent.summary()
     write_json(args.json, summary)
+    if agent.failure:
+        raise CliError(agent.failure)
     return ExitStatus.OK if summary["frames_decoded"] > 0 else ExitStatus.FAILURE
 
 

@@ -21,7 +21,7 @@ AUDIO_SAMPLE_RATE = 48_000
 AUDIO_PTIME = 0.020  # one Opus packet per RTP timestamp (aiortc's jitter buffer merges more)
 
 
-def test_pattern(width: int, height: int, index: int = 0, moving: bool = True) -> npt.NDArray[np.uint8]:
+def pattern_image(width: int, height: int, index: int = 0, moving: bool = True) -> npt.NDArray[np.uint8]:
     """An RGB24 frame: smooth colour gradients plus, if ``moving``, a bright square that moves."""
     y, x = np.mgrid[0:height, 0:width]
     frame = np.empty((height, width, 3), dtype=np.uint8)
@@ -59,7 +59,7 @@ class _Paced(MediaStreamTrack):
 
 
 class TestPatternVideoTrack(_Paced):
-    """Decoded RGB frames of :func:`test_pattern`, for aiortc to encode (VP8 by default)."""
+    """Decoded RGB frames of :func:`pattern_image`, for aiortc to encode (VP8 by default)."""
 
     kind = "video"
     __test__ = False  # not a pytest class, despite its name
@@ -70,10 +70,10 @@ class TestPatternVideoTrack(_Paced):
         super().__init__(duration)
         self.width, self.height, self.fps, self.moving = width, height, fps, moving
         self.frames_sent = 0
-        self._static = test_pattern(width, height, moving=False) if not moving else None
+        self._static = pattern_image(width, height, moving=False) if not moving else None
 
     def pattern(self, index: int) -> npt.NDArray[np.uint8]:
-        return self._static if self._static is not None else test_pattern(self.width, self.height, index, True)
+        return self._static if self._static is not None else pattern_image(self.width, self.height, index, True)
 
     async def recv(self) -> av.VideoFrame:
         index = self.frames_sent
@@ -124,7 +124,7 @@ def encode_vp8_clip(
     codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
     out: list[tuple[bytes, bool]] = []
     for i in range(frames):
-        image = av.VideoFrame.from_ndarray(test_pattern(width, height, i), format="rgb24").reformat(format="yuv420p")
+        image = av.VideoFrame.from_ndarray(pattern_image(width, height, i), format="rgb24").reformat(format="yuv420p")
         image.pts = i
         for packet in codec.encode(image):
             out.append((bytes(packet), bool(packet.is_keyframe)))

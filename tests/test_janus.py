@@ -1,0 +1,273 @@
+"""System tests through a real Janus (Debian's package), started privately for each test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from sealrtc import MalformedFrame, SharedSecret, sframe
+from sealrtc.agents import PublisherAgent, SubscriberAgent
+from sealrtc.layout import clear_prefix_length, codec_from_name
+from sealrtc.media import pattern_image, psnr
+from sealrtc.recording import assemble_frames, read_mjr
+from sealrtc.signaling.janus import JanusError, JanusSession
+from sealrtc.testing.janus_server import JanusServer, RoomConfig, cleanup, start_janus
+
+from .media_helpers import band_energy_ratio
+from .rtc_helpers import require_namespace
+
+E2EE_ROOM, PLAIN_ROOM, OPEN_ROOM = 1001, 1002, 1003
+
+
+@pytest.fixture
+async def janus() -> AsyncIterator[JanusServer]:
+    require_namespace()
+    server = await start_janus(
+        [
+            RoomConfig(E2EE_ROOM, require_e2ee=True, record=True),
+            RoomConfig(PLAIN_ROOM, record=True),
+            RoomConfig(OPEN_ROOM),
+        ]
+    )
+    yield server
+    cleanup(server)
+
+
+async def until(agents: list[SubscriberAgent], predicate: Callable[[], bool], timeout: float = 20) -> None:
+    """Wait on the agents' change events until ``predicate()`` holds."""
+
+    async def loop() -> None:
+        while not predicate():
+            waits = [asyncio.ensure_future(a.changed.wait()) for a in agents]
+            _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in pending:
+                w.cancel()
+            for a in agents:
+                a.changed.clear()
+
+    await asyncio.wait_for(loop(), timeout)
+
+
+async def close_all(*agents: PublisherAgent | SubscriberAgent) -> None:
+    for agent in agents:
+        await agent.close()
+
+
+async def test_one_publisher_two_subscribers(janus: JanusServer) -> None:
+    pub = PublisherAgent(SharedSecret("janus secret", context=b"1001"))
+    good = SubscriberAgent(SharedSecret("janus secret", context=b"1001"))
+    bad = SubscriberAgent(SharedSecret("wrong secret", context=b"1001"))
+    try:
+        await pub.publish_janus(janus.url, E2EE_ROOM)
+        await good.subscribe_janus(janus.url, E2EE_ROOM)
+        await bad.subscribe_janus(janus.url, E2EE_ROOM)
+        await until(
+            [good, bad],
+            lambda: (
+                good.decoded["video"] >= 30
+                and good.decoded["audio"] >= 30
+                and {e["kind"] for e in bad.events if e["type"] == "secret_mismatch"} == {"audio", "video"}
+            ),
+        )
+        assert bad.decoded == {"video": 0, "audio": 0}
+        assert all(t["frames_decrypted"] == 0 for t in bad.summary()["tracks"])
+        good_tracks = good.summary()["tracks"]
+        assert {t["codec"] for t in good_tracks} == {"video/VP8", "audio/opus"}
+        assert all(sum(t["decrypt_failures"].values()) == 0 for t in good_tracks)
+    finally:
+        await close_all(pub, good, bad)
+
+
+def decode_video(frames: list[bytes]) -> tuple[list[np.ndarray], int]:
+    ctx = av.CodecContext.create("vp8", "r")
+    pictures, errors = [], 0
+    for frame in frames:
+        try:
+            for picture in ctx.decode(av.Packet(frame)):
+                pictures.append(picture.to_ndarray(format="rgb24"))
+        except av.FFmpegError:
+            errors += 1
+    return pictures, errors
+
+
+def decode_audio(frames: list[bytes]) -> np.ndarray:
+    ctx = av.CodecContext.create("opus", "r")
+    out: list[np.ndarray] = []
+    for frame in frames:
+        try:
+            for pcm in ctx.decode(av.Packet(frame)):
+                samples = pcm.to_ndarray().astype(np.float64)
+                if pcm.format.is_planar:
+                    out.append(samples.mean(axis=0))
+                else:
+                    out.append(samples.reshape(-1, len(pcm.layout.channels)).mean(axis=1))
+        except av.FFmpegError:
+            continue
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def recorded_frames(rec_dir: Path) -> dict[str, list[bytes]]:
+    out: dict[str, list[bytes]] = {"video": [], "audio": []}
+    for path in sorted(rec_dir.glob("*.mjr")):
+        recording = read_mjr(path)
+        if recording.kind in out:
+            out[recording.kind] += assemble_frames([p for _, p in recording.packets], recording.codec)
+    return out
+
+
+def is_frame_format_v1(frame: bytes, codec: str) -> bool:
+    n = clear_prefix_length(codec_from_name(codec), frame)
+    try:
+        _, _, header_length = sframe.decode_header(frame, n)
+    except MalformedFrame:
+        return False
+    return len(frame) >= n + header_length + 10
+
+
+async def test_server_recordings_hold_only_ciphertext(janus: JanusServer) -> None:
+    sealed = PublisherAgent(SharedSecret("recorded"), moving=False)
+    plain = PublisherAgent(None, moving=False)
+    watcher = SubscriberAgent(SharedSecret("recorded"))
+    try:
+        await sealed.publish_janus(janus.url, E2EE_ROOM)
+        await plain.publish_janus(janus.url, PLAIN_ROOM)
+        await watcher.subscribe_janus(janus.url, E2EE_ROOM)
+        await until([watcher], lambda: watcher.decoded["video"] >= 60 and watcher.decoded["audio"] >= 60)
+    finally:
+        await close_all(sealed, plain, watcher)  # unpublishing closes the recordings
+    reference = pattern_image(320, 240, moving=False)
+
+    e2ee = recorded_frames(janus.rec_dir / str(E2EE_ROOM))
+    assert len(e2ee["video"]) >= 30 and len(e2ee["audio"]) >= 30
+    assert all(is_frame_format_v1(f, "vp8") for f in e2ee["video"])
+    assert all(is_frame_format_v1(f, "opus") for f in e2ee["audio"])
+    pictures, _ = decode_video(e2ee["video"])
+    assert all(psnr(p, reference) < 20 for p in pictures if p.shape == reference.shape)
+    assert band_energy_ratio(decode_audio(e2ee["audio"]), 48_000, 440.0) < 0.5
+
+    clear = recorded_frames(janus.rec_dir / str(PLAIN_ROOM))
+    assert len(clear["video"]) >= 30 and len(clear["audio"]) >= 30
+    pictures, _ = decode_video(clear["video"])
+    assert pictures and psnr(pictures[-1], reference) > 30
+    assert band_energy_ratio(decode_audio(clear["audio"]), 48_000, 440.0) > 0.9
+
+
+async def test_subscriber_before_publishers_follows_them(janus: JanusServer) -> None:
+    keys = SharedSecret("follow")
+    sub = SubscriberAgent(keys)
+    first, second = PublisherAgent(keys), PublisherAgent(keys)
+    try:
+        await sub.subscribe_janus(janus.url, OPEN_ROOM)
+        await first.publish_janus(janus.url, OPEN_ROOM)
+        await until([sub], lambda: sub.decoded["video"] >= 10)
+        await second.publish_janus(janus.url, OPEN_ROOM)  # joins late
+        assert sub.room is not None
+        await until(
+            [sub],
+            lambda: (
+                len(sub.room.feeds) == 2
+                and sum(  # type: ignore[union-attr]
+                    1 for t in sub.track_stats() if t["kind"] == "video" and t["frames_decrypted"] >= 10
+                )
+                == 2
+            ),
+        )
+        await second.close()
+        await until([sub], lambda: len(sub.room.feeds) == 1)  # type: ignore[union-attr]
+    finally:
+        await close_all(sub, first, second)
+
+
+async def test_room_errors_are_typed(janus: JanusServer) -> None:
+    plain = PublisherAgent(None)
+    with pytest.raises(JanusError) as info:
+        await plain.publish_janus(janus.url, E2EE_ROOM)
+    assert info.value.code == 433
+    await plain.close()
+    missing = PublisherAgent(SharedSecret("x"))
+    with pytest.raises(JanusError) as info:
+        await missing.publish_janus(janus.url, 999_999)
+    assert info.value.code == 426
+    await missing.close()
+
+
+async def test_unreachable_janus_is_a_clear_error() -> None:
+    require_namespace()
+    with pytest.raises(JanusError, match="cannot reach Janus"):
+        await JanusSession.connect("ws://127.0.0.1:9", timeout=3)
+
+
+async def test_janus_killed_mid_run(janus: JanusServer) -> None:
+    keys = SharedSecret("killed")
+    pub, sub = PublisherAgent(keys), SubscriberAgent(keys)
+    try:
+        await pub.publish_janus(janus.url, OPEN_ROOM)
+        await sub.subscribe_janus(janus.url, OPEN_ROOM)
+        await until([sub], lambda: sub.decoded["video"] >= 5)
+        janus.kill()
+        await asyncio.wait_for(asyncio.gather(pub.failed.wait(), sub.failed.wait()), 10)
+        assert pub.failure and "Janus" in pub.failure
+    finally:
+        await asyncio.wait_for(close_all(pub, sub), 15)  # no hang
+
+
+async def test_cli_agents_against_janus(janus: JanusServer, tmp_path: Path) -> None:
+    env = dict(os.environ, SEALRTC_SECRET="cli janus secret")
+    out = tmp_path / "sub.json"
+    publisher = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sealrtc",
+            "publish",
+            "--janus",
+            janus.url,
+            "--room",
+            str(OPEN_ROOM),
+            "--duration",
+            "30",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        subscriber = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "sealrtc",
+            "subscribe",
+            "--janus",
+            janus.url,
+            "--room",
+            str(OPEN_ROOM),
+            "--duration",
+            "4",
+            "--json",
+            str(out),
+            env=env,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(subscriber.communicate(), 60)
+        assert subscriber.returncode == 0, err.decode()[-2000:]
+        import json
+
+        summary = json.loads(out.read_text())
+        video = [t for t in summary["tracks"] if t["kind"] == "video"]
+        assert video and video[0]["frames_decrypted"] > 0 and video[0]["frames_decoded"] > 0
+        janus.kill()  # the publisher notices, reports, exits non-zero, no hang
+        _, perr = await asyncio.wait_for(asyncio.to_thread(publisher.communicate), 20)
+        assert publisher.returncode == 1
+        assert "Janus" in perr and "Traceback" not in perr and "cli janus secret" not in perr
+    finally:
+        if publisher.poll() is None:
+            publisher.kill()
