@@ -88,7 +88,7 @@ def main() -> None:
             f"{best_seal / best_bare:.2f}x",
             f"{size / best_seal / 1e6:.0f}",
         )
-    Console().print(table)
+    Console(width=140).print(table)
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ async def main(runs: int) -> None:
             )
     finally:
         cleanup(server)
-    Console().print(table)
+    Console(width=140).print(table)
 
 
 if __name__ == "__main__":

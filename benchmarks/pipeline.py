@@ -74,16 +74,20 @@ async def main(rounds: int, seconds: float) -> None:
         "pre-encoded VP8 640x360": lambda: PreEncodedVideoTrack(clip),
         "Opus tone (encoded live)": lambda: ToneAudioTrack(),
     }
-    table = Table(title=f"CPU per frame, E2EE vs plain aiortc ({rounds} rounds x {seconds:.0f} s each)")
-    for col in ("media", "plain µs/frame", "E2EE µs/frame", "E2EE / plain", "frames"):
+    table = Table(title=f"CPU per frame, E2EE vs plain aiortc ({rounds} rounds x {seconds:.0f} s each, ABBA order)")
+    for col in ("media", "plain µs/frame", "E2EE µs/frame", "E2EE / plain", "per-round ratios (min-max)", "frames"):
         table.add_column(col, justify="right")
     for name, make in media.items():
         totals = {False: [0.0, 0], True: [0.0, 0]}
-        for _ in range(rounds):
-            for e2ee in (False, True):
+        ratios: list[float] = []
+        for r in range(rounds):
+            per_frame = {}
+            for e2ee in (False, True) if r % 2 == 0 else (True, False):  # ABBA: no order bias
                 cpu, frames = await run_pair(make, e2ee, seconds)
                 totals[e2ee][0] += cpu
                 totals[e2ee][1] += frames
+                per_frame[e2ee] = cpu / max(1, frames)
+            ratios.append(per_frame[True] / per_frame[False])
         plain = totals[False][0] / max(1, int(totals[False][1]))
         sealed = totals[True][0] / max(1, int(totals[True][1]))
         table.add_row(
@@ -91,14 +95,15 @@ async def main(rounds: int, seconds: float) -> None:
             f"{plain * 1e6:.0f}",
             f"{sealed * 1e6:.0f}",
             f"{sealed / plain:.3f}x",
+            f"{min(ratios):.2f}-{max(ratios):.2f}",
             f"{int(totals[False][1])}/{int(totals[True][1])}",
         )
-    Console().print(table)
+    Console(width=140).print(table)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating plain/E2EE rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=8, help="rounds, each one plain and one E2EE run (default 8)")
     parser.add_argument("--seconds", type=float, default=4.0, help="measurement window per round (default 4)")
     args = parser.parse_args()
     asyncio.run(main(args.rounds, args.seconds))

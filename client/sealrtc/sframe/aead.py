@@ -9,6 +9,7 @@ verified before anything is decrypted.
 from __future__ import annotations
 
 import hmac as _stdlib_hmac
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hmac
@@ -24,7 +25,7 @@ _ZERO_COUNTER = b"\x00\x00\x00\x00"
 class AeadKey:
     """One SFrame AEAD key with prepared cipher state (never printed: no key in its repr)."""
 
-    __slots__ = ("_enc_key", "_gcm", "_mac", "_nt", "_nt_bytes", "params")
+    __slots__ = ("_ctr_ctx", "_gcm", "_mac", "_nt", "_nt_bytes", "params")
 
     def __init__(self, suite: int, key: bytes) -> None:
         self.params: SuiteParams = suite_params(suite)
@@ -34,9 +35,11 @@ class AeadKey:
         self._nt_bytes = self._nt.to_bytes(8, "big")
         self._gcm: AESGCM | None = None
         self._mac: hmac.HMAC | None = None
-        self._enc_key = b""
+        self._ctr_ctx: Any = None
         if self.params.is_ctr_hmac:
-            self._enc_key = key[: self.params.nka]
+            # One AES-CTR context per key, re-armed per frame with reset_nonce(): no per-frame
+            # cipher setup. CTR is a stream mode, so update() returns every byte at once.
+            self._ctr_ctx = Cipher(algorithms.AES(key[: self.params.nka]), modes.CTR(bytes(16))).encryptor()
             self._mac = hmac.HMAC(key[self.params.nka :], self.params.hash_algorithm())
         else:
             self._gcm = AESGCM(key)
@@ -57,8 +60,10 @@ class AeadKey:
         return mac.finalize()[: self._nt]
 
     def _ctr(self, nonce: bytes, data: bytes) -> bytes:
-        ctx = Cipher(algorithms.AES(self._enc_key), modes.CTR(nonce + _ZERO_COUNTER)).encryptor()
-        return ctx.update(data) + ctx.finalize()
+        ctx = self._ctr_ctx
+        ctx.reset_nonce(nonce + _ZERO_COUNTER)
+        out: bytes = ctx.update(data)
+        return out
 
     def seal(self, nonce: bytes, aad: bytes, plaintext: bytes) -> bytes:
         """Return ``ciphertext || tag``."""
