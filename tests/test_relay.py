@@ -153,3 +153,48 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert summary["relay"]["frames_forwarded"] > 0
     assert summary["relay"]["plaintext_frames"] == 0
     assert summary["publisher"]["plaintext_frames_recorded"] > 0
+
+
+def test_cli_relay_publish_subscribe(tmp_path: Path) -> None:
+    """The three commands as a user runs them, as separate processes."""
+    require_namespace()
+    import os
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, SEALRTC_SECRET="cli relay secret")
+    base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "sealrtc"]
+    relay = subprocess.Popen(
+        [*cmd, "relay", "--listen", f"127.0.0.1:{port}", "--duration", "60"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    publisher = None
+    try:
+        assert relay.stderr is not None
+        assert "sealrtc relay on" in relay.stderr.readline()  # printed once it listens
+        publisher = subprocess.Popen(
+            [*cmd, "publish", "--whip", f"{base}/whip/cli", "--duration", "30"],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        out = tmp_path / "sub.json"
+        result = subprocess.run(
+            [*cmd, "subscribe", "--whep", f"{base}/whep/cli", "--duration", "3", "--json", str(out)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        summary = json.loads(out.read_text())
+        assert summary["frames_decrypted"] > 0 and summary["frames_decoded"] > 0
+        assert {t["kind"] for t in summary["tracks"]} == {"audio", "video"}
+        assert "cli relay secret" not in result.stderr + result.stdout
+    finally:
+        for process in (publisher, relay):
+            if process is not None:
+                process.terminate()
+                process.wait(15)

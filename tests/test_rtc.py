@@ -39,7 +39,8 @@ def pair(pcs: list[RTCPeerConnection]) -> tuple[RTCPeerConnection, RTCPeerConnec
 
 
 def recv_stats(session: sealrtc.E2EESession, kind: str) -> dict[str, object]:
-    return next(t for t in session.stats()["tracks"] if t["direction"] == "recv" and t["kind"] == kind)
+    empty = {"frames_received": 0, "frames_decrypted": 0, "decrypt_failures": {}}  # before the first frame
+    return next((t for t in session.stats()["tracks"] if t["direction"] == "recv" and t["kind"] == kind), empty)
 
 
 def send_stats(session: sealrtc.E2EESession, kind: str) -> dict[str, object]:
@@ -243,4 +244,31 @@ async def test_attach_after_tracks_were_added(pcs: list[RTCPeerConnection]) -> N
     assert frame.codec == "audio/opus" and frame.kid is not None and frame.ctr is not None
     assert frame.kid & 0xFF == pub_session.keys.current.fingerprint
     assert send_stats(pub_session, "audio")["frames_encrypted"] >= 10
+    got.stop()
+
+
+async def test_keyframe_requests_reach_pre_encoded_sources(pcs: list[RTCPeerConnection]) -> None:
+    """PLI -> source hook; set_secret -> forced key frame; recovery -> one throttled request."""
+    pub, sub = pair(pcs)
+    tx, rx = SharedSecret("kf-one"), SharedSecret("kf-wrong")
+    sealrtc.attach(pub, tx)
+    sub_session = sealrtc.attach(sub, rx)
+    source = PreEncodedVideoTrack(encode_vp8_clip(90, gop=90))
+    pub.addTrack(source)
+    got = Collector(sub)
+    matched = asyncio.Event()
+    sub_session.on("secret_match", lambda event: matched.set())
+    await connect(pub, sub)
+    tick = got_changed_or_tick(sub_session)
+    await wait_until(lambda: recv_stats(sub_session, "video")["frames_received"] >= 10, tick, 20)  # type: ignore[operator]
+    assert got.video_count == 0
+    before = source.keyframe_requests
+    tx.set_secret("kf-two")  # the sender must force a key frame on the pack() path
+    assert source.keyframe_requests == before + 1
+    rx.set_secret("kf-two")  # decryption recovers: secret_match, then one PLI upstream
+    await asyncio.wait_for(matched.wait(), 10)
+    await wait_until(lambda: got.video_count >= 10, got.changed, 20)
+    stats = recv_stats(sub_session, "video")
+    assert stats["keyframe_requests"] == 1
+    assert source.keyframe_requests >= before + 2  # the rotation's and the recovery PLI's
     got.stop()
