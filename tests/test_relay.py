@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 async def relay() -> AsyncIterator[tuple[Relay, str]]:
     require_namespace()
-    server, runner, port = await start_relay("127.0.0.1", 0)
+    server, runner, port = await start_relay("127.0.0.1", 0, Relay(record_digests=True))
     yield server, f"http://127.0.0.1:{port}"
     await runner.cleanup()
 

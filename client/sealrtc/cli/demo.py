@@ -35,11 +35,11 @@ def _progress(rows: dict[str, Any], elapsed: float, duration: float) -> Table:
 async def run_demo(args: argparse.Namespace) -> ExitStatus:
     from ..agents import PublisherAgent, SubscriberAgent
     from ..keys import SharedSecret
-    from ..relay.server import start_relay
+    from ..relay.server import Relay, start_relay
 
     secret = read_secret(args, required=False) or random_demo_secret()
     context = b"sealrtc-demo"
-    relay, runner, port = await start_relay("127.0.0.1", 0)
+    relay, runner, port = await start_relay("127.0.0.1", 0, Relay(record_digests=True))
     base = f"http://127.0.0.1:{port}"
     publisher = PublisherAgent(SharedSecret(secret, context=context), record_plaintext=True)
     keyed = SubscriberAgent(SharedSecret(secret, context=context), name="with-secret")

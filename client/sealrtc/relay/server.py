@@ -79,8 +79,10 @@ class _Room:
 class Relay:
     """The relay's state and its aiohttp application (``relay.app``)."""
 
-    def __init__(self, *, subscriber_queue: int = 64) -> None:
+    def __init__(self, *, subscriber_queue: int = 64, record_digests: bool = False) -> None:
         self.stats = RelayStats()
+        self.record_digests = record_digests
+        """Keep SHA-256 digests of forwarded frames (the demo's proof); off by default."""
         self.forwarded_digests: set[bytes] = set()
         self._rooms: dict[str, _Room] = {}
         self._resources: dict[str, tuple[_Room, _Publisher | _Subscriber]] = {}
@@ -211,7 +213,7 @@ class Relay:
                     self.stats.frames_dropped_slow_subscriber += out.frames_dropped - before
                     self.stats.frames_forwarded += 1
                     self.stats.bytes_forwarded += len(frame.data)
-                if len(self.forwarded_digests) < MAX_DIGESTS:
+                if self.record_digests and len(self.forwarded_digests) < MAX_DIGESTS:
                     self.forwarded_digests.add(hashlib.sha256(frame.data).digest())
         except MediaStreamError:
             pass

@@ -76,8 +76,6 @@ def _check() -> None:
 
 _check()
 
-EncodedFrameHook = Callable[[Any, "RTCEncodedFrame"], "RTCEncodedFrame | None"]
-
 
 def hook_sender(
     sender: RTCRtpSender,

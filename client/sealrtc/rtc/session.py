@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -52,13 +52,13 @@ class _SendState:
     frames_dropped: int = 0
     unsupported: int = 0
     codec: str | None = None
+    track_id: str | None = None
 
     def stats(self) -> dict[str, Any]:
-        track = self.sender.track
         out: dict[str, Any] = {
             "direction": "send",
             "kind": self.sender.kind,
-            "track_id": track.id if track is not None else None,
+            "track_id": self.track_id,
             "codec": self.codec,
             "frames_encrypted": 0,
             "bytes_in": 0,
@@ -219,7 +219,9 @@ class E2EESession(AsyncIOEventEmitter):
 
     def _send_transform(self, state: _SendState, codec: Any, frame: Any) -> Any:
         mime = codec.mimeType.lower()
-        state.codec = codec.mimeType
+        if state.codec is None:
+            state.codec = codec.mimeType
+            state.track_id = state.sender.track.id if state.sender.track is not None else None
         if mime in UNSUPPORTED_MIME_TYPES:
             state.unsupported += 1
             return None
@@ -333,6 +335,3 @@ def attach(pc: RTCPeerConnection, keys: SharedSecret, *, decode: bool = True) ->
     of decoded media (verify-only agents, forwarding).
     """
     return E2EESession(pc, keys, decode=decode)
-
-
-OnEvent = Callable[[TrackSecretEvent], Awaitable[None] | None]
