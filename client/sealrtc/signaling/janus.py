@@ -35,7 +35,7 @@ class JanusError(SealError):
     """Janus (or its plugin) refused a request, or the connection failed."""
 
     def __init__(self, code: int, reason: str) -> None:
-        super().__init__(f"Janus error {code}: {reason}")
+        super().__init__(reason if code == CONNECTION_FAILED else f"Janus error {code}: {reason}")
         self.code = code
         self.reason = reason
 
