@@ -271,3 +271,18 @@ async def test_cli_agents_against_janus(janus: JanusServer, tmp_path: Path) -> N
     finally:
         if publisher.poll() is None:
             publisher.kill()
+
+
+async def test_subscribe_to_one_feed_only(janus: JanusServer) -> None:
+    keys = SharedSecret("one feed")
+    wanted, other = PublisherAgent(keys), PublisherAgent(keys)
+    sub = SubscriberAgent(keys)
+    try:
+        await wanted.publish_janus(janus.url, OPEN_ROOM)
+        await other.publish_janus(janus.url, OPEN_ROOM)
+        assert wanted.room is not None and wanted.room.publisher_id is not None
+        await sub.subscribe_janus(janus.url, OPEN_ROOM, feed=wanted.room.publisher_id)
+        await until([sub], lambda: sub.decoded["video"] >= 10)
+        assert sub.room is not None and list(sub.room.feeds) == [wanted.room.publisher_id]
+    finally:
+        await close_all(sub, wanted, other)

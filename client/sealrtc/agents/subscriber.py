@@ -79,9 +79,10 @@ class SubscriberAgent:
     async def subscribe_whep(self, url: str) -> None:
         self.resource = await whep_subscribe(self.new_pc(), url)
 
-    async def subscribe_janus(self, url: str, room: int) -> None:
+    async def subscribe_janus(self, url: str, room: int, *, feed: int | None = None) -> None:
+        """Subscribe to every publisher of ``room`` (or only to publisher id ``feed``)."""
         self.janus = await JanusSession.connect(url)
-        self.room = VideoRoomSubscriber(self.janus, room, make_pc=self.new_pc)
+        self.room = VideoRoomSubscriber(self.janus, room, make_pc=self.new_pc, feed=feed)
         await self.room.start()
         self._tasks.append(asyncio.ensure_future(self._watch_janus(self.janus)))
 

@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="Janus WebSocket API, e.g. ws://HOST:8188 (subscribes to every publisher of --room)",
     )
     subscribe.add_argument("--room", type=int, metavar="ROOM", help="Janus VideoRoom id (with --janus)")
+    subscribe.add_argument(
+        "--feed", type=int, metavar="ID", help="with --janus: subscribe to this publisher id only (default: all)"
+    )
     _common(subscribe)
 
     demo = sub.add_parser(

@@ -113,7 +113,7 @@ async def run_subscribe(args: argparse.Namespace) -> ExitStatus:
     agent = SubscriberAgent(keys_from(args))
     try:
         if args.janus:
-            await agent.subscribe_janus(args.janus, _room(args))
+            await agent.subscribe_janus(args.janus, _room(args), feed=args.feed)
         else:
             await agent.subscribe_whep(args.whep)
         await wait_or_interrupt(args.duration, agent.failed)

@@ -252,9 +252,13 @@ class VideoRoomSubscriber:
         room: int,
         make_pc: Callable[[], RTCPeerConnection] | None = None,
         on_feed: Callable[[int, RTCPeerConnection], Awaitable[None] | None] | None = None,
+        *,
+        feed: int | None = None,
     ) -> None:
         self.session = session
         self.room = room
+        self.only_feed = feed
+        """Subscribe to this one publisher id only (None: every publisher)."""
         self.make_pc = make_pc or (lambda: RTCPeerConnection(RTCConfiguration(iceServers=[])))
         self.on_feed = on_feed
         self.feeds: dict[int, tuple[JanusHandle, RTCPeerConnection]] = {}
@@ -270,7 +274,8 @@ class VideoRoomSubscriber:
         )
         self._own_ids.add(int(data["id"]))
         for publisher in data.get("publishers", []):
-            await self._subscribe(int(publisher["id"]))
+            if self._wanted(int(publisher["id"])):
+                await self._subscribe(int(publisher["id"]))
         self._task = asyncio.ensure_future(self._follow())
 
     async def _follow(self) -> None:
@@ -280,7 +285,7 @@ class VideoRoomSubscriber:
             data = event.get("plugindata", {}).get("data", {})
             for publisher in data.get("publishers", []) or []:
                 feed = int(publisher["id"])
-                if feed not in self.feeds and feed not in self._own_ids:
+                if feed not in self.feeds and feed not in self._own_ids and self._wanted(feed):
                     try:
                         await self._subscribe(feed)
                     except JanusError as exc:
@@ -289,6 +294,9 @@ class VideoRoomSubscriber:
                 gone = data.get(key)
                 if isinstance(gone, int) and gone in self.feeds:
                     await self._drop(gone)
+
+    def _wanted(self, feed: int) -> bool:
+        return self.only_feed is None or feed == self.only_feed
 
     async def _subscribe(self, feed: int) -> None:
         handle = await self.session.attach()

@@ -1,0 +1,30 @@
+"""The relay's forwarding track is bounded: a slow consumer loses backlog, memory stays flat."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from sealrtc.rtc.frames import EncodedFrame
+from sealrtc.rtc.passthrough import ForwardingTrack
+
+
+def frame(i: int) -> EncodedFrame:
+    return EncodedFrame(bytes([i % 256]) * 10, i * 3000, "video/VP8", 90_000, keyframe=i == 0)
+
+
+async def test_slow_consumer_loses_oldest_frames() -> None:
+    track = ForwardingTrack("video", maxsize=16)
+    for i in range(200):
+        track.feed(frame(i))
+    assert track.frames_in == 200 and track.frames_dropped == 184
+    first = await track.recv()
+    assert first.timestamp == 184 * 3000  # the newest 16 frames survive, in order
+    assert first.time_base == Fraction(1, 90_000) and bytes(first) == first.data
+
+
+async def test_keyframe_requests_upstream_are_throttled() -> None:
+    calls: list[int] = []
+    track = ForwardingTrack("video", on_keyframe_request=lambda: calls.append(1), keyframe_interval=3600)
+    for _ in range(50):
+        track.request_keyframe()
+    assert calls == [1]
