@@ -170,6 +170,10 @@ def negotiated_codec_names(transceiver: RTCRtpTransceiver) -> list[str]:
 
 def vp8_depacketize(payloads: list[bytes]) -> tuple[bytes, int]:
     """Join VP8 RTP payloads back into one frame; return it and the first picture id."""
+    first = payloads[0] if payloads else b""
+    # Fast path: aiortc's packetizer always writes X=1, I=1 and a 15-bit picture id (4 bytes).
+    if all(len(p) > 4 and p[0] & 0x80 and p[1] == 0x80 and p[2] & 0x80 for p in payloads):
+        return b"".join([p[4:] for p in payloads]), ((first[2] & 0x7F) << 8) | first[3]
     parts: list[bytes] = []
     picture_id = 0
     for i, payload in enumerate(payloads):

@@ -54,9 +54,8 @@ class AeadKey:
     def _tag(self, nonce: bytes, aad: bytes, ct: bytes) -> bytes:
         assert self._mac is not None
         mac = self._mac.copy()
-        mac.update(len(aad).to_bytes(8, "big") + len(ct).to_bytes(8, "big") + self._nt_bytes + nonce)
-        mac.update(aad)
-        mac.update(ct)
+        # One update: each call into OpenSSL costs more than copying a frame (cold caches at 30 fps).
+        mac.update(b"".join((len(aad).to_bytes(8, "big"), len(ct).to_bytes(8, "big"), self._nt_bytes, nonce, aad, ct)))
         return mac.finalize()[: self._nt]
 
     def _ctr(self, nonce: bytes, data: bytes) -> bytes:
