@@ -53,8 +53,7 @@ class PublisherAgent:
         self._watch = asyncio.ensure_future(self._watch_janus(self.janus))
 
     async def _watch_janus(self, janus: JanusSession) -> None:
-        await janus.closed.wait()
-        self.failure = f"lost the connection to Janus ({janus.closed_reason})"
+        self.failure = await janus.lost()
         self.failed.set()
 
     def summary(self) -> dict[str, Any]:

@@ -87,8 +87,7 @@ class SubscriberAgent:
         self._tasks.append(asyncio.ensure_future(self._watch_janus(self.janus)))
 
     async def _watch_janus(self, janus: JanusSession) -> None:
-        await janus.closed.wait()
-        self.failure = f"lost the connection to Janus ({janus.closed_reason})"
+        self.failure = await janus.lost()
         self.failed.set()
 
     def track_stats(self) -> list[dict[str, Any]]:

@@ -115,6 +115,11 @@ class JanusSession:
         """Set when the WebSocket closed (Janus stopped, network failure, or :meth:`close`)."""
         return self._closed
 
+    async def lost(self) -> str:
+        """Wait until the connection closes; return a one-line reason for the user."""
+        await self._closed.wait()
+        return f"lost the connection to Janus ({self.closed_reason})"
+
     async def request(
         self, message: dict[str, Any], *, timeout: float = DEFAULT_TIMEOUT, in_session: bool = True
     ) -> dict[str, Any]:
