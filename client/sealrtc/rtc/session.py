@@ -20,7 +20,9 @@ from pyee.asyncio import AsyncIOEventEmitter
 
 from ..errors import DecryptError, InvalidFrame, UnsupportedCodec
 from ..keys import SharedSecret
-from ..layout import codec_from_name, is_keyframe
+from ..layout import Codec, clear_prefix_length, codec_from_name, is_keyframe
+from ..metrics import ProbeStamper, ReceiveMetrics, split_probe
+from ..metrics.sniff import EncryptionSniffer
 from ..ratelimit import RateLimiter
 from ..transform import FrameDecryptor, FrameEncryptor, SecretEvent
 from . import internals
@@ -49,6 +51,11 @@ class TrackSecretEvent:
 class _SendState:
     sender: RTCRtpSender
     encryptors: dict[str, FrameEncryptor] = field(default_factory=dict)
+    stamper: ProbeStamper | None = None
+    frames_sent: int = 0
+    bytes_sent: int = 0
+    keyframes_sent: int = 0
+    keyframe_requests: int = 0
     frames_dropped: int = 0
     unsupported: int = 0
     codec: str | None = None
@@ -60,6 +67,11 @@ class _SendState:
             "kind": self.sender.kind,
             "track_id": self.track_id,
             "codec": self.codec,
+            "frames_sent": self.frames_sent,
+            "bytes_sent": self.bytes_sent,
+            "keyframes_sent": self.keyframes_sent,
+            "keyframe_requests_received": self.keyframe_requests,
+            "probe_stream": self.stamper.stream_id if self.stamper is not None else None,
             "frames_encrypted": 0,
             "bytes_in": 0,
             "bytes_out": 0,
@@ -85,10 +97,13 @@ class _ReceiveState:
     unsupported: int = 0
     keyframe_requests: int = 0
     codec: str | None = None
+    layout: Codec = Codec.GENERIC
     first_received_at: float | None = None
     first_frame_at: float | None = None
+    metrics: ReceiveMetrics | None = None
+    sniffer: EncryptionSniffer | None = None
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, since: float) -> dict[str, Any]:
         out: dict[str, Any] = {
             "direction": "recv",
             "kind": self.receiver.track.kind,
@@ -103,7 +118,10 @@ class _ReceiveState:
             "keyframe_requests": self.keyframe_requests,
             "first_received_at": self.first_received_at,
             "first_frame_at": self.first_frame_at,
+            "looks_encrypted": self.sniffer.looks_encrypted if self.sniffer is not None else None,
         }
+        if self.metrics is not None:
+            out.update(self.metrics.summary(since))
         for dec in self.decryptors.values():
             for key, value in dec.stats.as_dict().items():
                 if key == "decrypt_failures":
@@ -124,16 +142,26 @@ class E2EESession(AsyncIOEventEmitter):
       (pyee raises unhandled ``"error"`` events).
     """
 
-    def __init__(self, pc: RTCPeerConnection, keys: SharedSecret, *, decode: bool = True) -> None:
+    def __init__(
+        self, pc: RTCPeerConnection, keys: SharedSecret | None, *, decode: bool = True, probe: bool = False
+    ) -> None:
         super().__init__()
         self.pc = pc
         self.keys = keys
         self.decode = decode
+        self.probe = probe
+        self.created_at = time.monotonic()
+        """Monotonic time of :func:`attach`: the origin of ``first_frame_ms``."""
         self.plaintext_observer: Callable[[bytes], None] | None = None
         """Called with every plaintext frame before it is encrypted (the demo hashes them)."""
+        self.received_frame_observer: Callable[[Any, EncodedFrame], None] | None = None
+        """Called with ``(remote track, EncodedFrame)`` for every frame that decrypted (probe
+        stripped), before decoding: what ``subscribe --record`` remuxes."""
         self._senders: dict[int, _SendState] = {}
         self._receivers: dict[int, _ReceiveState] = {}
-        self._remove_rotation_listener = keys.add_rotation_listener(self._on_rotation)
+        self._remove_rotation_listener = (
+            keys.add_rotation_listener(self._on_rotation) if keys is not None else lambda: None
+        )
         self._wrap_peer_connection()
         self._scan()
 
@@ -175,11 +203,12 @@ class E2EESession(AsyncIOEventEmitter):
         for transceiver in self.pc.getTransceivers():
             sender, receiver = transceiver.sender, transceiver.receiver
             if id(sender) not in self._senders:
-                self._senders[id(sender)] = state = _SendState(sender)
+                self._senders[id(sender)] = state = _SendState(sender, stamper=ProbeStamper() if self.probe else None)
                 internals.hook_sender(
-                    sender, partial(self._send_transform, state), partial(self._notify_source, sender)
+                    sender, partial(self._send_transform, state), partial(self._on_keyframe_request, state)
                 )
-                self._prefer_supported_codecs(transceiver)
+                if self.keys is not None:
+                    self._prefer_supported_codecs(transceiver)
             if id(receiver) not in self._receivers:
                 self._receivers[id(receiver)] = rstate = _ReceiveState(receiver)
                 internals.hook_receiver(receiver, partial(self._receive_transform, rstate))
@@ -196,6 +225,8 @@ class E2EESession(AsyncIOEventEmitter):
             logger.debug("could not set codec preferences", exc_info=True)
 
     def _check_codecs(self) -> None:
+        if self.keys is None:
+            return
         for transceiver in self.pc.getTransceivers():
             names = internals.negotiated_codec_names(transceiver)
             if names and names[0].lower() in UNSUPPORTED_MIME_TYPES:
@@ -211,9 +242,9 @@ class E2EESession(AsyncIOEventEmitter):
             if state.sender.track is not None and state.sender.kind == "video":
                 internals.request_sender_keyframe(state.sender)
 
-    @staticmethod
-    def _notify_source(sender: RTCRtpSender) -> None:
-        request = getattr(sender.track, "request_keyframe", None)
+    def _on_keyframe_request(self, state: _SendState) -> None:
+        state.keyframe_requests += 1
+        request = getattr(state.sender.track, "request_keyframe", None)
         if callable(request):
             request()
 
@@ -223,75 +254,126 @@ class E2EESession(AsyncIOEventEmitter):
             state.codec = codec.mimeType
             state.track_id = state.sender.track.id if state.sender.track is not None else None
         if mime in UNSUPPORTED_MIME_TYPES:
+            if self.keys is None:  # plain: sent as is (its payloads are packetized: no probe)
+                state.frames_sent += 1
+                return frame
             state.unsupported += 1
             return None
-        encryptor = state.encryptors.get(mime)
-        if encryptor is None:
-            encryptor = state.encryptors[mime] = FrameEncryptor(self.keys, codec=codec_from_name(mime))
+        layout = codec_from_name(mime)
+        stamper = state.stamper
+        now_ns = time.time_ns() if stamper is not None else 0
         observe = self.plaintext_observer
         try:
             if mime == "video/vp8":
                 data, picture_id = internals.vp8_depacketize(frame.payloads)
                 if observe is not None:
                     observe(data)
-                frame.payloads = internals.vp8_packetize(encryptor.encrypt(data), picture_id)
+                if data and data[0] & 0x01 == 0:
+                    state.keyframes_sent += 1
+                out = self._protect(state, layout, mime, data, stamper, now_ns)
+                if out is None:
+                    return None
+                frame.payloads = internals.vp8_packetize(out, picture_id)
+                state.bytes_sent += len(out)
             else:
                 payloads = []
                 for payload in frame.payloads:
                     if observe is not None:
                         observe(payload)
-                    try:
-                        payloads.append(encryptor.encrypt(payload))
-                    except InvalidFrame:
-                        continue
+                    out = self._protect(state, layout, mime, payload, stamper, now_ns)
+                    if out is not None:
+                        payloads.append(out)
+                        state.bytes_sent += len(out)
                 if not payloads:
                     return None
                 frame.payloads = payloads
-        except (InvalidFrame, ValueError):
+        except ValueError:
             state.frames_dropped += 1
             return None
+        state.frames_sent += 1
         # The audio-level header extension would leak voice activity in clear.
         frame.audio_level = None
+        return frame
+
+    def _protect(
+        self, state: _SendState, layout: Codec, mime: str, data: bytes, stamper: ProbeStamper | None, now_ns: int
+    ) -> bytes | None:
+        """Stamp (if probing) and encrypt one frame; None drops it (counted)."""
+        if stamper is not None and data and clear_prefix_length(layout, data) <= len(data):
+            data = stamper.stamp(data, now_ns)
+        if self.keys is None:
+            return data
+        encryptor = state.encryptors.get(mime)
+        if encryptor is None:
+            encryptor = state.encryptors[mime] = FrameEncryptor(self.keys, codec=layout)
+        try:
+            out = encryptor.encrypt(data)
+        except InvalidFrame:  # counted by the encryptor (frames_refused)
+            return None
         if encryptor.take_keyframe_request() and state.sender.kind == "video":
             internals.request_sender_keyframe(state.sender)
-        return frame
+        return out
 
     # -- receive path -------------------------------------------------------------------------
 
     def _receive_transform(self, state: _ReceiveState, codec: Any, frame: Any) -> bool:
-        mime = codec.mimeType.lower()
-        state.codec = codec.mimeType
+        at = time.monotonic()
         state.frames_received += 1
+        if state.codec is None:
+            state.codec = codec.mimeType
+            state.layout = codec_from_name(codec.mimeType)
+            state.metrics = ReceiveMetrics(video=state.receiver.track.kind == "video")
+            if self.keys is None:
+                state.sniffer = EncryptionSniffer(state.layout)
         if state.first_received_at is None:
-            state.first_received_at = time.monotonic()
-        if mime in UNSUPPORTED_MIME_TYPES:
-            state.unsupported += 1
-            return False
-        decryptor = state.decryptors.get(mime)
-        if decryptor is None:
-            decryptor = state.decryptors[mime] = FrameDecryptor(self.keys, codec=codec_from_name(mime))
-            decryptor.add_listener(partial(self._on_secret_event, state))
-        try:
-            plain = decryptor.decrypt_frame(frame.data)
-        except DecryptError:
-            return False
+            state.first_received_at = at
+        mime = codec.mimeType.lower()
+        kid = ctr = None
+        if self.keys is None:
+            data: bytes = frame.data
+            assert state.sniffer is not None
+            state.sniffer.frame(data)
+        else:
+            if mime in UNSUPPORTED_MIME_TYPES:
+                state.unsupported += 1
+                return False
+            decryptor = state.decryptors.get(mime)
+            if decryptor is None:
+                decryptor = state.decryptors[mime] = FrameDecryptor(self.keys, codec=state.layout)
+                decryptor.add_listener(partial(self._on_secret_event, state))
+            try:
+                plain = decryptor.decrypt_frame(frame.data)
+            except DecryptError:
+                return False
+            data, kid, ctr = plain.data, plain.kid, plain.ctr
         if state.first_frame_at is None:
-            state.first_frame_at = time.monotonic()
-        if self.decode:
-            frame.data = plain.data
-            return True
-        internals.push_to_track(
-            state.receiver,
-            EncodedFrame(
-                data=plain.data,
+            state.first_frame_at = at
+        data, probe = split_probe(data)
+        metrics = state.metrics
+        assert metrics is not None
+        metrics.frame(at, time.time_ns(), len(data), probe)
+        observe = self.received_frame_observer
+        encoded: EncodedFrame | None = None
+        if observe is not None or not self.decode:
+            encoded = EncodedFrame(
+                data=data,
                 timestamp=frame.timestamp,
                 codec=codec.mimeType,
                 clock_rate=codec.clockRate,
-                keyframe=is_keyframe(codec_from_name(mime), plain.data),
-                kid=plain.kid,
-                ctr=plain.ctr,
-            ),
-        )
+                keyframe=is_keyframe(state.layout, data),
+                kid=kid,
+                ctr=ctr,
+            )
+            if observe is not None:
+                try:
+                    observe(state.receiver.track, encoded)
+                except Exception:  # an observer (a recorder) must not break the media path
+                    logger.exception("received-frame observer failed")
+        if self.decode:
+            frame.data = data
+            return True
+        assert encoded is not None
+        internals.push_to_track(state.receiver, encoded)
         return False
 
     def _on_secret_event(self, state: _ReceiveState, event: SecretEvent) -> None:
@@ -320,18 +402,38 @@ class E2EESession(AsyncIOEventEmitter):
     def stats(self) -> dict[str, Any]:
         """Plain-dict statistics: ``{"tracks": [...per sender and receiver...]}``."""
         tracks = [s.stats() for s in self._senders.values() if s.sender.track is not None or s.codec]
-        tracks += [r.stats() for r in self._receivers.values() if r.codec is not None]
+        tracks += [r.stats(self.created_at) for r in self._receivers.values() if r.codec is not None]
         return {"tracks": tracks}
+
+    def receive_metrics(self) -> list[tuple[Any, ReceiveMetrics]]:
+        """``(remote track, metrics)`` per receiving track that got media (for histograms)."""
+        return [(r.receiver.track, r.metrics) for r in self._receivers.values() if r.metrics is not None]
+
+    def first_received_at(self) -> float | None:
+        """Monotonic time of the first frame any receiver reassembled (None before)."""
+        times = [r.first_received_at for r in self._receivers.values() if r.first_received_at is not None]
+        return min(times) if times else None
+
+    def first_decrypted_at(self) -> float | None:
+        """Monotonic time of the first frame that decrypted (None before)."""
+        times = [r.first_frame_at for r in self._receivers.values() if r.first_frame_at is not None]
+        return min(times) if times else None
 
     def close(self) -> None:
         """Stop following key rotations (the peer connection's hooks die with it)."""
         self._remove_rotation_listener()
 
 
-def attach(pc: RTCPeerConnection, keys: SharedSecret, *, decode: bool = True) -> E2EESession:
+def attach(
+    pc: RTCPeerConnection, keys: SharedSecret | None, *, decode: bool = True, probe: bool = False
+) -> E2EESession:
     """Make every sender of ``pc`` encrypt and every receiver decrypt, now and later.
 
     With ``decode=False`` received tracks yield decrypted :class:`EncodedFrame` objects instead
-    of decoded media (verify-only agents, forwarding).
+    of decoded media (verify-only agents, forwarding). With ``probe=True`` every sent frame
+    carries a probe trailer inside its ciphertext (sequence and capture time, see
+    :mod:`sealrtc.metrics.probe`); every receiver strips probes and measures latency, loss and
+    freezes from them. ``keys=None`` is a plain session: nothing is encrypted, but probes and
+    measurements work the same (a baseline), and receivers notice media that looks encrypted.
     """
-    return E2EESession(pc, keys, decode=decode)
+    return E2EESession(pc, keys, decode=decode, probe=probe)

@@ -1,0 +1,99 @@
+"""Per received track metrics: latency, loss, reordering, freezes, fps, bitrate, first frame.
+
+Fed by the aiortc adapter once per decrypted frame with two clocks: monotonic seconds (intervals,
+freezes, rates) and Unix nanoseconds (end-to-end latency against the probe's ``capture_ns``; exact
+on one host, and across hosts only as good as their clock synchronisation).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .freeze import FreezeDetector
+from .histogram import Histogram
+from .probe import Probe
+from .sequence import SequenceTracker
+
+
+class ReceiveMetrics:
+    """What one receiving track measured. ``video`` enables freeze detection."""
+
+    __slots__ = (
+        "_sequences",
+        "bytes",
+        "first_at",
+        "frames",
+        "freezes",
+        "last_at",
+        "latency",
+        "probes",
+        "stream_ids",
+        "video",
+    )
+
+    def __init__(self, *, video: bool) -> None:
+        self.video = video
+        self.frames = 0
+        self.bytes = 0
+        self.probes = 0
+        self.first_at: float | None = None
+        self.last_at: float | None = None
+        self.latency = Histogram()
+        self.freezes = FreezeDetector()
+        self._sequences: dict[int, SequenceTracker] = {}
+        self.stream_ids: list[int] = []
+
+    def frame(self, at: float, now_ns: int, size: int, probe: Probe | None) -> None:
+        """One frame of ``size`` payload bytes (probe excluded) decrypted at ``at``/``now_ns``."""
+        self.frames += 1
+        self.bytes += size
+        if self.first_at is None:
+            self.first_at = at
+        self.last_at = at
+        if self.video:
+            self.freezes.frame(at)
+        if probe is not None:
+            self.probes += 1
+            self.latency.record((now_ns - probe.capture_ns) / 1e6)
+            tracker = self._sequences.get(probe.stream_id)
+            if tracker is None:
+                tracker = self._sequences[probe.stream_id] = SequenceTracker()
+                self.stream_ids.append(probe.stream_id)
+            tracker.add(probe.sequence)
+
+    @property
+    def frames_lost(self) -> int:
+        return sum(t.lost for t in self._sequences.values())
+
+    @property
+    def out_of_order(self) -> int:
+        return sum(t.out_of_order for t in self._sequences.values())
+
+    def fps(self) -> float | None:
+        if self.first_at is None or self.last_at is None or self.frames < 2 or self.last_at <= self.first_at:
+            return None
+        return (self.frames - 1) / (self.last_at - self.first_at)
+
+    def bitrate_kbps(self) -> float | None:
+        if self.first_at is None or self.last_at is None or self.frames < 2 or self.last_at <= self.first_at:
+            return None
+        return self.bytes * 8 / (self.last_at - self.first_at) / 1000
+
+    def summary(self, since: float | None = None) -> dict[str, Any]:
+        """Report fields; ``first_frame_ms`` is measured from ``since`` (monotonic) when given."""
+        fps, kbps = self.fps(), self.bitrate_kbps()
+        first = None
+        if since is not None and self.first_at is not None:
+            first = round((self.first_at - since) * 1000, 1)
+        return {
+            "latency_ms": self.latency.summary(),
+            "frames_lost": self.frames_lost if self.probes else None,
+            "frames_out_of_order": self.out_of_order if self.probes else None,
+            "freezes": {"count": self.freezes.count, "total_ms": round(self.freezes.total_ms, 1)}
+            if self.video
+            else None,
+            "fps": round(fps, 2) if fps is not None else None,
+            "bitrate_kbps": round(kbps, 1) if kbps is not None else None,
+            "first_frame_ms": first,
+            "probe_streams": list(self.stream_ids),
+        }

@@ -1,0 +1,56 @@
+"""Loss and reordering from probe sequence numbers (per stream id, 32-bit wrap-aware)."""
+
+from __future__ import annotations
+
+_U32 = 1 << 32
+_HALF = 1 << 31
+MAX_TRACKED_GAPS = 4096
+"""Bound on remembered missing sequence numbers (a late frame is recognised only if its gap is
+still remembered; beyond that it counts as out of order and the loss stays counted)."""
+
+
+class SequenceTracker:
+    """Counts frames lost (gaps never filled) and out of order (arrived after a later one).
+
+    A frame that arrives late fills its gap: it is no longer lost, but counted out of order.
+    """
+
+    __slots__ = ("_highest", "_missing", "duplicates", "lost", "out_of_order", "received")
+
+    def __init__(self) -> None:
+        self._highest: int | None = None
+        self._missing: set[int] = set()
+        self.received = 0
+        self.lost = 0
+        self.out_of_order = 0
+        self.duplicates = 0
+
+    def add(self, sequence: int) -> None:
+        self.received += 1
+        highest = self._highest
+        if highest is None:
+            self._highest = sequence
+            return
+        delta = (sequence - highest) % _U32
+        if delta == 0:
+            self.duplicates += 1
+            self.received -= 1
+        elif delta < _HALF:  # ahead of everything seen
+            gap = delta - 1
+            if gap:
+                self.lost += gap
+                if len(self._missing) + gap <= MAX_TRACKED_GAPS:
+                    self._missing.update((highest + i) % _U32 for i in range(1, delta))
+            self._highest = sequence
+        else:  # behind: a late frame (or a duplicate of an old one)
+            if sequence in self._missing:
+                self._missing.discard(sequence)
+                self.lost -= 1
+                self.out_of_order += 1
+            else:
+                self.duplicates += 1
+                self.received -= 1
+
+    @property
+    def expected(self) -> int:
+        return self.received + self.lost
