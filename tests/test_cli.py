@@ -71,4 +71,73 @@ def test_bad_duration_is_a_usage_error() -> None:
 
 
 def test_bad_listen_address() -> None:
-    assert main(["relay", "--listen", "nonsense", "--duration", "1"]) == 1
+    assert main(["relay", "--listen", "nonsense", "--duration", "1"]) == 2
+    assert main(["relay", "--listen", "127.0.0.1:70000", "--duration", "1"]) == 2
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout.strip().startswith("sealrtc ")
+
+
+@pytest.mark.parametrize("typo", [f"--secret={SECRET}", f"-s{SECRET}", f"--secrt={SECRET}"])
+def test_mistyped_secret_options_are_never_echoed(typo: str) -> None:
+    result = run("subscribe", "--whep", "http://127.0.0.1:9/whep/x", typo)
+    assert result.returncode == 2
+    assert SECRET not in result.stderr + result.stdout
+    assert "unrecognized arguments" in result.stderr
+
+
+def test_a_mistyped_flag_is_reported_as_such_with_a_hint() -> None:
+    result = run("publish", "--whp", "http://127.0.0.1:9/whip/x")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --whp" in result.stderr and "did you mean --whip?" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-3", "soon"])
+def test_durations_must_be_positive_and_finite(value: str) -> None:
+    result = run("subscribe", "--whep", "http://127.0.0.1:9/whep/x", "--duration", value)
+    assert result.returncode == 2 and "--duration" in result.stderr
+
+
+def test_bad_json_target_is_refused_before_the_run(tmp_path: Path) -> None:
+    result = run(
+        "subscribe", "--whep", "http://127.0.0.1:9/whep/x", "--json", str(tmp_path / "missing" / "x.json"),
+        env={"SEALRTC_SECRET": SECRET},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    result = run("subscribe", "--whep", "http://127.0.0.1:9/whep/x", "--json", str(tmp_path))
+    assert result.returncode == 1 and "is a directory" in result.stderr
+
+
+def test_secret_not_utf8_or_blank_is_a_clean_error(tmp_path: Path) -> None:
+    bad = b"caf\xe9-" + SECRET.encode()
+    env = {k: v for k, v in os.environ.items() if k != "SEALRTC_SECRET"}
+    result = subprocess.run(
+        [sys.executable, "-m", "sealrtc", "subscribe", "--whep", "http://127.0.0.1:9/whep/x", "--duration", "1"],
+        capture_output=True,
+        env={k.encode(): v.encode() for k, v in env.items()} | {b"SEALRTC_SECRET": bad},  # type: ignore[dict-item]
+        timeout=60,
+    )
+    err = result.stderr.decode("utf-8", "replace")
+    assert result.returncode == 1 and "not valid UTF-8" in err and "Traceback" not in err
+    assert SECRET not in err and "\\xe9" not in err and "0xe9" not in err
+    secret_file = tmp_path / "secret"
+    secret_file.write_bytes(bad + b"\n")
+    secret_file.chmod(0o600)
+    result2 = run("subscribe", "--whep", "http://127.0.0.1:9/whep/x", "--secret-file", str(secret_file))
+    assert result2.returncode == 1 and "not valid UTF-8" in result2.stderr and SECRET not in result2.stderr
+    blank = run("subscribe", "--whep", "http://127.0.0.1:9/whep/x", env={"SEALRTC_SECRET": "   "})
+    assert blank.returncode == 1 and "whitespace" in blank.stderr
+
+
+def test_a_secret_file_readable_by_others_is_warned_about(tmp_path: Path) -> None:
+    require_namespace()
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET + "\n")
+    secret_file.chmod(0o644)
+    result = run("publish", "--whip", "http://127.0.0.1:9/whip/x", "--secret-file", str(secret_file), "--duration", "1")
+    assert "readable by other users" in result.stderr and "chmod 600" in result.stderr
+    assert SECRET not in result.stderr

@@ -286,3 +286,39 @@ async def test_subscribe_to_one_feed_only(janus: JanusServer) -> None:
         assert sub.room is not None and list(sub.room.feeds) == [wanted.room.publisher_id]
     finally:
         await close_all(sub, wanted, other)
+
+
+async def test_cli_subscriber_says_what_went_wrong(janus: JanusServer, tmp_path: Path) -> None:
+    """Secret mismatch per feed (exit 3), an unknown --feed and an empty room (exit 1), in words."""
+    pub = PublisherAgent(SharedSecret("the secret", context=b"1001"))
+    await pub.publish_janus(janus.url, E2EE_ROOM)
+    assert pub.room is not None
+    feed = pub.room.publisher_id
+    env = {k: v for k, v in os.environ.items() if k != "SEALRTC_SECRET"} | {"SEALRTC_SECRET": "another secret"}
+
+    async def cli(*args: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sealrtc", "subscribe", "--janus", janus.url, *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode is not None
+        return proc.returncode, err.decode()
+
+    try:
+        (wrong, wrong_err), (unknown, unknown_err), (empty, empty_err) = await asyncio.gather(
+            cli("--room", str(E2EE_ROOM), "--context", "1001", "--duration", "5"),
+            cli("--room", str(E2EE_ROOM), "--feed", "424242", "--duration", "3"),
+            cli("--room", str(OPEN_ROOM), "--duration", "3"),
+        )
+    finally:
+        await close_all(pub)
+    assert wrong == 3, wrong_err
+    assert f"frames from feed {feed} fail to decrypt: unknown key" in wrong_err
+    assert unknown == 1, unknown_err
+    assert f"feed 424242 is not publishing in room {E2EE_ROOM} (publishers now: {feed})" in unknown_err
+    assert f"feed 424242 never published in room {E2EE_ROOM}" in unknown_err
+    assert empty == 1, empty_err
+    assert f"room {OPEN_ROOM} has no publishers yet" in empty_err and f"room {OPEN_ROOM} had no publishers" in empty_err
+    for err in (wrong_err, unknown_err, empty_err):
+        assert "Traceback" not in err and "another secret" not in err

@@ -1,6 +1,8 @@
-"""A publisher bot: synthetic VP8 test pattern + Opus tone, E2EE on (unless keys is None).
+"""A publisher bot: synthetic VP8 test pattern + Opus tone, or a media file sent pre-encoded.
 
-Publishes over WHIP or into a Janus VideoRoom; :attr:`failed` is set when the server goes away.
+E2EE on unless ``keys`` is None. Publishes over WHIP or into a Janus VideoRoom; :attr:`failed` is
+set when the server goes away. With ``probe=True`` every frame carries a probe trailer inside its
+ciphertext, so sealrtc subscribers measure latency and loss.
 """
 
 from __future__ import annotations
@@ -10,28 +12,43 @@ import hashlib
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc.mediastreams import MediaStreamTrack
 
 from ..keys import SharedSecret
 from ..media import TestPatternVideoTrack, ToneAudioTrack
 from ..rtc import E2EESession, attach
 from ..signaling.janus import JanusSession, VideoRoomPublisher
 from ..signaling.whip import delete_resource, whip_publish
+from .watch import server_gone
 
 MAX_PLAINTEXT_DIGESTS = 200_000
 
 
 class PublisherAgent:
-    def __init__(self, keys: SharedSecret | None, *, record_plaintext: bool = False, moving: bool = True) -> None:
+    def __init__(
+        self,
+        keys: SharedSecret | None,
+        *,
+        record_plaintext: bool = False,
+        moving: bool = True,
+        probe: bool = False,
+        video: MediaStreamTrack | None = None,
+        audio: MediaStreamTrack | None = None,
+    ) -> None:
+        """``video``/``audio``: tracks to send instead of the test pattern and tone (e.g. the
+        tracks of a media clip); pass only one of them to publish only that kind."""
         self.keys = keys
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.session: E2EESession | None = attach(self.pc, keys) if keys is not None else None
+        self.session: E2EESession = attach(self.pc, keys, probe=probe)
         self.plaintext_digests: set[bytes] = set()
-        if record_plaintext and self.session is not None:
+        if record_plaintext and keys is not None:
             self.session.plaintext_observer = self._record
-        self.video = TestPatternVideoTrack(moving=moving)
-        self.audio = ToneAudioTrack()
-        self.pc.addTrack(self.video)
-        self.pc.addTrack(self.audio)
+        custom = video is not None or audio is not None
+        self.video: Any = video if custom else TestPatternVideoTrack(moving=moving)
+        self.audio: Any = audio if custom else ToneAudioTrack()
+        for track in (self.video, self.audio):
+            if track is not None:
+                self.pc.addTrack(track)
         self.resource: str | None = None
         self.janus: JanusSession | None = None
         self.room: VideoRoomPublisher | None = None
@@ -45,22 +62,42 @@ class PublisherAgent:
 
     async def publish_whip(self, url: str) -> None:
         self.resource = await whip_publish(self.pc, url)
+        self._watch = asyncio.ensure_future(self._watch_for(server_gone(url)))
 
     async def publish_janus(self, url: str, room: int) -> None:
         self.janus = await JanusSession.connect(url)
         self.room = VideoRoomPublisher(self.janus, room)
-        await self.room.publish(self.pc, e2ee=self.session is not None)
-        self._watch = asyncio.ensure_future(self._watch_janus(self.janus))
+        await self.room.publish(self.pc, e2ee=self.keys is not None)
+        self._watch = asyncio.ensure_future(self._watch_for(self.janus.lost()))
 
-    async def _watch_janus(self, janus: JanusSession) -> None:
-        self.failure = await janus.lost()
+    async def _watch_for(self, lost: Any) -> None:
+        self.failure = await lost
         self.failed.set()
 
-    def summary(self) -> dict[str, Any]:
-        tracks = self.session.stats()["tracks"] if self.session is not None else []
+    def frames_sent(self) -> dict[str, int]:
         return {
-            "e2ee": self.session is not None,
-            "frames_sent": {"video": self.video.frames_sent, "audio": self.audio.frames_sent},
+            kind: track.frames_sent if track is not None else 0
+            for kind, track in (("video", self.video), ("audio", self.audio))
+        }
+
+    def summary(self) -> dict[str, Any]:
+        tracks = [t for t in self.session.stats()["tracks"] if t["direction"] == "send"]
+        sent: dict[str, dict[str, Any]] = {}
+        for t in tracks:
+            sent[t["kind"]] = {
+                "codec": t["codec"],
+                "frames": t["frames_sent"],
+                "bytes": t["bytes_sent"],
+                "keyframes": t["keyframes_sent"] if t["kind"] == "video" else None,
+                "kid_switches": t["kid_switches"] if self.keys is not None else None,
+                "keyframe_requests_received": t["keyframe_requests_received"],
+                "frames_dropped": t["frames_dropped"],
+                "probe_stream": t["probe_stream"],
+            }
+        return {
+            "e2ee": self.keys is not None,
+            "frames_sent": self.frames_sent(),
+            "sent": sent,
             "tracks": tracks,
             "plaintext_frames_recorded": len(self.plaintext_digests),
             "failure": self.failure,
@@ -76,3 +113,4 @@ class PublisherAgent:
         if self.janus is not None:
             await self.janus.close()
         await self.pc.close()
+        self.session.close()

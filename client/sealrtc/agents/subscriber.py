@@ -1,43 +1,77 @@
-"""A subscriber test agent: receives, decrypts, decodes and counts; records secret events.
+"""A subscriber test agent: receives, decrypts, verifies probes, decodes (or not), measures.
 
 Over WHEP (one peer connection) or a Janus VideoRoom (one peer connection per publisher,
-following publishers who join and leave). :attr:`failed` is set when Janus goes away.
+following publishers who join and leave). Per track it measures what :mod:`sealrtc.metrics`
+defines (latency, loss, freezes, fps, bitrate) and, per subscription, the connect phases.
+:attr:`failed` is set when the server goes away; :attr:`notices` collects what a person should
+be told (secret mismatch per publisher, media that looks encrypted, an empty room...).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from ..keys import SharedSecret
-from ..rtc import E2EESession, attach
+from ..metrics import Histogram
+from ..metrics.connect import ConnectPhases
+from ..rtc import E2EESession, EncodedFrame, attach
 from ..rtc.session import TrackSecretEvent
 from ..signaling.janus import JanusSession, VideoRoomSubscriber
 from ..signaling.whip import delete_resource, whep_subscribe
+from .watch import server_gone
+
+logger = logging.getLogger(__name__)
+
+KEY_REASONS = ("unknown_key", "authentication_failed")
+REASON_WORDS = {"unknown_key": "unknown key", "authentication_failed": "authentication failed"}
 
 
 class SubscriberAgent:
-    def __init__(self, keys: SharedSecret | None, *, name: str = "subscriber") -> None:
+    def __init__(
+        self,
+        keys: SharedSecret | None,
+        *,
+        name: str = "subscriber",
+        decode: bool = True,
+        record_dir: Path | None = None,
+        on_notice: Callable[[str], None] | None = None,
+    ) -> None:
         self.name = name
         self.keys = keys
+        self.decode = decode
+        self.record_dir = record_dir
+        self.on_notice = on_notice
         self.pcs: list[RTCPeerConnection] = []
         self.sessions: list[E2EESession] = []
+        self.publisher_of: dict[int, str] = {}
+        """id(session) -> "feed 7" (Janus) or "the publisher" (WHEP)."""
         self.decoded: dict[str, int] = {"video": 0, "audio": 0}
         self.events: list[dict[str, Any]] = []
+        self.notices: list[str] = []
         self.first_decoded_at: float | None = None
         self.started = time.monotonic()
+        self.connect = ConnectPhases(self.started)
         self.resource: str | None = None
         self.janus: JanusSession | None = None
         self.room: VideoRoomSubscriber | None = None
+        self.room_id: int | None = None
         self.failed = asyncio.Event()
         self.failure: str | None = None
         self.changed = asyncio.Event()
         """Set on every decoded frame and every secret event (tests await it)."""
-        self._tasks: list[asyncio.Task[None]] = []
+        self.recorders: dict[str, Any] = {}
+        self._told: set[str] = set()
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # -- wiring -------------------------------------------------------------------------------
 
     @property
     def session(self) -> E2EESession | None:
@@ -51,15 +85,61 @@ class SubscriberAgent:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pcs.append(pc)
         pc.on("track", self._on_track)
-        if self.keys is not None:
-            session = attach(pc, self.keys)
-            self.sessions.append(session)
-            for event_name in ("secret_mismatch", "secret_match"):
-                session.on(event_name, self._on_event)
+        session = attach(pc, self.keys, decode=self.decode)
+        self.sessions.append(session)
+        self.publisher_of[id(session)] = "the publisher"
+        for event_name in ("secret_mismatch", "secret_match"):
+            session.on(event_name, lambda event, s=session: self._on_secret_event(s, event))
+        if self.record_dir is not None:
+            session.received_frame_observer = self._record
+
+        @pc.on("iceconnectionstatechange")
+        def on_ice() -> None:
+            if pc.iceConnectionState in ("connected", "completed"):
+                self.connect.mark("ice", time.monotonic())
+
+        @pc.on("connectionstatechange")
+        def on_connection() -> None:
+            if pc.connectionState == "connected":
+                self.connect.mark("dtls", time.monotonic())
+            elif pc.connectionState == "failed" and len(self.pcs) == 1:
+                self._fail("the media connection to the server failed (ICE/DTLS)")
+
         return pc
 
-    def _on_event(self, event: TrackSecretEvent) -> None:
-        self.events.append({"type": event.type, "kind": event.kind, "t": round(time.monotonic() - self.started, 3)})
+    def notice(self, text: str, *, key: str | None = None) -> None:
+        """Tell the user once per ``key`` (default: the text itself)."""
+        key = key or text
+        if key in self._told:
+            return
+        self._told.add(key)
+        self.notices.append(text)
+        if self.on_notice is not None:
+            self.on_notice(text)
+
+    def _fail(self, reason: str) -> None:
+        if self.failure is None:
+            self.failure = reason
+        self.failed.set()
+
+    def _on_secret_event(self, session: E2EESession, event: TrackSecretEvent) -> None:
+        publisher = self.publisher_of.get(id(session), "the publisher")
+        self.events.append(
+            {
+                "type": event.type,
+                "kind": event.kind,
+                "publisher": publisher,
+                "reason": event.reason,
+                "t": round(time.monotonic() - self.started, 3),
+            }
+        )
+        if event.type == "secret_mismatch":
+            words = REASON_WORDS.get(event.reason or "", event.reason or "key failure")
+            self.notice(
+                f"frames from {publisher} fail to decrypt: {words} — does the publisher use the same secret "
+                "and --context?",
+                key=f"mismatch:{publisher}",
+            )
         self.changed.set()
 
     def _on_track(self, track: MediaStreamTrack) -> None:
@@ -68,54 +148,152 @@ class SubscriberAgent:
     async def _consume(self, track: MediaStreamTrack) -> None:
         try:
             while True:
-                await track.recv()
+                frame = await track.recv()
+                if isinstance(frame, EncodedFrame):
+                    continue  # verify-only: decrypted and measured in the receive hook
                 self.decoded[track.kind] = self.decoded.get(track.kind, 0) + 1
                 if self.first_decoded_at is None:
                     self.first_decoded_at = time.monotonic()
+                    self.connect.mark("first_decoded", self.first_decoded_at)
                 self.changed.set()
         except MediaStreamError:
             pass
 
+    def _record(self, track: Any, frame: EncodedFrame) -> None:
+        from ..media.recorder import TrackRecorder
+
+        recorder = self.recorders.get(track.id)
+        if recorder is None:
+            assert self.record_dir is not None
+            stem = f"{len(self.recorders) + 1:02d}-{track.kind}"
+            recorder = self.recorders[track.id] = TrackRecorder.open(self.record_dir / stem, frame.codec)
+        recorder.write(frame.data, frame.timestamp, frame.keyframe)
+
+    # -- subscribing --------------------------------------------------------------------------
+
     async def subscribe_whep(self, url: str) -> None:
         self.resource = await whep_subscribe(self.new_pc(), url)
+        self.connect.mark("signaling", time.monotonic())
+        self._tasks.append(asyncio.ensure_future(self._watch(server_gone(url))))
 
     async def subscribe_janus(self, url: str, room: int, *, feed: int | None = None) -> None:
         """Subscribe to every publisher of ``room`` (or only to publisher id ``feed``)."""
+        self.room_id = room
         self.janus = await JanusSession.connect(url)
-        self.room = VideoRoomSubscriber(self.janus, room, make_pc=self.new_pc, feed=feed)
+        self.room = VideoRoomSubscriber(self.janus, room, make_pc=self.new_pc, on_feed=self._on_feed, feed=feed)
         await self.room.start()
-        self._tasks.append(asyncio.ensure_future(self._watch_janus(self.janus)))
+        self._tasks.append(asyncio.ensure_future(self._watch(self.janus.lost())))
 
-    async def _watch_janus(self, janus: JanusSession) -> None:
-        self.failure = await janus.lost()
-        self.failed.set()
+    def _on_feed(self, feed: int, pc: RTCPeerConnection) -> None:
+        self.connect.mark("signaling", time.monotonic())
+        for session in self.sessions:
+            if session.pc is pc:
+                self.publisher_of[id(session)] = f"feed {feed}"
+
+    async def _watch(self, lost: Any) -> None:
+        self._fail(await lost)
+
+    async def room_publishers(self) -> list[int] | None:
+        """Publisher ids now in the Janus room (None when not subscribed through Janus)."""
+        if self.janus is None or self.room_id is None:
+            return None
+        handle = await self.janus.attach()
+        try:
+            data, _ = await handle.message({"request": "listparticipants", "room": self.room_id})
+        finally:
+            await handle.detach()
+        participants = data.get("participants") or []
+        return sorted(
+            int(p["id"])
+            for p in participants
+            if isinstance(p, dict) and p.get("publisher") and isinstance(p.get("id"), int)
+        )
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Update connect phases and diagnoses from the sessions (cheap: call once a second)."""
+        self.connect.mark("first_rtp", _earliest(s.first_received_at() for s in self.sessions))
+        self.connect.mark("first_decrypted", _earliest(s.first_decrypted_at() for s in self.sessions))
+        if self.keys is None and any(t.get("looks_encrypted") for t in self.track_stats()):
+            self.notice(
+                "media looks encrypted (SFrame): this subscriber runs with --no-e2ee; set SEALRTC_SECRET "
+                "(or --secret-file) to decrypt it",
+                key="looks-encrypted",
+            )
 
     def track_stats(self) -> list[dict[str, Any]]:
-        return [t for s in self.sessions for t in s.stats()["tracks"] if t["direction"] == "recv"]
+        out = []
+        for session in self.sessions:
+            for t in session.stats()["tracks"]:
+                if t["direction"] == "recv":
+                    publisher = self.publisher_of.get(id(session), "the publisher")
+                    if publisher == "the publisher" and t.get("probe_streams"):
+                        publisher = f"stream {t['probe_streams'][0]:#010x}"
+                    out.append(t | {"publisher": publisher})
+        return out
+
+    def histograms(self) -> dict[str, Histogram]:
+        """Latency histograms merged per kind over every track (exact HdrHistogram merge)."""
+        merged: dict[str, Histogram] = {}
+        for session in self.sessions:
+            for track, metrics in session.receive_metrics():
+                merged.setdefault(track.kind, Histogram()).merge(metrics.latency)
+        return merged
+
+    def totals(self) -> dict[str, int]:
+        tracks = self.track_stats()
+        failures: dict[str, int] = {}
+        for t in tracks:
+            for reason, count in t["decrypt_failures"].items():
+                failures[reason] = failures.get(reason, 0) + count
+        return {
+            "frames_received": sum(t["frames_received"] for t in tracks),
+            "frames_decrypted": sum(t["frames_decrypted"] for t in tracks) if self.keys is not None else 0,
+            "key_failures": sum(failures.get(r, 0) for r in KEY_REASONS),
+            "frames_decoded": sum(self.decoded.values()),
+        }
 
     def summary(self) -> dict[str, Any]:
+        self.refresh()
         tracks: list[dict[str, Any]] = []
-        if self.keys is not None:
-            for t in self.track_stats():
-                tracks.append(
-                    {
-                        "kind": t["kind"],
-                        "codec": t["codec"],
-                        "frames_received": t["frames_received"],
-                        "frames_decrypted": t["frames_decrypted"],
-                        "frames_decoded": self.decoded.get(t["kind"], 0),
-                        "decrypt_failures": t["decrypt_failures"],
-                    }
-                )
-        else:
-            tracks = [{"kind": k, "frames_decoded": n} for k, n in self.decoded.items()]
+        for t in self.track_stats():
+            publisher = t["publisher"]
+            tracks.append(
+                {
+                    "kind": t["kind"],
+                    "codec": t["codec"],
+                    "publisher": publisher,
+                    "frames_received": t["frames_received"],
+                    "frames_decrypted": t["frames_decrypted"] if self.keys is not None else None,
+                    "frames_decoded": self.decoded.get(t["kind"], 0) if self.decode else None,
+                    "decrypt_failures": t["decrypt_failures"],
+                    "latency_ms": t["latency_ms"],
+                    "frames_lost": t["frames_lost"],
+                    "frames_out_of_order": t["frames_out_of_order"],
+                    "freezes": t["freezes"],
+                    "fps": t["fps"],
+                    "bitrate_kbps": t["bitrate_kbps"],
+                    "first_frame_ms": t["first_frame_ms"],
+                    "looks_encrypted": t["looks_encrypted"],
+                }
+            )
+        totals = self.totals()
         return {
             "name": self.name,
             "e2ee": self.keys is not None,
-            "frames_decrypted": sum(t.get("frames_decrypted", 0) for t in tracks),
-            "frames_decoded": sum(self.decoded.values()),
+            "decode": self.decode,
+            "frames_received": totals["frames_received"],
+            "frames_decrypted": totals["frames_decrypted"],
+            "frames_decoded": totals["frames_decoded"],
             "tracks": tracks,
+            "connect": self.connect.as_dict(),
             "events": self.events,
+            "notices": self.notices,
+            "recordings": [
+                {"path": str(r.path), "frames": r.frames_written} for r in self.recorders.values() if r.frames_written
+            ],
+            "histograms": {f"latency_ms.{kind}": h.encode() for kind, h in self.histograms().items() if h.count},
             "failure": self.failure,
         }
 
@@ -130,3 +308,13 @@ class SubscriberAgent:
             await self.janus.close()
         for pc in self.pcs:
             await pc.close()
+        for recorder in self.recorders.values():
+            try:
+                recorder.close()
+            except Exception:  # a broken recording must not lose the report
+                logger.exception("closing a recording failed")
+
+
+def _earliest(times: Any) -> float | None:
+    present = [t for t in times if t is not None]
+    return min(present) if present else None

@@ -3,30 +3,91 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import sys
+from collections.abc import Sequence
 from typing import Any, NoReturn
+
+from .. import __version__
+from .common import positive_seconds
 
 SECRET_HELP = (
     "The E2EE secret is read from the SEALRTC_SECRET environment variable or from --secret-file, "
     "never from the command line, and is never printed."
 )
+EXIT_CODES = (
+    "exit codes: 0 success; 1 the run failed (nothing decrypted/decoded, server lost, bad target...); "
+    "2 usage error; 3 secret mismatch (frames arrived, none decrypted for key reasons); "
+    "130 interrupted (the report is written first)"
+)
+
+
+def _option_name(token: str) -> str:
+    """``--secret=VALUE`` -> ``--secret``; ``-sVALUE`` -> ``-s``: never show a value."""
+    if token.startswith("--"):
+        return token.split("=", 1)[0]
+    return token[:2]
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser that never echoes unrecognised values (one might be a secret)."""
+    """An ArgumentParser that never echoes unrecognised values (one might be a secret), and that
+    reports a mistyped option as such (not as a missing required one)."""
 
     def error(self, message: str) -> NoReturn:
         prefix = "unrecognized arguments: "
         if message.startswith(prefix):
-            options = [t for t in message[len(prefix) :].split() if t.startswith("-")]
+            options = [_option_name(t) for t in message[len(prefix) :].split() if t.startswith("-")]
             message = prefix + (" ".join(options) if options else "(values not shown)")
         super().error(message)
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        tokens = list(sys.argv[1:] if args is None else args)
+        self._check_unknown_options(tokens)
+        return super().parse_args(tokens, namespace)
+
+    def _known_options(self) -> set[str]:
+        known: set[str] = set()
+        for action in self._actions:
+            known.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    known.update(o for a in sub._actions for o in a.option_strings)
+        return known
+
+    def _check_unknown_options(self, tokens: list[str]) -> None:
+        known = self._known_options()
+        for token in tokens:
+            if token == "--":
+                break
+            if not token.startswith("-") or token == "-" or _is_number(token):
+                continue
+            name = _option_name(token)
+            if name in known or (not token.startswith("--") and token[:2] in known):
+                continue
+            close = difflib.get_close_matches(name, sorted(k for k in known if k.startswith("--")), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            self.print_usage(sys.stderr)
+            self.exit(2, f"{self.prog}: error: unrecognized arguments: {name}{hint}\n")
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
 
 
 def _common(p: argparse.ArgumentParser, *, e2ee: bool = True) -> None:
     p.add_argument(
-        "--duration", type=float, default=10.0, metavar="S", help="run for S seconds, then stop (default 10)"
+        "--duration", type=positive_seconds, default=10.0, metavar="S", help="run for S seconds, then stop (default 10)"
     )
-    p.add_argument("--json", metavar="FILE", help="write a JSON summary to FILE ('-' for stdout)")
+    p.add_argument(
+        "--json", metavar="FILE", help="write a JSON report to FILE ('-' for stdout); checked before the run starts"
+    )
+    p.add_argument("--quiet", action="store_true", help="no live progress (notices and the verdict are still shown)")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug information (never secrets)")
     if e2ee:
         p.add_argument("--secret-file", metavar="PATH", help="read the E2EE secret from PATH (first line)")
@@ -36,17 +97,30 @@ def _common(p: argparse.ArgumentParser, *, e2ee: bool = True) -> None:
         p.add_argument("--no-e2ee", action="store_true", help="run without end-to-end encryption (plain baseline)")
 
 
+def _suite(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a cipher suite number: {text!r}") from None
+    if not 1 <= value <= 8:
+        raise argparse.ArgumentTypeError("cipher suite must be 1..8 (RFC 9605 0x0001-0x0005, sealrtc 0x0006-0x0008)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     # No prefix abbreviations: "--secret VALUE" must never be taken for "--secret-file VALUE".
     parser = _Parser(
         prog="sealrtc",
         allow_abbrev=False,
         description="End-to-end encrypted WebRTC agents (SFrame, RFC 9605) on aiortc. " + SECRET_HELP,
+        epilog=EXIT_CODES,
     )
+    parser.add_argument("--version", action="version", version=f"sealrtc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     sub_add = sub.add_parser
 
     def add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        kwargs.setdefault("epilog", EXIT_CODES)
         parser: argparse.ArgumentParser = sub_add(name, allow_abbrev=False, **kwargs)
         return parser
 
@@ -57,20 +131,49 @@ def build_parser() -> argparse.ArgumentParser:
         "--listen", default="127.0.0.1:8080", metavar="HOST:PORT", help="HTTP address (default 127.0.0.1:8080)"
     )
     relay.add_argument(
-        "--duration", type=float, default=None, metavar="S", help="stop after S seconds (default: run until Ctrl-C)"
+        "--duration",
+        type=positive_seconds,
+        default=None,
+        metavar="S",
+        help="stop after S seconds (default: run until Ctrl-C)",
     )
     relay.add_argument("-v", "--verbose", action="store_true", help="log debug information")
 
     publish = sub.add_parser(
-        "publish", help="publish a VP8 test pattern and an Opus tone, E2EE on", description=SECRET_HELP
+        "publish",
+        help="publish a VP8 test pattern and an Opus tone (or a media file), E2EE on",
+        description="Publish over WHIP or into a Janus VideoRoom. " + SECRET_HELP,
     )
     target = publish.add_mutually_exclusive_group(required=True)
     target.add_argument("--whip", metavar="URL", help="WHIP endpoint, e.g. http://HOST:PORT/whip/ROOM")
     target.add_argument("--janus", metavar="URL", help="Janus WebSocket API, e.g. ws://HOST:8188 (needs --room)")
     publish.add_argument("--room", type=int, metavar="ROOM", help="Janus VideoRoom id (with --janus)")
+    publish.add_argument(
+        "--media",
+        metavar="FILE",
+        help="publish this file (anything PyAV opens: mp4, webm, mkv, wav, ogg...): transcoded once to VP8 + Opus "
+        "into a cache, then sent pre-encoded and looped (default: test pattern + 440 Hz tone)",
+    )
+    publish.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="clip cache for --media (default $SEALRTC_CACHE_DIR or ~/.cache/sealrtc/clips)",
+    )
+    publish.add_argument(
+        "--probe",
+        action="store_true",
+        help="append an authenticated probe (sequence + capture time) inside each frame's ciphertext, so sealrtc "
+        "subscribers measure latency and loss (browsers would decode the probe: sealrtc receivers only)",
+    )
+    publish.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
     _common(publish)
 
-    subscribe = sub.add_parser("subscribe", help="subscribe, decrypt, decode and report", description=SECRET_HELP)
+    subscribe = sub.add_parser(
+        "subscribe",
+        help="subscribe, decrypt, verify, decode and report",
+        description="Subscribe over WHEP or to a Janus VideoRoom, decrypt, check probes, decode (unless "
+        "--no-decode) and report latency, loss, freezes, fps and bitrate per track. " + SECRET_HELP,
+    )
     source = subscribe.add_mutually_exclusive_group(required=True)
     source.add_argument("--whep", metavar="URL", help="WHEP endpoint, e.g. http://HOST:PORT/whep/ROOM")
     source.add_argument(
@@ -82,6 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
     subscribe.add_argument(
         "--feed", type=int, metavar="ID", help="with --janus: subscribe to this publisher id only (default: all)"
     )
+    subscribe.add_argument(
+        "--no-decode",
+        action="store_true",
+        help="verify only: decrypt and check probes without decoding (a load bot's mode, ~3x cheaper)",
+    )
+    subscribe.add_argument(
+        "--record",
+        metavar="DIR",
+        help="remux each track's decrypted frames, without re-encoding, into DIR (VP8 -> .webm, Opus -> .ogg)",
+    )
+    subscribe.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
     _common(subscribe)
 
     demo = sub.add_parser(
@@ -92,7 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Uses SEALRTC_SECRET / --secret-file if given, else a random secret. Exit 0 only if the keyed "
         "subscriber decoded media, the keyless one none, and the relay saw no plaintext frame.",
     )
-    demo.add_argument("--duration", type=float, default=10.0, metavar="S", help="seconds of media (default 10)")
+    demo.add_argument(
+        "--duration", type=positive_seconds, default=10.0, metavar="S", help="seconds of media (default 10)"
+    )
     demo.add_argument("--json", metavar="FILE", help="write the summary as JSON to FILE ('-' for stdout)")
     demo.add_argument("--secret-file", metavar="PATH", help="read the E2EE secret from PATH")
     demo.add_argument(

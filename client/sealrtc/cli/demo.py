@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.table import Table
 
 from ..isolation import inside_namespace, run_isolated
-from .main import ExitStatus, random_demo_secret, read_secret, write_json
+from .common import ExitStatus, random_demo_secret, read_secret, write_json
 
 
 def run_demo_command(args: argparse.Namespace, argv: list[str]) -> ExitStatus:

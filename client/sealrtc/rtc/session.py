@@ -261,8 +261,17 @@ class E2EESession(AsyncIOEventEmitter):
             return None
         layout = codec_from_name(mime)
         stamper = state.stamper
-        now_ns = time.time_ns() if stamper is not None else 0
         observe = self.plaintext_observer
+        if self.keys is None and stamper is None and observe is None:  # plain, nothing to add: count only
+            payloads = frame.payloads
+            if mime == "video/vp8" and payloads:
+                data, _ = internals.vp8_depacketize(payloads[:1])
+                if data and data[0] & 0x01 == 0:
+                    state.keyframes_sent += 1
+            state.frames_sent += 1
+            state.bytes_sent += sum(len(p) for p in payloads)
+            return frame
+        now_ns = time.time_ns() if stamper is not None else 0
         try:
             if mime == "video/vp8":
                 data, picture_id = internals.vp8_depacketize(frame.payloads)

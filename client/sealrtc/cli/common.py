@@ -1,0 +1,196 @@
+"""What every command shares: exit statuses, one-line errors, secrets, output targets, the run loop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import secrets
+import signal
+import stat
+import sys
+import time
+from collections.abc import Callable
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+
+class ExitStatus(IntEnum):
+    """Documented exit codes (README "Exit codes")."""
+
+    OK = 0
+    FAILURE = 1
+    """The run failed: nothing decrypted/decoded, the server was lost, a bad target..."""
+    USAGE = 2
+    SECRET_MISMATCH = 3
+    """Frames arrived but none decrypted, for key reasons (unknown key / bad tag)."""
+    INTERRUPTED = 130
+
+
+class CliError(Exception):
+    """A one-line error for the user (never contains a secret)."""
+
+    def __init__(self, message: str, status: ExitStatus = ExitStatus.FAILURE) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type: a finite number of seconds > 0 (``nan``, ``inf``, ``0`` refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def read_secret(args: argparse.Namespace, *, required: bool) -> str | None:
+    """The secret from ``--secret-file`` or ``SEALRTC_SECRET``; errors never show its bytes."""
+    path = getattr(args, "secret_file", None)
+    if path:
+        try:
+            raw = Path(path).read_bytes()
+            mode = Path(path).stat().st_mode
+        except OSError as exc:
+            raise CliError(f"cannot read --secret-file {path}: {exc.strerror}") from None
+        if mode & (stat.S_IRGRP | stat.S_IROTH):
+            warn(f"--secret-file {path} is readable by other users: chmod 600 {path}")
+        secret = _decode_secret(raw.splitlines()[0] if raw.splitlines() else b"", f"--secret-file {path}")
+        if not secret.strip():
+            raise CliError(f"--secret-file {path} holds no secret on its first line")
+        return secret
+    raw_env = os.environb.get(b"SEALRTC_SECRET") if os.name == "posix" else None
+    from_env = _decode_secret(raw_env, "SEALRTC_SECRET") if raw_env is not None else os.environ.get("SEALRTC_SECRET")
+    if from_env is not None and from_env.strip():
+        return from_env
+    if from_env is not None and from_env != "":
+        raise CliError("SEALRTC_SECRET holds only whitespace: set a real secret")
+    if required:
+        raise CliError("no E2EE secret: set SEALRTC_SECRET or pass --secret-file (or --no-e2ee for a plain run)")
+    return None
+
+
+def _decode_secret(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CliError(f"{where} is not valid UTF-8 text: save the secret as UTF-8") from None
+
+
+def warn(text: str) -> None:
+    print(f"sealrtc: warning: {text}", file=sys.stderr, flush=True)
+
+
+def keys_from(args: argparse.Namespace) -> Any:
+    """A SharedSecret for the run, or None with ``--no-e2ee``."""
+    from ..keys import SharedSecret
+
+    if getattr(args, "no_e2ee", False):
+        return None
+    secret = read_secret(args, required=True)
+    assert secret is not None
+    kwargs: dict[str, Any] = {"context": args.context.encode()}
+    if getattr(args, "suite", None) is not None:
+        kwargs["suite"] = args.suite
+    return SharedSecret(secret, **kwargs)
+
+
+def check_json_target(target: str | None) -> None:
+    """Refuse, before the run, a ``--json`` path that could not be written at the end."""
+    if not target or target == "-":
+        return
+    path = Path(target)
+    if path.is_dir():
+        raise CliError(f"--json {target} is a directory: give a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise CliError(f"--json {target}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise CliError(f"--json {target}: not writable")
+
+
+def check_record_dir(target: str | None) -> Path | None:
+    """Create (or check) the ``--record`` directory before the run."""
+    if not target:
+        return None
+    path = Path(target)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"--record {target}: cannot create the directory: {exc.strerror}") from None
+    if not os.access(path, os.W_OK):
+        raise CliError(f"--record {target}: not writable")
+    return path
+
+
+def write_json(target: str | None, data: dict[str, Any]) -> None:
+    if not target:
+        return
+    text = json.dumps(data, indent=2, default=str)
+    if target == "-":
+        print(text, flush=True)
+        return
+    try:
+        Path(target).write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write --json {target}: {exc.strerror}") from None
+
+
+def random_demo_secret() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class RunLoop:
+    """Runs for ``duration`` seconds, ticking once a second; stops early on failure or signal.
+
+    SIGINT/SIGTERM end the run the same way as its end would (results are kept and written);
+    :attr:`interrupted` says it happened, so the command exits 130 after reporting.
+    """
+
+    def __init__(self, duration: float | None, failed: asyncio.Event | None = None) -> None:
+        self.duration = duration
+        self.failed = failed
+        self.interrupted = False
+        self.started = time.monotonic()
+        self._stop = asyncio.Event()
+
+    def _interrupt(self) -> None:
+        self.interrupted = True
+        self._stop.set()
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    async def run(self, tick: Callable[[float], None] | None = None, interval: float = 1.0) -> None:
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._interrupt)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        failed = self.failed
+        try:
+            while not self._stop.is_set() and not (failed is not None and failed.is_set()):
+                remaining = None if self.duration is None else self.duration - self.elapsed
+                if remaining is not None and remaining <= 0:
+                    break
+                waits = [asyncio.ensure_future(self._stop.wait())]
+                if failed is not None:
+                    waits.append(asyncio.ensure_future(failed.wait()))
+                timeout = interval if remaining is None else min(interval, remaining)
+                _, pending = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                for task in pending:
+                    task.cancel()
+                if tick is not None:
+                    tick(self.elapsed)
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)

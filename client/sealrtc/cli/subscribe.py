@@ -1,0 +1,173 @@
+"""``sealrtc subscribe``: receive, decrypt, verify probes, decode (or not), record, measure, judge."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from .common import CliError, ExitStatus, RunLoop, check_json_target, check_record_dir, keys_from, write_json
+from .console import Reporter
+
+NO_MEDIA_NOTICE_AFTER = 5.0
+
+
+def _rows(agent: Any) -> tuple[Sequence[str], list[Sequence[Any]]]:
+    header = ("track", "received", "decrypted", "decoded", "fps", "p50 ms", "p95 ms", "lost", "freezes", "failures")
+    rows: list[Sequence[Any]] = []
+    for t in agent.track_stats():
+        latency = t["latency_ms"] or {}
+        freezes = t["freezes"]["count"] if t["freezes"] else None
+        rows.append(
+            (
+                f"{t['kind']} ({t['publisher']})",
+                t["frames_received"],
+                t["frames_decrypted"] if agent.keys is not None else None,
+                agent.decoded.get(t["kind"], 0) if agent.decode else None,
+                t["fps"],
+                latency.get("p50"),
+                latency.get("p95"),
+                t["frames_lost"],
+                freezes,
+                sum(t["decrypt_failures"].values()) if agent.keys is not None else None,
+            )
+        )
+    return header, rows
+
+
+def _line(agent: Any) -> str:
+    parts = []
+    for t in agent.track_stats():
+        latency = t["latency_ms"] or {}
+        part = f"{t['kind']} {t['publisher']}: {t['frames_received']} received"
+        if agent.keys is not None:
+            part += f", {t['frames_decrypted']} decrypted"
+        if t["fps"] is not None:
+            part += f", {t['fps']:.1f} fps"
+        if latency:
+            part += f", p50 {latency['p50']:.1f} ms"
+        if t["frames_lost"]:
+            part += f", {t['frames_lost']} lost"
+        parts.append(part)
+    return " | ".join(parts) if parts else "no media yet"
+
+
+def _where(args: argparse.Namespace) -> str:
+    return f"room {args.room}" if args.janus else args.whep
+
+
+async def run_subscribe(args: argparse.Namespace) -> ExitStatus:
+    from ..agents import SubscriberAgent
+
+    check_json_target(args.json)
+    record_dir = check_record_dir(args.record)
+    if args.janus and args.room is None:
+        raise CliError("--janus needs --room ROOM (a VideoRoom id)", ExitStatus.USAGE)
+    if args.feed is not None and not args.janus:
+        raise CliError("--feed only applies with --janus", ExitStatus.USAGE)
+    keys = keys_from(args)
+    reporter = Reporter("subscribe", quiet=args.quiet, duration=args.duration)
+    agent = SubscriberAgent(keys, decode=not args.no_decode, record_dir=record_dir, on_notice=reporter.say)
+    reporter._rows = lambda: _rows(agent)
+    reporter._line = lambda: _line(agent)
+    run = RunLoop(args.duration, agent.failed)
+    feed_seen = args.feed is None
+    room_had_publishers = False
+    try:
+        if args.janus:
+            await agent.subscribe_janus(args.janus, int(args.room), feed=args.feed)
+            publishers = await agent.room_publishers() or []
+            room_had_publishers = bool(publishers)
+            if args.feed is not None and args.feed not in publishers:
+                listed = ", ".join(map(str, publishers)) or "none"
+                agent.notice(
+                    f"feed {args.feed} is not publishing in room {args.room} (publishers now: {listed}); waiting"
+                )
+            elif not publishers:
+                agent.notice(f"room {args.room} has no publishers yet; waiting")
+        else:
+            await agent.subscribe_whep(args.whep)
+
+        def tick(elapsed: float) -> None:
+            agent.refresh()
+            if elapsed >= NO_MEDIA_NOTICE_AFTER and agent.connect.get("first_rtp") is None:
+                agent.notice(f"no media yet from {_where(args)}: is anyone publishing there?", key="no-media")
+            reporter.tick(elapsed)
+
+        with reporter:
+            await run.run(tick)
+    finally:
+        await agent.close()
+    summary = agent.summary()
+    if args.janus:
+        feeds = [t["publisher"] for t in summary["tracks"]]
+        feed_seen = feed_seen or f"feed {args.feed}" in feeds
+        room_had_publishers = room_had_publishers or bool(feeds)
+    status, verdict = _judge(args, agent, summary, feed_seen=feed_seen, room_had_publishers=room_had_publishers)
+    if run.interrupted:
+        status, verdict = ExitStatus.INTERRUPTED, f"interrupted after {run.elapsed:.1f} s; " + verdict
+    summary |= {"duration_s": round(run.elapsed, 2), "interrupted": run.interrupted, "exit_status": int(status)}
+    summary["verdict"] = verdict
+    write_json(args.json, summary)
+    header, rows = _rows_from_summary(summary)
+    reporter.summary(f"sealrtc subscribe summary ({run.elapsed:.1f} s)", header, rows, verdict, status == ExitStatus.OK)
+    return status
+
+
+def _judge(
+    args: argparse.Namespace, agent: Any, summary: dict[str, Any], *, feed_seen: bool, room_had_publishers: bool
+) -> tuple[ExitStatus, str]:
+    totals = agent.totals()
+    if agent.failure:
+        return ExitStatus.FAILURE, agent.failure
+    if totals["frames_received"] == 0:
+        if args.janus and not feed_seen:
+            return ExitStatus.FAILURE, f"feed {args.feed} never published in room {args.room}"
+        if args.janus and not room_had_publishers:
+            return ExitStatus.FAILURE, f"room {args.room} had no publishers: nothing to receive"
+        return ExitStatus.FAILURE, f"no media arrived from {_where(args)}: is anyone publishing there?"
+    if agent.keys is None:
+        if any(t["looks_encrypted"] for t in summary["tracks"]):
+            return ExitStatus.FAILURE, (
+                "media looks encrypted: this subscriber ran with --no-e2ee; set SEALRTC_SECRET to decrypt"
+            )
+        if agent.decode and totals["frames_decoded"] == 0:
+            return ExitStatus.FAILURE, "frames arrived but none decoded"
+        return ExitStatus.OK, f"{totals['frames_received']} frames received (plain, no E2EE)"
+    if totals["frames_decrypted"] == 0:
+        if totals["key_failures"]:
+            return ExitStatus.SECRET_MISMATCH, (
+                f"{totals['frames_received']} frames arrived, none decrypted (wrong key): secret mismatch — "
+                "check SEALRTC_SECRET and --context"
+            )
+        return ExitStatus.FAILURE, f"{totals['frames_received']} frames arrived, none decrypted"
+    if agent.decode and totals["frames_decoded"] == 0:
+        return ExitStatus.FAILURE, f"{totals['frames_decrypted']} frames decrypted but none decoded"
+    done = f"{totals['frames_decrypted']} frames decrypted"
+    if agent.decode:
+        done += f", {totals['frames_decoded']} decoded"
+    else:
+        done += " and verified (no decoding)"
+    return ExitStatus.OK, done
+
+
+def _rows_from_summary(summary: dict[str, Any]) -> tuple[Sequence[str], list[Sequence[Any]]]:
+    header = ("track", "received", "decrypted", "decoded", "fps", "kbit/s", "p50 ms", "p95 ms", "lost", "freezes")
+    rows: list[Sequence[Any]] = []
+    for t in summary["tracks"]:
+        latency = t["latency_ms"] or {}
+        rows.append(
+            (
+                f"{t['kind']} ({t['publisher']})",
+                t["frames_received"],
+                t["frames_decrypted"],
+                t["frames_decoded"],
+                t["fps"],
+                t["bitrate_kbps"],
+                latency.get("p50"),
+                latency.get("p95"),
+                t["frames_lost"],
+                t["freezes"]["count"] if t["freezes"] else None,
+            )
+        )
+    return header, rows

@@ -1,0 +1,183 @@
+"""publish / subscribe as separate processes through the relay: measurements, verdicts, exit codes.
+
+Each scenario is a real `sealrtc` process; they run concurrently against one relay so the suite
+pays the media duration once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from sealrtc.metrics import Histogram
+from sealrtc.relay.server import Relay, start_relay
+
+from .rtc_helpers import require_namespace
+
+SECRET = "agents-cli-secret-3f9a"
+
+
+@pytest.fixture
+async def relay() -> AsyncIterator[tuple[Relay, str]]:
+    require_namespace()
+    server, runner, port = await start_relay("127.0.0.1", 0, Relay())
+    yield server, f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+class Run:
+    def __init__(self, proc: asyncio.subprocess.Process, json_path: Path | None) -> None:
+        self.proc = proc
+        self.json_path = json_path
+        self.stderr = ""
+        self.returncode: int | None = None
+
+    async def wait(self, timeout: float = 60) -> Run:
+        _, err = await asyncio.wait_for(self.proc.communicate(), timeout)
+        self.stderr = err.decode()
+        self.returncode = self.proc.returncode
+        return self
+
+    @property
+    def report(self) -> dict[str, Any]:
+        assert self.json_path is not None
+        data: dict[str, Any] = json.loads(self.json_path.read_text())
+        return data
+
+
+async def sealrtc(*args: str, secret: str | None = SECRET, json_path: Path | None = None) -> Run:
+    env = {k: v for k, v in os.environ.items() if k != "SEALRTC_SECRET"}
+    if secret is not None:
+        env["SEALRTC_SECRET"] = secret
+    extra = ["--json", str(json_path)] if json_path is not None else []
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sealrtc", *args, *extra,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    return Run(proc, json_path)
+
+
+async def test_measuring_subscribers_and_their_verdicts(relay: tuple[Relay, str], tmp_path: Path) -> None:
+    _, base = relay
+    pub = await sealrtc(
+        "publish", "--whip", f"{base}/whip/a", "--probe", "--duration", "9", json_path=tmp_path / "pub.json"
+    )
+    await asyncio.sleep(0.5)  # let the publisher take the room first (its media starts ~100 ms later)
+    runs = {
+        "decode": await sealrtc(
+            "subscribe", "--whep", f"{base}/whep/a", "--duration", "6", json_path=tmp_path / "d.json"
+        ),
+        "verify": await sealrtc(
+            "subscribe", "--whep", f"{base}/whep/a", "--no-decode", "--duration", "6", json_path=tmp_path / "v.json"
+        ),
+        "wrong": await sealrtc(
+            "subscribe", "--whep", f"{base}/whep/a", "--duration", "6", secret="not it", json_path=tmp_path / "w.json"
+        ),
+        "plain": await sealrtc("subscribe", "--whep", f"{base}/whep/a", "--no-e2ee", "--duration", "6", secret=None),
+        "empty": await sealrtc("subscribe", "--whep", f"{base}/whep/nobody", "--duration", "6"),
+    }
+    for run in runs.values():
+        await run.wait()
+    await pub.wait()
+
+    decode = runs["decode"]
+    assert decode.returncode == 0, decode.stderr
+    report = decode.report
+    assert report["exit_status"] == 0 and report["frames_decoded"] > 0
+    for track in report["tracks"]:
+        assert track["latency_ms"]["count"] > 30 and track["latency_ms"]["p50"] < 500
+        assert track["frames_lost"] == 0 and track["fps"] > 10 and track["bitrate_kbps"] > 0
+        assert track["first_frame_ms"] is not None and track["publisher"].startswith("stream 0x")
+    assert {t["kind"] for t in report["tracks"]} == {"video", "audio"}
+    assert report["tracks"][0]["freezes"] is not None or report["tracks"][1]["freezes"] is not None
+    connect = report["connect"]
+    assert all(connect[k] is not None for k in connect), connect
+    assert connect["signaling_ms"] <= connect["dtls_ms"] <= connect["first_decrypted_ms"] <= connect["first_decoded_ms"]
+    latency = Histogram.decode(report["histograms"]["latency_ms.video"])
+    video = next(t for t in report["tracks"] if t["kind"] == "video")
+    assert latency.count == video["latency_ms"]["count"]
+    assert "OK" in decode.stderr and SECRET not in decode.stderr
+
+    verify = runs["verify"]
+    assert verify.returncode == 0, verify.stderr
+    assert verify.report["frames_decrypted"] > 0 and verify.report["frames_decoded"] == 0
+    assert all(t["frames_decoded"] is None and t["latency_ms"]["count"] > 0 for t in verify.report["tracks"])
+
+    wrong = runs["wrong"]
+    assert wrong.returncode == 3, wrong.stderr
+    assert "frames from the publisher fail to decrypt: unknown key" in wrong.stderr
+    assert "same secret and --context" in wrong.stderr
+    assert wrong.report["frames_decrypted"] == 0 and wrong.report["exit_status"] == 3
+
+    plain = runs["plain"]
+    assert plain.returncode == 1 and "media looks encrypted" in plain.stderr
+
+    empty = runs["empty"]
+    assert empty.returncode == 1 and "is anyone publishing there?" in empty.stderr
+
+    sent = pub.report
+    assert pub.returncode == 0, pub.stderr
+    assert sent["sent"]["video"]["frames"] > 100 and sent["sent"]["video"]["keyframes"] >= 1
+    assert sent["sent"]["audio"]["frames"] > 100 and sent["sent"]["video"]["probe_stream"] is not None
+    assert sent["sent"]["video"]["keyframe_requests_received"] >= 0 and sent["sent"]["video"]["kid_switches"] == 0
+    for run in [*runs.values(), pub]:
+        assert "Traceback" not in run.stderr and SECRET not in run.stderr
+
+
+async def forwarded(base: str) -> int:
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/stats") as response:
+        stats = await response.json()
+    return int(stats["frames_forwarded"])
+
+
+async def test_ctrl_c_writes_the_partial_report(relay: tuple[Relay, str], tmp_path: Path) -> None:
+    _, base = relay
+    pub = await sealrtc("publish", "--whip", f"{base}/whip/int", "--probe", "--duration", "60")
+    sub = await sealrtc("subscribe", "--whep", f"{base}/whep/int", "--duration", "60", json_path=tmp_path / "s.json")
+    for _ in range(400):
+        if await forwarded(base) >= 60:
+            break
+        await asyncio.sleep(0.05)  # polling the relay's counters; no event crosses processes
+    sub.proc.send_signal(signal.SIGINT)
+    await sub.wait(timeout=20)
+    pub.proc.send_signal(signal.SIGINT)
+    await pub.wait(timeout=20)
+    assert sub.returncode == 130 and pub.returncode == 130
+    report = sub.report
+    assert report["interrupted"] is True and report["exit_status"] == 130
+    assert report["frames_decrypted"] > 0 and report["duration_s"] < 30
+    assert "interrupted" in sub.stderr
+
+
+async def test_a_dead_whip_whep_server_ends_the_run(tmp_path: Path) -> None:
+    require_namespace()
+    relay = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sealrtc", "relay", "--listen", "127.0.0.1:18471", stderr=asyncio.subprocess.PIPE
+    )
+    assert relay.stderr is not None
+    line = await asyncio.wait_for(relay.stderr.readline(), 30)  # "sealrtc relay on ...": listening
+    assert b"sealrtc relay on" in line
+    base = "http://127.0.0.1:18471"
+    pub = await sealrtc("publish", "--whip", f"{base}/whip/x", "--duration", "60")
+    sub = await sealrtc("subscribe", "--whep", f"{base}/whep/x", "--duration", "60", json_path=tmp_path / "s.json")
+    for _ in range(400):
+        if await forwarded(base) >= 30:
+            break
+        await asyncio.sleep(0.05)
+    relay.kill()
+    await relay.wait()
+    await sub.wait(timeout=30)
+    await pub.wait(timeout=30)
+    for run in (sub, pub):
+        assert run.returncode == 1, run.stderr
+        assert "lost the connection to the server" in run.stderr
+    assert sub.report["duration_s"] < 30 and sub.report["frames_decrypted"] > 0
