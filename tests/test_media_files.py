@@ -7,6 +7,7 @@ time; these tests pull well under a second of media from each.
 from __future__ import annotations
 
 import fractions
+import os
 from pathlib import Path
 
 import av
@@ -226,6 +227,27 @@ def test_corrupt_cache_entry_is_made_again(tmp_path: Path, damage: str) -> None:
     assert not remade.from_cache and remade.audio == first.audio
     assert entry.read_bytes() == blob
     assert load_clip(source, cache_dir=cache).from_cache
+
+
+def test_cache_is_pruned_least_recently_used_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for i, name in enumerate(["old.clip", "hit.clip", "new.clip"]):
+        (cache / name).write_bytes(b"x" * 100)
+        os.utime(cache / name, (1000 + i, 1000 + i))
+    (cache / ".tmp-crashed.clip").write_bytes(b"x")
+    os.utime(cache / ".tmp-crashed.clip", (1000, 1000))
+    (cache / ".tmp-in-progress.clip").write_bytes(b"x")  # another process is writing it now
+    os.utime(cache / "hit.clip")  # what a cache hit does
+    removed = clips_module.prune_cache(cache, keep=cache / "new.clip", max_bytes=200)
+    assert sorted(p.name for p in removed) == [".tmp-crashed.clip", "old.clip"]
+    assert sorted(p.name for p in cache.iterdir()) == [".tmp-in-progress.clip", "hit.clip", "new.clip"]
+    clips_module.prune_cache(cache, keep=cache / "new.clip", max_bytes=0)
+    assert sorted(p.name for p in cache.iterdir()) == [".tmp-in-progress.clip", "new.clip"]
+    # load_clip prunes after each write, keeping what it just wrote.
+    monkeypatch.setattr(clips_module, "MAX_CACHE_BYTES", 0)
+    clip = load_clip(make_media(tmp_path / "a.wav", None, "pcm_s16le", seconds=0.2), cache_dir=cache)
+    assert sorted(p.name for p in cache.iterdir()) == [".tmp-in-progress.clip", f"{clip.key}.clip"]
 
 
 def test_cache_entry_round_trip() -> None:

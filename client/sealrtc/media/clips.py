@@ -10,7 +10,10 @@ Cache directory: ``cache_dir`` if given, else ``$SEALRTC_CACHE_DIR``, else
 Cache key: SHA-256 over the format version, the transcoding parameters (JSON) and the SHA-256 of
 the file *content* (not its name or time stamp); the entry is ``<key>.clip``. Entries are written
 to a temporary file in the same directory and renamed into place, so a crash never leaves a
-partial entry; an entry that fails its checks (e.g. truncated or edited) is made again.
+partial entry; an entry that fails its checks (e.g. truncated or edited) is made again. The
+cache is bounded: after a write, least recently used entries (a hit refreshes an entry's mtime)
+are removed while the directory holds more than :data:`MAX_CACHE_BYTES`, and temporary files
+older than an hour (left by a crash) go too.
 
 Entry format (version 1; integers big-endian)::
 
@@ -28,6 +31,7 @@ import logging
 import os
 import struct
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +47,8 @@ _VIDEO = struct.Struct(">BQI")
 _AUDIO = struct.Struct(">I")
 _DIGEST = 32
 MAX_ENTRY_BYTES = 1 << 30  # a cache entry larger than this is not read
+MAX_CACHE_BYTES = 4 << 30  # the clip cache is pruned (least recently used first) above this
+_STALE_TEMP_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -119,7 +125,9 @@ def load_clip(path: str | Path, *, cache_dir: Path | None = None) -> Clip:
     entry = directory / f"{key}.clip"
     if entry.exists():
         try:
-            return _read_entry(entry, key)
+            clip = _read_entry(entry, key)
+            _touch(entry)
+            return clip
         except (_Corrupt, OSError) as exc:
             log.warning("clip cache entry %s is unusable (%s): making it again", entry.name, exc)
     result = transcode.transcode(source)
@@ -136,6 +144,7 @@ def load_clip(path: str | Path, *, cache_dir: Path | None = None) -> Clip:
     )
     try:
         _write_entry(directory, entry, clip)
+        prune_cache(directory, keep=entry)
     except OSError as exc:
         log.warning("cannot write the clip cache in %s: %s", directory, transcode.reason(exc))
     return clip
@@ -229,3 +238,39 @@ def _write_entry(directory: Path, entry: Path, clip: Clip) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def _touch(entry: Path) -> None:
+    try:
+        os.utime(entry)
+    except OSError:
+        pass  # a read-only cache still serves hits
+
+
+def prune_cache(directory: Path, *, keep: Path | None = None, max_bytes: int | None = None) -> list[Path]:
+    """Remove least recently used entries above ``max_bytes`` (default :data:`MAX_CACHE_BYTES`)
+    and stale temporary files; ``keep`` is never removed. Returns what was removed."""
+    limit = MAX_CACHE_BYTES if max_bytes is None else max_bytes
+    removed: list[Path] = []
+    entries: list[tuple[float, int, Path]] = []
+    now = time.time()
+    for path in directory.iterdir():
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        if path.name.startswith(".tmp-"):
+            if now - stat.st_mtime > _STALE_TEMP_SECONDS:
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        elif path.suffix == ".clip":
+            entries.append((stat.st_mtime, stat.st_size, path))
+    total = sum(size for _, size, _ in entries)
+    for _, size, path in sorted(entries):
+        if total <= limit:
+            break
+        if path != keep:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+            total -= size
+    return removed
