@@ -1,13 +1,31 @@
-"""Media sources and measurements for agents and tests (av + numpy; no signaling)."""
+"""Media sources, clips, recording and measurements for agents and tests (av + numpy; no signaling)."""
 
 from .analysis import dominant_frequency, psnr
-from .sources import PreEncodedVideoTrack, TestPatternVideoTrack, ToneAudioTrack, pattern_image
+from .clips import Clip, ClipFrame, default_cache_dir, load_clip
+from .errors import MediaError
+from .recorder import TrackRecorder
+from .sources import (
+    PreEncodedAudioTrack,
+    PreEncodedVideoTrack,
+    TestPatternVideoTrack,
+    ToneAudioTrack,
+    pattern_image,
+    tracks_for_clip,
+)
 
 __all__ = [
+    "Clip",
+    "ClipFrame",
+    "MediaError",
+    "PreEncodedAudioTrack",
     "PreEncodedVideoTrack",
     "TestPatternVideoTrack",
     "ToneAudioTrack",
+    "TrackRecorder",
+    "default_cache_dir",
     "dominant_frequency",
+    "load_clip",
     "pattern_image",
     "psnr",
+    "tracks_for_clip",
 ]

@@ -1,4 +1,4 @@
-"""Synthetic sources: a test-pattern video track, a tone audio track, a pre-encoded VP8 track.
+"""Sources: a test-pattern video track, a tone audio track, looping pre-encoded VP8 and Opus tracks.
 
 They pace themselves in real time like aiortc's own ``VideoStreamTrack`` (that is media timing,
 not synchronisation) and stop by themselves after ``duration`` seconds when one is given.
@@ -15,6 +15,8 @@ import av
 import numpy as np
 import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from .clips import Clip, ClipFrame
 
 VIDEO_CLOCK_RATE = 90_000
 AUDIO_SAMPLE_RATE = 48_000
@@ -136,19 +138,29 @@ def encode_vp8_clip(
 class PreEncodedVideoTrack(_Paced):
     """Loops a pre-encoded VP8 clip as ``av.Packet``s (aiortc's ``pack()`` path: no encoding).
 
+    ``clip`` is ``[(frame bytes, is_keyframe), ...]`` (see :func:`encode_vp8_clip`) or the
+    ``video`` of a :class:`~sealrtc.media.clips.Clip`. Timestamps are ``frames_sent / fps`` in
+    90 kHz units, so they keep increasing when the clip loops.
+
     Implements ``request_keyframe()``: the hook sealrtc calls on PLI/FIR and after a secret
     rotation; the next packet sent is the clip's next key frame.
     """
 
     kind = "video"
 
-    def __init__(self, clip: Sequence[tuple[bytes, bool]], fps: int = 30, *, duration: float | None = None) -> None:
+    def __init__(
+        self, clip: Sequence[tuple[bytes, bool]] | Sequence[ClipFrame], fps: int = 30, *, duration: float | None = None
+    ) -> None:
         super().__init__(duration)
-        if not clip or not any(key for _, key in clip):
+        frames = [(item.data, item.keyframe) if isinstance(item, ClipFrame) else item for item in clip]
+        if not frames or not any(key for _, key in frames):
             raise ValueError("a pre-encoded clip needs at least one key frame")
-        self.clip = list(clip)
+        if fps <= 0:
+            raise ValueError("fps must be positive")
+        self.clip = frames
         self.fps = fps
         self.frames_sent = 0
+        self.keyframes_sent = 0
         self.keyframe_requests = 0
         self._position = 0
         self._keyframe_wanted = False
@@ -164,10 +176,47 @@ class PreEncodedVideoTrack(_Paced):
             self._keyframe_wanted = False
             while not self.clip[self._position][1]:
                 self._position = (self._position + 1) % len(self.clip)
-        data, _ = self.clip[self._position]
+        data, keyframe = self.clip[self._position]
         self._position = (self._position + 1) % len(self.clip)
         packet = av.Packet(data)
         packet.pts = index * VIDEO_CLOCK_RATE // self.fps
         packet.time_base = fractions.Fraction(1, VIDEO_CLOCK_RATE)
         self.frames_sent += 1
+        self.keyframes_sent += keyframe
         return packet
+
+
+class PreEncodedAudioTrack(_Paced):
+    """Loops 20 ms Opus packets as ``av.Packet``s (pts in 48 kHz units, increasing across loops).
+
+    aiortc's ``OpusEncoder.pack()`` sends each packet as one RTP payload, unchanged.
+    """
+
+    kind = "audio"
+
+    def __init__(self, packets: Sequence[bytes], channels: int = 2, *, duration: float | None = None) -> None:
+        super().__init__(duration)
+        if not packets:
+            raise ValueError("a pre-encoded audio clip needs at least one packet")
+        self.packets = list(packets)
+        self.channels = channels
+        self.frames_sent = 0
+        self._samples = int(AUDIO_SAMPLE_RATE * AUDIO_PTIME)
+
+    async def recv(self) -> av.Packet:  # type: ignore[type-arg]
+        index = self.frames_sent
+        await self._wait_for(index * AUDIO_PTIME)
+        packet = av.Packet(self.packets[index % len(self.packets)])
+        packet.pts = index * self._samples
+        packet.time_base = fractions.Fraction(1, AUDIO_SAMPLE_RATE)
+        self.frames_sent += 1
+        return packet
+
+
+def tracks_for_clip(
+    clip: Clip, *, duration: float | None = None
+) -> tuple[PreEncodedVideoTrack | None, PreEncodedAudioTrack | None]:
+    """Looping tracks for the streams a clip has (None for a stream it lacks)."""
+    video = PreEncodedVideoTrack(clip.video, clip.fps, duration=duration) if clip.video else None
+    audio = PreEncodedAudioTrack(clip.audio, clip.channels, duration=duration) if clip.audio else None
+    return video, audio
