@@ -181,3 +181,56 @@ async def test_a_dead_whip_whep_server_ends_the_run(tmp_path: Path) -> None:
         assert run.returncode == 1, run.stderr
         assert "lost the connection to the server" in run.stderr
     assert sub.report["duration_s"] < 30 and sub.report["frames_decrypted"] > 0
+
+
+async def test_media_files_publish_and_subscribers_record_them(relay: tuple[Relay, str], tmp_path: Path) -> None:
+    from sealrtc.media import dominant_frequency, pattern_image, psnr
+
+    from .test_media_files import TONE, decode_audio, decode_video, make_media
+
+    _, base = relay
+    movie = make_media(tmp_path / "movie.mp4", "libx264", "aac", seconds=2.0, fps=30, size=(320, 240))
+    speech = make_media(tmp_path / "speech.wav", None, "pcm_s16le", seconds=1.0, layout="mono")
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    runs = [
+        await sealrtc("publish", "--whip", f"{base}/whip/movie", "--media", str(movie), *cache, "--duration", "8",
+                      json_path=tmp_path / "p1.json"),
+        await sealrtc("publish", "--whip", f"{base}/whip/speech", "--media", str(speech), *cache, "--duration", "8",
+                      json_path=tmp_path / "p2.json"),
+    ]  # fmt: skip
+    await asyncio.sleep(0.5)  # the publishers take their rooms first
+    movie_sub = await sealrtc(
+        "subscribe", "--whep", f"{base}/whep/movie", "--no-decode", "--record", str(tmp_path / "rec-movie"),
+        "--duration", "5", json_path=tmp_path / "s1.json",
+    )  # fmt: skip
+    speech_sub = await sealrtc(
+        "subscribe", "--whep", f"{base}/whep/speech", "--record", str(tmp_path / "rec-speech"), "--duration", "5",
+        json_path=tmp_path / "s2.json",
+    )  # fmt: skip
+    for run in [movie_sub, speech_sub, *runs]:
+        await run.wait()
+        assert run.returncode == 0, run.stderr
+    assert set(runs[0].report["sent"]) == {"video", "audio"}
+    assert set(runs[1].report["sent"]) == {"audio"}  # a file without video publishes what it has
+    recordings = {Path(r["path"]).suffix: Path(r["path"]) for r in movie_sub.report["recordings"]}
+    assert set(recordings) == {".webm", ".ogg"}
+    frames = decode_video(recordings[".webm"])
+    assert len(frames) >= 60
+    best = max(psnr(frames[-1], pattern_image(320, 240, i)) for i in range(60))  # the clip loops 60 frames
+    assert best > 28
+    samples, rate = decode_audio(recordings[".ogg"])
+    assert abs(dominant_frequency(samples, rate) - TONE) < 5
+    speech_files = [Path(r["path"]) for r in speech_sub.report["recordings"]]
+    assert [p.suffix for p in speech_files] == [".ogg"]
+    samples, rate = decode_audio(speech_files[0])
+    assert abs(dominant_frequency(samples, rate) - TONE) < 5
+    assert speech_sub.report["frames_decoded"] > 0
+
+
+async def test_bad_media_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video")
+    run = await sealrtc("publish", "--whip", "http://127.0.0.1:9/whip/x", "--media", str(text), "--duration", "1")
+    await run.wait()
+    assert run.returncode == 1 and "--media" in run.stderr and "Traceback" not in run.stderr
+    assert run.stderr.strip().count("\n") == 0

@@ -184,3 +184,17 @@ def test_receive_metrics_without_probes_report_what_they_can() -> None:
     assert summary["latency_ms"] is None and summary["frames_lost"] is None
     assert summary["freezes"] is None
     assert summary["fps"] == pytest.approx(50, rel=0.01)
+
+
+def test_bucketed_recording_equals_hdrhistogram_record_value() -> None:
+    from hdrh.histogram import HdrHistogram
+
+    rnd = random.Random(7)
+    values = [rnd.lognormvariate(3, 1.5) for _ in range(20_000)]  # ms, from µs to minutes
+    ours, reference = Histogram(), HdrHistogram(1, 3_600_000_000, 3)
+    for v in values:
+        ours.record(v)
+        reference.record_value(int(v * 1000))
+    assert ours.count == reference.get_total_count()
+    for p in (1, 10, 25, 50, 75, 90, 95, 99, 99.9, 99.99, 100):
+        assert ours.percentile(p) == reference.get_value_at_percentile(p) / 1000, p

@@ -17,19 +17,38 @@ SIGNIFICANT_DIGITS = 3
 PERCENTILES = (50, 90, 95, 99)
 
 
+SUB_BUCKET_BITS = 11
+"""3 significant digits: HdrHistogram keeps 2048 sub-buckets per power of two."""
+
+
 class Histogram:
     """Milliseconds in, percentiles out; clamped to [0, 1 h] (a negative cross-host latency
-    from unsynchronised clocks is counted as 0 and tallied in :attr:`clamped`)."""
+    from unsynchronised clocks is counted as 0 and tallied in :attr:`clamped`).
 
-    __slots__ = ("_h", "clamped", "max_ms")
+    ``record`` is on the per-frame path, and ``hdrh``'s ``record_value`` is pure Python
+    (~1.4 µs): values are first rounded down to their HdrHistogram bucket (the same lowest
+    equivalent value HdrHistogram would keep) and counted in a dict, then added in bulk when
+    the histogram is read. The result is bucket-for-bucket the histogram ``record_value`` makes.
+    """
+
+    __slots__ = ("_h", "_pending", "clamped", "max_ms")
 
     def __init__(self) -> None:
         self._h = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+        self._pending: dict[int, int] = {}
         self.max_ms: float | None = None
         self.clamped = 0
 
+    def _flush(self) -> None:
+        if self._pending:
+            record = self._h.record_value
+            for value, count in self._pending.items():
+                record(value, count)
+            self._pending.clear()
+
     @property
     def count(self) -> int:
+        self._flush()
         return int(self._h.get_total_count())
 
     def record(self, value_ms: float) -> None:
@@ -37,8 +56,13 @@ class Histogram:
         if us < 0 or us > HIGHEST_US:
             self.clamped += 1
             us = 0 if us < 0 else HIGHEST_US
-        self._h.record_value(us)
-        if self.max_ms is None or value_ms > self.max_ms:
+        shift = us.bit_length() - SUB_BUCKET_BITS
+        if shift > 0:
+            us = (us >> shift) << shift
+        pending = self._pending
+        pending[us] = pending.get(us, 0) + 1
+        max_ms = self.max_ms
+        if max_ms is None or value_ms > max_ms:
             self.max_ms = value_ms
 
     def percentile(self, p: float) -> float | None:
@@ -47,6 +71,8 @@ class Histogram:
         return float(self._h.get_value_at_percentile(p)) / 1000
 
     def merge(self, other: Histogram) -> None:
+        self._flush()
+        other._flush()
         self._h.add(other._h)
         self.clamped += other.clamped
         if other.max_ms is not None and (self.max_ms is None or other.max_ms > self.max_ms):
@@ -65,6 +91,7 @@ class Histogram:
 
     def encode(self) -> str:
         """HdrHistogram's standard compressed encoding (base64 text)."""
+        self._flush()
         return str(self._h.encode().decode("ascii"))
 
     @classmethod

@@ -16,6 +16,7 @@ from typing import NamedTuple
 PROBE_MAGIC = b"sRp1"
 PROBE_SIZE = 20
 _STRUCT = struct.Struct(">IIQ4s")
+_FIELDS = struct.Struct(">IIQ")
 _U32 = 1 << 32
 
 
@@ -28,6 +29,14 @@ class Probe(NamedTuple):
 def encode_probe(stream_id: int, sequence: int, capture_ns: int) -> bytes:
     """The 20-byte trailer (``sequence`` wraps at 2^32; ``capture_ns`` is Unix time in ns)."""
     return _STRUCT.pack(stream_id % _U32, sequence % _U32, capture_ns, PROBE_MAGIC)
+
+
+def split_probe_fields(frame: bytes) -> tuple[bytes, tuple[int, int, int] | None]:
+    """:func:`split_probe` for the per-frame path: a plain ``(stream_id, sequence, capture_ns)``."""
+    if len(frame) < PROBE_SIZE or frame[-4:] != PROBE_MAGIC:
+        return frame, None
+    fields = _FIELDS.unpack_from(frame, len(frame) - PROBE_SIZE)
+    return frame[:-PROBE_SIZE], fields
 
 
 def split_probe(frame: bytes) -> tuple[bytes, Probe | None]:

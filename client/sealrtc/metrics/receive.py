@@ -11,7 +11,6 @@ from typing import Any
 
 from .freeze import FreezeDetector
 from .histogram import Histogram
-from .probe import Probe
 from .sequence import SequenceTracker
 
 
@@ -43,8 +42,9 @@ class ReceiveMetrics:
         self._sequences: dict[int, SequenceTracker] = {}
         self.stream_ids: list[int] = []
 
-    def frame(self, at: float, now_ns: int, size: int, probe: Probe | None) -> None:
-        """One frame of ``size`` payload bytes (probe excluded) decrypted at ``at``/``now_ns``."""
+    def frame(self, at: float, now_ns: int, size: int, probe: tuple[int, int, int] | None) -> None:
+        """One frame of ``size`` payload bytes (probe excluded) decrypted at ``at``/``now_ns``;
+        ``probe`` is ``(stream_id, sequence, capture_ns)`` (a :class:`Probe` or a plain tuple)."""
         self.frames += 1
         self.bytes += size
         if self.first_at is None:
@@ -53,13 +53,14 @@ class ReceiveMetrics:
         if self.video:
             self.freezes.frame(at)
         if probe is not None:
+            stream_id, sequence, capture_ns = probe
             self.probes += 1
-            self.latency.record((now_ns - probe.capture_ns) / 1e6)
-            tracker = self._sequences.get(probe.stream_id)
+            self.latency.record((now_ns - capture_ns) / 1e6)
+            tracker = self._sequences.get(stream_id)
             if tracker is None:
-                tracker = self._sequences[probe.stream_id] = SequenceTracker()
-                self.stream_ids.append(probe.stream_id)
-            tracker.add(probe.sequence)
+                tracker = self._sequences[stream_id] = SequenceTracker()
+                self.stream_ids.append(stream_id)
+            tracker.add(sequence)
 
     @property
     def frames_lost(self) -> int:

@@ -21,7 +21,8 @@ from pyee.asyncio import AsyncIOEventEmitter
 from ..errors import DecryptError, InvalidFrame, UnsupportedCodec
 from ..keys import SharedSecret
 from ..layout import Codec, clear_prefix_length, codec_from_name, is_keyframe
-from ..metrics import ProbeStamper, ReceiveMetrics, split_probe
+from ..metrics import ProbeStamper, ReceiveMetrics
+from ..metrics.probe import split_probe_fields
 from ..metrics.sniff import EncryptionSniffer
 from ..ratelimit import RateLimiter
 from ..transform import FrameDecryptor, FrameEncryptor, SecretEvent
@@ -143,13 +144,21 @@ class E2EESession(AsyncIOEventEmitter):
     """
 
     def __init__(
-        self, pc: RTCPeerConnection, keys: SharedSecret | None, *, decode: bool = True, probe: bool = False
+        self,
+        pc: RTCPeerConnection,
+        keys: SharedSecret | None,
+        *,
+        decode: bool = True,
+        probe: bool = False,
+        measure: bool = True,
     ) -> None:
         super().__init__()
         self.pc = pc
         self.keys = keys
         self.decode = decode
         self.probe = probe
+        self.measure = measure
+        """Record per-frame metrics (False: probes are still stripped, nothing is measured)."""
         self.created_at = time.monotonic()
         """Monotonic time of :func:`attach`: the origin of ``first_frame_ms``."""
         self.plaintext_observer: Callable[[bytes], None] | None = None
@@ -357,10 +366,11 @@ class E2EESession(AsyncIOEventEmitter):
             data, kid, ctr = plain.data, plain.kid, plain.ctr
         if state.first_frame_at is None:
             state.first_frame_at = at
-        data, probe = split_probe(data)
-        metrics = state.metrics
-        assert metrics is not None
-        metrics.frame(at, time.time_ns(), len(data), probe)
+        data, probe = split_probe_fields(data)
+        if self.measure:
+            metrics = state.metrics
+            assert metrics is not None
+            metrics.frame(at, time.time_ns(), len(data), probe)
         observe = self.received_frame_observer
         encoded: EncodedFrame | None = None
         if observe is not None or not self.decode:
@@ -434,7 +444,12 @@ class E2EESession(AsyncIOEventEmitter):
 
 
 def attach(
-    pc: RTCPeerConnection, keys: SharedSecret | None, *, decode: bool = True, probe: bool = False
+    pc: RTCPeerConnection,
+    keys: SharedSecret | None,
+    *,
+    decode: bool = True,
+    probe: bool = False,
+    measure: bool = True,
 ) -> E2EESession:
     """Make every sender of ``pc`` encrypt and every receiver decrypt, now and later.
 
@@ -445,4 +460,4 @@ def attach(
     freezes from them. ``keys=None`` is a plain session: nothing is encrypted, but probes and
     measurements work the same (a baseline), and receivers notice media that looks encrypted.
     """
-    return E2EESession(pc, keys, decode=decode, probe=probe)
+    return E2EESession(pc, keys, decode=decode, probe=probe, measure=measure)
