@@ -37,7 +37,7 @@ PARAMS: dict[str, int | float | str] = {
     "audio_bitrate_per_channel": 32_000,
     "opus_frame": OPUS_FRAME,
     "max_seconds": 600.0,  # clips live in memory: at most 10 minutes of a file is used
-    "vpx": "realtime/cpu-used=8/lag-in-frames=0",
+    "vpx": "realtime/cpu-used=8/lag-in-frames=0/keyint_min=gop",
 }
 
 
@@ -109,6 +109,7 @@ class _VideoOut:
             "cpu-used": "8",
             "lag-in-frames": "0",
             "max-intra-rate": str(PARAMS["max_intra_rate"]),
+            "keyint_min": str(self.gop),  # = gop_size: no extra key frames at scene cuts
         }
         return encoder
 
@@ -226,6 +227,10 @@ def transcode(path: Path) -> Transcoded:
             for packet in container.demux(streams):
                 if (video is None or video.full) and (audio is None or audio.full):
                     break
+                if (video is not None and video.full and packet.stream is video_stream) or (
+                    audio is not None and audio.full and packet.stream is audio_stream
+                ):
+                    continue  # that stream has all it may hold: do not decode it any further
                 try:
                     frames = packet.decode()
                 except av.FFmpegError:
