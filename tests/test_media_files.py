@@ -466,6 +466,26 @@ def test_recorder_skips_bad_frames_without_raising(tmp_path: Path) -> None:
     assert not audio.path.exists()
 
 
+def test_recorder_carries_on_over_a_restarted_rtp_clock(tmp_path: Path) -> None:
+    frames = encode_vp8_clip(20, gop=10)
+    packets = opus_tone(20)
+    video = TrackRecorder.open(tmp_path / "v", "video/VP8")
+    audio = TrackRecorder.open(tmp_path / "a", "audio/opus")
+    for i in range(20):
+        jump = 0 if i < 10 else 1_234_567_890  # the sender restarts with a new random offset
+        video.write(frames[i][0], 5000 + i * 3000 + jump, frames[i][1])
+        back = 0 if i < 10 else 48_000 * 100  # ... or with an offset 100 s back
+        audio.write(packets[i], (7 + i * 960 - back) % (1 << 32), True)
+    video.close()
+    audio.close()
+    assert (video.frames_written, video.discontinuities, audio.frames_written, audio.discontinuities) == (20, 1, 20, 1)
+    with av.open(str(video.path)) as container:
+        times = [f.time for f in container.decode(video=0)]
+    assert times == pytest.approx([i / 30 for i in range(20)], abs=0.002)  # no gap
+    samples, _ = decode_audio(audio.path)
+    assert abs(samples.size - 20 * 960) <= 960  # no gap, no overlap
+
+
 def test_recorder_with_no_frames_leaves_no_file(tmp_path: Path) -> None:
     for codec in ("video/VP8", "audio/opus"):
         recorder = TrackRecorder.open(tmp_path / "empty", codec)
