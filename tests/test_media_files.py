@@ -340,7 +340,7 @@ def test_unusable_files_give_a_clean_media_error(tmp_path: Path) -> None:
         (text, "notes.mp4 is not a media file PyAV can open"),
         (metadata_only, "meta.txt has neither a video nor an audio stream"),
         (tmp_path / "missing.webm", "no such file"),
-        (tmp_path, "no such file"),
+        (tmp_path, "is not a file"),
     ]
     for path, expected in cases:
         with pytest.raises(MediaError) as info:
