@@ -36,7 +36,7 @@ from sealrtc.media import (
 from sealrtc.media import clips as clips_module
 from sealrtc.media.recorder import opus_head, opus_packet_samples, vp8_keyframe_size
 from sealrtc.media.sources import encode_vp8_clip
-from sealrtc.media.transcode import fit_size
+from sealrtc.media.transcode import align, fit_size
 
 TONE = 440.0
 
@@ -135,6 +135,13 @@ def check_video(clip: Clip, fps: int, size: tuple[int, int]) -> None:
         assert (vp8_keyframe_size(frame.data) == size) == frame.keyframe
 
 
+def check_same_length(clip: Clip) -> None:
+    """Video and audio loop with the same period: they never drift apart."""
+    assert clip.video is not None and clip.audio is not None
+    assert len(clip.video) * 50 == len(clip.audio) * clip.fps
+    assert clip.duration == pytest.approx(len(clip.audio) * 0.02)
+
+
 def check_audio(clip: Clip, channels: int, seconds: float) -> None:
     assert clip.audio is not None and clip.channels == channels
     assert all(opus_packet_samples(p) == 960 for p in clip.audio)  # 20 ms each
@@ -151,6 +158,7 @@ def test_mp4_h264_aac_becomes_vp8_and_opus(tmp_path: Path) -> None:
     check_video(clip, 10, (160, 120))
     assert len([f for f in clip.video or () if f.keyframe]) == 3  # at 0, 2 and 4 s
     check_audio(clip, 2, 4.5)
+    check_same_length(clip)
     assert abs(clip.duration - 4.5) < 0.1 and not clip.from_cache and clip.source == "a.mp4"
 
 
@@ -163,6 +171,7 @@ def test_webm_and_mkv(tmp_path: Path, name: str, video: str, audio: str) -> None
     clip = load_clip(source, cache_dir=tmp_path / "cache")
     check_video(clip, 10, (176, 144))
     check_audio(clip, 2, 1.0)
+    check_same_length(clip)
 
 
 def test_wav_is_audio_only_and_mono_stays_mono(tmp_path: Path) -> None:
@@ -179,6 +188,24 @@ def test_mp4_without_audio_is_video_only(tmp_path: Path) -> None:
     check_video(clip, 10, (160, 120))
     assert clip.audio is None and clip.channels == 0
     assert tracks_for_clip(clip)[1] is None
+
+
+def test_video_and_audio_are_given_the_same_length() -> None:
+    def video(n: int) -> list[tuple[bytes, bool, int]]:
+        return [(b"v", i == 0, i) for i in range(n)]
+
+    audio = [b"\xfc\x01"] * 170
+    v, a = align(video(100), 30, audio, 2)  # 3.33 s and 3.4 s
+    assert (len(v), len(a)) == (99, 165)  # 3.3 s: video cut to a multiple of 3 frames (100 ms)
+    v, a = align(video(50), 24, audio[:100], 2)
+    assert (len(v), len(a)) == (48, 100)  # 2 s: 12 frames (0.5 s) is the unit at 24 fps
+    v, a = align(video(30), 30, audio[:45], 1)  # audio 100 ms short: padded with silence
+    assert len(v) == 30 and a == audio[:45] + [b"\xf8\xff\xfe"] * 5
+    assert opus_packet_samples(a[-1]) == 960
+    v, a = align(video(30), 30, audio, 2)  # 1 s of video, 3.4 s of audio: each loops alone
+    assert (len(v), len(a)) == (30, 170)
+    v, a = align(video(2), 30, audio[:3], 2)  # shorter than one unit: left alone
+    assert (len(v), len(a)) == (2, 3)
 
 
 def test_large_video_is_scaled_down_keeping_its_aspect(tmp_path: Path) -> None:
@@ -313,7 +340,7 @@ def test_unusable_files_give_a_clean_media_error(tmp_path: Path) -> None:
         (text, "notes.mp4 is not a media file PyAV can open"),
         (metadata_only, "meta.txt has neither a video nor an audio stream"),
         (tmp_path / "missing.webm", "no such file"),
-        (tmp_path, "no such file"),
+        (tmp_path, "is not a file"),
     ]
     for path, expected in cases:
         with pytest.raises(MediaError) as info:
@@ -464,6 +491,26 @@ def test_recorder_skips_bad_frames_without_raising(tmp_path: Path) -> None:
     audio.close()
     assert (audio.frames_written, audio.frames_skipped) == (0, 4)
     assert not audio.path.exists()
+
+
+def test_recorder_carries_on_over_a_restarted_rtp_clock(tmp_path: Path) -> None:
+    frames = encode_vp8_clip(20, gop=10)
+    packets = opus_tone(20)
+    video = TrackRecorder.open(tmp_path / "v", "video/VP8")
+    audio = TrackRecorder.open(tmp_path / "a", "audio/opus")
+    for i in range(20):
+        jump = 0 if i < 10 else 1_234_567_890  # the sender restarts with a new random offset
+        video.write(frames[i][0], 5000 + i * 3000 + jump, frames[i][1])
+        back = 0 if i < 10 else 48_000 * 100  # ... or with an offset 100 s back
+        audio.write(packets[i], (7 + i * 960 - back) % (1 << 32), True)
+    video.close()
+    audio.close()
+    assert (video.frames_written, video.discontinuities, audio.frames_written, audio.discontinuities) == (20, 1, 20, 1)
+    with av.open(str(video.path)) as container:
+        times = [f.time for f in container.decode(video=0)]
+    assert times == pytest.approx([i / 30 for i in range(20)], abs=0.002)  # no gap
+    samples, _ = decode_audio(audio.path)
+    assert abs(samples.size - 20 * 960) <= 960  # no gap, no overlap
 
 
 def test_recorder_with_no_frames_leaves_no_file(tmp_path: Path) -> None:

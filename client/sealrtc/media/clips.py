@@ -119,7 +119,7 @@ def load_clip(path: str | Path, *, cache_dir: Path | None = None) -> Clip:
     """
     source = Path(path)
     if not source.is_file():
-        raise MediaError(f"{source}: no such file")
+        raise MediaError(f"{source} is not a file" if source.exists() else f"{source}: no such file")
     key = cache_key(_file_digest(source))
     directory = cache_dir if cache_dir is not None else default_cache_dir()
     entry = directory / f"{key}.clip"

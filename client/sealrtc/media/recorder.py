@@ -5,7 +5,9 @@ cannot make under E2EE: a subscriber writes the frames it decrypted. Frames come
 timestamps (90 kHz video, 48 kHz Opus), starting anywhere and wrapping at 2^32.
 
 A recorder never raises on a frame: a frame it cannot use (empty, not of its codec, before the
-first VP8 key frame, out of order) is counted in :attr:`TrackRecorder.frames_skipped`. The file is
+first VP8 key frame, out of order) is counted in :attr:`TrackRecorder.frames_skipped`. A jump of
+the RTP clock (more than 5 s back or 5 min forward: a restarted sender) is counted in
+:attr:`TrackRecorder.discontinuities` and the file carries on one frame later. The file is
 created with the first written frame, so a recorder closed with no frame leaves no file.
 """
 
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 
 _WRAP = 1 << 32
 _CODECS = {"video/vp8": ("vp8", ".webm", "webm", 90_000), "audio/opus": ("opus", ".ogg", "ogg", 48_000)}
+_BACK_JUMP = 5.0  # seconds: a timestamp this far back is a restarted clock, not reordering
+_FORWARD_JUMP = 300.0  # seconds: a gap this long is a restarted clock, not a pause
 _OPUS_SAMPLES = (480, 960, 1920, 2880)  # SILK frame sizes at 48 kHz: 10, 20, 40, 60 ms
 
 
@@ -80,6 +84,8 @@ class TrackRecorder:
         self.codec = codec
         self.frames_written = 0
         self.frames_skipped = 0
+        self.discontinuities = 0
+        """Times the RTP clock jumped (a restarted sender); the file carries on without a gap."""
         self._kind, _, self._format, self._clock_rate = _CODECS[codec]
         self._container: OutputContainer | None = None
         self._stream: Stream | None = None
@@ -124,6 +130,11 @@ class TrackRecorder:
         if self._origin is None:
             self._origin = extended
         pts = extended - self._origin
+        if self._last_pts >= 0 and not -_BACK_JUMP < (pts - self._last_pts) / self._clock_rate < _FORWARD_JUMP:
+            # The sender's clock restarted (a new source): carry on one nominal frame later.
+            self.discontinuities += 1
+            pts = self._last_pts + (duration or self._clock_rate // 30)
+            self._origin = extended - pts
         if pts <= self._last_pts:
             self.frames_skipped += 1  # out of order or repeated: containers need increasing times
             return

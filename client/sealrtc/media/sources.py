@@ -143,7 +143,9 @@ class PreEncodedVideoTrack(_Paced):
     90 kHz units, so they keep increasing when the clip loops.
 
     Implements ``request_keyframe()``: the hook sealrtc calls on PLI/FIR and after a secret
-    rotation; the next packet sent is the clip's next key frame.
+    rotation; the next packet sent is the clip's next key frame. That skips up to one key-frame
+    interval of the picture (timestamps stay regular), so the video then runs ahead of a clip's
+    audio by what it skipped.
     """
 
     kind = "video"

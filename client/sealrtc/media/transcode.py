@@ -8,6 +8,7 @@ every cached clip is made again.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 VIDEO_CLOCK_RATE = 90_000
 OPUS_RATE = 48_000
 OPUS_FRAME = 960  # 20 ms at 48 kHz: one RTP timestamp per packet
+SILENT_OPUS = {1: b"\xf8\xff\xfe", 2: b"\xfc\xff\xfe"}  # 20 ms of silence (CELT, mono/stereo)
+ALIGN_SECONDS = 1.0
 
 PARAMS: dict[str, int | float | str] = {
     "max_width": 1280,
@@ -37,7 +40,8 @@ PARAMS: dict[str, int | float | str] = {
     "audio_bitrate_per_channel": 32_000,
     "opus_frame": OPUS_FRAME,
     "max_seconds": 600.0,  # clips live in memory: at most 10 minutes of a file is used
-    "vpx": "realtime/cpu-used=8/lag-in-frames=0",
+    "align": "video cut to whole 20 ms, audio cut/padded to it, if within 1 s",
+    "vpx": "realtime/cpu-used=8/lag-in-frames=0/keyint_min=gop",
 }
 
 
@@ -109,6 +113,7 @@ class _VideoOut:
             "cpu-used": "8",
             "lag-in-frames": "0",
             "max-intra-rate": str(PARAMS["max_intra_rate"]),
+            "keyint_min": str(self.gop),  # = gop_size: no extra key frames at scene cuts
         }
         return encoder
 
@@ -226,6 +231,10 @@ def transcode(path: Path) -> Transcoded:
             for packet in container.demux(streams):
                 if (video is None or video.full) and (audio is None or audio.full):
                     break
+                if (video is not None and video.full and packet.stream is video_stream) or (
+                    audio is not None and audio.full and packet.stream is audio_stream
+                ):
+                    continue  # that stream has all it may hold: do not decode it any further
                 try:
                     frames = packet.decode()
                 except av.FFmpegError:
@@ -248,6 +257,8 @@ def transcode(path: Path) -> Transcoded:
     audio_packets = audio.packets if audio is not None and audio.packets else None
     if video_frames is None and audio_packets is None:
         raise MediaError(f"{path.name} has no decodable video or audio")
+    if video_frames and audio_packets and video and audio:
+        video_frames, audio_packets = align(video_frames, video.fps, audio_packets, audio.channels)
     return Transcoded(
         video=video_frames,
         width=video.width if video_frames and video else 0,
@@ -256,6 +267,24 @@ def transcode(path: Path) -> Transcoded:
         audio=audio_packets,
         channels=audio.channels if audio_packets and audio else 0,
     )
+
+
+def align(
+    video: list[tuple[bytes, bool, int]], fps: int, audio: list[bytes], channels: int
+) -> tuple[list[tuple[bytes, bool, int]], list[bytes]]:
+    """Give video and audio the same length, so that looping them never drifts apart.
+
+    The video is cut to a whole number of 20 ms (at most ``fps / gcd(fps, 50)`` frames, < 1 s,
+    are dropped) and the audio cut or padded with silent Opus packets to exactly that length.
+    Streams that differ by more than :data:`ALIGN_SECONDS` are left alone (each loops alone).
+    """
+    unit = fps // math.gcd(fps, 50)  # the fewest frames lasting a whole number of 20 ms
+    frames = len(video) // unit * unit
+    if frames == 0 or abs(len(video) / fps - len(audio) * OPUS_FRAME / OPUS_RATE) > ALIGN_SECONDS:
+        return video, audio
+    packets = frames * 50 // fps
+    silence = SILENT_OPUS[channels]
+    return video[:frames], audio[:packets] + [silence] * (packets - len(audio))
 
 
 def duration_of(result: Transcoded) -> float:
