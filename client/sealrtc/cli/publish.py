@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,7 +36,7 @@ def _line(agent: Any) -> str:
     return " | ".join(f"{kind}: {t['frames']} frames, {t['bytes'] / 1000:.0f} kB" for kind, t in sent.items())
 
 
-def _media_tracks(args: argparse.Namespace) -> dict[str, Any]:
+async def _media_tracks(args: argparse.Namespace) -> dict[str, Any]:
     if not args.media:
         return {}
     from pathlib import Path
@@ -43,7 +44,9 @@ def _media_tracks(args: argparse.Namespace) -> dict[str, Any]:
     from ..media import MediaError, load_clip, tracks_for_clip
 
     try:
-        clip = load_clip(args.media, cache_dir=Path(args.cache_dir) if args.cache_dir else None)
+        clip = await asyncio.to_thread(
+            load_clip, args.media, cache_dir=Path(args.cache_dir) if args.cache_dir else None
+        )
     except MediaError as exc:
         raise CliError(f"--media {args.media}: {exc}") from None
     video, audio = tracks_for_clip(clip)
@@ -57,7 +60,7 @@ async def run_publish(args: argparse.Namespace) -> ExitStatus:
     if args.janus and args.room is None:
         raise CliError("--janus needs --room ROOM (a VideoRoom id)", ExitStatus.USAGE)
     keys = keys_from(args)
-    tracks = _media_tracks(args)
+    tracks = await _media_tracks(args)
     agent = PublisherAgent(keys, probe=args.probe, **tracks)
     reporter = Reporter(
         "publish", quiet=args.quiet, duration=args.duration, rows=lambda: _rows(agent), line=lambda: _line(agent)
