@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
-from .cdp import Chromium
+from .cdp import Chromium, Page
 from .rtc_helpers import require_namespace
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "browser"
@@ -44,3 +45,35 @@ async def chromium() -> AsyncIterator[Chromium]:
         yield browser
     finally:
         await browser.close()
+
+
+FILL_AND_START = """
+async (fields) => {
+  for (const [id, value] of Object.entries(fields)) document.getElementById(id).value = value;
+  await window.sealrtc.startFromForm();
+  const s = window.sealrtc.state;
+  return { status: s.status, error: s.error, secretFieldEmpty: document.getElementById('secret').value === '' };
+}
+"""
+
+
+async def start_session(page: Page, **fields: str) -> None:
+    """Fill the sample page's form (mode, transport, url, room, context, suite, secret) and start."""
+    result = await page.call(FILL_AND_START, fields, timeout=30)
+    assert result["status"] in ("publishing", "subscribing"), (result, page.console[-20:])
+    assert result["secretFieldEmpty"]
+
+
+async def page_stats(page: Page) -> dict[str, Any]:
+    stats: dict[str, Any] = await page.evaluate("window.sealrtc.stats()")
+    return stats
+
+
+def worker_totals(stats: dict[str, Any], operation: str, kind: str) -> dict[str, int]:
+    """Sum the worker's counters for one operation and kind."""
+    out = {"frames_in": 0, "frames_out": 0, "frames_dropped": 0}
+    for s in stats["worker"]:
+        if s["operation"] == operation and s["kind"] == kind:
+            for key in out:
+                out[key] += s[key]
+    return out
