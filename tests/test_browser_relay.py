@@ -16,7 +16,7 @@ import pytest
 
 from sealrtc import SharedSecret
 from sealrtc.agents import PublisherAgent, SubscriberAgent
-from sealrtc.relay.server import Relay, start_relay
+from sealrtc.relay.server import Relay, _Publisher, start_relay
 
 from .browser_helpers import chromium, page_stats, serve_sample, start_session, worker_totals
 from .cdp import Page
@@ -50,6 +50,19 @@ async def live(base: str) -> dict[str, int]:
     return dict(stats["live"])
 
 
+def trickled_host_candidates(server: Relay) -> int:
+    """Host candidates the relay's sessions learned: whip-whep posts its offer without candidates,
+    so these came in through trickle-ICE PATCH (peer-reflexive ones would come from checks)."""
+    count = 0
+    for _, resource in server._resources.values():
+        if not isinstance(resource, _Publisher):  # the aiortc subscribers put candidates in their offers
+            continue
+        for transceiver in resource.pc.getTransceivers()[:1]:
+            ice = transceiver.receiver.transport.transport
+            count += sum(1 for c in ice.getRemoteCandidates() if c.type == "host")
+    return count
+
+
 async def test_browser_publishes_sealrtc_subscribes(relay: tuple[Relay, str]) -> None:
     server, base = relay
     good = SubscriberAgent(SharedSecret(SECRET, context=CONTEXT.encode()))
@@ -77,6 +90,7 @@ async def test_browser_publishes_sealrtc_subscribes(relay: tuple[Relay, str]) ->
             assert worker_totals(stats, "encrypt", "audio")["frames_dropped"] == 0
             assert server.stats.frames_forwarded > 0
             assert (await live(base))["publishers"] == 1
+            assert trickled_host_candidates(server) > 0
             await page.evaluate("window.sealrtc.stop()")  # the library's teardown: DELETE
 
             async def gone() -> bool:
