@@ -178,3 +178,39 @@ async def test_sealrtc_publishes_browser_decrypts_and_renders(relay: tuple[Relay
             await page.evaluate("window.sealrtc.stop()")
     finally:
         await pub.close()
+
+
+async def test_browser_changes_the_secret_on_the_fly(relay: tuple[Relay, str]) -> None:
+    """The page switches secrets: a fresh KID under the new fingerprint, and bots that staged it keep decoding."""
+    _, base = relay
+    keys = SharedSecret(SECRET, context=CONTEXT.encode())
+    keys.add_decryption_secret("the next secret")
+    sub = SubscriberAgent(keys)
+    try:
+        async with serve_sample() as site, chromium() as browser:
+            page = await browser.new_page(f"{site}/index.html")
+            await start_session(
+                page, mode="publish", transport="whip", url=f"{base}/whip/k", context=CONTEXT, secret=SECRET
+            )
+            await sub.subscribe_whep(f"{base}/whep/k")
+
+            async def video_at_least(n: int) -> bool:
+                return sub.decoded["video"] >= n
+
+            await until(lambda: video_at_least(10), 30)
+            stats = await page_stats(page)
+            [before] = [int(w["kid"]) for w in stats["worker"] if w["operation"] == "encrypt" and w["kind"] == "video"]
+            assert before & 0xFF == keys.current.fingerprint
+            await page.evaluate("window.sealrtc.setSecret('the next secret')")
+            rotated = await page.wait_for(
+                "(async () => { const s = await window.sealrtc.stats();"
+                " const w = s.worker.find(w => w.operation === 'encrypt' && w.kind === 'video');"
+                f" return w && w.kid !== '{before}' ? w.kid : null; }})()"
+            )
+            after = int(rotated)
+            assert after & 0xFF == SharedSecret("the next secret", context=CONTEXT.encode()).current.fingerprint
+            decoded = sub.decoded["video"]
+            await until(lambda: video_at_least(decoded + 20), 30)
+            assert sub.events == []  # the staged secret means no mismatch
+    finally:
+        await sub.close()
