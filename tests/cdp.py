@@ -43,6 +43,10 @@ CHROMIUM_FLAGS = (
     "--use-fake-ui-for-media-stream",
     # Host candidates with real addresses (a private namespace has no mDNS responder).
     "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--disable-renderer-backgrounding",
+    "--disable-background-timer-throttling",
+    # No name lookups at all: the tests use IP literals, and nothing may leave the namespace.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     "--remote-debugging-port=0",
 )
 
