@@ -63,15 +63,22 @@ def trickled_host_candidates(server: Relay) -> int:
     return count
 
 
-async def test_browser_publishes_sealrtc_subscribes(relay: tuple[Relay, str]) -> None:
+@pytest.mark.parametrize("suite", [6, 4])  # the default (AES-256-CTR + HMAC-SHA-512) and AES-128-GCM
+async def test_browser_publishes_sealrtc_subscribes(relay: tuple[Relay, str], suite: int) -> None:
     server, base = relay
-    good = SubscriberAgent(SharedSecret(SECRET, context=CONTEXT.encode()))
-    bad = SubscriberAgent(SharedSecret("not the secret", context=CONTEXT.encode()))
+    good = SubscriberAgent(SharedSecret(SECRET, context=CONTEXT.encode(), suite=suite))
+    bad = SubscriberAgent(SharedSecret("not the secret", context=CONTEXT.encode(), suite=suite))
     try:
         async with serve_sample() as site, chromium() as browser:
             page = await browser.new_page(f"{site}/index.html")
             await start_session(
-                page, mode="publish", transport="whip", url=f"{base}/whip/b", context=CONTEXT, secret=SECRET
+                page,
+                mode="publish",
+                transport="whip",
+                url=f"{base}/whip/b",
+                context=CONTEXT,
+                suite=str(suite),
+                secret=SECRET,
             )
             await good.subscribe_whep(f"{base}/whep/b")
             await bad.subscribe_whep(f"{base}/whep/b")
