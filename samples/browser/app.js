@@ -82,7 +82,9 @@ export async function start(options) {
   } else {
     for (const track of state.stream.getTracks()) track.stop();
     pc.ontrack = (event) => {
-      // WHEP receivers got their transform before negotiation; Janus' offer creates them here.
+      // WHEP receivers got their transform before negotiation: with Chromium 156, a transform set
+      // here after applying an *answer* never saw a frame. Janus' *offer* creates receivers, and
+      // a transform set here works.
       if (!event.receiver.transform) event.receiver.transform = transform(event.track.kind, "decrypt");
       const media = $(event.track.kind === "video" ? "remote" : "remote-audio");
       media.srcObject = new MediaStream([event.track]);
