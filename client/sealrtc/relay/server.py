@@ -27,6 +27,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from ..rtc.frames import EncodedFrame
 from ..rtc.passthrough import ForwardingTrack, PassthroughSession
+from .cors import cors_middleware
+from .trickle import etag_for, handle_patch
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +81,7 @@ class _Room:
 class Relay:
     """The relay's state and its aiohttp application (``relay.app``)."""
 
-    def __init__(self, *, subscriber_queue: int = 64, record_digests: bool = False) -> None:
+    def __init__(self, *, subscriber_queue: int = 64, record_digests: bool = False, cors_origin: str = "*") -> None:
         self.stats = RelayStats()
         self.record_digests = record_digests
         """Keep SHA-256 digests of forwarded frames (the demo's proof); off by default."""
@@ -87,12 +89,13 @@ class Relay:
         self._rooms: dict[str, _Room] = {}
         self._resources: dict[str, tuple[_Room, _Publisher | _Subscriber]] = {}
         self._queue = subscriber_queue
-        self.app = web.Application(client_max_size=MAX_SDP_BYTES)
+        self.app = web.Application(client_max_size=MAX_SDP_BYTES, middlewares=[cors_middleware(cors_origin)])
         self.app.add_routes(
             [
                 web.post("/whip/{room}", self._whip),
                 web.post("/whep/{room}", self._whep),
                 web.delete("/resource/{id}", self._delete),
+                web.patch("/resource/{id}", self._patch),
                 web.get("/stats", self._stats),
             ]
         )
@@ -132,9 +135,9 @@ class Relay:
     def _created(self, resource_id: str, sdp: str) -> web.Response:
         return web.Response(
             status=201,
-            text=sdp,
+            body=sdp.encode("utf-8"),  # bytes: application/sdp defines no charset parameter
             content_type="application/sdp",
-            headers={"Location": f"/resource/{resource_id}"},
+            headers={"Location": f"/resource/{resource_id}", "ETag": etag_for(resource_id)},
         )
 
     async def _whip(self, request: web.Request) -> web.Response:
@@ -190,8 +193,21 @@ class Relay:
             raise web.HTTPNotFound(text="unknown resource\n")
         return web.Response(status=200, text="")
 
+    async def _patch(self, request: web.Request) -> web.Response:
+        resource_id = request.match_info["id"]
+        entry = self._resources.get(resource_id)
+        if entry is None:
+            raise web.HTTPNotFound(text="unknown resource\n")
+        return await handle_patch(request, resource_id, entry[1].pc)
+
     async def _stats(self, request: web.Request) -> web.Response:
-        return web.json_response(self.stats.as_dict())
+        # Totals since start, plus the sessions live now, per room.
+        rooms = {
+            name: {"publishers": len(room.publishers), "subscribers": len(room.subscribers)}
+            for name, room in self._rooms.items()
+        }
+        live = {kind: sum(r[kind] for r in rooms.values()) for kind in ("publishers", "subscribers")}
+        return web.json_response({**self.stats.as_dict(), "live": live, "rooms": rooms})
 
     # -- media --------------------------------------------------------------------------------
 

@@ -1,0 +1,92 @@
+"""Trickle ICE for WHIP/WHEP sessions (RFC 9725 4.3, RFC 8840 ``application/trickle-ice-sdpfrag``).
+
+``PATCH /resource/{id}`` with an SDP fragment adds the client's candidates (and end-of-candidates)
+to the session's peer connection and answers ``204``. ICE restarts (``If-Match: "*"``) are not
+supported: ``501``, which clients treat as "no restart here". A fragment whose ICE credentials
+are not the session's gets ``422``; a stale ``If-Match`` gets ``412``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from aiortc import RTCIceCandidate, RTCPeerConnection
+from aiortc.sdp import candidate_from_sdp
+
+SDPFRAG = "application/trickle-ice-sdpfrag"
+MAX_FRAGMENT_BYTES = 16 * 1024
+MAX_CANDIDATES = 64
+_UFRAG = re.compile(r"^a=ice-ufrag:(\S+)\s*$", re.MULTILINE)
+
+
+def etag_for(resource_id: str) -> str:
+    """The session's entity tag (it names the ICE session; it changes only on a restart)."""
+    return f'"{resource_id}"'
+
+
+@dataclass
+class Fragment:
+    ufrag: str | None = None
+    candidates: list[RTCIceCandidate] = field(default_factory=list)
+    end_of_candidates: bool = False
+
+
+def parse_fragment(text: str) -> Fragment:
+    """Parse an RFC 8840 SDP fragment; raise ``ValueError`` on anything that is not one."""
+    fragment = Fragment()
+    mid: str | None = None
+    index = -1
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("m="):
+            index += 1
+            mid = None
+        elif line.startswith("a=mid:"):
+            mid = line[len("a=mid:") :]
+        elif line.startswith("a=ice-ufrag:"):
+            fragment.ufrag = line[len("a=ice-ufrag:") :]
+        elif line.startswith("a=candidate:"):
+            if len(fragment.candidates) >= MAX_CANDIDATES:
+                raise ValueError("too many candidates")
+            try:
+                candidate = candidate_from_sdp(line[len("a=candidate:") :])
+            except (AssertionError, ValueError, IndexError):
+                raise ValueError("bad candidate line") from None
+            candidate.sdpMid = mid
+            candidate.sdpMLineIndex = index if index >= 0 else 0
+            fragment.candidates.append(candidate)
+        elif line == "a=end-of-candidates":
+            fragment.end_of_candidates = True
+        elif not line.startswith(("a=", "m=", "c=")):
+            raise ValueError("not an SDP fragment")
+    return fragment
+
+
+async def handle_patch(request: web.Request, resource_id: str, pc: RTCPeerConnection) -> web.Response:
+    """Apply a trickle-ICE PATCH to ``pc`` (the session ``resource_id``)."""
+    if_match = request.headers.get("If-Match")
+    if if_match == "*":
+        raise web.HTTPNotImplemented(text="ICE restarts are not supported\n")
+    if if_match is not None and if_match != etag_for(resource_id):
+        raise web.HTTPPreconditionFailed(text="If-Match does not name this ICE session\n")
+    if request.content_type != SDPFRAG:
+        raise web.HTTPUnsupportedMediaType(text=f"Content-Type must be {SDPFRAG}\n")
+    if (request.content_length or 0) > MAX_FRAGMENT_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_FRAGMENT_BYTES, actual_size=request.content_length or 0)
+    try:
+        fragment = parse_fragment((await request.read())[:MAX_FRAGMENT_BYTES].decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text="body is not a trickle-ICE SDP fragment\n") from None
+    remote = pc.remoteDescription
+    expected = _UFRAG.search(remote.sdp) if remote is not None else None
+    if fragment.ufrag is not None and expected is not None and fragment.ufrag != expected.group(1):
+        raise web.HTTPUnprocessableEntity(text="ICE credentials do not match this session\n")
+    for candidate in fragment.candidates:
+        await pc.addIceCandidate(candidate)
+    if fragment.end_of_candidates:
+        await pc.addIceCandidate(None)
+    return web.Response(status=204, headers={"ETag": etag_for(resource_id)})

@@ -1,0 +1,219 @@
+// The sample page: publish (camera + microphone) or subscribe, end-to-end encrypted with the
+// session secret, over WHIP/WHEP (the third-party whip-whep client, vendored) or Janus VideoRoom.
+// The secret is read from the form, handed to the transform worker and cleared from the field;
+// nothing is stored (no cookies, no storage) and nothing logs it.
+
+import { WHEPClient } from "./vendor/whip-whep/whep.js";
+import { WHIPClient } from "./vendor/whip-whep/whip.js";
+import * as janus from "./janus.js";
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  worker: null,
+  pc: null,
+  client: null, // WHIPClient | WHEPClient
+  janus: null,
+  stream: null,
+  streams: [], // worker stats per transform
+  events: [],
+  status: "idle",
+  error: null,
+};
+
+function show() {
+  $("status").textContent = state.error ? `${state.status}: ${state.error}` : state.status;
+  $("stats").textContent = state.streams
+    .map((s) => `${s.operation} ${s.kind} ${s.codec || "-"}: in ${s.frames_in}, out ${s.frames_out}, dropped ${s.frames_dropped}`)
+    .join("\n");
+  $("events").textContent = state.events.map((e) => `${e.event} (${e.kind})`).join("\n");
+}
+
+function startWorker(secret, context, suite) {
+  const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+  worker.onmessage = ({ data }) => {
+    if (data.type === "stats") state.streams = data.streams;
+    else if (data.type === "event") state.events.push(data);
+    else if (data.type === "error") state.error = data.message;
+    show();
+  };
+  worker.postMessage({ type: "secret", secret, context, suite });
+  return worker;
+}
+
+function preferCodecs(transceiver, kind) {
+  const wanted = kind === "video" ? "video/vp8" : "audio/opus";
+  const caps = RTCRtpReceiver.getCapabilities(kind);
+  const codecs = caps ? caps.codecs.filter((c) => c.mimeType.toLowerCase() === wanted) : [];
+  if (codecs.length && transceiver.setCodecPreferences) transceiver.setCodecPreferences(codecs);
+}
+
+let transformIds = 0;
+function transform(kind, operation) {
+  transformIds += 1;
+  return new RTCRtpScriptTransform(state.worker, { operation, kind, id: `${operation}-${kind}-${transformIds}` });
+}
+
+/**
+ * Start a session. options: {mode: "publish" | "subscribe", transport: "whip" | "janus",
+ * url, room, secret, context, suite}. WHIP/WHEP urls are the endpoint (…/whip/ROOM or …/whep/ROOM).
+ */
+export async function start(options) {
+  await stop();
+  const { mode, transport, url, secret } = options;
+  if (!secret) throw new Error("the E2EE secret must not be empty");
+  state.status = "starting";
+  state.error = null;
+  state.events = [];
+  state.streams = [];
+  show();
+  state.worker = startWorker(secret, options.context || "", Number(options.suite) || undefined);
+  // Camera/microphone permission also lets WebRTC offer every local interface (not just the default route).
+  state.stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+  const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle" });
+  state.pc = pc;
+  if (mode === "publish") {
+    for (const track of state.stream.getTracks()) {
+      const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [state.stream] });
+      preferCodecs(transceiver, track.kind);
+      transceiver.sender.transform = transform(track.kind, "encrypt");
+    }
+    $("local").srcObject = state.stream;
+  } else {
+    for (const track of state.stream.getTracks()) track.stop();
+    pc.ontrack = (event) => {
+      // WHEP receivers got their transform before negotiation: with Chromium 156, a transform set
+      // here after applying an *answer* never saw a frame. Janus' *offer* creates receivers, and
+      // a transform set here works.
+      if (!event.receiver.transform) event.receiver.transform = transform(event.track.kind, "decrypt");
+      const media = $(event.track.kind === "video" ? "remote" : "remote-audio");
+      media.srcObject = new MediaStream([event.track]);
+      media.play().catch(() => undefined);
+    };
+    if (transport !== "janus") {
+      for (const kind of ["audio", "video"]) {
+        const transceiver = pc.addTransceiver(kind, { direction: "recvonly" });
+        preferCodecs(transceiver, kind);
+        transceiver.receiver.transform = transform(kind, "decrypt");
+      }
+    }
+  }
+  if (transport === "janus") {
+    state.janus = await janus.JanusSession.connect(url);
+    const room = Number(options.room);
+    if (mode === "publish") await janus.publish(state.janus, room, pc, { e2ee: true });
+    else await janus.subscribe(state.janus, room, pc);
+  } else if (mode === "publish") {
+    state.client = new WHIPClient();
+    await state.client.publish(pc, url);
+  } else {
+    state.client = new WHEPClient();
+    await state.client.view(pc, url);
+  }
+  state.status = mode === "publish" ? "publishing" : "subscribing";
+  show();
+}
+
+/** Change the secret on the fly: new KID for senders, the old one decrypts for its grace period. */
+export function setSecret(secret) {
+  if (state.worker && secret) state.worker.postMessage({ type: "set-secret", secret });
+}
+
+export async function stop() {
+  const { client, pc, worker, stream } = state;
+  state.client = null;
+  state.pc = null;
+  state.worker = null;
+  state.stream = null;
+  if (client) await client.stop().catch(() => undefined); // DELETEs the WHIP/WHEP session
+  if (state.janus) {
+    const session = state.janus;
+    state.janus = null;
+    await session.close();
+  }
+  if (pc) pc.close();
+  if (stream) for (const track of stream.getTracks()) track.stop();
+  if (worker) worker.terminate();
+  if (state.status !== "idle") state.status = "stopped";
+  show();
+}
+
+/** Per-kind inbound/outbound numbers from getStats plus the worker's counters. */
+export async function stats() {
+  const out = { status: state.status, error: state.error, events: state.events, worker: state.streams, rtp: {} };
+  if (state.pc) {
+    const report = await state.pc.getStats();
+    report.forEach((s) => {
+      if (s.type === "inbound-rtp" || s.type === "outbound-rtp") {
+        out.rtp[`${s.type}-${s.kind}`] = {
+          packets: s.packetsReceived ?? s.packetsSent,
+          framesDecoded: s.framesDecoded,
+          framesEncoded: s.framesEncoded,
+          framesReceived: s.framesReceived,
+          keyFramesDecoded: s.keyFramesDecoded,
+        };
+      }
+    });
+    out.connectionState = state.pc.connectionState;
+  }
+  return out;
+}
+
+/** Average RGB of small blocks of the rendered remote video at relative positions [[x, y], ...]. */
+export function snapshot(points) {
+  const video = $("remote");
+  const { videoWidth: w, videoHeight: h } = video;
+  if (!w || !h) return null;
+  const canvas = $("canvas");
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.drawImage(video, 0, 0, w, h);
+  return {
+    width: w,
+    height: h,
+    points: points.map(([x, y]) => {
+      const px = Math.min(w - 5, Math.max(0, Math.round(x * w) - 2));
+      const py = Math.min(h - 5, Math.max(0, Math.round(y * h) - 2));
+      const data = ctx.getImageData(px, py, 5, 5).data;
+      const rgb = [0, 0, 0];
+      for (let i = 0; i < data.length; i += 4) for (let c = 0; c < 3; c++) rgb[c] += data[i + c] / 25;
+      return rgb.map(Math.round);
+    }),
+  };
+}
+
+function fromForm() {
+  const secretField = $("secret");
+  const options = {
+    mode: $("mode").value,
+    transport: $("transport").value,
+    url: $("url").value,
+    room: $("room").value,
+    context: $("context").value,
+    suite: $("suite").value,
+    secret: secretField.value,
+  };
+  secretField.value = ""; // the secret now lives only in the worker
+  return options;
+}
+
+export function startFromForm() {
+  return start(fromForm()).catch((exc) => {
+    state.status = "failed";
+    state.error = exc.message;
+    show();
+  });
+}
+
+window.sealrtc = { start, stop, stats, snapshot, setSecret, startFromForm, state };
+$("form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  startFromForm();
+});
+$("stop").addEventListener("click", () => stop());
+$("rotate").addEventListener("click", () => {
+  setSecret($("secret").value);
+  $("secret").value = "";
+});
+show();

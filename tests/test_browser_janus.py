@@ -1,0 +1,77 @@
+"""Headless Chromium and sealrtc bots in one encrypted session through a real Janus VideoRoom."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from sealrtc import SharedSecret
+from sealrtc.agents import PublisherAgent, SubscriberAgent
+from sealrtc.testing.janus_server import JanusServer, RoomConfig, cleanup, start_janus
+
+from .browser_helpers import chromium, page_stats, serve_sample, start_session, worker_totals
+from .rtc_helpers import require_namespace
+from .test_browser_relay import CORNERS, picture_matches, rendered
+
+ROOM = 2001
+SECRET = "janus, browser and bots"
+CONTEXT = "2001"
+
+
+@pytest.fixture
+async def janus() -> AsyncIterator[JanusServer]:
+    require_namespace()
+    server = await start_janus([RoomConfig(ROOM, require_e2ee=True)])
+    yield server
+    cleanup(server)
+
+
+async def test_browser_publishes_to_janus_sealrtc_subscribes(janus: JanusServer) -> None:
+    good = SubscriberAgent(SharedSecret(SECRET, context=CONTEXT.encode()))
+    try:
+        async with serve_sample() as site, chromium() as browser:
+            page = await browser.new_page(f"{site}/index.html")
+            await start_session(
+                page, mode="publish", transport="janus", url=janus.url, room=str(ROOM), context=CONTEXT, secret=SECRET
+            )
+            await good.subscribe_janus(janus.url, ROOM)
+
+            async def loop() -> None:
+                while not (good.decoded["video"] >= 20 and good.decoded["audio"] >= 20):
+                    await good.changed.wait()
+                    good.changed.clear()
+
+            await asyncio.wait_for(loop(), 30)
+            tracks = good.summary()["tracks"]
+            assert {t["codec"] for t in tracks} == {"video/VP8", "audio/opus"}
+            assert all(t["frames_decrypted"] > 0 for t in tracks)
+            stats = await page_stats(page)
+            assert worker_totals(stats, "encrypt", "video")["frames_out"] > 0
+            await page.evaluate("window.sealrtc.stop()")
+    finally:
+        await good.close()
+
+
+async def test_sealrtc_publishes_to_janus_browser_decrypts_and_renders(janus: JanusServer) -> None:
+    pub = PublisherAgent(SharedSecret(SECRET, context=CONTEXT.encode()), moving=False)
+    try:
+        await pub.publish_janus(janus.url, ROOM)
+        async with serve_sample() as site, chromium() as browser:
+            page = await browser.new_page(f"{site}/index.html")
+            await start_session(
+                page, mode="subscribe", transport="janus", url=janus.url, room=str(ROOM), context=CONTEXT, secret=SECRET
+            )
+            result = await rendered(page)
+            assert worker_totals(result["stats"], "decrypt", "video")["frames_out"] >= 10
+            snapshot = result["snapshot"]
+            for _ in range(50):
+                if picture_matches(snapshot):
+                    break
+                await asyncio.sleep(0.1)
+                snapshot = await page.evaluate(f"window.sealrtc.snapshot({CORNERS})")
+            assert picture_matches(snapshot), snapshot
+            await page.evaluate("window.sealrtc.stop()")
+    finally:
+        await pub.close()

@@ -1,0 +1,201 @@
+"""samples/browser/sealrtc.js in headless Chromium against sealrtc's own vectors, both ways.
+
+Frames encrypted by Python decrypt in the browser and frames encrypted by the browser decrypt in
+Python, for every suite, Opus/VP8/generic layouts and a secret that is not in NFC; plus the RFC
+9605 vectors of tests/vectors/sframe.json and the receive rules (replay, tamper, events).
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+from sealrtc import FrameDecryptor, FrameEncryptor, SharedSecret
+from sealrtc.keys import derive_base_key
+from sealrtc.layout import clear_prefix_length, codec_from_name
+
+from .browser_helpers import chromium, serve_sample
+
+VECTORS = json.loads((Path(__file__).parent / "vectors" / "sframe.json").read_text())
+
+# Decomposed "e" + COMBINING ACUTE: the browser gets this form, Python the composed one.
+NON_NFC = "Cafe\u0301 au lait \u2126"  # OHM SIGN normalises to GREEK CAPITAL OMEGA
+SECRETS = ["correct horse battery staple", NON_NFC]
+CONTEXT = b"room-42"
+FRAMES = {
+    "opus": [bytes([0x78]) + bytes(range(40)), bytes([0x78, 1, 2, 3])],
+    "vp8": [bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A, 0x80, 0x02, 0xE0, 0x01]) + b"key" * 30, b"\x31\x01\x00delta"],
+    "generic": [b"", b"generic frame payload" * 10],
+}
+
+JS_ROUNDTRIP = """
+async (cases) => {
+  const m = await import('/sealrtc.js');
+  const out = [];
+  for (const c of cases) {
+    const context = m.fromHex(c.context);
+    const keys = await m.SharedSecret.create(c.secret, { context, suite: c.suite });
+    const base = keys.current;
+    const dec = new m.FrameDecryptor(keys, c.codec);
+    const decrypted = [];
+    for (const hex of c.python_frames) decrypted.push(m.toHex((await dec.decrypt(m.fromHex(hex))).data));
+    const encryptor = new m.FrameEncryptor(keys, c.codec);
+    const encrypted = [];
+    for (const hex of c.plaintexts) encrypted.push(m.toHex(await encryptor.encrypt(m.fromHex(hex))));
+    out.push({ base_key: m.toHex(base.material), fingerprint: base.fingerprint, decrypted, encrypted,
+               kid: encryptor.kid.toString() });
+  }
+  return out;
+}
+"""
+
+JS_RFC_VECTORS = """
+async (v) => {
+  const m = await import('/sealrtc.js');
+  const failures = [];
+  for (const t of v.header) {
+    const h = m.toHex(m.encodeHeader(BigInt(t.kid), BigInt(t.ctr)));
+    const d = m.decodeHeader(m.fromHex(t.header));
+    if (h !== t.header || d.kid.toString() !== t.kid || d.ctr.toString() !== t.ctr || d.length * 2 !== t.header.length)
+      failures.push(['header', t.kid, t.ctr, h]);
+  }
+  for (const t of v.aead) {
+    const key = await m.AeadKey.create(t.cipher_suite, m.fromHex(t.key));
+    const ct = m.toHex(await key.seal(m.fromHex(t.nonce), m.fromHex(t.aad), m.fromHex(t.pt)));
+    const pt = m.toHex(await key.open(m.fromHex(t.nonce), m.fromHex(t.aad), m.fromHex(t.ct)));
+    if (ct !== t.ct || pt !== t.pt) failures.push(['aead', t.cipher_suite, ct]);
+  }
+  for (const t of v.sframe) {
+    const base = m.fromHex(t.base_key);
+    const ks = await m.deriveKeySalt(t.cipher_suite, BigInt(t.kid), base);
+    const ct = m.toHex(await m.sframeEncrypt(t.cipher_suite, base, BigInt(t.kid), BigInt(t.ctr),
+                                             m.fromHex(t.pt), m.fromHex(t.metadata)));
+    const pt = m.toHex(await m.sframeDecrypt(t.cipher_suite, base, m.fromHex(t.ct), m.fromHex(t.metadata)));
+    const nonce = m.toHex(m.makeNonce(ks.salt, BigInt(t.ctr)));
+    if (ct !== t.ct || pt !== t.pt || m.toHex(ks.key) !== t.sframe_key || m.toHex(ks.salt) !== t.sframe_salt
+        || nonce !== t.nonce)
+      failures.push(['sframe', t.cipher_suite, ct]);
+  }
+  let malformed = 0;
+  for (const bad of ['', '88', '8000', '0800', '900001', '8f01']) {
+    try { m.decodeHeader(m.fromHex(bad)); } catch (e) { if (e.reason === 'malformed') malformed += 1; }
+  }
+  return { failures, malformed, counted: v.header.length + v.aead.length + v.sframe.length };
+}
+"""
+
+JS_RECEIVE_RULES = """
+async (c) => {
+  const m = await import('/sealrtc.js');
+  let now = 100;
+  const clock = () => now;
+  const context = m.fromHex(c.context);
+  const keys = await m.SharedSecret.create(c.secret, { context, clock });
+  const wrong = await m.SharedSecret.create('not the secret', { context, clock });
+  const events = [];
+  const dec = new m.FrameDecryptor(keys, 'opus', { onEvent: (e) => events.push(e.type) });
+  const reasons = [];
+  const attempt = async (hex) => {
+    try { await dec.decrypt(m.fromHex(hex)); reasons.push('ok'); } catch (e) { reasons.push(e.reason); }
+  };
+  const bad = new m.FrameEncryptor(wrong, 'opus');
+  for (let i = 0; i < 3; i++) await attempt(m.toHex(await bad.encrypt(m.fromHex('78010203'))));
+  await attempt(c.frames[0]);                  // decrypts: secret_match
+  await attempt(c.frames[0]);                  // replay
+  const tampered = m.fromHex(c.frames[1]);
+  tampered[tampered.length - 1] ^= 1;
+  await attempt(m.toHex(tampered));            // authentication_failed
+  await attempt(c.frames[0].slice(0, 6));      // malformed
+  await attempt(c.frames[1]);                  // ok
+  // Rotation: the previous secret decrypts during grace, not after.
+  const rotating = await m.SharedSecret.create(c.secret, { context, clock, grace: 10 });
+  const sender = new m.FrameEncryptor(await m.SharedSecret.create(c.secret, { context, clock }), 'generic');
+  const old = await sender.encrypt(m.fromHex('0102'));
+  await rotating.setSecret('a new secret');
+  const rdec = new m.FrameDecryptor(rotating, 'generic');
+  const during = await rdec.decrypt(old).then(() => 'ok', (e) => e.reason);
+  now += 11;
+  const after = await new m.FrameDecryptor(rotating, 'generic').decrypt(old).then(() => 'ok', (e) => e.reason);
+  let invalid = '';
+  try { await m.SharedSecret.create(''); } catch (e) { invalid = e.constructor.name; }
+  return { events, reasons, stats: dec.stats, during, after, invalid };
+}
+"""
+
+
+def _cases() -> list[dict[str, Any]]:
+    cases = []
+    for suite in range(1, 9):
+        for codec, frames in FRAMES.items():
+            for secret in SECRETS:
+                python_secret = unicodedata.normalize("NFC", secret)
+                encryptor = FrameEncryptor(SharedSecret(python_secret, context=CONTEXT, suite=suite), codec)
+                cases.append(
+                    {
+                        "suite": suite,
+                        "codec": codec,
+                        "secret": secret,
+                        "context": CONTEXT.hex(),
+                        "plaintexts": [f.hex() for f in frames],
+                        "python_frames": [encryptor.encrypt(f).hex() for f in frames],
+                    }
+                )
+    return cases
+
+
+async def test_python_and_browser_frames_decrypt_both_ways() -> None:
+    cases = _cases()
+    assert NON_NFC != unicodedata.normalize("NFC", NON_NFC)
+    async with serve_sample() as base, chromium() as browser:
+        page = await browser.new_page(f"{base}/index.html")
+        results = await page.call(JS_ROUNDTRIP, cases, timeout=120)
+    assert len(results) == len(cases)
+    for case, result in zip(cases, results, strict=True):
+        label = (case["suite"], case["codec"], case["secret"] == NON_NFC)
+        base_key = derive_base_key(unicodedata.normalize("NFC", case["secret"]), CONTEXT)
+        assert result["base_key"] == base_key.material.hex(), label
+        assert result["fingerprint"] == base_key.fingerprint, label
+        assert result["decrypted"] == case["plaintexts"], label
+        kid = int(result["kid"])
+        assert kid & 0xFF == base_key.fingerprint and 1 <= kid >> 8 < 1 << 48, label
+        keys = SharedSecret(unicodedata.normalize("NFC", case["secret"]), context=CONTEXT, suite=case["suite"])
+        decryptor = FrameDecryptor(keys, case["codec"])
+        for encrypted, plaintext in zip(result["encrypted"], case["plaintexts"], strict=True):
+            data = bytes.fromhex(encrypted)
+            assert decryptor.decrypt(data).hex() == plaintext, label
+            prefix = clear_prefix_length(codec_from_name(case["codec"]), bytes.fromhex(plaintext))
+            assert data[:prefix].hex() == plaintext[: 2 * prefix], label  # the clear prefix stays readable
+
+
+async def test_rfc9605_vectors_and_receive_rules_in_the_browser() -> None:
+    vectors = {
+        "header": [{"kid": str(t["kid"]), "ctr": str(t["ctr"]), "header": t["header"]} for t in VECTORS["header"]],
+        "aead": VECTORS["aead"],
+        "sframe": [dict(t, kid=str(t["kid"]), ctr=str(t["ctr"])) for t in VECTORS["sframe"]],
+    }
+    encryptor = FrameEncryptor(SharedSecret("rules", context=CONTEXT), "opus")
+    frames = [encryptor.encrypt(bytes([0x78]) + bytes([i]) * 20).hex() for i in range(2)]
+    async with serve_sample() as base, chromium() as browser:
+        page = await browser.new_page(f"{base}/index.html")
+        rfc = await page.call(JS_RFC_VECTORS, vectors, timeout=60)
+        rules = await page.call(JS_RECEIVE_RULES, {"secret": "rules", "context": CONTEXT.hex(), "frames": frames})
+    assert rfc["failures"] == [] and rfc["counted"] == sum(len(v) for v in vectors.values())
+    assert rfc["malformed"] == 6
+    same = derive_base_key("not the secret", CONTEXT).fingerprint == derive_base_key("rules", CONTEXT).fingerprint
+    wrong = "authentication_failed" if same else "unknown_key"
+    assert rules["reasons"] == [
+        wrong,
+        wrong,
+        wrong,
+        "ok",
+        "replayed",
+        "authentication_failed",
+        "malformed",
+        "ok",
+    ], rules
+    assert rules["events"] == ["secret_mismatch", "secret_match"]
+    assert rules["stats"]["frames_decrypted"] == 2
+    assert rules["during"] == "ok" and rules["after"] in ("unknown_key", "authentication_failed")
+    assert rules["invalid"] == "InvalidSecret"
