@@ -128,13 +128,15 @@ def picture_matches(snapshot: dict[str, Any] | None) -> bool:
 
 
 async def rendered(page: Page) -> dict[str, Any]:
-    return dict(await page.wait_for(
-        f"(async () => {{ const s = await window.sealrtc.stats();"
-        f" const v = s.rtp['inbound-rtp-video'];"
-        f" if (!v || !(v.framesDecoded >= 20)) return null;"
-        f" return {{ stats: s, snapshot: window.sealrtc.snapshot({CORNERS}) }}; }})()",
-        timeout=30,
-    ))
+    return dict(
+        await page.wait_for(
+            f"(async () => {{ const s = await window.sealrtc.stats();"
+            f" const v = s.rtp['inbound-rtp-video'];"
+            f" if (!v || !(v.framesDecoded >= 20)) return null;"
+            f" return {{ stats: s, snapshot: window.sealrtc.snapshot({CORNERS}) }}; }})()",
+            timeout=30,
+        )
+    )
 
 
 async def test_sealrtc_publishes_browser_decrypts_and_renders(relay: tuple[Relay, str]) -> None:

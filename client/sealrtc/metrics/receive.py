@@ -91,7 +91,7 @@ class ReceiveMetrics:
             "frames_lost": self.frames_lost if self.probes else None,
             "frames_out_of_order": self.out_of_order if self.probes else None,
             "freezes": {"count": self.freezes.count, "total_ms": round(self.freezes.total_ms, 1)}
-            if self.video
+            if self.video and self.frames
             else None,
             "fps": round(fps, 2) if fps is not None else None,
             "bitrate_kbps": round(kbps, 1) if kbps is not None else None,
