@@ -198,6 +198,63 @@ def build_parser() -> argparse.ArgumentParser:
     subscribe.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
     _common(subscribe)
 
+    load = sub.add_parser(
+        "load",
+        help="load simulation with E2EE on: many rooms, a ramp, intruders, percentiles, assertions, reports",
+        description="Runs publishers and subscribers (and intruders holding another secret) per room against "
+        "the embedded relay in a private network namespace (default), a Janus (--janus) or a WHIP/WHEP server "
+        "(--server), measures latency/loss/freezes through authenticated probes, and ends in a verdict. "
+        "Flags override the settings of a --scenario file. " + SECRET_HELP + " Without one, a random secret is "
+        "used (every participant of the run shares it).",
+        epilog="exit codes: 0 every assertion holds; 1 an assertion failed or the run could not happen; 2 usage "
+        "(bad expression or setting, refused before the run); 4 the generator saturated (numbers not "
+        "trustworthy); 130 interrupted (reports written first). Without --assert the defaults are: "
+        "'joined == planned', 'decrypt_failures == 0', 'intruder_decrypts == 0'.",
+    )
+    load.add_argument("--scenario", metavar="FILE", help="TOML or YAML file with the settings below (flags win)")
+    load.add_argument("--rooms", type=int, metavar="R", help="rooms (default 1)")
+    load.add_argument("--publishers", type=int, metavar="P", help="publishers per room (default 1)")
+    load.add_argument("--subscribers", type=int, metavar="S", help="subscribers per room, with the secret (default 2)")
+    load.add_argument(
+        "--intruders", type=int, metavar="K", help="subscribers per room holding another secret (default 0)"
+    )
+    load.add_argument("--duration", type=positive_seconds, metavar="S", help="seconds from the start (default 30)")
+    load.add_argument("--ramp", type=positive_seconds, metavar="N", help="joins per second (default 10)")
+    load.add_argument(
+        "--decode-every",
+        type=int,
+        metavar="N",
+        help="one subscriber in N decodes, the rest verify only (default 0: none)",
+    )
+    load.add_argument("--media", metavar="FILE", help="publish this media file (default: test pattern + tone)")
+    load.add_argument("--cache-dir", metavar="DIR", help="clip cache for --media")
+    load.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
+    load.add_argument("--no-e2ee", action="store_true", help="plain baseline: the same scenario without E2EE")
+    load.add_argument("--no-probe", action="store_true", help="publishers send no probes (no latency/loss)")
+    target = load.add_mutually_exclusive_group()
+    target.add_argument("--janus", metavar="URL", help="Janus WebSocket API, e.g. ws://HOST:8188")
+    target.add_argument("--server", metavar="URL", help="WHIP/WHEP base URL: rooms at URL/whip/ROOM, URL/whep/ROOM")
+    load.add_argument(
+        "--room", action="append", metavar="ID", help="use this existing room (repeat per room; not created/destroyed)"
+    )
+    load.add_argument("--workers", default="auto", metavar="N", help="worker processes ('auto': one per core)")
+    load.add_argument(
+        "--assert",
+        dest="assertion",
+        action="append",
+        metavar="EXPR",
+        help="e.g. 'p95(latency_ms) < 250', 'decrypt_failures == 0', 'joined == planned' (repeatable)",
+    )
+    load.add_argument("--json", metavar="FILE", help="JSON report ('-' for stdout)")
+    load.add_argument("--csv", metavar="FILE", help="one row per second")
+    load.add_argument("--html", metavar="FILE", help="one self-contained HTML report with plots")
+    load.add_argument("--secret-file", metavar="PATH", help="read the E2EE secret from PATH (first line)")
+    load.add_argument("--quiet", action="store_true", help="no live table")
+    load.add_argument(
+        "--no-isolate", action="store_true", help="embedded relay without a private network namespace (not recommended)"
+    )
+    load.add_argument("-v", "--verbose", action="store_true", help="log debug information")
+
     demo = sub.add_parser(
         "demo",
         help="zero-setup demo: relay + publisher + a subscriber with the secret and one without",

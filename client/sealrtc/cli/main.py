@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
             from .demo import run_demo_command
 
             return int(run_demo_command(args, sys.argv if argv is None else ["sealrtc", *argv]))
+        if args.command == "load":
+            from .load import run_load_entry
+
+            return run_load_entry(args, sys.argv if argv is None else ["sealrtc", *argv])
         if args.command == "publish":
             from .publish import run_publish as runner
         elif args.command == "subscribe":

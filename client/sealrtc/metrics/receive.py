@@ -23,6 +23,7 @@ class ReceiveMetrics:
         "first_at",
         "frames",
         "freezes",
+        "interval_latency",
         "last_at",
         "latency",
         "probes",
@@ -38,6 +39,8 @@ class ReceiveMetrics:
         self.first_at: float | None = None
         self.last_at: float | None = None
         self.latency = Histogram()
+        self.interval_latency: Histogram | None = None
+        """A second latency histogram for the current interval (see :meth:`take_interval`)."""
         self.freezes = FreezeDetector()
         self._sequences: dict[int, SequenceTracker] = {}
         self.stream_ids: list[int] = []
@@ -55,12 +58,20 @@ class ReceiveMetrics:
         if probe is not None:
             stream_id, sequence, capture_ns = probe
             self.probes += 1
-            self.latency.record((now_ns - capture_ns) / 1e6)
+            latency_ms = (now_ns - capture_ns) / 1e6
+            self.latency.record(latency_ms)
+            if self.interval_latency is not None:
+                self.interval_latency.record(latency_ms)
             tracker = self._sequences.get(stream_id)
             if tracker is None:
                 tracker = self._sequences[stream_id] = SequenceTracker()
                 self.stream_ids.append(stream_id)
             tracker.add(sequence)
+
+    def take_interval(self) -> Histogram:
+        """Latencies recorded since the previous call (the first call starts the intervals)."""
+        taken, self.interval_latency = self.interval_latency or Histogram(), Histogram()
+        return taken
 
     @property
     def frames_lost(self) -> int:

@@ -1,0 +1,195 @@
+"""``sealrtc load``: many rooms, a ramp, intruders, percentiles, assertions, reports.
+
+Exit codes: 0 every assertion holds; 1 one fails (or the run could not happen); 2 usage (a bad
+expression or setting, refused before the run); 4 the generator saturated (its numbers cannot be
+trusted, whatever the assertions say); 130 interrupted (reports written first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .common import CliError, ExitStatus, check_json_target, random_demo_secret, read_secret, write_json
+from .console import Reporter
+
+DEFAULT_ASSERTIONS = ("joined == planned", "decrypt_failures == 0", "intruder_decrypts == 0")
+SATURATED = 4
+
+
+def _check_target(path: str | None, flag: str) -> None:
+    if path:
+        try:
+            check_json_target(path)
+        except CliError as exc:
+            raise CliError(str(exc).replace("--json", flag)) from None
+
+
+def _scenario(args: argparse.Namespace) -> Any:
+    from ..load.scenario import ScenarioError, build, load_file
+
+    flags = {
+        "rooms": args.rooms,
+        "publishers": args.publishers,
+        "subscribers": args.subscribers,
+        "intruders": args.intruders,
+        "duration": args.duration,
+        "ramp": args.ramp,
+        "decode_every": args.decode_every,
+        "suite": args.suite,
+        "media": args.media,
+        "e2ee": False if args.no_e2ee else None,
+        "probe": False if args.no_probe else None,
+        "room_ids": tuple(args.room) if args.room else None,
+    }
+    try:
+        return build(load_file(args.scenario) if args.scenario else {}, flags)
+    except ScenarioError as exc:
+        raise CliError(str(exc), ExitStatus.USAGE) from None
+
+
+def _interval_row(run: Any) -> tuple[Sequence[str], list[Sequence[Any]]]:
+    from ..load.aggregate import merge_intervals
+
+    header = ("", "joined", "intruders", "fps", "p50 ms", "p95 ms", "lost", "freezes", "decrypt fail",
+              "intruder decrypts", "CPU %", "loop lag ms")  # fmt: skip
+    planned = run.scenario.planned
+    latest = merge_intervals(list(run.latest.values())) if run.latest else []
+    totals = merge_intervals([s | {"t": 0} for s in run.snapshots]) if run.snapshots else []
+    rows: list[Sequence[Any]] = []
+    if latest:
+        r = latest[-1]
+        rows.append(("last second", f"{r['joined']}/{planned}", r["intruders"], r["fps"], r["latency_p50"],
+                     r["latency_p95"], r["lost"], r["freezes"], r["decrypt_failures"], r["intruder_decrypts"],
+                     r["cpu_percent"], r["loop_lag_ms"]))  # fmt: skip
+    if totals:
+        r = totals[-1]
+        rows.append(("whole run", "", "", None, r["latency_p50"], r["latency_p95"], r["lost"], r["freezes"],
+                     r["decrypt_failures"], r["intruder_decrypts"], None, r["loop_lag_ms"]))  # fmt: skip
+    return header, rows
+
+
+def _line(run: Any) -> str:
+    _, rows = _interval_row(run)
+    if not rows:
+        return "starting"
+    r = rows[0]
+    return (f"joined {r[1]}, {r[3] or 0:.1f} fps, p50 {r[4] or 0:.1f} ms, p95 {r[5] or 0:.1f} ms, lost {r[6]}, "
+            f"freezes {r[7]}, decrypt failures {r[8]}, intruder decrypts {r[9]}, CPU {r[10] or 0:.0f}%")  # fmt: skip
+
+
+async def run_load_command(args: argparse.Namespace) -> int:
+    from ..load.runner import LoadError, run_load
+    from ..report.assertions import AssertionSyntaxError, check_all, evaluate
+
+    scenario = _scenario(args)
+    texts = args.assertion or list(DEFAULT_ASSERTIONS)
+    try:
+        assertions = check_all(texts)
+    except AssertionSyntaxError as exc:
+        raise CliError(f"--assert: {exc}", ExitStatus.USAGE) from None
+    check_json_target(args.json)
+    _check_target(args.csv, "--csv")
+    _check_target(args.html, "--html")
+    if args.janus and args.server:
+        raise CliError("give one target: --janus or --server (or neither for the embedded relay)", ExitStatus.USAGE)
+    secret = None
+    if scenario.e2ee:
+        secret = read_secret(args, required=False) or random_demo_secret()
+    kind = "janus" if args.janus else "whip" if args.server else "relay"
+    reporter = Reporter("load", quiet=args.quiet, duration=scenario.duration)
+    holder: dict[str, Any] = {}
+    reporter._rows = lambda: _interval_row(holder["run"]) if "run" in holder else (("",), [])
+    reporter._line = lambda: _line(holder["run"]) if "run" in holder else "starting"
+
+    def tick(run: Any, elapsed: float) -> None:
+        holder["run"] = run
+        reporter.tick(elapsed)
+
+    try:
+        with reporter:
+            run, report, _ = await run_load(
+                scenario,
+                target_kind=kind,
+                url=args.janus or args.server or "",
+                workers=args.workers,
+                secret=secret,
+                cache_dir=args.cache_dir,
+                on_tick=tick,
+            )
+    except LoadError as exc:
+        raise CliError(str(exc)) from None
+    results = [evaluate(a, report) for a in assertions]
+    report["assertions"] = [
+        {"expr": r.expr, "value": r.value, "ok": r.ok, **({"reason": r.reason} if r.reason else {})}
+        | ({"default": True} if not args.assertion else {})
+        for r in results
+    ]
+    failed = [r for r in results if not r.ok]
+    saturated = report["generator"]["saturated"]
+    status: int
+    if run.interrupted:
+        status, verdict = ExitStatus.INTERRUPTED, "interrupted"
+    elif saturated:
+        status, verdict = SATURATED, "saturated"
+    elif failed:
+        status, verdict = ExitStatus.FAILURE, "fail"
+    else:
+        status, verdict = ExitStatus.OK, "pass"
+    report["verdict"] = verdict
+    report["exit_status"] = int(status)
+    write_json(args.json, report)
+    if args.csv:
+        from ..report.csv import write_intervals_csv
+
+        write_intervals_csv(report, Path(args.csv))
+    if args.html:
+        from ..report.html import render_html
+
+        Path(args.html).write_text(render_html(report), encoding="utf-8")
+    _summary(reporter, report, results, status)
+    return int(status)
+
+
+def _summary(reporter: Reporter, report: dict[str, Any], results: list[Any], status: int) -> None:
+    m, p, g = report["metrics"], report["participants"], report["generator"]
+    lat = m["latency_ms"] or {}
+    rows: list[Sequence[Any]] = [
+        ("participants", f"{p['joined']}/{p['planned']} joined, {p['failed']} failed, {p['intruders']} intruders"),
+        ("latency ms", f"p50 {lat.get('p50', '-')}  p95 {lat.get('p95', '-')}  p99 {lat.get('p99', '-')}"
+                       f"  max {lat.get('max', '-')}  ({lat.get('count', 0)} frames)"),
+        ("frames", "  ".join(f"{k} {v}" for k, v in m["frames"].items())),
+        ("freezes", f"{m['freezes']['count']} ({m['freezes']['total_ms']} ms)"),
+        ("decrypt failures", sum(m["decrypt_failures"].values())),
+        ("intruders", f"{m['intruder_decrypts']} decrypted, {sum(m['intruder_failures'].values())} refused"),
+        ("generator", f"{g['workers']} workers, CPU {g['cpu_percent']}% (max {g['cpu_percent_max']}%), loop lag p99 "
+                      f"{(g['loop_lag_ms'] or {}).get('p99', '-')} ms"),
+    ]  # fmt: skip
+    for r in results:
+        rows.append((f"assert {r.expr}", f"{'ok' if r.ok else 'FAILED'} (value {r.value})"))
+    for reason in g["saturation_reasons"]:
+        reporter.say(f"generator saturated: {reason} — its latencies are not trustworthy; use more workers or "
+                     "fewer participants")  # fmt: skip
+    for error in report.get("errors", [])[:5]:
+        reporter.say(f"error: {error}")
+    verdicts = {
+        0: "every assertion holds",
+        1: f"{sum(not r.ok for r in results)} assertion(s) failed",
+        SATURATED: "the generator saturated: numbers not trustworthy",
+        130: "interrupted; partial reports written",
+    }
+    reporter.summary(f"sealrtc load summary ({report['duration_s']} s, {report['scenario']['target']})",
+                     ("", "value"), rows, verdicts.get(status, "failed"), status == 0)  # fmt: skip
+
+
+def run_load_entry(args: argparse.Namespace, argv: list[str]) -> int:
+    """Re-executes inside a private network namespace for the embedded relay (like the demo)."""
+    from ..isolation import inside_namespace, run_isolated
+
+    if not args.janus and not args.server and not args.no_isolate and not inside_namespace():
+        return run_isolated([sys.executable, "-m", "sealrtc", *argv[1:]])
+    return asyncio.run(run_load_command(args))

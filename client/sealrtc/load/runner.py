@@ -1,0 +1,318 @@
+"""The parent of a load run: target set-up, worker processes, live view, the report.
+
+Targets: the embedded relay (a ``sealrtc relay`` child process on 127.0.0.1, in the private
+namespace the command made), a Janus (rooms created with ``require_e2ee`` and destroyed at the
+end unless ``--room`` ids were given), or any WHIP/WHEP server (``BASE/whip/ROOM``,
+``BASE/whep/ROOM``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import queue as queue_module
+import re
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .aggregate import build_report
+from .plan import Participant, assign, plan
+from .scenario import Scenario
+from .worker import WorkerConfig, worker_main
+
+FINAL_GRACE = 45.0
+"""Seconds after the run's end to wait for workers to close their peers and report."""
+START_DELAY = 2.0
+"""Seconds between spawning workers and the common start (they import aiortc meanwhile)."""
+
+
+class LoadError(Exception):
+    """The run could not start (one line for the user)."""
+
+
+@dataclass
+class Target:
+    kind: str  # "relay" | "janus" | "whip"
+    url: str = ""
+    room_ids: dict[str, int] = field(default_factory=dict)
+    created_rooms: list[int] = field(default_factory=list)
+    process: asyncio.subprocess.Process | None = None
+
+    def describe(self) -> str:
+        return {"relay": "embedded relay", "janus": f"janus {self.url}", "whip": f"whip {self.url}"}[self.kind]
+
+    def for_workers(self) -> dict[str, Any]:
+        if self.kind == "janus":
+            return {"kind": "janus", "url": self.url, "rooms": self.room_ids}
+        return {"kind": "whip", "base": self.url}
+
+
+async def start_relay(duration: float) -> Target:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sealrtc", "relay", "--listen", "127.0.0.1:0", "--duration", str(duration),
+        stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    try:
+        line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+    except TimeoutError:
+        proc.kill()
+        raise LoadError("the embedded relay did not start within 30 s") from None
+    match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+    if not match:
+        proc.kill()
+        raise LoadError(f"the embedded relay did not start: {line.strip() or 'no output'}")
+
+    async def drain() -> None:
+        assert proc.stderr is not None
+        while await proc.stderr.readline():
+            pass
+
+    _background.add(asyncio.ensure_future(drain()))
+    return Target("relay", f"http://127.0.0.1:{match.group(1)}", process=proc)
+
+
+_background: set[asyncio.Future[None]] = set()
+
+
+async def janus_rooms(url: str, names: list[str], scenario: Scenario, given: bool) -> Target:
+    """Create the run's VideoRooms (``require_e2ee`` when E2EE is on), or use the given ids."""
+    from ..signaling.janus import JanusError, JanusSession
+
+    target = Target("janus", url)
+    if given:
+        target.room_ids = {name: int(name) for name in names}
+        return target
+    try:
+        janus = await JanusSession.connect(url)
+    except Exception as exc:
+        raise LoadError(f"cannot reach Janus at {url}: {exc}") from None
+    try:
+        handle = await janus.attach()
+        for name in names:
+            room = int(name)
+            request = {
+                "request": "create",
+                "room": room,
+                "description": f"sealrtc load {name}",
+                "publishers": max(scenario.publishers, 1) + 1,
+                "require_e2ee": scenario.e2ee,
+                "permanent": False,
+            }
+            try:
+                await handle.message(request)
+            except JanusError as exc:
+                if exc.code != 427:  # 427: the room exists (another shard created it)
+                    raise LoadError(f"Janus refused to create room {room}: {exc}") from None
+            else:
+                target.created_rooms.append(room)
+            target.room_ids[name] = room
+        await handle.detach()
+    finally:
+        await janus.close()
+    return target
+
+
+async def destroy_janus_rooms(target: Target) -> None:
+    from ..signaling.janus import JanusSession
+
+    if not target.created_rooms:
+        return
+    with contextlib.suppress(Exception):
+        janus = await JanusSession.connect(target.url)
+        try:
+            handle = await janus.attach()
+            for room in target.created_rooms:
+                with contextlib.suppress(Exception):
+                    await handle.message({"request": "destroy", "room": room, "permanent": False})
+            await handle.detach()
+        finally:
+            await janus.close()
+
+
+def room_names(scenario: Scenario, target_kind: str) -> list[str]:
+    if scenario.room_ids:
+        return list(scenario.room_ids)
+    if target_kind == "janus":
+        base = 700_000_000 + secrets.randbelow(100_000_000)
+        return [str(base + i) for i in range(scenario.rooms)]
+    run = secrets.token_hex(3)
+    return [f"load-{run}-{i + 1}" for i in range(scenario.rooms)]
+
+
+def worker_count(requested: str) -> int:
+    if requested == "auto":
+        return max(1, os.cpu_count() or 1)
+    count = int(requested)
+    if count < 1:
+        raise LoadError("--workers must be 'auto' or >= 1")
+    return count
+
+
+@dataclass
+class LoadRun:
+    """Collected state of a run (also what the live view reads)."""
+
+    scenario: Scenario
+    planned: list[Participant]
+    names: list[str]
+    snapshots: list[dict[str, Any]] = field(default_factory=list)
+    finals: dict[int, dict[str, Any]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    latest: dict[int, dict[str, Any]] = field(default_factory=dict)
+    interrupted: bool = False
+    started_wall: float = 0.0
+
+    def take(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        worker = int(message.get("worker", -1))
+        if kind == "snapshot":
+            self.snapshots.append(message)
+            self.latest[worker] = message
+        elif kind == "final":
+            self.finals[worker] = message
+            self.errors += message.get("errors", [])
+        elif kind == "crash":
+            self.errors.append(f"worker {worker} crashed: {message.get('error')}")
+
+
+async def run_load(
+    scenario: Scenario,
+    *,
+    target_kind: str,
+    url: str,
+    workers: str,
+    secret: str | None,
+    cache_dir: str | None,
+    on_tick: Callable[[LoadRun, float], None],
+) -> tuple[LoadRun, dict[str, Any], Target]:
+    """Run the scenario; return the collected state, the (assertion-less) report and the target."""
+    names = room_names(scenario, target_kind)
+    count = min(worker_count(workers), max(1, len(plan(scenario))))
+    if target_kind == "relay":
+        target = await start_relay(scenario.duration + FINAL_GRACE + 30)
+    elif target_kind == "janus":
+        target = await janus_rooms(url, names, scenario, bool(scenario.room_ids))
+    else:
+        target = Target("whip", url.rstrip("/"))
+    participants = plan(scenario)
+    run = LoadRun(scenario, participants, names)
+    if scenario.media:
+        from pathlib import Path
+
+        from ..media import MediaError, load_clip
+
+        try:  # transcode once here; the workers then hit the cache
+            await asyncio.to_thread(load_clip, scenario.media, cache_dir=Path(cache_dir) if cache_dir else None)
+        except MediaError as exc:
+            raise LoadError(f"--media {scenario.media}: {exc}") from None
+    ctx = multiprocessing.get_context("spawn")
+    messages: Any = ctx.Queue()
+    stop = ctx.Event()
+    start_at = time.time() + START_DELAY
+    run.started_wall = start_at
+    processes = []
+    for index, part in enumerate(assign(participants, count)):
+        config = WorkerConfig(
+            worker=index,
+            participants=part,
+            room_names=names,
+            target=target.for_workers(),
+            start_at=start_at,
+            duration=scenario.duration,
+            e2ee=scenario.e2ee,
+            suite=scenario.suite,
+            probe=scenario.probe,
+            media=scenario.media,
+            cache_dir=cache_dir,
+        )
+        process = ctx.Process(target=worker_main, args=(config, secret, messages, stop), daemon=True)
+        process.start()
+        processes.append(process)
+    loop = asyncio.get_running_loop()
+
+    deadline = [start_at + scenario.duration + FINAL_GRACE]
+
+    def interrupt() -> None:
+        run.interrupted = True
+        stop.set()
+        deadline[0] = min(deadline[0], time.time() + FINAL_GRACE)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, interrupt)
+    next_tick = time.monotonic() + 1.0
+    try:
+        while len(run.finals) < len(processes) and time.time() < deadline[0]:
+            try:
+                message = await asyncio.to_thread(messages.get, True, 0.2)
+            except queue_module.Empty:
+                message = None
+            if message is not None:
+                run.take(message)
+            while True:  # drain what else is there without waiting
+                try:
+                    run.take(messages.get_nowait())
+                except queue_module.Empty:
+                    break
+            if time.monotonic() >= next_tick:
+                next_tick += 1.0
+                on_tick(run, max(0.0, time.time() - start_at))
+            if not any(p.is_alive() for p in processes) and messages.empty():
+                break
+    finally:
+        stop.set()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+        for process in processes:
+            await asyncio.to_thread(process.join, 5)
+            if process.is_alive():
+                process.kill()
+        missing = [i for i in range(len(processes)) if i not in run.finals]
+        for index in missing:
+            run.errors.append(f"worker {index} sent no final report (its participants count as failed)")
+        if target.process is not None and target.process.returncode is None:
+            target.process.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(target.process.wait(), 10)
+        if target.kind == "janus":
+            await destroy_janus_rooms(target)
+    duration = max(0.0, min(time.time(), start_at + scenario.duration) - start_at)
+    report = build_report(
+        scenario=scenario.as_dict() | {"target": target.describe(), "workers": len(processes)},
+        room_names=names,
+        finals=list(run.finals.values()),
+        snapshots=run.snapshots,
+        started_at=datetime.fromtimestamp(start_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        duration_s=duration,
+    )
+    planned_per_room: dict[str, int] = {}
+    for p in participants:
+        planned_per_room[names[p.room]] = planned_per_room.get(names[p.room], 0) + p.legitimate
+    _fill_missing_workers(report, planned_per_room)
+    report["errors"] = run.errors[:50]
+    return run, report, target
+
+
+def _fill_missing_workers(report: dict[str, Any], planned_per_room: dict[str, int]) -> None:
+    """A worker that never reported still planned its participants: they count as failed."""
+    total_planned = sum(planned_per_room.values())
+    for room in report["rooms"]:
+        want = planned_per_room.get(room["room"], 0)
+        have = room["participants"]["planned"]
+        if have < want:
+            room["participants"]["planned"] = want
+            room["participants"]["failed"] += want - have
+    missing = total_planned - report["participants"]["planned"]
+    if missing > 0:
+        report["participants"]["planned"] = total_planned
+        report["participants"]["failed"] += missing

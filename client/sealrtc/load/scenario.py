@@ -1,0 +1,148 @@
+"""A load scenario: from command-line flags or a small TOML/YAML file (flags win over the file)."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import SealError
+
+
+class ScenarioError(SealError):
+    """The scenario is invalid (one line, says which setting and why)."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    rooms: int = 1
+    publishers: int = 1
+    """Per room."""
+    subscribers: int = 2
+    """Per room (legitimate: they hold the secret)."""
+    intruders: int = 0
+    """Per room: subscribers holding a different secret; they must decrypt nothing."""
+    duration: float = 30.0
+    ramp: float = 10.0
+    """Joins per second (all participants, in plan order)."""
+    decode_every: int = 0
+    """One legitimate subscriber in N decodes (0: none, all verify only)."""
+    e2ee: bool = True
+    suite: int = 6
+    probe: bool = True
+    media: str | None = None
+    room_ids: tuple[str, ...] = field(default_factory=tuple)
+    """Existing rooms to use (Janus: numeric ids); empty: the tool names (and creates) its own."""
+
+    @property
+    def per_room(self) -> int:
+        return self.publishers + self.subscribers + self.intruders
+
+    @property
+    def planned(self) -> int:
+        """Legitimate participants (publishers + subscribers) over all rooms."""
+        return self.rooms * (self.publishers + self.subscribers)
+
+    def validate(self) -> Scenario:
+        checks: list[tuple[bool, str]] = [
+            (self.rooms >= 1, "rooms must be >= 1"),
+            (self.publishers >= 1, "publishers must be >= 1 per room"),
+            (self.subscribers >= 0, "subscribers must be >= 0"),
+            (self.intruders >= 0, "intruders must be >= 0"),
+            (math.isfinite(self.duration) and self.duration > 0, "duration must be a positive number of seconds"),
+            (math.isfinite(self.ramp) and self.ramp > 0, "ramp must be a positive number of joins per second"),
+            (self.decode_every >= 0, "decode_every must be >= 0 (0: nobody decodes)"),
+            (1 <= self.suite <= 8, "suite must be 1..8"),
+            (not self.room_ids or len(self.room_ids) == self.rooms, "give as many room ids as --rooms"),
+            (self.e2ee or self.intruders == 0, "intruders need E2EE (without it everybody can read the media)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ScenarioError(message)
+        if self.rooms * self.per_room > 100_000:
+            raise ScenarioError("more than 100000 participants: split the run into shards")
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["room_ids"] = list(self.room_ids)
+        return out
+
+
+_TYPES = {f.name: f.type for f in fields(Scenario)}
+_KEYS = {f.name for f in fields(Scenario)} | {"decode-every", "room-ids", "no-e2ee"}
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """Read a scenario file (``.toml``, ``.yaml``/``.yml``) into settings; errors are one line."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"cannot read scenario {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(f"scenario {path} is not UTF-8 text") from None
+    data: Any
+    if p.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ScenarioError("YAML scenarios need PyYAML (pip install pyyaml); TOML works as is") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ScenarioError(f"scenario {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ScenarioError(f"scenario {path} is not valid TOML: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("scenario"), dict):
+        data = data["scenario"]
+    if not isinstance(data, dict):
+        raise ScenarioError(f"scenario {path} must be a table of settings (rooms = 2, subscribers = 10, ...)")
+    settings: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name == "no_e2ee":
+            name, value = "e2ee", not value
+        if name not in _TYPES:
+            known = ", ".join(sorted(_TYPES))
+            raise ScenarioError(f"scenario {path}: unknown setting {key!r} (known: {known})")
+        settings[name] = value
+    return settings
+
+
+def build(file_settings: dict[str, Any], flag_settings: dict[str, Any]) -> Scenario:
+    """The scenario from a file's settings overridden by the flags that were given."""
+    merged = {**file_settings, **{k: v for k, v in flag_settings.items() if v is not None}}
+    scenario = Scenario()
+    for name, value in merged.items():
+        scenario = replace(scenario, **{name: _coerce(name, value)})
+    return scenario.validate()
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = _TYPES[name]
+    try:
+        if kind == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if kind == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
+        if name == "room_ids":
+            if isinstance(value, (str, int)):
+                value = [value]
+            return tuple(str(v) for v in value)
+        return None if value is None else str(value)
+    except (TypeError, ValueError):
+        raise ScenarioError(f"setting {name} has a bad value {value!r} (expected {kind})") from None

@@ -1,0 +1,351 @@
+"""A load worker: one process, one asyncio loop, its share of the participants.
+
+Joins each participant at its planned time, measures every second (deltas, interval latency
+histograms, its own CPU and event-loop lag) and sends snapshots to the parent through a queue;
+stops by itself at the run's end (or when the parent says stop), closes everything, and sends a
+final with per-room totals. Never raises into the parent: failures are counted and described.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..metrics import Histogram
+from .aggregate import RoomTotals, pack
+from .plan import INTRUDER, PUBLISHER, Participant
+
+logger = logging.getLogger(__name__)
+
+TICK = 1.0
+LAG_PROBE = 0.05
+CLOSE_TIMEOUT = 15.0
+MAX_ERRORS = 20
+
+
+@dataclass
+class WorkerConfig:
+    worker: int
+    participants: list[Participant]
+    room_names: list[str]
+    target: dict[str, Any]
+    """{"kind": "whip", "base": URL} or {"kind": "janus", "url": URL, "rooms": {name: id}}."""
+    start_at: float
+    """Wall-clock (time.time()) start of the run: every worker's ramp starts together."""
+    duration: float
+    e2ee: bool = True
+    suite: int = 6
+    probe: bool = True
+    media: str | None = None
+    cache_dir: str | None = None
+
+
+@dataclass
+class _Joined:
+    participant: Participant
+    agent: Any
+    started: float
+    join_ms: float | None = None
+    failed: bool = False
+
+
+@dataclass
+class _Previous:
+    values: dict[str, int] = field(default_factory=dict)
+
+    def delta(self, key: str, value: int) -> int:
+        before = self.values.get(key, 0)
+        self.values[key] = value
+        return value - before
+
+
+class Worker:
+    def __init__(self, config: WorkerConfig, secret: str | None, send: Any, stop: Any) -> None:
+        self.config = config
+        self.secret = secret
+        self.send = send
+        self.stop = stop
+        self.joined: list[_Joined] = []
+        self.failed_joins: dict[int, int] = {}
+        self.errors: list[str] = []
+        self.loop_lag = Histogram()
+        self.interval_lag = Histogram()
+        self.clip: Any = None
+        self._previous = _Previous()
+        self._keys: dict[str, Any] = {}
+
+    # -- participants -------------------------------------------------------------------------
+
+    def _keys_for(self, room: str, intruder: bool) -> Any:
+        from ..keys import SharedSecret
+
+        if not self.config.e2ee:
+            return None
+        if intruder:
+            return SharedSecret(secrets.token_urlsafe(16), context=room.encode(), suite=self.config.suite)
+        if room not in self._keys:
+            assert self.secret is not None
+            self._keys[room] = SharedSecret(self.secret, context=room.encode(), suite=self.config.suite)
+        return self._keys[room]
+
+    async def _join(self, p: Participant) -> None:
+        from ..agents import PublisherAgent, SubscriberAgent
+
+        room = self.config.room_names[p.room]
+        target = self.config.target
+        started = time.monotonic()
+        entry: _Joined | None = None
+        try:
+            if p.role == PUBLISHER:
+                tracks: dict[str, Any] = {}
+                if self.clip is not None:
+                    from ..media import tracks_for_clip
+
+                    video, audio = tracks_for_clip(self.clip)
+                    tracks = {"video": video, "audio": audio}
+                agent: Any = PublisherAgent(self._keys_for(room, False), probe=self.config.probe, **tracks)
+                entry = _Joined(p, agent, started)
+                self._watch_connected(entry, agent.pc)
+                self.joined.append(entry)
+                if target["kind"] == "janus":
+                    await agent.publish_janus(target["url"], int(target["rooms"][room]))
+                else:
+                    await agent.publish_whip(f"{target['base']}/whip/{room}")
+            else:
+                agent = SubscriberAgent(
+                    self._keys_for(room, p.role == INTRUDER), decode=p.decode, name=f"{p.role}-{p.index}"
+                )
+                entry = _Joined(p, agent, started)
+                self.joined.append(entry)
+                if target["kind"] == "janus":
+                    await agent.subscribe_janus(target["url"], int(target["rooms"][room]))
+                else:
+                    await agent.subscribe_whep(f"{target['base']}/whep/{room}")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # every failure is counted and described, never raised
+            if entry is not None:
+                entry.failed = True
+            else:
+                self.failed_joins[p.room] = self.failed_joins.get(p.room, 0) + 1
+            if len(self.errors) < MAX_ERRORS:
+                self.errors.append(f"{p.role} {p.index} in {room}: {exc}")
+
+    @staticmethod
+    def _watch_connected(entry: _Joined, pc: Any) -> None:
+        @pc.on("connectionstatechange")  # type: ignore[untyped-decorator]
+        def changed() -> None:
+            if pc.connectionState == "connected" and entry.join_ms is None:
+                entry.join_ms = (time.monotonic() - entry.started) * 1000
+
+    # -- measuring ----------------------------------------------------------------------------
+
+    def _subscriber_numbers(self, entry: _Joined) -> dict[str, Any]:
+        agent = entry.agent
+        tracks = agent.track_stats()
+        return {
+            "decrypted": sum(t["frames_decrypted"] for t in tracks) if agent.keys is not None else 0,
+            "received": sum(t["frames_received"] for t in tracks),
+            "video": sum(t["frames_decrypted"] if agent.keys is not None else t["frames_received"]
+                         for t in tracks if t["kind"] == "video"),
+            "video_tracks": sum(1 for t in tracks if t["kind"] == "video"),
+            "lost": sum(t["frames_lost"] or 0 for t in tracks),
+            "freezes": sum(t["freezes"]["count"] for t in tracks if t["freezes"]),
+            "freezes_ms": sum(t["freezes"]["total_ms"] for t in tracks if t["freezes"]),
+            "failures": _sum_failures(tracks),
+            "decoded": sum(agent.decoded.values()),
+        }  # fmt: skip
+
+    def _is_failed(self, entry: _Joined) -> bool:
+        return entry.failed or bool(entry.agent.failed.is_set())
+
+    def snapshot(self, t: float, cpu_percent: float | None) -> dict[str, Any]:
+        totals = dict.fromkeys(("decrypted", "video", "lost", "freezes", "failures", "intruder"), 0)
+        video_tracks = joined = failed = intruders = 0
+        latency = Histogram()
+        for entry in self.joined:
+            if self._is_failed(entry):
+                failed += entry.participant.legitimate
+                continue
+            if entry.participant.role == PUBLISHER:
+                joined += 1
+                continue
+            numbers = self._subscriber_numbers(entry)
+            if entry.participant.role == INTRUDER:
+                intruders += 1
+                totals["intruder"] += numbers["decrypted"]
+                continue
+            joined += 1
+            video_tracks += numbers["video_tracks"]
+            for key in ("decrypted", "video", "lost", "freezes"):
+                totals[key] += numbers[key]
+            totals["failures"] += sum(numbers["failures"].values())
+            for session in entry.agent.sessions:
+                for _, metrics in session.receive_metrics():
+                    latency.merge(metrics.take_interval())
+        failed += sum(self.failed_joins.values())
+        previous = self._previous
+        lag, self.interval_lag = self.interval_lag, Histogram()
+        return {
+            "type": "snapshot",
+            "worker": self.config.worker,
+            "t": round(t),
+            "joined": joined,
+            "failed": failed,
+            "intruders": intruders,
+            "video_tracks": video_tracks,
+            "frames_decrypted": previous.delta("decrypted", totals["decrypted"]),
+            "video_frames": previous.delta("video", totals["video"]),
+            "lost": previous.delta("lost", totals["lost"]),
+            "freezes": previous.delta("freezes", totals["freezes"]),
+            "decrypt_failures": previous.delta("failures", totals["failures"]),
+            "intruder_decrypts": previous.delta("intruder", totals["intruder"]),
+            "cpu_percent": cpu_percent,
+            "latency": pack(latency),
+            "loop_lag": pack(lag),
+        }
+
+    def final(self, cpu_percent: float | None) -> dict[str, Any]:
+        rooms: dict[str, RoomTotals] = {}
+        for p in self.config.participants:
+            totals = rooms.setdefault(self.config.room_names[p.room], RoomTotals())
+            totals.planned += p.legitimate
+        for room_index, count in self.failed_joins.items():
+            rooms[self.config.room_names[room_index]].failed += count
+        for entry in self.joined:
+            p = entry.participant
+            totals = rooms[self.config.room_names[p.room]]
+            agent = entry.agent
+            if self._is_failed(entry):
+                totals.failed += p.legitimate
+            elif p.legitimate:
+                totals.joined += 1
+            else:
+                totals.intruders += 1
+            if p.role == PUBLISHER:
+                if entry.join_ms is not None:
+                    totals.histograms["join_ms"].record(entry.join_ms)
+                totals.frames["sent"] += sum(agent.frames_sent().values())
+                continue
+            numbers = self._subscriber_numbers(entry)
+            if p.role == INTRUDER:
+                totals.intruder_decrypts += numbers["decrypted"]
+                for reason, n in numbers["failures"].items():
+                    totals.intruder_failures[reason] = totals.intruder_failures.get(reason, 0) + n
+                continue
+            connect = agent.connect.as_dict()
+            if connect["dtls_ms"] is not None:
+                totals.histograms["join_ms"].record(connect["dtls_ms"])
+            first = connect["first_decrypted_ms"] if agent.keys is not None else connect["first_rtp_ms"]
+            if first is not None:
+                totals.histograms["first_frame_ms"].record(first)
+            for session in agent.sessions:
+                for _, metrics in session.receive_metrics():
+                    totals.histograms["latency_ms"].merge(metrics.latency)
+            totals.frames["received"] += numbers["received"]
+            totals.frames["decrypted"] += numbers["decrypted"]
+            totals.frames["decoded"] += numbers["decoded"]
+            totals.frames["lost"] += numbers["lost"]
+            totals.freezes_count += numbers["freezes"]
+            totals.freezes_ms += numbers["freezes_ms"]
+            for reason, n in numbers["failures"].items():
+                totals.decrypt_failures[reason] = totals.decrypt_failures.get(reason, 0) + n
+        return {
+            "type": "final",
+            "worker": self.config.worker,
+            "rooms": {name: totals.to_wire() for name, totals in rooms.items()},
+            "generator": {"cpu_percent": cpu_percent, "loop_lag": pack(self.loop_lag)},
+            "errors": self.errors,
+        }
+
+    # -- the run ------------------------------------------------------------------------------
+
+    async def _watch_loop_lag(self) -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(LAG_PROBE)  # the lag probe: how late does a timer fire?
+            lag_ms = max(0.0, (time.monotonic() - before - LAG_PROBE) * 1000)
+            self.loop_lag.record(lag_ms)
+            self.interval_lag.record(lag_ms)
+
+    async def run(self) -> None:
+        config = self.config
+        if config.media:
+            from pathlib import Path
+
+            from ..media import load_clip
+
+            self.clip = await asyncio.to_thread(
+                load_clip, config.media, cache_dir=Path(config.cache_dir) if config.cache_dir else None
+            )
+        now_wall, now = time.time(), time.monotonic()
+        start = now + max(0.0, config.start_at - now_wall)
+        end = start + config.duration
+        lag_task = asyncio.ensure_future(self._watch_loop_lag())
+        joins: list[asyncio.Task[None]] = []
+
+        async def join_later(p: Participant) -> None:
+            await asyncio.sleep(max(0.0, start + p.join_at - time.monotonic()))  # the ramp schedule
+            await self._join(p)
+
+        for p in config.participants:
+            if p.join_at < config.duration:
+                joins.append(asyncio.ensure_future(join_later(p)))
+        cpu_start = cpu_last = time.process_time()
+        wall_start = wall_last = time.monotonic()
+        next_tick = max(start, time.monotonic()) + TICK
+        try:
+            while time.monotonic() < end and not self.stop.is_set():
+                await asyncio.sleep(max(0.0, min(next_tick, end) - time.monotonic()))  # the tick cadence
+                cpu_now, wall_now = time.process_time(), time.monotonic()
+                cpu = (cpu_now - cpu_last) / max(wall_now - wall_last, 1e-6) * 100
+                cpu_last, wall_last = cpu_now, wall_now
+                self.send(self.snapshot(wall_now - start, round(cpu, 1)))
+                next_tick += TICK
+        finally:
+            for task in joins:
+                task.cancel()
+            cpu_total = (time.process_time() - cpu_start) / max(time.monotonic() - wall_start, 1e-6) * 100
+            final = self.final(round(cpu_total, 1))
+            lag_task.cancel()
+            await self._close_all()
+            self.send(final)
+
+    async def _close_all(self) -> None:
+        async def close(agent: Any) -> None:
+            with contextlib.suppress(Exception):
+                await agent.close()
+
+        if self.joined:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*(close(e.agent) for e in self.joined)), CLOSE_TIMEOUT)
+
+
+def _sum_failures(tracks: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in tracks:
+        for reason, n in t["decrypt_failures"].items():
+            out[reason] = out.get(reason, 0) + n
+    return out
+
+
+def worker_main(config: WorkerConfig, secret: str | None, queue: Any, stop: Any) -> None:
+    """Process entry point (multiprocessing, spawn): the parent handles Ctrl-C and tells us."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.ERROR)
+    worker = Worker(config, secret, queue.put, stop)
+    runner: Any = asyncio.run
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        runner = uvloop.run
+    try:
+        runner(worker.run())
+    except Exception as exc:  # a worker crash is reported, not silent
+        queue.put({"type": "crash", "worker": config.worker, "error": f"{exc.__class__.__name__}: {exc}"})
