@@ -1,0 +1,16 @@
+"""The report side of ``sealrtc load``, pure: assertions on a report, its HTML page and CSV.
+
+Nothing here waits on a socket or imports asyncio: functions take the report (a JSON-ready dict,
+see :mod:`sealrtc.report.html` for its shape) and return text.
+"""
+
+from .assertions import Assertion, AssertionResult, AssertionSyntaxError, check_all, evaluate, parse
+
+__all__ = [
+    "Assertion",
+    "AssertionResult",
+    "AssertionSyntaxError",
+    "check_all",
+    "evaluate",
+    "parse",
+]
