@@ -95,6 +95,9 @@ class Reporter(AbstractContextManager["Reporter"]):
             else:
                 print(title, file=self.stream)
                 for row in rows:
+                    if len(header) == 2:  # a key/value table
+                        print(f"  {fmt(row[0])}: {fmt(row[1])}", file=self.stream)
+                        continue
                     cells = [f"{name}={fmt(v)}" for name, v in zip(header[1:], row[1:], strict=False)]
                     print(f"  {fmt(row[0])}: " + " ".join(cells), file=self.stream)
         colour = "green" if ok else "red"

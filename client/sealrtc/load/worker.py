@@ -239,6 +239,7 @@ class Worker:
                 for reason, n in numbers["failures"].items():
                     totals.intruder_failures[reason] = totals.intruder_failures.get(reason, 0) + n
                 continue
+            agent.refresh()
             connect = agent.connect.as_dict()
             if connect["dtls_ms"] is not None:
                 totals.histograms["join_ms"].record(connect["dtls_ms"])
@@ -339,6 +340,9 @@ def worker_main(config: WorkerConfig, secret: str | None, queue: Any, stop: Any)
     """Process entry point (multiprocessing, spawn): the parent handles Ctrl-C and tells us."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.ERROR)
+    from .. import agents, keys  # imported before the start: not on the event loop mid-ramp
+
+    del agents, keys
     worker = Worker(config, secret, queue.put, stop)
     runner: Any = asyncio.run
     with contextlib.suppress(ImportError):

@@ -1,0 +1,159 @@
+"""`sealrtc load` end to end: the embedded relay and a real Janus, intruders, assertions and exit
+codes, a saturated generator, Ctrl-C. Each run is a real `sealrtc load` process."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sealrtc.signaling.janus import JanusError, JanusSession
+from sealrtc.testing.janus_server import JanusServer, cleanup, start_janus
+
+from .rtc_helpers import require_namespace
+
+SECRET = "load-test-secret-77e1"
+
+
+class Load:
+    def __init__(self, proc: asyncio.subprocess.Process, json_path: Path) -> None:
+        self.proc, self.json_path = proc, json_path
+        self.stderr = ""
+        self.returncode: int | None = None
+
+    async def wait(self, timeout: float = 120) -> Load:
+        _, err = await asyncio.wait_for(self.proc.communicate(), timeout)
+        self.stderr, self.returncode = err.decode(), self.proc.returncode
+        return self
+
+    @property
+    def report(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.json_path.read_text())
+        return data
+
+
+async def load(tmp_path: Path, name: str, *args: str) -> Load:
+    require_namespace()
+    env = {k: v for k, v in os.environ.items() if k != "SEALRTC_SECRET"} | {"SEALRTC_SECRET": SECRET}
+    json_path = tmp_path / f"{name}.json"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sealrtc", "load", *args, "--json", str(json_path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    return Load(proc, json_path)
+
+
+async def test_multi_room_run_with_intruders_and_assertions(tmp_path: Path) -> None:
+    passing = await load(
+        tmp_path, "pass", "--rooms", "2", "--subscribers", "2", "--intruders", "1", "--duration", "6",
+        "--workers", "2", "--csv", str(tmp_path / "pass.csv"),
+        "--assert", "p95(latency_ms) < 2000", "--assert", "intruder_decrypts == 0", "--assert", "joined == planned",
+    )  # fmt: skip
+    failing = await load(
+        tmp_path, "fail", "--subscribers", "1", "--duration", "4", "--assert", "p50(latency_ms) < 0.001"
+    )
+    await passing.wait()
+    await failing.wait()
+
+    assert passing.returncode == 0, passing.stderr
+    report = passing.report
+    assert report["participants"] == {"planned": 6, "joined": 6, "failed": 0, "intruders": 2}
+    metrics = report["metrics"]
+    assert metrics["intruder_decrypts"] == 0 and metrics["intruder_failures"]["unknown_key"] > 50
+    assert sum(metrics["decrypt_failures"].values()) == 0
+    assert metrics["frames"]["decrypted"] > 300 and metrics["frames"]["sent"] > 300
+    assert metrics["latency_ms"]["count"] == metrics["frames"]["decrypted"]  # every frame carried a probe
+    assert metrics["join_ms"]["count"] == 6 and metrics["first_frame_ms"]["count"] == 4
+    assert len(report["rooms"]) == 2 and all(r["participants"]["intruders"] == 1 for r in report["rooms"])
+    assert [a["ok"] for a in report["assertions"]] == [True, True, True]
+    assert report["verdict"] == "pass" and report["generator"]["workers"] == 2
+    assert len(report["intervals"]) >= 5 and report["intervals"][-1]["joined"] == 6
+    with open(tmp_path / "pass.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(report["intervals"]) and rows[-1]["joined"] == "6"
+    assert SECRET not in passing.stderr and "Traceback" not in passing.stderr
+
+    assert failing.returncode == 1, failing.stderr
+    result = failing.report["assertions"][0]
+    assert result["ok"] is False and result["value"] > 0.001
+    assert failing.report["verdict"] == "fail"
+    assert "assertion(s) failed" in failing.stderr
+
+
+async def test_bad_expressions_and_settings_are_refused_before_the_run(tmp_path: Path) -> None:
+    bad = await load(tmp_path, "bad", "--assert", "p95(latncy_ms) < 250")
+    await bad.wait(timeout=30)
+    assert bad.returncode == 2 and "latency_ms" in bad.stderr  # a suggestion
+    assert not bad.json_path.exists()
+    zero = await load(tmp_path, "zero", "--rooms", "0")
+    await zero.wait(timeout=30)
+    assert zero.returncode == 2 and "rooms must be >= 1" in zero.stderr
+
+
+async def test_a_saturated_generator_is_flagged(tmp_path: Path) -> None:
+    absurd = await load(
+        tmp_path, "absurd", "--workers", "1", "--subscribers", "40", "--decode-every", "1", "--ramp", "100",
+        "--duration", "6", "--quiet",
+    )  # fmt: skip
+    await absurd.wait()
+    assert absurd.returncode == 4, absurd.stderr
+    generator = absurd.report["generator"]
+    assert generator["saturated"] is True and generator["saturation_reasons"]
+    assert absurd.report["verdict"] == "saturated"
+    assert "generator saturated" in absurd.stderr and "not trustworthy" in absurd.stderr
+
+
+async def test_ctrl_c_keeps_the_partial_report(tmp_path: Path) -> None:
+    run = await load(tmp_path, "int", "--subscribers", "2", "--duration", "60")
+    assert run.proc.stderr is not None
+    line = await asyncio.wait_for(run.proc.stderr.readline(), 60)  # the first progress line (5 s in)
+    assert b"joined" in line
+    run.proc.send_signal(signal.SIGINT)
+    await run.wait(timeout=90)
+    assert run.returncode == 130
+    report = run.report
+    assert report["verdict"] == "interrupted" and report["exit_status"] == 130
+    assert report["participants"]["joined"] == 3 and report["metrics"]["frames"]["decrypted"] > 0
+    assert report["duration_s"] < 30
+
+
+@pytest.fixture
+async def janus() -> Any:
+    require_namespace()
+    server = await start_janus([])
+    yield server
+    cleanup(server)
+
+
+async def room_exists(server: JanusServer, room: int) -> bool:
+    session = await JanusSession.connect(server.url)
+    try:
+        handle = await session.attach()
+        data, _ = await handle.message({"request": "exists", "room": room})
+        return bool(data.get("exists"))
+    except JanusError:
+        return False
+    finally:
+        await session.close()
+
+
+async def test_janus_target_creates_e2ee_rooms_and_destroys_them(janus: JanusServer, tmp_path: Path) -> None:
+    run = await load(
+        tmp_path, "janus", "--janus", janus.url, "--rooms", "2", "--subscribers", "2", "--intruders", "1",
+        "--duration", "6", "--workers", "2",
+    )  # fmt: skip
+    await run.wait()
+    assert run.returncode == 0, run.stderr
+    report = run.report
+    assert report["participants"] == {"planned": 6, "joined": 6, "failed": 0, "intruders": 2}
+    assert report["metrics"]["frames"]["decrypted"] > 200 and report["metrics"]["intruder_decrypts"] == 0
+    assert report["scenario"]["target"] == f"janus {janus.url}"
+    for room in report["rooms"]:
+        assert not await room_exists(janus, int(room["room"]))  # destroyed at the end

@@ -1,0 +1,150 @@
+"""The pure half of `sealrtc load`: scenarios, plans, worker assignment, report aggregation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sealrtc.load.aggregate import RoomTotals, build_report, merge_intervals, pack, saturation_reasons
+from sealrtc.load.plan import INTRUDER, PUBLISHER, SUBSCRIBER, assign, plan, shard
+from sealrtc.load.scenario import Scenario, ScenarioError, build, load_file
+from sealrtc.metrics import Histogram
+
+
+def test_flags_override_a_toml_scenario(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text("[scenario]\nrooms = 3\nsubscribers = 5\ndecode-every = 2\nno-e2ee = false\nramp = 2.5\n")
+    scenario = build(load_file(path), {"subscribers": 7, "rooms": None})
+    assert (scenario.rooms, scenario.subscribers, scenario.decode_every, scenario.ramp) == (3, 7, 2, 2.5)
+    assert scenario.e2ee and scenario.planned == 3 * (1 + 7)
+
+
+def test_a_yaml_scenario(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("rooms: 2\nintruders: 1\nroom_ids: [101, 102]\n")
+    scenario = build(load_file(path), {})
+    assert scenario.intruders == 1 and scenario.room_ids == ("101", "102")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("rooms = 0", "rooms must be >= 1"),
+        ("romos = 2", "unknown setting 'romos'"),
+        ("rooms = 'two'", "setting rooms has a bad value"),
+        ("duration = nan", "duration must be a positive"),
+        ("rooms = [", "not valid TOML"),
+        ("no-e2ee = true\nintruders = 1", "intruders need E2EE"),
+        ("rooms = 2\nroom_ids = [5]", "as many room ids as --rooms"),
+    ],
+)
+def test_bad_scenarios_are_one_line_errors(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError, match=message) as info:
+        build(load_file(path), {})
+    assert "\n" not in str(info.value)
+
+
+def test_plan_order_publishers_first_ramp_and_decoders() -> None:
+    scenario = Scenario(rooms=2, publishers=1, subscribers=4, intruders=1, ramp=4, decode_every=2)
+    participants = plan(scenario)
+    assert [p.role for p in participants[:2]] == [PUBLISHER, PUBLISHER]
+    assert [p.join_at for p in participants[:3]] == [0, 0.25, 0.5]
+    assert sum(p.role == SUBSCRIBER for p in participants) == 8
+    assert sum(p.role == INTRUDER for p in participants) == 2
+    assert sum(p.decode for p in participants) == 4  # one subscriber in two
+    assert not any(p.decode for p in participants if p.role != SUBSCRIBER)
+    rooms = [p.room for p in participants[2:6]]
+    assert rooms == [0, 1, 0, 1]  # rooms fill evenly under the ramp
+    intruder_positions = [i for i, p in enumerate(participants) if p.role == INTRUDER and p.room == 0]
+    assert intruder_positions[0] < len(participants) - 2  # not all left to the end of the ramp
+
+
+@given(
+    st.integers(1, 12), st.integers(1, 3), st.integers(0, 20), st.integers(0, 3), st.integers(1, 8)
+)  # fmt: skip
+def test_assign_places_everyone_exactly_once_and_evenly(
+    rooms: int, publishers: int, subscribers: int, intruders: int, workers: int
+) -> None:
+    participants = plan(Scenario(rooms=rooms, publishers=publishers, subscribers=subscribers, intruders=intruders))
+    parts = assign(participants, workers)
+    placed = sorted(p.index for part in parts for p in part)
+    assert placed == list(range(len(participants)))
+    sizes = [len(part) for part in parts]
+    assert max(sizes) - min(sizes) <= max(1, 0.1 * len(participants) / workers)
+    for part in parts:
+        assert [p.index for p in part] == sorted(p.index for p in part)
+    assert assign(participants, workers) == parts  # deterministic
+    assert shard(participants, 0, workers) == parts[0]
+
+
+def test_whole_rooms_stay_together_when_even() -> None:
+    parts = assign(plan(Scenario(rooms=4, subscribers=5)), 2)
+    for part in parts:
+        rooms = {p.room for p in part}
+        assert len(rooms) == 2 and all(sum(p.room == r for p in part) == 6 for r in rooms)
+
+
+def histogram(*values: float) -> Histogram:
+    h = Histogram()
+    for v in values:
+        h.record(v)
+    return h
+
+
+def room(latencies: list[float], **counts: int) -> RoomTotals:
+    totals = RoomTotals(planned=counts.get("planned", 2), joined=counts.get("joined", 2))
+    totals.histograms["latency_ms"] = histogram(*latencies)
+    totals.frames["decrypted"] = len(latencies)
+    totals.intruder_failures["unknown_key"] = counts.get("refused", 0)
+    return totals
+
+
+def test_report_merges_workers_exactly() -> None:
+    a_values = [float(v) for v in range(1, 101)]
+    b_values = [float(v) for v in range(500, 520)]
+    finals = [
+        {"worker": 0, "rooms": {"r1": room(a_values).to_wire()}, "generator": {"cpu_percent": 40.0,
+                                                                               "loop_lag": pack(histogram(1, 2))}},
+        {"worker": 1, "rooms": {"r1": room(b_values, refused=7).to_wire(), "r2": room([], joined=1).to_wire()},
+         "generator": {"cpu_percent": 97.0, "loop_lag": pack(histogram(3))}},
+    ]  # fmt: skip
+    report = build_report(
+        scenario={"rooms": 2}, room_names=["r1", "r2"], finals=finals, snapshots=[], started_at="x", duration_s=3
+    )
+    union = histogram(*a_values, *b_values)
+    assert report["metrics"]["latency_ms"] == union.summary()
+    assert report["participants"] == {"planned": 6, "joined": 5, "failed": 0, "intruders": 0}
+    assert [r["room"] for r in report["rooms"]] == ["r1", "r2"]
+    assert report["rooms"][0]["metrics"]["frames"]["decrypted"] == 120
+    assert report["metrics"]["intruder_failures"]["unknown_key"] == 7
+    assert report["generator"]["saturated"] is True
+    assert "worker 1 used 97% of a core" in report["generator"]["saturation_reasons"][0]
+    assert Histogram.decode(report["histograms"]["latency_ms"]).count == 120
+
+
+def test_intervals_sum_deltas_and_merge_percentiles() -> None:
+    snaps = [
+        {"t": 1, "worker": 0, "joined": 2, "video_tracks": 2, "video_frames": 60, "frames_decrypted": 160,
+         "latency": pack(histogram(10, 10, 10)), "cpu_percent": 20.0, "lost": 1},
+        {"t": 1, "worker": 1, "joined": 3, "video_tracks": 1, "video_frames": 30, "frames_decrypted": 80,
+         "latency": pack(histogram(50)), "cpu_percent": 40.0},
+        {"t": 2, "worker": 0, "joined": 2, "video_tracks": 2, "video_frames": 58, "latency": None, "cpu_percent": 10.0},
+    ]  # fmt: skip
+    rows = merge_intervals(snaps)
+    assert [r["t"] for r in rows] == [1, 2]
+    assert rows[0]["joined"] == 5 and rows[0]["frames_decrypted"] == 240 and rows[0]["lost"] == 1
+    assert rows[0]["fps"] == 30 and rows[0]["cpu_percent"] == 30
+    assert rows[0]["latency_p50"] == pytest.approx(10, rel=0.002)
+    assert rows[0]["latency_p95"] == pytest.approx(50, rel=0.002)
+    assert rows[1]["latency_p50"] is None and rows[1]["fps"] == 29
+
+
+def test_saturation_reasons() -> None:
+    assert saturation_reasons(0, 50.0, histogram(*[1.0] * 100)) == []
+    lagging = histogram(*[1.0] * 90, *[150.0] * 10)
+    assert "event loop lagged" in saturation_reasons(3, 50.0, lagging)[0]
