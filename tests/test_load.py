@@ -53,7 +53,7 @@ async def load(tmp_path: Path, name: str, *args: str) -> Load:
 async def test_multi_room_run_with_intruders_and_assertions(tmp_path: Path) -> None:
     passing = await load(
         tmp_path, "pass", "--rooms", "2", "--subscribers", "2", "--intruders", "1", "--duration", "6",
-        "--workers", "2", "--csv", str(tmp_path / "pass.csv"),
+        "--workers", "2", "--csv", str(tmp_path / "pass.csv"), "--html", str(tmp_path / "pass.html"),
         "--assert", "p95(latency_ms) < 2000", "--assert", "intruder_decrypts == 0", "--assert", "joined == planned",
     )  # fmt: skip
     failing = await load(
@@ -78,6 +78,8 @@ async def test_multi_room_run_with_intruders_and_assertions(tmp_path: Path) -> N
     with open(tmp_path / "pass.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(report["intervals"]) and rows[-1]["joined"] == "6"
+    html = (tmp_path / "pass.html").read_text()
+    assert all(r["room"] in html for r in report["rooms"]) and html.count("<svg") >= 5
     assert SECRET not in passing.stderr and "Traceback" not in passing.stderr
 
     assert failing.returncode == 1, failing.stderr

@@ -148,19 +148,24 @@ class Worker:
 
     def _subscriber_numbers(self, entry: _Joined) -> dict[str, Any]:
         agent = entry.agent
-        tracks = agent.track_stats()
+        tracks = [t for session in agent.sessions for t in session.receive_counters()]
+        failures: dict[str, int] = {}
+        for t in tracks:
+            for reason, n in t["decrypt_failures"].items():
+                failures[reason] = failures.get(reason, 0) + n
+        metrics = [t["metrics"] for t in tracks if t["metrics"] is not None]
+        video = [t for t in tracks if t["kind"] == "video"]
         return {
             "decrypted": sum(t["frames_decrypted"] for t in tracks) if agent.keys is not None else 0,
             "received": sum(t["frames_received"] for t in tracks),
-            "video": sum(t["frames_decrypted"] if agent.keys is not None else t["frames_received"]
-                         for t in tracks if t["kind"] == "video"),
-            "video_tracks": sum(1 for t in tracks if t["kind"] == "video"),
-            "lost": sum(t["frames_lost"] or 0 for t in tracks),
-            "freezes": sum(t["freezes"]["count"] for t in tracks if t["freezes"]),
-            "freezes_ms": sum(t["freezes"]["total_ms"] for t in tracks if t["freezes"]),
-            "failures": _sum_failures(tracks),
+            "video": sum(t["frames_decrypted"] for t in video),
+            "video_tracks": len(video),
+            "lost": sum(m.frames_lost for m in metrics),
+            "freezes": sum(m.freezes.count for m in metrics if m.video),
+            "freezes_ms": sum(m.freezes.total_ms for m in metrics if m.video),
+            "failures": failures,
             "decoded": sum(agent.decoded.values()),
-        }  # fmt: skip
+        }
 
     def _is_failed(self, entry: _Joined) -> bool:
         return entry.failed or bool(entry.agent.failed.is_set())
@@ -326,14 +331,6 @@ class Worker:
         if self.joined:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*(close(e.agent) for e in self.joined)), CLOSE_TIMEOUT)
-
-
-def _sum_failures(tracks: list[dict[str, Any]]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for t in tracks:
-        for reason, n in t["decrypt_failures"].items():
-            out[reason] = out.get(reason, 0) + n
-    return out
 
 
 def worker_main(config: WorkerConfig, secret: str | None, queue: Any, stop: Any) -> None:

@@ -424,6 +424,31 @@ class E2EESession(AsyncIOEventEmitter):
         tracks += [r.stats(self.created_at) for r in self._receivers.values() if r.codec is not None]
         return {"tracks": tracks}
 
+    def receive_counters(self) -> list[dict[str, Any]]:
+        """Per receiving track: kind, frames received/decrypted, failures by reason and the
+        :class:`ReceiveMetrics` — no percentiles computed, so cheap enough to call every second
+        for every track of a load worker."""
+        out: list[dict[str, Any]] = []
+        for r in self._receivers.values():
+            if r.codec is None:
+                continue
+            failures: dict[str, int] = {}
+            decrypted = 0
+            for dec in r.decryptors.values():
+                decrypted += dec.stats.frames
+                for reason, count in dec.stats.failures.items():
+                    failures[reason] = failures.get(reason, 0) + count
+            out.append(
+                {
+                    "kind": r.receiver.track.kind,
+                    "frames_received": r.frames_received,
+                    "frames_decrypted": decrypted if self.keys is not None else r.frames_received,
+                    "decrypt_failures": failures,
+                    "metrics": r.metrics,
+                }
+            )
+        return out
+
     def receive_metrics(self) -> list[tuple[Any, ReceiveMetrics]]:
         """``(remote track, metrics)`` per receiving track that got media (for histograms)."""
         return [(r.receiver.track, r.metrics) for r in self._receivers.values() if r.metrics is not None]
