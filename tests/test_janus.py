@@ -286,3 +286,13 @@ async def test_subscribe_to_one_feed_only(janus: JanusServer) -> None:
         assert sub.room is not None and list(sub.room.feeds) == [wanted.room.publisher_id]
     finally:
         await close_all(sub, wanted, other)
+
+
+async def test_keepalive_is_answered(janus: JanusServer) -> None:
+    """Janus answers a keepalive with a bare ack: it must resolve, not time out (keepalives stopped)."""
+    session = await JanusSession.connect(janus.url)
+    try:
+        reply = await session.request({"janus": "keepalive"}, timeout=5)
+        assert reply["janus"] == "ack"
+    finally:
+        await session.close()
