@@ -342,3 +342,21 @@ def test_importing_the_relay_loads_no_key_material_module() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+def test_importing_sealrtc_itself_loads_no_key_module() -> None:
+    """The package ``__init__`` used to import keys and transform eagerly (and with them every
+    subpackage import, the relay's included); its names are now loaded on first use."""
+    code = textwrap.dedent(
+        """
+        import sys
+        import sealrtc
+        import sealrtc.errors
+        assert not {"sealrtc.keys", "sealrtc.transform", "sealrtc.sframe"} & set(sys.modules), sorted(sys.modules)
+        assert sealrtc.SharedSecret.__module__ == "sealrtc.keys" and sealrtc.sframe.decode_header
+        from sealrtc import FrameDecryptor, InvalidSecret, attach
+        print("ok")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
