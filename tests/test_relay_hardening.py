@@ -146,7 +146,10 @@ async def test_first_policy_keeps_the_rooms_publisher() -> None:
 # -- 1. bearer tokens --------------------------------------------------------------------------
 
 
-async def test_bearer_tokens_guard_publish_subscribe_and_delete(tmp_path: Path) -> None:
+async def test_bearer_tokens_guard_publish_subscribe_and_delete(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     (tmp_path / "pub").write_text("# publishers\npub-token-1\n\npub-token-2\n")
     relay, runner, base = await serve(
         negotiation_timeout=5.0, publish_tokens=load_tokens(tmp_path / "pub"), subscribe_tokens=["sub-token"]
@@ -190,6 +193,8 @@ async def test_bearer_tokens_guard_publish_subscribe_and_delete(tmp_path: Path) 
         assert relay.rooms == {}
         await pc.close()
         await viewer.close()
+        assert "pub-token" not in caplog.text and "sub-token" not in caplog.text  # never logged
+        assert "pub-token" not in repr(vars(relay)) and "sub-token" not in repr(vars(relay))
     finally:
         await runner.cleanup()
 

@@ -106,6 +106,7 @@ class Relay:
         self._rooms: dict[str, Room] = {}
         self._resources: dict[str, tuple[Room, Publisher | Subscriber]] = {}
         self._queue = subscriber_queue
+        self._expiring: set[asyncio.Task[None]] = set()  # strong references until they finish
         self.changed = asyncio.Event()
         """Set whenever a session is added, connects or is removed (tests and tools wait on it)."""
         self.guard = ConnectionGuard(
@@ -296,7 +297,7 @@ class Relay:
         self._resources[session.id] = (room, session)
         pc = session.pc
         session.deadline = asyncio.get_running_loop().call_later(
-            self.negotiation_timeout, lambda: asyncio.ensure_future(self._expire(session.id))
+            self.negotiation_timeout, self._start_expiry, session.id
         )
 
         @pc.on("connectionstatechange")
@@ -320,6 +321,11 @@ class Relay:
         else:
             self.request_keyframes(room)
         self._changed()
+
+    def _start_expiry(self, resource_id: str) -> None:
+        task = asyncio.ensure_future(self._expire(resource_id))
+        self._expiring.add(task)
+        task.add_done_callback(self._expiring.discard)
 
     async def _expire(self, resource_id: str) -> None:
         entry = self._resources.get(resource_id)
