@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -228,6 +229,7 @@ async def test_session_limits_and_negotiation_deadline() -> None:
     """Never-connecting sessions used to hold their descriptors forever, without limit."""
     relay, runner, base = await serve(negotiation_timeout=2.0, max_sessions=3, max_sessions_per_room=2)
     offer = await silent_offer()
+    fds_before = open_fds()
     try:
         assert (await post(f"{base}/whip/a", offer))[0] == 201
         assert (await post(f"{base}/whep/a", offer.replace("sendonly", "recvonly")))[0] == 201
@@ -237,11 +239,17 @@ async def test_session_limits_and_negotiation_deadline() -> None:
         status, text, _ = await post(f"{base}/whip/c", offer)
         assert status == 503 and "relay is full" in text
         assert relay.sessions == 3 and set(relay.rooms) == {"a", "b"}
+        assert open_fds() > fds_before  # each pending session holds descriptors...
         await relay_until(relay, lambda: relay.sessions == 0)  # the deadline closed all three
         assert relay.stats.sessions_timed_out == 3 and relay.rooms == {}
+        assert open_fds() <= fds_before  # ...and gives them back
         assert (await post(f"{base}/whip/c", offer))[0] == 201  # room for real users again
     finally:
         await runner.cleanup()
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
 
 
 async def open_raw(base: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
