@@ -49,6 +49,11 @@ KINDS = ("audio", "video")
 SDP_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 RETRY_AFTER = "5"
 
+# The session classes moved to .state; these names stay for code (and tests) that used them.
+_Publisher = Publisher
+_Subscriber = Subscriber
+_Room = Room
+
 
 class RelayOptions(TypedDict, total=False):
     """The keyword arguments of :class:`Relay`, also accepted by :func:`start_relay`."""
