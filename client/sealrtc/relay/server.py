@@ -437,7 +437,8 @@ async def start_relay(
         raise TypeError("pass options to Relay(...) or to start_relay, not both")
     install_log_limits()
     _check_fd_limit(relay)
-    runner = web.AppRunner(relay.app, access_log=None, keepalive_timeout=relay.guard.idle_timeout)
+    guard = relay.guard  # aiohttp's own idle close is only a backstop here: the guard acts first
+    runner = web.AppRunner(relay.app, access_log=None, keepalive_timeout=guard.idle_timeout + guard.header_timeout)
     await runner.setup()
     site = GuardedSite(runner, host, port, relay.guard)
     await site.start()
