@@ -176,7 +176,7 @@ class Relay:
         return room_name, RTCSessionDescription(sdp=sdp, type="offer")
 
     def _reserve(self, room_name: str) -> Room:
-        """Take a session slot in ``room_name`` (creating the room) or raise 503/409."""
+        """Take a session slot in ``room_name`` (creating the room), or raise 503 when full."""
         if self.sessions >= self.max_sessions:
             self.stats.requests_refused_full += 1
             raise web.HTTPServiceUnavailable(
