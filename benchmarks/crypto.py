@@ -1,6 +1,8 @@
 """Cost of sealrtc's frame encryption against the bare OpenSSL primitives doing the same work.
 
-Run: ``.venv/bin/python benchmarks/crypto.py`` (no network; no namespace needed).
+Run: ``python benchmarks/crypto.py`` (no network; no namespace needed).
+``python`` is the project's Python: the interpreter of the environment sealrtc is installed in
+(``.venv/bin/python`` once ``scripts/test`` has made that venv; ``SEALRTC_VENV`` picks another).
 
 "sealrtc" is ``FrameEncryptor.encrypt`` + ``FrameDecryptor.decrypt`` (generic layout, default
 suite AES-256-CTR + HMAC-SHA-512/80, replay window, statistics). "bare" is what any

@@ -1,6 +1,8 @@
 """Start-up latency through a real Janus, E2EE on: median and p95 over N runs.
 
-Run inside a private namespace: ``scripts/isolated .venv/bin/python benchmarks/janus.py``.
+Run inside a private namespace: ``scripts/isolated python benchmarks/janus.py``.
+``python`` is the project's Python: the interpreter of the environment sealrtc is installed in
+(``.venv/bin/python`` once ``scripts/test`` has made that venv; ``SEALRTC_VENV`` picks another).
 
 * subscribe -> first decrypted frame: a publisher is already streaming; time from the start of
   the subscription (Janus session creation included) to the subscriber's first decrypted frame.
@@ -15,6 +17,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import sys
 import time
 
 from rich.console import Console
@@ -67,7 +70,7 @@ def p95(values: list[float]) -> float:
 
 async def main(runs: int) -> None:
     if os.environ.get("SEALRTC_NETNS") != "1":
-        raise SystemExit("run inside a private namespace: scripts/isolated .venv/bin/python benchmarks/janus.py")
+        raise SystemExit(f"run inside a private namespace: scripts/isolated {sys.executable} benchmarks/janus.py")
     server = await start_janus([RoomConfig(ROOM, require_e2ee=True)])
     table = Table(title=f"Janus start-up latency, E2EE on ({runs} runs each)")
     for col in ("measure", "median ms", "p95 ms", "min ms", "max ms"):

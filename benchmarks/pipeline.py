@@ -1,6 +1,8 @@
 """CPU per frame of an E2EE aiortc publisher+subscriber pair against a plain pair.
 
-Run inside a private namespace: ``scripts/isolated .venv/bin/python benchmarks/pipeline.py``.
+Run inside a private namespace: ``scripts/isolated python benchmarks/pipeline.py``.
+``python`` is the project's Python: the interpreter of the environment sealrtc is installed in
+(``.venv/bin/python`` once ``scripts/test`` has made that venv; ``SEALRTC_VENV`` picks another).
 
 Both pairs run in this process, alternating, with the same media: a pre-encoded VP8 clip
 (640x360, 30 fps: aiortc's ``pack()`` path, so no encoder hides the cost) and an Opus tone.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 import time
 from collections.abc import Callable
 
@@ -68,7 +71,7 @@ async def run_pair(make_track: Callable[[], MediaStreamTrack], e2ee: bool, secon
 
 async def main(rounds: int, seconds: float) -> None:
     if os.environ.get("SEALRTC_NETNS") != "1":
-        raise SystemExit("run inside a private namespace: scripts/isolated .venv/bin/python benchmarks/pipeline.py")
+        raise SystemExit(f"run inside a private namespace: scripts/isolated {sys.executable} benchmarks/pipeline.py")
     clip = encode_vp8_clip(frames=90, width=640, height=360, gop=90)
     media: dict[str, Callable[[], MediaStreamTrack]] = {
         "pre-encoded VP8 640x360": lambda: PreEncodedVideoTrack(clip),

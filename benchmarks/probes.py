@@ -1,7 +1,8 @@
 """CPU of probes and metrics in a verify-only subscriber (budget: < 5% of its CPU).
 
-Run inside a private namespace: ``scripts/isolated .venv/bin/python benchmarks/probes.py``
-(any Python with sealrtc installed will do).
+Run inside a private namespace: ``scripts/isolated python benchmarks/probes.py``.
+``python`` is the project's Python: the interpreter of the environment sealrtc is installed in
+(``.venv/bin/python`` once ``scripts/test`` has made that venv; ``SEALRTC_VENV`` picks another).
 
 The relay and two publishers run as separate processes (pre-encoded VP8 640x360 30 fps + Opus,
 E2EE): one publishes with ``--probe``, one without. This process holds only verify-only

@@ -1,7 +1,10 @@
 """Two aiortc peers in one process, end-to-end encrypted with sealrtc.
 
     export SEALRTC_SECRET='my session secret'        # never put it in argv
-    scripts/isolated .venv/bin/python samples/e2ee_pair.py
+    scripts/isolated python samples/e2ee_pair.py
+
+``python`` is the project's Python: the interpreter of the environment sealrtc is installed in
+(``.venv/bin/python`` once ``scripts/test`` has made that venv; ``SEALRTC_VENV`` picks another).
 
 The publisher sends a moving VP8 test pattern and an Opus tone; the subscriber decrypts and
 decodes them and prints what arrived after a few seconds. Set SEALRTC_WRONG=1 to give the

@@ -322,3 +322,13 @@ async def test_cli_subscriber_says_what_went_wrong(janus: JanusServer, tmp_path:
     assert f"room {OPEN_ROOM} has no publishers yet" in empty_err and f"room {OPEN_ROOM} had no publishers" in empty_err
     for err in (wrong_err, unknown_err, empty_err):
         assert "Traceback" not in err and "another secret" not in err
+
+
+async def test_keepalive_is_answered(janus: JanusServer) -> None:
+    """Janus answers a keepalive with a bare ack: it must resolve, not time out (keepalives stopped)."""
+    session = await JanusSession.connect(janus.url)
+    try:
+        reply = await session.request({"janus": "keepalive"}, timeout=5)
+        assert reply["janus"] == "ack"
+    finally:
+        await session.close()

@@ -31,7 +31,7 @@ def test_derivation_is_cached() -> None:
     assert derive_base_key("cached secret", b"c") is derive_base_key("cached secret", b"c")
 
 
-@pytest.mark.parametrize("bad", ["", None, b"bytes", 42, ["x"]])
+@pytest.mark.parametrize("bad", ["", None, b"bytes", 42, ["x"], " ", "\t\n", "\u3000", "\ud800x", "ok\udfff"])
 def test_invalid_secrets(bad: object) -> None:
     with pytest.raises(InvalidSecret) as info:
         SharedSecret(bad)  # type: ignore[arg-type]
@@ -41,6 +41,16 @@ def test_invalid_secrets(bad: object) -> None:
         keys.set_secret(bad)  # type: ignore[arg-type]
     with pytest.raises(InvalidSecret):
         keys.add_decryption_secret(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["\ud800hunter2", "hunter2\udcff"])
+def test_surrogate_secret_error_carries_no_secret(bad: str) -> None:
+    """Issue 11.10: a lone surrogate gave UnicodeEncodeError quoting the character."""
+    with pytest.raises(InvalidSecret) as info:
+        SharedSecret(bad)
+    assert "hunter2" not in str(info.value) and "\\u" not in str(info.value)
+    assert info.value.__context__ is None and info.value.__cause__ is None
+    assert all(ch not in str(info.value) for ch in bad if "\ud800" <= ch <= "\udfff")
 
 
 def test_secret_never_in_repr_or_errors() -> None:

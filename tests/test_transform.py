@@ -22,7 +22,7 @@ from sealrtc import (
     UnknownKey,
     sframe,
 )
-from sealrtc.transform import MAX_RECEIVE_KIDS
+from sealrtc.transform import MAX_RECEIVE_KIDS, MAX_RETIRED_KIDS
 
 from .conftest import FakeClock
 
@@ -222,3 +222,99 @@ def test_listener_errors_do_not_break_decryption(clock: FakeClock) -> None:
     with pytest.raises(UnknownKey):
         dec.decrypt(FrameEncryptor(SharedSecret("a", clock=clock), codec="opus").encrypt(OPUS))
     assert dec.mismatched
+
+
+def test_replay_stays_rejected_after_key_cache_eviction(keys: SharedSecret) -> None:
+    """Issue 11.5: 64 other valid KIDs evicted the replay window and the replay was accepted."""
+    enc, dec = pair(keys, "opus")
+    frames = [enc.encrypt(OPUS) for _ in range(5)]
+    assert dec.decrypt(frames[3]) == OPUS
+    with pytest.raises(ReplayedFrame):
+        dec.decrypt(frames[3])
+    others = [FrameEncryptor(keys, codec="opus") for _ in range(MAX_RECEIVE_KIDS + 5)]
+    for other in others:
+        dec.decrypt(other.encrypt(OPUS))
+    assert enc.kid not in dec._kids  # evicted from the key cache
+    for old in (frames[3], frames[1]):  # the replay, and an older unseen frame (fail closed)
+        with pytest.raises(ReplayedFrame):
+            dec.decrypt(old)
+    assert dec.decrypt(enc.encrypt(OPUS)) == OPUS  # the sender itself carries on
+    with pytest.raises(ReplayedFrame):
+        dec.decrypt(frames[3])  # the restored window still refuses it
+    assert dec.decrypt(frames[4]) == OPUS  # never seen, above the kept floor: a late frame
+    assert not dec.mismatched
+
+
+def test_valid_kid_flood_keeps_replay_memory_bounded(keys: SharedSecret) -> None:
+    dec = FrameDecryptor(keys, codec="generic")
+    first = FrameEncryptor(keys)
+    replay = first.encrypt(b"x")
+    dec.decrypt(replay)
+    for _ in range(MAX_RECEIVE_KIDS + MAX_RETIRED_KIDS - 1):  # with `first`: exactly the bound
+        dec.decrypt(FrameEncryptor(keys).encrypt(b"y"))
+    assert len(dec._kids) == MAX_RECEIVE_KIDS
+    assert len(dec._retired) == MAX_RETIRED_KIDS
+    with pytest.raises(ReplayedFrame):
+        dec.decrypt(replay)  # still remembered: exactly at the bound
+    dec.decrypt(FrameEncryptor(keys).encrypt(b"z"))
+    assert len(dec._retired) == MAX_RETIRED_KIDS  # the oldest is forgotten, nothing grows
+
+
+def junk_frame(keys: SharedSecret, rng: random.Random) -> bytes:
+    """What anyone can forge: the public fingerprint under a random tag, random body."""
+    kid = (rng.getrandbits(48) << 8) | keys.current.fingerprint
+    return bytes([0x78]) + sframe.encode_header(kid, rng.getrandbits(16)) + rng.randbytes(40)
+
+
+def test_injected_junk_between_real_frames_does_not_flap_events(clock: FakeClock) -> None:
+    """Issue 11.6: junk with the public fingerprint between real frames gave 10 mismatch / 9 match."""
+    keys = SharedSecret("junk", clock=clock)
+    events: list[object] = []
+    enc = FrameEncryptor(keys, codec="opus")
+    dec = FrameDecryptor(keys, codec="opus", on_event=events.append)
+    rng = random.Random(11)
+    assert dec.decrypt(enc.encrypt(OPUS)) == OPUS  # the stream is running
+    for _ in range(10):
+        for _ in range(5):
+            clock.advance(0.004)
+            with pytest.raises(AuthenticationFailed):
+                dec.decrypt(junk_frame(keys, rng))
+        clock.advance(0.02)
+        assert dec.decrypt(enc.encrypt(OPUS)) == OPUS
+    assert events == [] and not dec.mismatched
+    assert dec.stats.failures["authentication_failed"] == 50  # counted, not hidden
+    for _ in range(3):  # the real frames stopped: only junk for the quiet period
+        clock.advance(0.5)
+        with pytest.raises(AuthenticationFailed):
+            dec.decrypt(junk_frame(keys, rng))
+    assert [type(e) for e in events] == [SecretMismatch]
+
+
+def test_mismatch_after_quiet_period_when_real_frames_stop(clock: FakeClock) -> None:
+    """The sender switched to a secret this receiver lacks: reported once the quiet period passes."""
+    tx = SharedSecret("before", clock=clock)
+    rx = SharedSecret("before", clock=clock)
+    events: list[object] = []
+    enc = FrameEncryptor(tx, codec="opus")
+    dec = FrameDecryptor(rx, codec="opus", on_event=events.append, mismatch_quiet=1.0)
+    dec.decrypt(enc.encrypt(OPUS))
+    tx.set_secret("after")
+    for _ in range(40):  # 0.8 s of failures: still inside the quiet period
+        clock.advance(0.02)
+        with pytest.raises(UnknownKey):
+            dec.decrypt(enc.encrypt(OPUS))
+    assert events == []
+    clock.advance(0.25)
+    with pytest.raises(UnknownKey):
+        dec.decrypt(enc.encrypt(OPUS))
+    assert len(events) == 1 and isinstance(events[0], SecretMismatch)
+    rx.set_secret("after")
+    dec.decrypt(enc.encrypt(OPUS))
+    assert len(events) == 2 and isinstance(events[1], SecretMatch)
+
+
+def test_bad_mismatch_parameters(keys: SharedSecret) -> None:
+    with pytest.raises(ValueError):
+        FrameDecryptor(keys, mismatch_threshold=0)
+    with pytest.raises(ValueError):
+        FrameDecryptor(keys, mismatch_quiet=-1)

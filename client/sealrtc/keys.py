@@ -46,12 +46,28 @@ class BaseKey:
     fingerprint: int
 
 
-def _check_secret(secret: object) -> str:
+def _check_secret(secret: object) -> bytes:
+    """Return NFC(secret) as UTF-8, or raise :class:`InvalidSecret` without echoing the secret.
+
+    Lone surrogates (which Python strings may hold, e.g. from ``os.fsdecode`` of a bad file) have
+    no UTF-8 form; the codec's own error would quote the character, so it is replaced by a clear
+    message and never chained. A whitespace-only secret is almost always a blank line read from a
+    file or a variable set to spaces: refused rather than silently used as a weak key.
+    """
     if not isinstance(secret, str):
         raise InvalidSecret("the E2EE secret must be a string")
     if not secret:
         raise InvalidSecret("the E2EE secret must not be empty")
-    return unicodedata.normalize("NFC", secret)
+    if not secret.strip():
+        raise InvalidSecret("the E2EE secret must not be only whitespace")
+    normalized = unicodedata.normalize("NFC", secret)
+    try:
+        encoded: bytes | None = normalized.encode("utf-8")
+    except UnicodeEncodeError:
+        encoded = None  # raised outside the handler: no chained error carrying the character
+    if encoded is None:
+        raise InvalidSecret("the E2EE secret is not valid Unicode text (it holds a lone surrogate)")
+    return encoded
 
 
 def fingerprint_of(base_key: bytes) -> int:
@@ -74,7 +90,7 @@ class _BaseKeyCache:
         return h.finalize()
 
     def get(self, secret: str, context: bytes) -> BaseKey:
-        encoded = _check_secret(secret).encode("utf-8")
+        encoded = _check_secret(secret)
         index = self._index(encoded, context)
         with self._lock:
             cached = self._entries.get(index)

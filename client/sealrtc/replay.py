@@ -2,6 +2,8 @@
 
 Sans-I/O and per KID. :meth:`check` is side-effect free and runs before the tag is verified;
 :meth:`accept` runs only after the frame authenticated, so forged frames cannot move the window.
+:attr:`highest` and :meth:`restore` let a receiver keep a compact floor for a KID whose window
+it had to forget, so an old frame of that KID stays refused when the KID comes back.
 """
 
 from __future__ import annotations
@@ -18,6 +20,26 @@ class ReplayWindow:
         self.size = size
         self._highest = -1
         self._mask = 0  # bit i set: counter (highest - i) was seen
+
+    @property
+    def highest(self) -> int:
+        """The highest accepted counter (-1 before the first)."""
+        return self._highest
+
+    def restore(self, highest: int) -> None:
+        """Treat every counter at or below ``highest`` as already seen (fail closed).
+
+        Used when a forgotten KID returns: only its highest counter was kept, so the counters
+        below it that the lost window had not seen are refused too.
+        """
+        full = (1 << self.size) - 1
+        if highest > self._highest:
+            self._highest = highest
+            self._mask = full
+            return
+        offset = self._highest - highest  # bits at and beyond this offset are <= highest
+        if offset < self.size:
+            self._mask |= full & ~((1 << offset) - 1)
 
     def check(self, ctr: int) -> bool:
         """True if ``ctr`` is new and inside (or ahead of) the window."""

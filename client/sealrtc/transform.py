@@ -31,8 +31,23 @@ logger = logging.getLogger(__name__)
 
 MAX_RECEIVE_KIDS = 64
 """Per-decryptor bound on remembered KIDs (each with its key and replay window)."""
+MAX_RETIRED_KIDS = 4096
+"""Per-decryptor bound on evicted KIDs whose highest counter is still remembered.
+
+An evicted KID keeps one integer (its highest verified CTR) so that its old frames stay refused
+when it comes back: without it, 64 other valid KIDs would wash a replayed frame clean. At most
+``MAX_RECEIVE_KIDS + MAX_RETIRED_KIDS`` KIDs are remembered; a decryptor fed more distinct
+*valid* KIDs than that (each needs a real sender under a valid secret) forgets the oldest.
+"""
 DEFAULT_MISMATCH_THRESHOLD = 3
 """Consecutive key failures (unknown key or bad tag) before ``secret_mismatch`` is reported."""
+DEFAULT_MISMATCH_QUIET = 1.0
+"""Seconds without any verified frame before ``secret_mismatch`` may be reported.
+
+Frames with the public fingerprint can be forged by anyone (an SFU, a man in the middle): if
+failures alone decided, junk injected between real frames would make the events flap. While
+real frames keep verifying, the secret evidently matches, whatever else arrives.
+"""
 
 
 @dataclass(frozen=True)
@@ -197,9 +212,14 @@ class _ReceiveKey:
 class FrameDecryptor:
     """Verifies and decrypts one incoming stream's frames; every failure is a DecryptError.
 
-    Reports :class:`SecretMismatch` after ``mismatch_threshold`` consecutive key failures and
-    :class:`SecretMatch` on the first frame that decrypts after that, to ``on_event`` and to
-    every listener added with :meth:`add_listener`.
+    Reports :class:`SecretMismatch` once ``mismatch_threshold`` consecutive key failures (unknown
+    key or bad tag) have been seen *and* no frame verified for ``mismatch_quiet`` seconds (or
+    none ever did), and :class:`SecretMatch` on the first frame that decrypts after that, to
+    ``on_event`` and to every listener added with :meth:`add_listener`. Replayed and malformed
+    frames are counted but never count towards a mismatch.
+
+    Replay state survives key-cache eviction: an evicted KID's highest counter is kept (see
+    :data:`MAX_RETIRED_KIDS`) and its frames at or below it are refused.
     """
 
     def __init__(
@@ -210,9 +230,12 @@ class FrameDecryptor:
         on_event: EventListener | None = None,
         replay_window: int = DEFAULT_WINDOW,
         mismatch_threshold: int = DEFAULT_MISMATCH_THRESHOLD,
+        mismatch_quiet: float = DEFAULT_MISMATCH_QUIET,
     ) -> None:
         if mismatch_threshold < 1:
             raise ValueError("mismatch_threshold must be >= 1")
+        if mismatch_quiet < 0:
+            raise ValueError("mismatch_quiet must be >= 0 seconds")
         self.keys = keys
         self.codec = codec_from_name(codec)
         self.stats = DecryptorStats()
@@ -220,9 +243,12 @@ class FrameDecryptor:
         self._listeners: list[EventListener] = [on_event] if on_event is not None else []
         self._window = replay_window
         self._threshold = mismatch_threshold
+        self._quiet = mismatch_quiet
         self._key_failures = 0
+        self._last_verified: float | None = None
         self._tag_length = suite_params(keys.suite).nt
         self._kids: OrderedDict[int, _ReceiveKey] = OrderedDict()
+        self._retired: dict[int, int] = {}  # evicted KID -> highest verified CTR (insertion order)
 
     def __repr__(self) -> str:
         return f"<FrameDecryptor codec={self.codec.value} frames={self.stats.frames} failed={self.stats.failed}>"
@@ -249,6 +275,7 @@ class FrameDecryptor:
             self._fail(exc)
             raise
         self._key_failures = 0
+        self._last_verified = self.keys.now()
         stats = self.stats
         stats.frames += 1
         stats.bytes_in += len(data)
@@ -262,9 +289,23 @@ class FrameDecryptor:
         self.stats.failures[exc.reason] = self.stats.failures.get(exc.reason, 0) + 1
         if isinstance(exc, (UnknownKey, AuthenticationFailed)):
             self._key_failures += 1
-            if not self.mismatched and self._key_failures >= self._threshold:
-                self.mismatched = True
-                self._emit(SecretMismatch(exc.kid if exc.kid is not None else -1, exc.reason, self.keys.now()))
+            if self.mismatched or self._key_failures < self._threshold:
+                return
+            now = self.keys.now()
+            if self._last_verified is not None and now - self._last_verified < self._quiet:
+                return  # real frames verified just now: these failures are junk, not a new secret
+            self.mismatched = True
+            self._emit(SecretMismatch(exc.kid if exc.kid is not None else -1, exc.reason, now))
+
+    def _remember(self, kid: int, entry: _ReceiveKey) -> None:
+        """Cache a verified KID; the least recently used one leaves only its highest CTR behind."""
+        self._kids[kid] = entry
+        while len(self._kids) > MAX_RECEIVE_KIDS:
+            old_kid, old = self._kids.popitem(last=False)
+            self._retired.pop(old_kid, None)
+            self._retired[old_kid] = old.window.highest
+            while len(self._retired) > MAX_RETIRED_KIDS:
+                del self._retired[next(iter(self._retired))]
 
     def _open(self, data: bytes) -> DecryptedFrame:
         n = clear_prefix_length(self.codec, data)
@@ -290,6 +331,9 @@ class FrameDecryptor:
             entry.window.accept(ctr)
             self._kids.move_to_end(kid)
             return DecryptedFrame(data[:n] + plaintext, kid, ctr)
+        floor = self._retired.get(kid)
+        if floor is not None and ctr <= floor:
+            raise ReplayedFrame("frame counter already seen (key id evicted from the cache)")
         candidates = self.keys.candidates(kid & 0xFF)
         if not candidates:
             raise UnknownKey("no secret matches the frame's key id", kid=kid)
@@ -301,9 +345,10 @@ class FrameDecryptor:
                 plaintext = fresh.aead.open(nonce, aad, data[body:])
             except AuthenticationFailed:
                 continue
+            if floor is not None:
+                fresh.window.restore(floor)
+                del self._retired[kid]
             fresh.window.accept(ctr)
-            self._kids[kid] = fresh
-            while len(self._kids) > MAX_RECEIVE_KIDS:
-                self._kids.popitem(last=False)
+            self._remember(kid, fresh)
             return DecryptedFrame(data[:n] + plaintext, kid, ctr)
         raise AuthenticationFailed("tag did not verify under any known secret", kid=kid)

@@ -3,10 +3,16 @@
 * ``POST /whip/{room}`` (``application/sdp`` offer) -> ``201`` with the answer and a
   ``Location: /resource/{id}``; ``POST /whep/{room}`` the same for subscribers (they may arrive
   before any publisher); ``DELETE /resource/{id}`` leaves.
-* Each publisher's frames reach every subscriber of its room through a bounded
+* Each room forwards one publisher's frames to every subscriber through a bounded
   :class:`ForwardingTrack` (slow subscribers lose backlog, memory stays bounded); key-frame
   requests from subscribers go upstream as PLIs, throttled.
-* It counts what it forwards and keeps SHA-256 digests of forwarded frames (bounded) so a demo
+* Hardening (each knob is a keyword argument of :class:`Relay` and :func:`start_relay`): a
+  session that does not connect within ``negotiation_timeout`` is closed and removed; a
+  publisher only takes a room over once *connected*, by ``publisher_policy``; optional bearer
+  tokens (:mod:`.auth`); ``503`` beyond ``max_sessions`` / ``max_sessions_per_room``; deadlines
+  on idle connections, request headers and bodies, a connection cap and rate-limited error logs
+  (:mod:`.guard`). Rooms disappear with their last session, including after a refused offer.
+* It counts what it forwards and can keep SHA-256 digests of forwarded frames (bounded) so a demo
   can prove none of them equals a plaintext frame.
 """
 
@@ -16,10 +22,11 @@ import asyncio
 import hashlib
 import logging
 import re
+import resource
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Any
+from typing import TypedDict, Unpack
 
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -27,8 +34,13 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from ..rtc.frames import EncodedFrame
 from ..rtc.passthrough import ForwardingTrack, PassthroughSession
+from .auth import BearerTokens, tokens_of
 from .cors import cors_middleware
+from .guard import ConnectionGuard, GuardedSite, install_log_limits
+from .state import POLICIES, Publisher, PublisherPolicy, RelayStats, Room, Session, Subscriber
 from .trickle import etag_for, handle_patch
+
+__all__ = ["Relay", "RelayOptions", "RelayStats", "start_relay"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,60 +48,82 @@ ROOM_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_DIGESTS = 200_000
 MAX_SDP_BYTES = 64 * 1024
 KINDS = ("audio", "video")
+SDP_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+RETRY_AFTER = "5"
+
+# The session classes moved to .state; these names stay for code (and tests) that used them.
+_Publisher = Publisher
+_Subscriber = Subscriber
+_Room = Room
 
 
-@dataclass
-class RelayStats:
-    frames_forwarded: int = 0
-    bytes_forwarded: int = 0
-    frames_received: int = 0
-    frames_dropped_slow_subscriber: int = 0
-    keyframe_requests_upstream: int = 0
-    publishers: int = 0
-    subscribers: int = 0
+class RelayOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`Relay`, also accepted by :func:`start_relay`."""
 
-    def as_dict(self) -> dict[str, int]:
-        return dict(vars(self))
-
-
-@dataclass
-class _Publisher:
-    id: str
-    pc: RTCPeerConnection
-    passthrough: PassthroughSession
-    receivers: dict[str, Any] = field(default_factory=dict)  # kind -> RTCRtpReceiver
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-
-
-@dataclass
-class _Subscriber:
-    id: str
-    pc: RTCPeerConnection
-    tracks: dict[str, ForwardingTrack] = field(default_factory=dict)
-
-
-@dataclass
-class _Room:
-    name: str
-    publishers: dict[str, _Publisher] = field(default_factory=dict)
-    subscribers: dict[str, _Subscriber] = field(default_factory=dict)
-
-    def current_publisher(self) -> _Publisher | None:
-        return next(reversed(self.publishers.values()), None) if self.publishers else None
+    subscriber_queue: int
+    record_digests: bool
+    negotiation_timeout: float
+    publisher_policy: PublisherPolicy
+    publish_tokens: BearerTokens | Iterable[str] | None
+    subscribe_tokens: BearerTokens | Iterable[str] | None
+    max_sessions: int
+    max_sessions_per_room: int
+    max_connections: int
+    idle_timeout: float
+    header_timeout: float
+    body_timeout: float
+    cors_origin: str
 
 
 class Relay:
     """The relay's state and its aiohttp application (``relay.app``)."""
 
-    def __init__(self, *, subscriber_queue: int = 64, record_digests: bool = False, cors_origin: str = "*") -> None:
+    def __init__(
+        self,
+        *,
+        subscriber_queue: int = 64,
+        record_digests: bool = False,
+        negotiation_timeout: float = 20.0,
+        publisher_policy: PublisherPolicy = "newest",
+        publish_tokens: BearerTokens | Iterable[str] | None = None,
+        subscribe_tokens: BearerTokens | Iterable[str] | None = None,
+        max_sessions: int = 256,
+        max_sessions_per_room: int = 128,
+        max_connections: int = 256,
+        idle_timeout: float = 30.0,
+        header_timeout: float = 10.0,
+        body_timeout: float = 10.0,
+        cors_origin: str = "*",
+    ) -> None:
+        if publisher_policy not in POLICIES:
+            raise ValueError(f"publisher_policy must be one of {', '.join(POLICIES)}")
+        if negotiation_timeout <= 0 or body_timeout <= 0:
+            raise ValueError("negotiation_timeout and body_timeout must be > 0 seconds")
+        if max_sessions < 1 or max_sessions_per_room < 1:
+            raise ValueError("max_sessions and max_sessions_per_room must be >= 1")
         self.stats = RelayStats()
         self.record_digests = record_digests
         """Keep SHA-256 digests of forwarded frames (the demo's proof); off by default."""
         self.forwarded_digests: set[bytes] = set()
-        self._rooms: dict[str, _Room] = {}
-        self._resources: dict[str, tuple[_Room, _Publisher | _Subscriber]] = {}
+        self.negotiation_timeout = negotiation_timeout
+        self.publisher_policy: PublisherPolicy = publisher_policy
+        self.max_sessions = max_sessions
+        self.max_sessions_per_room = max_sessions_per_room
+        self.body_timeout = body_timeout
+        self._publish_tokens = tokens_of(publish_tokens)
+        self._subscribe_tokens = tokens_of(subscribe_tokens)
+        self._rooms: dict[str, Room] = {}
+        self._resources: dict[str, tuple[Room, Publisher | Subscriber]] = {}
         self._queue = subscriber_queue
-        self.app = web.Application(client_max_size=MAX_SDP_BYTES, middlewares=[cors_middleware(cors_origin)])
+        self._expiring: set[asyncio.Task[None]] = set()  # strong references until they finish
+        self.changed = asyncio.Event()
+        """Set whenever a session is added, connects or is removed (tests and tools wait on it)."""
+        self.guard = ConnectionGuard(
+            self.stats, idle_timeout=idle_timeout, header_timeout=header_timeout, max_connections=max_connections
+        )
+        self.app = web.Application(
+            client_max_size=MAX_SDP_BYTES, middlewares=[self.guard.middleware, cors_middleware(cors_origin)]
+        )
         self.app.add_routes(
             [
                 web.post("/whip/{room}", self._whip),
@@ -101,35 +135,88 @@ class Relay:
         )
         self.app.on_shutdown.append(self._on_shutdown)
 
+    @property
+    def sessions(self) -> int:
+        """Sessions held now (publishers and subscribers, connected or still negotiating)."""
+        return len(self._resources) + sum(room.negotiating for room in self._rooms.values())
+
+    @property
+    def rooms(self) -> dict[str, Room]:
+        """The rooms that currently hold a session (read-only view for tools and tests)."""
+        return dict(self._rooms)
+
     # -- HTTP ---------------------------------------------------------------------------------
 
-    async def _read_offer(self, request: web.Request) -> tuple[_Room, RTCSessionDescription]:
+    def _authorize(self, request: web.Request, tokens: BearerTokens | None) -> None:
+        if tokens is None or tokens.accepts(request.headers.get("Authorization")):
+            return
+        self.stats.requests_unauthorized += 1
+        raise web.HTTPUnauthorized(
+            text="missing or invalid bearer token\n", headers={"WWW-Authenticate": 'Bearer realm="sealrtc-relay"'}
+        )
+
+    async def _read_offer(self, request: web.Request, tokens: BearerTokens | None) -> tuple[str, RTCSessionDescription]:
+        self._authorize(request, tokens)
         room_name = request.match_info["room"]
         if not ROOM_NAME.match(room_name):
             raise web.HTTPNotFound(text="unknown room: names are 1-64 of [A-Za-z0-9_.-]\n")
         if request.content_type != "application/sdp":
             raise web.HTTPUnsupportedMediaType(text="Content-Type must be application/sdp\n")
+        charset = (request.charset or "utf-8").lower()
+        if charset not in SDP_CHARSETS:
+            raise web.HTTPUnsupportedMediaType(text="an SDP offer must be UTF-8 (charset=utf-8 or none)\n")
         try:
-            sdp = await request.text()
+            async with asyncio.timeout(self.body_timeout):
+                body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise web.HTTPRequestEntityTooLarge(
                 max_size=MAX_SDP_BYTES, actual_size=request.content_length or 0, text="SDP offer too large\n"
             ) from None
+        except TimeoutError:
+            raise web.HTTPRequestTimeout(text=f"SDP offer not received within {self.body_timeout:g} s\n") from None
+        try:
+            sdp = body.decode("utf-8")
         except UnicodeDecodeError:
             raise web.HTTPBadRequest(text="SDP offer is not UTF-8\n") from None
         if not sdp.startswith("v=0") or "m=" not in sdp:
             raise web.HTTPBadRequest(text="body is not an SDP offer\n")
-        room = self._rooms.setdefault(room_name, _Room(room_name))
-        return room, RTCSessionDescription(sdp=sdp, type="offer")
+        return room_name, RTCSessionDescription(sdp=sdp, type="offer")
 
-    async def _answer(self, pc: RTCPeerConnection, offer: RTCSessionDescription, prepare: Any) -> str:
+    def _reserve(self, room_name: str) -> Room:
+        """Take a session slot in ``room_name`` (creating the room), or raise 503 when full."""
+        if self.sessions >= self.max_sessions:
+            self.stats.requests_refused_full += 1
+            raise web.HTTPServiceUnavailable(
+                text=f"relay is full ({self.max_sessions} sessions)\n", headers={"Retry-After": RETRY_AFTER}
+            )
+        room = self._rooms.get(room_name)
+        if room is not None and room.sessions >= self.max_sessions_per_room:
+            self.stats.requests_refused_full += 1
+            raise web.HTTPServiceUnavailable(
+                text=f"room is full ({self.max_sessions_per_room} sessions)\n", headers={"Retry-After": RETRY_AFTER}
+            )
+        if room is None:
+            room = self._rooms[room_name] = Room(room_name, self.publisher_policy)
+        room.negotiating += 1
+        return room
+
+    def _release(self, room: Room) -> None:
+        room.negotiating -= 1
+        self._forget_if_empty(room)
+
+    def _forget_if_empty(self, room: Room) -> None:
+        if room.empty and self._rooms.get(room.name) is room:
+            del self._rooms[room.name]
+
+    async def _answer(self, pc: RTCPeerConnection, offer: RTCSessionDescription, prepare: Callable[[], None]) -> str:
         try:
             await pc.setRemoteDescription(offer)
             prepare()
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:  # aiortc raises ValueError and friends on bad SDP
             await pc.close()
-            raise web.HTTPBadRequest(text=f"cannot negotiate this offer: {exc}\n") from None
+            reason = " ".join(str(exc).split())[:200] or exc.__class__.__name__
+            raise web.HTTPBadRequest(text=f"cannot negotiate this offer: {reason}\n") from None
         return str(pc.localDescription.sdp)
 
     def _created(self, resource_id: str, sdp: str) -> web.Response:
@@ -141,64 +228,86 @@ class Relay:
         )
 
     async def _whip(self, request: web.Request) -> web.Response:
-        room, offer = await self._read_offer(request)
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        publisher = _Publisher(uuid.uuid4().hex, pc, PassthroughSession(pc))
+        room_name, offer = await self._read_offer(request, self._publish_tokens)
+        room = self._reserve(room_name)
+        try:
+            if self.publisher_policy == "first" and room.active is not None:
+                self.stats.publishers_refused += 1
+                raise web.HTTPConflict(text="room already has a connected publisher\n")
+            pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            publisher = Publisher(uuid.uuid4().hex, pc, passthrough=PassthroughSession(pc))
 
-        def on_track(track: MediaStreamTrack) -> None:
-            if track.kind in KINDS:
-                publisher.tasks.append(asyncio.ensure_future(self._pump(room, publisher, track)))
+            def on_track(track: MediaStreamTrack) -> None:
+                if track.kind in KINDS:
+                    publisher.tasks.append(asyncio.ensure_future(self._pump(room, publisher, track)))
 
-        pc.on("track", on_track)
+            pc.on("track", on_track)
 
-        def prepare() -> None:
-            for transceiver in pc.getTransceivers():
-                publisher.receivers[transceiver.kind] = transceiver.receiver
+            def prepare() -> None:
+                for transceiver in pc.getTransceivers():
+                    publisher.receivers[transceiver.kind] = transceiver.receiver
 
-        sdp = await self._answer(pc, offer, prepare)
-        room.publishers[publisher.id] = publisher
-        self._resources[publisher.id] = (room, publisher)
+            sdp = await self._answer(pc, offer, prepare)
+            room.publishers[publisher.id] = publisher
+        finally:
+            self._release(room)
+        self._register(room, publisher)
         self.stats.publishers += 1
-        self._watch(pc, publisher.id)
-        self.request_keyframes(room)
         return self._created(publisher.id, sdp)
 
     async def _whep(self, request: web.Request) -> web.Response:
-        room, offer = await self._read_offer(request)
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        PassthroughSession(pc)
-        subscriber = _Subscriber(uuid.uuid4().hex, pc)
+        room_name, offer = await self._read_offer(request, self._subscribe_tokens)
+        room = self._reserve(room_name)
+        try:
+            pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            PassthroughSession(pc)
+            subscriber = Subscriber(uuid.uuid4().hex, pc)
 
-        def prepare() -> None:
-            for transceiver in pc.getTransceivers():
-                if transceiver.kind in KINDS and transceiver.kind not in subscriber.tracks:
-                    track = ForwardingTrack(
-                        transceiver.kind,
-                        maxsize=self._queue,
-                        on_keyframe_request=partial(self._keyframe_upstream, room, transceiver.kind),
-                    )
-                    subscriber.tracks[transceiver.kind] = track
-                    pc.addTrack(track)
+            def prepare() -> None:
+                for transceiver in pc.getTransceivers():
+                    if transceiver.kind in KINDS and transceiver.kind not in subscriber.tracks:
+                        track = ForwardingTrack(
+                            transceiver.kind,
+                            maxsize=self._queue,
+                            on_keyframe_request=partial(self._keyframe_upstream, room, transceiver.kind),
+                        )
+                        subscriber.tracks[transceiver.kind] = track
+                        pc.addTrack(track)
 
-        sdp = await self._answer(pc, offer, prepare)
-        room.subscribers[subscriber.id] = subscriber
-        self._resources[subscriber.id] = (room, subscriber)
+            sdp = await self._answer(pc, offer, prepare)
+            room.subscribers[subscriber.id] = subscriber
+        finally:
+            self._release(room)
+        self._register(room, subscriber)
         self.stats.subscribers += 1
-        self._watch(pc, subscriber.id)
-        self.request_keyframes(room)
         return self._created(subscriber.id, sdp)
 
     async def _delete(self, request: web.Request) -> web.Response:
-        if not await self.remove(request.match_info["id"]):
+        entry = self._resources.get(request.match_info["id"])
+        if entry is None:
+            if self._publish_tokens is not None or self._subscribe_tokens is not None:
+                self._authorize_any(request)
             raise web.HTTPNotFound(text="unknown resource\n")
+        _, session = entry
+        self._authorize(request, self._publish_tokens if isinstance(session, Publisher) else self._subscribe_tokens)
+        await self.remove(session.id)
         return web.Response(status=200, text="")
 
     async def _patch(self, request: web.Request) -> web.Response:
         resource_id = request.match_info["id"]
         entry = self._resources.get(resource_id)
         if entry is None:
+            if self._publish_tokens is not None or self._subscribe_tokens is not None:
+                self._authorize_any(request)
             raise web.HTTPNotFound(text="unknown resource\n")
+        self._authorize(request, self._publish_tokens if isinstance(entry[1], Publisher) else self._subscribe_tokens)
         return await handle_patch(request, resource_id, entry[1].pc)
+
+    def _authorize_any(self, request: web.Request) -> None:
+        header = request.headers.get("Authorization")
+        if any(t is not None and t.accepts(header) for t in (self._publish_tokens, self._subscribe_tokens)):
+            return
+        self._authorize(request, self._publish_tokens or self._subscribe_tokens)
 
     async def _stats(self, request: web.Request) -> web.Response:
         # Totals since start, plus the sessions live now, per room.
@@ -209,16 +318,62 @@ class Relay:
         live = {kind: sum(r[kind] for r in rooms.values()) for kind in ("publishers", "subscribers")}
         return web.json_response({**self.stats.as_dict(), "live": live, "rooms": rooms})
 
+    # -- sessions -----------------------------------------------------------------------------
+
+    def _register(self, room: Room, session: Publisher | Subscriber) -> None:
+        """Track a negotiated session: its connection state and its negotiation deadline."""
+        self._resources[session.id] = (room, session)
+        pc = session.pc
+        session.deadline = asyncio.get_running_loop().call_later(
+            self.negotiation_timeout, self._start_expiry, session.id
+        )
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState == "connected" and not session.connected:
+                await self._connected(room, session)
+            elif pc.connectionState in ("failed", "closed"):
+                await self.remove(session.id)
+
+        self._changed()
+
+    async def _connected(self, room: Room, session: Publisher | Subscriber) -> None:
+        session.mark_connected()
+        if isinstance(session, Publisher):
+            if self.publisher_policy == "first" and room.active is not None and room.active is not session:
+                self.stats.publishers_refused += 1
+                await self.remove(session.id)  # lost the race to the room's publisher
+                return
+            if room.elect():
+                self.request_keyframes(room)
+        else:
+            self.request_keyframes(room)
+        self._changed()
+
+    def _start_expiry(self, resource_id: str) -> None:
+        task = asyncio.ensure_future(self._expire(resource_id))
+        self._expiring.add(task)
+        task.add_done_callback(self._expiring.discard)
+
+    async def _expire(self, resource_id: str) -> None:
+        entry = self._resources.get(resource_id)
+        if entry is not None and not entry[1].connected:
+            self.stats.sessions_timed_out += 1
+            await self.remove(resource_id)
+
+    def _changed(self) -> None:
+        self.changed.set()
+
     # -- media --------------------------------------------------------------------------------
 
-    async def _pump(self, room: _Room, publisher: _Publisher, track: MediaStreamTrack) -> None:
+    async def _pump(self, room: Room, publisher: Publisher, track: MediaStreamTrack) -> None:
         try:
             while True:
                 frame = await track.recv()
                 if not isinstance(frame, EncodedFrame):
                     continue
                 self.stats.frames_received += 1
-                if room.current_publisher() is not publisher:
+                if room.active is not publisher:
                     continue
                 for subscriber in list(room.subscribers.values()):
                     out = subscriber.tracks.get(track.kind)
@@ -234,39 +389,35 @@ class Relay:
         except MediaStreamError:
             pass
 
-    def _keyframe_upstream(self, room: _Room, kind: str) -> None:
-        publisher = room.current_publisher()
+    def _keyframe_upstream(self, room: Room, kind: str) -> None:
+        publisher = room.active
         if publisher is not None and kind in publisher.receivers:
             self.stats.keyframe_requests_upstream += 1
             PassthroughSession.request_keyframe(publisher.receivers[kind])
 
-    def request_keyframes(self, room: _Room) -> None:
+    def request_keyframes(self, room: Room) -> None:
         """A subscriber joined or the publisher changed: ask for a fresh key frame."""
         self._keyframe_upstream(room, "video")
-
-    def _watch(self, pc: RTCPeerConnection, resource_id: str) -> None:
-        @pc.on("connectionstatechange")
-        async def on_state() -> None:
-            if pc.connectionState in ("failed", "closed"):
-                await self.remove(resource_id)
 
     async def remove(self, resource_id: str) -> bool:
         entry = self._resources.pop(resource_id, None)
         if entry is None:
             return False
-        room, resource = entry
-        if isinstance(resource, _Publisher):
+        room, session = entry
+        _cancel_deadline(session)
+        if isinstance(session, Publisher):
             room.publishers.pop(resource_id, None)
-            for task in resource.tasks:
+            for task in session.tasks:
                 task.cancel()
-            self.request_keyframes(room)
+            if room.elect():
+                self.request_keyframes(room)
         else:
             room.subscribers.pop(resource_id, None)
-            for track in resource.tracks.values():
+            for track in session.tracks.values():
                 track.end()
-        await resource.pc.close()
-        if not room.publishers and not room.subscribers:
-            self._rooms.pop(room.name, None)
+        await session.pc.close()
+        self._forget_if_empty(room)
+        self._changed()
         return True
 
     async def close(self) -> None:
@@ -277,14 +428,41 @@ class Relay:
         await self.close()
 
 
-async def start_relay(host: str, port: int, relay: Relay | None = None) -> tuple[Relay, web.AppRunner, int]:
-    """Start a relay; return it, its runner (``await runner.cleanup()`` to stop) and its port."""
-    relay = relay or Relay()
-    runner = web.AppRunner(relay.app, access_log=None)
+def _cancel_deadline(session: Session) -> None:
+    if session.deadline is not None:
+        session.deadline.cancel()
+        session.deadline = None
+
+
+def _check_fd_limit(relay: Relay) -> None:
+    """Warn when the process may run out of descriptors before the relay's own limits apply."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = 3 * relay.max_sessions + relay.guard.max_connections + 64
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        logger.warning(
+            "open-file limit %d is below the %d this relay's limits may need; lower max_sessions/"
+            "max_connections or raise the limit (ulimit -n)",
+            soft,
+            needed,
+        )
+
+
+async def start_relay(
+    host: str, port: int, relay: Relay | None = None, **options: Unpack[RelayOptions]
+) -> tuple[Relay, web.AppRunner, int]:
+    """Start a relay; return it, its runner (``await runner.cleanup()`` to stop) and its port.
+
+    ``options`` are :class:`Relay`'s keyword arguments, used when no ``relay`` is given.
+    """
+    if relay is None:
+        relay = Relay(**options)
+    elif options:
+        raise TypeError("pass options to Relay(...) or to start_relay, not both")
+    install_log_limits()
+    _check_fd_limit(relay)
+    guard = relay.guard  # aiohttp's own idle close is only a backstop here: the guard acts first
+    runner = web.AppRunner(relay.app, access_log=None, keepalive_timeout=guard.idle_timeout + guard.header_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = GuardedSite(runner, host, port, relay.guard)
     await site.start()
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
-    bound = sockets[0].getsockname()[1] if sockets else port
-    return relay, runner, int(bound)
+    return relay, runner, site.port

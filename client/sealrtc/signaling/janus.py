@@ -2,9 +2,11 @@
 
 * :class:`JanusSession` — one Janus session over one WebSocket: transactions registered before
   sending (events may beat their ``ack``), asynchronous events routed to plugin handles,
-  keepalives every 25 s, clean detach/destroy, timeouts.
+  keepalives every 25 s, clean detach/destroy, and a deadline on every connect and request (a
+  server that accepts TCP but never upgrades to WebSocket costs seconds, not minutes).
 * :class:`JanusError` — Janus' numeric code and reason (e.g. 426 no such room, 433 room
-  requires end-to-end encrypted media).
+  requires end-to-end encrypted media); malformed replies are JanusErrors too (see
+  :mod:`.janus_protocol`), and malformed asynchronous events are skipped, never fatal.
 * :class:`VideoRoomPublisher` / :class:`VideoRoomSubscriber` — join, publish with
   ``"e2ee": true`` in the **jsep** (where Janus looks for it), subscribe to every publisher and
   follow publishers who join and leave.
@@ -22,26 +24,40 @@ from typing import Any
 import aiohttp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from ..errors import SealError
+from .janus_protocol import (
+    CONNECTION_FAILED,
+    PROTOCOL_ERROR,
+    JanusError,
+    error_from,
+    jsep_of,
+    malformed,
+    plugin_data,
+    plugin_error,
+    publisher_ids,
+    require_int,
+    sdp_of,
+)
+
+__all__ = [
+    "CONNECTION_FAILED",
+    "PROTOCOL_ERROR",
+    "JanusError",
+    "JanusHandle",
+    "JanusSession",
+    "VideoRoomPublisher",
+    "VideoRoomSubscriber",
+]
 
 logger = logging.getLogger(__name__)
 
 VIDEOROOM = "janus.plugin.videoroom"
 KEEPALIVE_INTERVAL = 25.0
 DEFAULT_TIMEOUT = 10.0
-
-
-class JanusError(SealError):
-    """Janus (or its plugin) refused a request, or the connection failed."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason if code == CONNECTION_FAILED else f"Janus error {code}: {reason}")
-        self.code = code
-        self.reason = reason
-
-
-CONNECTION_FAILED = 0
-"""Pseudo-code for transport failures (unreachable, closed, timed out)."""
+"""Seconds for the WebSocket handshake and for each request's answer."""
+ACK_ANSWERED = frozenset({"keepalive"})
+"""Requests Janus answers with a bare ``ack`` (for the others an ack only means "received")."""
+MAX_ERRORS = 32
+"""Errors a :class:`VideoRoomSubscriber` keeps (the newest)."""
 
 
 class JanusHandle:
@@ -65,10 +81,11 @@ class JanusHandle:
         if jsep is not None:
             request["jsep"] = jsep
         reply = await self.session.request(request, timeout=timeout)
-        data = reply.get("plugindata", {}).get("data", {})
-        if "error_code" in data or "error" in data:
-            raise JanusError(int(data.get("error_code", 0)), str(data.get("error", "plugin error")))
-        return data, reply.get("jsep")
+        data = plugin_data(reply)
+        error = plugin_error(data)
+        if error is not None:
+            raise error
+        return data, jsep_of(reply)
 
     async def detach(self) -> None:
         with contextlib.suppress(JanusError):
@@ -84,6 +101,7 @@ class JanusSession:
         self._ws = ws
         self.id = 0
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._ack_answers: set[str] = set()  # transactions whose "ack" is the answer (keepalive)
         self._handles: dict[int, JanusHandle] = {}
         self._closed = asyncio.Event()
         self.closed_reason: str | None = None
@@ -92,21 +110,38 @@ class JanusSession:
 
     @classmethod
     async def connect(cls, url: str, *, timeout: float = DEFAULT_TIMEOUT) -> JanusSession:
+        """Open the WebSocket and create a Janus session, each step within ``timeout`` seconds.
+
+        aiohttp's own default would wait 300 s for a server that accepts TCP but never answers
+        the upgrade; here every failure is a :class:`JanusError` and the HTTP client is closed.
+        """
         http = aiohttp.ClientSession()
         try:
-            ws = await http.ws_connect(
-                url, protocols=("janus-protocol",), timeout=aiohttp.ClientWSTimeout(ws_close=timeout), heartbeat=None
-            )
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            async with asyncio.timeout(timeout):
+                ws = await http.ws_connect(
+                    url,
+                    protocols=("janus-protocol",),
+                    timeout=aiohttp.ClientWSTimeout(ws_close=timeout),
+                    heartbeat=None,
+                )
+        except TimeoutError:
+            await http.close()
+            raise JanusError(
+                CONNECTION_FAILED, f"Janus at {url} did not complete the WebSocket handshake within {timeout:g} s"
+            ) from None
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
             await http.close()
             raise JanusError(CONNECTION_FAILED, f"cannot reach Janus at {url}: {exc.__class__.__name__}") from None
+        except BaseException:
+            await http.close()
+            raise
         session = cls(http, ws)
         try:
             reply = await session.request({"janus": "create"}, timeout=timeout, in_session=False)
+            session.id = require_int(_data(reply).get("id"), "the session id (data.id)")
         except BaseException:
             await session.close()
             raise
-        session.id = int(reply["data"]["id"])
         session._keepalive = asyncio.ensure_future(session._keep_alive())
         return session
 
@@ -128,27 +163,30 @@ class JanusSession:
         transaction = secrets.token_hex(8)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[transaction] = future  # registered before sending: events can beat the ack
+        if message.get("janus") in ACK_ANSWERED:
+            self._ack_answers.add(transaction)
         payload = dict(message, transaction=transaction)
         if in_session:
             payload["session_id"] = self.id
         try:
-            await self._ws.send_json(payload)
-            reply = await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):  # sending can block too (a full socket buffer)
+                await self._ws.send_json(payload)
+                reply = await future
         except TimeoutError:
             what = message.get("janus")
-            raise JanusError(CONNECTION_FAILED, f"Janus did not answer {what} within {timeout:.0f} s") from None
+            raise JanusError(CONNECTION_FAILED, f"Janus did not answer {what} within {timeout:g} s") from None
         except (ConnectionError, aiohttp.ClientError) as exc:
             raise JanusError(CONNECTION_FAILED, f"connection to Janus failed: {exc.__class__.__name__}") from None
         finally:
             self._pending.pop(transaction, None)
+            self._ack_answers.discard(transaction)
         if reply.get("janus") == "error":
-            error = reply.get("error", {})
-            raise JanusError(int(error.get("code", 0)), str(error.get("reason", "unknown error")))
+            raise error_from(reply.get("error"))
         return reply
 
     async def attach(self, plugin: str = VIDEOROOM) -> JanusHandle:
         reply = await self.request({"janus": "attach", "plugin": plugin})
-        handle = JanusHandle(self, int(reply["data"]["id"]))
+        handle = JanusHandle(self, require_int(_data(reply).get("id"), "the handle id (data.id)"))
         self._handles[handle.id] = handle
         return handle
 
@@ -161,7 +199,8 @@ class JanusSession:
                     message = msg.json()
                 except ValueError:
                     continue
-                self._dispatch(message)
+                if isinstance(message, dict):  # anything else is not a Janus message: ignored
+                    self._dispatch(message)
             self.closed_reason = "closed by Janus"
         except Exception as exc:  # the reader must end cleanly whatever happens
             self.closed_reason = f"{exc.__class__.__name__}"
@@ -173,15 +212,18 @@ class JanusSession:
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message.get("janus")
-        if kind == "ack":
+        transaction = str(message.get("transaction", ""))
+        if kind == "ack" and transaction not in self._ack_answers:
             return
-        future = self._pending.get(str(message.get("transaction", "")))
-        if future is not None and not future.done() and kind in ("success", "error", "event"):
+        future = self._pending.get(transaction)
+        if future is not None and not future.done() and kind in ("ack", "success", "error", "event"):
             future.set_result(message)
             return
-        handle = self._handles.get(int(message.get("sender", 0) or 0))
-        if handle is not None:
-            handle._deliver(message)
+        sender = message.get("sender")
+        if isinstance(sender, int) and not isinstance(sender, bool):
+            handle = self._handles.get(sender)
+            if handle is not None:
+                handle._deliver(message)
 
     async def _keep_alive(self) -> None:
         while not self._closed.is_set():
@@ -192,17 +234,38 @@ class JanusSession:
                 return
 
     async def close(self) -> None:
-        """Detach handles, destroy the session, close the socket (never raises)."""
+        """Detach handles, destroy the session, close the socket and the HTTP client.
+
+        Never raises a JanusError; whatever happens (even cancellation) the aiohttp session is
+        closed. Each step has its own short deadline.
+        """
         if self._keepalive is not None:
             self._keepalive.cancel()
-        if not self._closed.is_set() and self.id:
-            for handle in list(self._handles.values()):
-                await handle.detach()
-            with contextlib.suppress(JanusError):
-                await self.request({"janus": "destroy"}, timeout=3)
-        await self._ws.close()
-        await self._http.close()
-        self._reader.cancel()
+        try:
+            if not self._closed.is_set() and self.id:
+                for handle in list(self._handles.values()):
+                    await handle.detach()
+                with contextlib.suppress(JanusError):
+                    await self.request({"janus": "destroy"}, timeout=3)
+        finally:
+            try:
+                with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+                    await self._ws.close()  # bounded by ClientWSTimeout(ws_close=...)
+            finally:
+                await self._http.close()
+                self._reader.cancel()
+
+
+def _data(reply: dict[str, Any]) -> dict[str, Any]:
+    data = reply.get("data")
+    if not isinstance(data, dict):
+        raise malformed("data is missing or not an object")
+    return data
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else exc.__class__.__name__
 
 
 def _answer_jsep(pc: RTCPeerConnection) -> dict[str, Any]:
@@ -223,15 +286,17 @@ class VideoRoomPublisher:
         data, _ = await self.handle.message(
             {"request": "join", "ptype": "publisher", "room": self.room, "display": display}
         )
-        self.publisher_id = int(data["id"])
+        self.publisher_id = require_int(data.get("id"), "the join reply's publisher id")
         await pc.setLocalDescription(await pc.createOffer())
         jsep: dict[str, Any] = {"type": "offer", "sdp": pc.localDescription.sdp}
         if e2ee:
             jsep["e2ee"] = True
         _, answer = await self.handle.message({"request": "publish"}, jsep)
-        if answer is None:
-            raise JanusError(0, "Janus sent no SDP answer to the publish request")
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+        sdp = sdp_of(answer, "answer to the publish request")
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        except ValueError as exc:  # aiortc's complaint about the SDP, not about us
+            raise JanusError(PROTOCOL_ERROR, f"cannot use Janus' SDP answer: {_first_line(exc)}") from None
 
     async def leave(self) -> None:
         if self.handle is not None:
@@ -277,24 +342,41 @@ class VideoRoomSubscriber:
         data, _ = await self._listener.message(
             {"request": "join", "ptype": "publisher", "room": self.room, "display": "sealrtc-subscriber"}
         )
-        self._own_ids.add(int(data["id"]))
-        for publisher in data.get("publishers", []):
-            if self._wanted(int(publisher["id"])):
-                await self._subscribe(int(publisher["id"]))
+        self._own_ids.add(require_int(data.get("id"), "the join reply's id"))
+        feeds, bad = publisher_ids(data)
+        self._note_bad_entries(bad)
+        for feed in feeds:
+            if self._wanted(feed):
+                await self._subscribe(feed)
         self._task = asyncio.ensure_future(self._follow())
 
+    def _record(self, error: JanusError) -> None:
+        """Keep a following error for the caller to inspect (bounded: the newest)."""
+        self.errors.append(error)
+        del self.errors[:-MAX_ERRORS]
+
+    def _note_bad_entries(self, bad: int) -> None:
+        if bad:
+            self._record(malformed(f"skipped {bad} publishers entries without an integer id"))
+
     async def _follow(self) -> None:
+        """Follow publishers until cancelled; a malformed event is skipped, never fatal."""
         assert self._listener is not None
         while True:
             event = await self._listener.events.get()
-            data = event.get("plugindata", {}).get("data", {})
-            for publisher in data.get("publishers", []) or []:
-                feed = int(publisher["id"])
+            try:
+                data = plugin_data(event)
+            except JanusError as exc:
+                self._record(exc)
+                continue
+            feeds, bad = publisher_ids(data)
+            self._note_bad_entries(bad)
+            for feed in feeds:
                 if feed not in self.feeds and feed not in self._own_ids and self._wanted(feed):
                     try:
                         await self._subscribe(feed)
                     except JanusError as exc:
-                        self.errors.append(exc)
+                        self._record(exc)
             for key in ("unpublished", "leaving"):
                 gone = data.get(key)
                 if isinstance(gone, int) and gone in self.feeds:
@@ -307,18 +389,29 @@ class VideoRoomSubscriber:
         handle = await self.session.attach()
         pc = self.make_pc()
         self.feeds[feed] = (handle, pc)
-        _, offer = await handle.message(
-            {"request": "join", "ptype": "subscriber", "room": self.room, "streams": [{"feed": feed}]}
-        )
-        if offer is None:
-            raise JanusError(0, "Janus sent no SDP offer for the subscription")
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
-        await pc.setLocalDescription(await pc.createAnswer())
-        await handle.message({"request": "start"}, _answer_jsep(pc))
+        try:
+            await self._negotiate(feed, handle, pc)
+        except JanusError:
+            if self.feeds.get(feed) == (handle, pc):
+                await self._drop(feed)  # a later announcement of this feed may retry
+            raise
         if self.on_feed is not None:
             result = self.on_feed(feed, pc)
             if result is not None:
                 await result
+
+    async def _negotiate(self, feed: int, handle: JanusHandle, pc: RTCPeerConnection) -> None:
+        _, offer = await handle.message(
+            {"request": "join", "ptype": "subscriber", "room": self.room, "streams": [{"feed": feed}]}
+        )
+        sdp = sdp_of(offer, f"offer for feed {feed}")
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        except ValueError as exc:  # aiortc's complaint about the SDP, not about us
+            reason = f"cannot use Janus' SDP offer for feed {feed}: {_first_line(exc)}"
+            raise JanusError(PROTOCOL_ERROR, reason) from None
+        await pc.setLocalDescription(await pc.createAnswer())
+        await handle.message({"request": "start"}, _answer_jsep(pc))
 
     async def _drop(self, feed: int) -> None:
         handle, pc = self.feeds.pop(feed)

@@ -1,4 +1,8 @@
-"""WHIP (RFC 9725) and WHEP clients over aiohttp: POST an SDP offer, get 201 + answer + Location."""
+"""WHIP (RFC 9725) and WHEP clients over aiohttp: POST an SDP offer, get 201 + answer + Location.
+
+``token`` sends ``Authorization: Bearer <token>`` (RFC 9725 section 4.5); it is never put in an
+error message.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +18,18 @@ class SignalingError(SealError):
     """The signaling server refused or could not be reached (message is safe to print)."""
 
 
-async def _exchange(pc: RTCPeerConnection, url: str, timeout: float) -> str:
+def _headers(token: str | None, **extra: str) -> dict[str, str]:
+    if token is not None:
+        extra["Authorization"] = f"Bearer {token}"
+    return extra
+
+
+async def _exchange(pc: RTCPeerConnection, url: str, timeout: float, token: str | None) -> str:
     await pc.setLocalDescription(await pc.createOffer())
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http:
             async with http.post(
-                url, data=pc.localDescription.sdp, headers={"Content-Type": "application/sdp"}
+                url, data=pc.localDescription.sdp, headers=_headers(token, **{"Content-Type": "application/sdp"})
             ) as response:
                 body = await response.text()
                 if response.status != 201:
@@ -36,24 +46,24 @@ async def _exchange(pc: RTCPeerConnection, url: str, timeout: float) -> str:
     return urljoin(url, location)
 
 
-async def whip_publish(pc: RTCPeerConnection, url: str, *, timeout: float = 10.0) -> str:
+async def whip_publish(pc: RTCPeerConnection, url: str, *, timeout: float = 10.0, token: str | None = None) -> str:
     """Publish ``pc``'s tracks to a WHIP endpoint; return the session resource URL."""
-    return await _exchange(pc, url, timeout)
+    return await _exchange(pc, url, timeout, token)
 
 
-async def whep_subscribe(pc: RTCPeerConnection, url: str, *, timeout: float = 10.0) -> str:
+async def whep_subscribe(pc: RTCPeerConnection, url: str, *, timeout: float = 10.0, token: str | None = None) -> str:
     """Subscribe with receive-only audio and video; return the session resource URL."""
     if not pc.getTransceivers():
         pc.addTransceiver("video", direction="recvonly")
         pc.addTransceiver("audio", direction="recvonly")
-    return await _exchange(pc, url, timeout)
+    return await _exchange(pc, url, timeout, token)
 
 
-async def delete_resource(url: str, *, timeout: float = 5.0) -> None:
+async def delete_resource(url: str, *, timeout: float = 5.0, token: str | None = None) -> None:
     """Leave a WHIP/WHEP session (errors are ignored: the server may already be gone)."""
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http:
-            async with http.delete(url):
+            async with http.delete(url, headers=_headers(token)):
                 pass
     except (aiohttp.ClientError, TimeoutError):
         pass
