@@ -101,7 +101,7 @@ async def test_bad_expressions_and_settings_are_refused_before_the_run(tmp_path:
 
 async def test_a_saturated_generator_is_flagged(tmp_path: Path) -> None:
     absurd = await load(
-        tmp_path, "absurd", "--workers", "1", "--subscribers", "40", "--decode-every", "1", "--ramp", "100",
+        tmp_path, "absurd", "--workers", "1", "--subscribers", "50", "--decode-every", "1", "--ramp", "100",
         "--duration", "6", "--quiet",
     )  # fmt: skip
     await absurd.wait()

@@ -145,6 +145,11 @@ def test_intervals_sum_deltas_and_merge_percentiles() -> None:
 
 
 def test_saturation_reasons() -> None:
-    assert saturation_reasons(0, 50.0, histogram(*[1.0] * 100)) == []
-    lagging = histogram(*[1.0] * 90, *[150.0] * 10)
-    assert "event loop lagged" in saturation_reasons(3, 50.0, lagging)[0]
+    idle = histogram(*[1.0] * 100)
+    assert saturation_reasons(0, 50.0, idle, [20.0, 95.0, 30.0, 40.0, 50.0]) == []
+    spiky = histogram(*[1.0] * 90, *[150.0] * 10)
+    assert "lagged 150 ms at p99" in saturation_reasons(3, 50.0, spiky)[0]
+    never_idle = histogram(*[30.0] * 100)
+    assert "at the median" in saturation_reasons(1, 50.0, never_idle)[0]
+    busy = saturation_reasons(2, 70.0, idle, [30.0, 100.0, 104.0, 98.0, 110.0])
+    assert busy == ["worker 2 used >= 90% of a core in 4 of its 5 seconds"]

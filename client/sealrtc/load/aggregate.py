@@ -19,6 +19,10 @@ SATURATION_CPU_PERCENT = 90.0
 """A worker that kept a core this busy has no headroom: its timings include its own queueing."""
 SATURATION_LOOP_LAG_MS = 100.0
 """p99 event-loop lag at which a worker's timestamps are late by more than a video frame x3."""
+SATURATION_MEDIAN_LAG_MS = 10.0
+"""Median event-loop lag of a loop that is never idle (an idle-enough loop lags < 1 ms)."""
+SATURATION_BUSY_SHARE = 0.25
+"""Share of a worker's seconds at >= SATURATION_CPU_PERCENT that marks it saturated."""
 
 Packed = list[Any]  # [encoding, max_ms]
 
@@ -176,11 +180,28 @@ def _round(value: float | None) -> float | None:
     return round(value, 2) if value is not None else None
 
 
-def saturation_reasons(worker: int, cpu_percent: float | None, loop_lag: Histogram) -> list[str]:
-    """Why a worker's numbers cannot be trusted (empty: they can)."""
+def saturation_reasons(
+    worker: int, cpu_percent: float | None, loop_lag: Histogram, cpu_intervals: list[float] | None = None
+) -> list[str]:
+    """Why a worker's numbers cannot be trusted (empty: they can).
+
+    Any of: its CPU over the run >= 90% of a core; >= 90% in a quarter of its seconds or more;
+    its event loop late by >= 10 ms at the median (never idle) or >= 100 ms at p99.
+    """
     reasons: list[str] = []
+    busy = [c for c in cpu_intervals or [] if c >= SATURATION_CPU_PERCENT]
     if cpu_percent is not None and cpu_percent >= SATURATION_CPU_PERCENT:
         reasons.append(f"worker {worker} used {cpu_percent:.0f}% of a core (>= {SATURATION_CPU_PERCENT:.0f}%)")
+    elif cpu_intervals and len(busy) >= max(1, SATURATION_BUSY_SHARE * len(cpu_intervals)):
+        reasons.append(
+            f"worker {worker} used >= {SATURATION_CPU_PERCENT:.0f}% of a core in {len(busy)} of its "
+            f"{len(cpu_intervals)} seconds"
+        )
+    p50 = loop_lag.percentile(50)
+    if p50 is not None and p50 >= SATURATION_MEDIAN_LAG_MS:
+        reasons.append(
+            f"worker {worker} event loop lagged {p50:.0f} ms at the median (>= {SATURATION_MEDIAN_LAG_MS:.0f} ms)"
+        )
     p99 = loop_lag.percentile(99)
     if p99 is not None and p99 >= SATURATION_LOOP_LAG_MS:
         reasons.append(f"worker {worker} event loop lagged {p99:.0f} ms at p99 (>= {SATURATION_LOOP_LAG_MS:.0f} ms)")
@@ -198,7 +219,8 @@ def generator_section(finals: list[dict[str, Any]]) -> tuple[dict[str, Any], His
         cpu = gen.get("cpu_percent")
         if cpu is not None:
             cpus.append(float(cpu))
-        reasons += saturation_reasons(int(final.get("worker", 0)), cpu, worker_lag)
+        intervals = [float(c) for c in gen.get("cpu_intervals", []) if c is not None]
+        reasons += saturation_reasons(int(final.get("worker", 0)), cpu, worker_lag, intervals)
     section = {
         "workers": len(finals),
         "cpu_percent": round(sum(cpus) / len(cpus), 1) if cpus else None,

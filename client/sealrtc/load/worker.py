@@ -77,6 +77,7 @@ class Worker:
         self.loop_lag = Histogram()
         self.interval_lag = Histogram()
         self.clip: Any = None
+        self.cpu_intervals: list[float] = []
         self._previous = _Previous()
         self._keys: dict[str, Any] = {}
 
@@ -266,7 +267,11 @@ class Worker:
             "type": "final",
             "worker": self.config.worker,
             "rooms": {name: totals.to_wire() for name, totals in rooms.items()},
-            "generator": {"cpu_percent": cpu_percent, "loop_lag": pack(self.loop_lag)},
+            "generator": {
+                "cpu_percent": cpu_percent,
+                "cpu_intervals": self.cpu_intervals,
+                "loop_lag": pack(self.loop_lag),
+            },
             "errors": self.errors,
         }
 
@@ -312,6 +317,7 @@ class Worker:
                 cpu_now, wall_now = time.process_time(), time.monotonic()
                 cpu = (cpu_now - cpu_last) / max(wall_now - wall_last, 1e-6) * 100
                 cpu_last, wall_last = cpu_now, wall_now
+                self.cpu_intervals.append(round(cpu, 1))
                 self.send(self.snapshot(wall_now - start, round(cpu, 1)))
                 next_tick += TICK
         finally:
