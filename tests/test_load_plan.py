@@ -153,3 +153,28 @@ def test_saturation_reasons() -> None:
     assert "at the median" in saturation_reasons(1, 50.0, never_idle)[0]
     busy = saturation_reasons(2, 70.0, idle, [30.0, 100.0, 104.0, 98.0, 110.0])
     assert busy == ["worker 2 used >= 90% of a core in 4 of its 5 seconds"]
+
+
+def test_exporter_turns_interval_histograms_into_cumulative_buckets() -> None:
+    from prometheus_client.registry import CollectorRegistry
+
+    from sealrtc.load.exporter import LoadMetrics
+
+    metrics = LoadMetrics("3")
+    room = {"joined": 2, "failed": 0, "intruders": 1, "joins": [120.0], "frames_decrypted": 90, "lost": 1,
+            "intruder_decrypts": 0, "decrypt_failures": {"unknown_key": 0},
+            "latency": pack(histogram(4, 40, 400))}  # fmt: skip
+    metrics.take({"worker": 0, "cpu_percent": 55.0, "loop_lag": pack(histogram(2)), "rooms": {"r1": room}})
+    metrics.take({"worker": 0, "cpu_percent": 60.0, "rooms": {"r1": room | {"joins": []}}})
+    registry = CollectorRegistry()
+    registry.register(metrics)
+    get = registry.get_sample_value
+    labels = {"shard": "3", "room": "r1"}
+    assert get("sealrtc_load_participants", labels | {"state": "joined"}) == 2
+    assert get("sealrtc_load_frames_total", labels | {"kind": "decrypted"}) == 180
+    assert get("sealrtc_load_latency_seconds_bucket", labels | {"le": "0.005"}) == 2
+    assert get("sealrtc_load_latency_seconds_bucket", labels | {"le": "0.05"}) == 4
+    assert get("sealrtc_load_latency_seconds_bucket", labels | {"le": "+Inf"}) == 6
+    assert get("sealrtc_load_latency_seconds_count", labels) == 6
+    assert get("sealrtc_load_join_seconds_count", labels) == 1
+    assert get("sealrtc_load_generator_cpu_percent", {"shard": "3", "worker": "0"}) == 60

@@ -239,6 +239,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument("--workers", default="auto", metavar="N", help="worker processes ('auto': one per core)")
     load.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run only shard I (0-based) of N of the scenario; 'N' alone takes I from $JOB_COMPLETION_INDEX "
+        "(needs --janus or --server, and --run-id)",
+    )
+    load.add_argument("--run-id", metavar="ID", help="names the run's rooms: every shard of a run derives the same")
+    load.add_argument(
+        "--start-at", metavar="TIME", help="common start of every shard's ramp: ISO 8601 UTC or Unix seconds"
+    )
+    load.add_argument(
+        "--metrics-port", type=int, metavar="P", help="serve Prometheus /metrics on port P during the run"
+    )
+    load.add_argument(
         "--assert",
         dest="assertion",
         action="append",
@@ -254,6 +267,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-isolate", action="store_true", help="embedded relay without a private network namespace (not recommended)"
     )
     load.add_argument("-v", "--verbose", action="store_true", help="log debug information")
+
+    report = sub.add_parser(
+        "report",
+        help="merge shard reports of one load run (exact histogram merge, assertions recomputed)",
+        description="sealrtc report merge shard-*.json --json all.json --html all.html --assert EXPR",
+        epilog="exit codes as in load: 0 pass; 1 an assertion failed, a shard is missing or a file is bad; 2 usage; "
+        "4 a shard's generator saturated",
+    )
+    report_sub = report.add_subparsers(dest="report_command", required=True, metavar="ACTION", parser_class=_Parser)
+    merge = report_sub.add_parser("merge", help="merge shard reports", allow_abbrev=False)
+    merge.add_argument("reports", nargs="+", metavar="REPORT.json", help="the shards' --json reports")
+    merge.add_argument("--json", metavar="FILE", help="merged JSON report ('-' for stdout)")
+    merge.add_argument("--csv", metavar="FILE", help="merged intervals, one row per second")
+    merge.add_argument("--html", metavar="FILE", help="merged self-contained HTML report")
+    merge.add_argument(
+        "--assert", dest="assertion", action="append", metavar="EXPR", help="default: the shards' own assertions"
+    )
+    merge.add_argument("--quiet", action="store_true", help="print only the verdict")
 
     demo = sub.add_parser(
         "demo",

@@ -84,7 +84,7 @@ def _line(run: Any) -> str:
 
 async def run_load_command(args: argparse.Namespace) -> int:
     from ..load.runner import LoadError, run_load
-    from ..report.assertions import AssertionSyntaxError, check_all, evaluate
+    from ..report.assertions import AssertionSyntaxError, check_all
 
     scenario = _scenario(args)
     texts = args.assertion or list(DEFAULT_ASSERTIONS)
@@ -97,9 +97,17 @@ async def run_load_command(args: argparse.Namespace) -> int:
     _check_target(args.html, "--html")
     if args.janus and args.server:
         raise CliError("give one target: --janus or --server (or neither for the embedded relay)", ExitStatus.USAGE)
+    shard = _shard(args.shard)
+    if shard[1] > 1 and not (args.janus or args.server):
+        raise CliError("--shard needs a shared target: --janus URL or --server URL", ExitStatus.USAGE)
+    if shard[1] > 1 and not args.run_id and not scenario.room_ids:
+        raise CliError("--shard needs --run-id ID (every shard derives the same rooms from it)", ExitStatus.USAGE)
+    start_at = _start_at(args.start_at, scenario.duration)
     secret = None
     if scenario.e2ee:
-        secret = read_secret(args, required=False) or random_demo_secret()
+        secret = read_secret(args, required=shard[1] > 1)
+        if secret is None:
+            secret = random_demo_secret()
     kind = "janus" if args.janus else "whip" if args.server else "relay"
     reporter = Reporter("load", quiet=args.quiet, duration=scenario.duration)
     holder: dict[str, Any] = {}
@@ -120,28 +128,44 @@ async def run_load_command(args: argparse.Namespace) -> int:
                 secret=secret,
                 cache_dir=args.cache_dir,
                 on_tick=tick,
+                shard=shard,
+                run_id=args.run_id,
+                start_at=start_at,
+                metrics_port=args.metrics_port,
             )
     except LoadError as exc:
         raise CliError(str(exc)) from None
+    status, results = judge(report, assertions, defaults=not args.assertion, interrupted=run.interrupted)
+    write_outputs(report, args)
+    _summary(reporter, report, results, status)
+    return status
+
+
+def judge(report: dict[str, Any], assertions: list[Any], *, defaults: bool, interrupted: bool) -> tuple[int, list[Any]]:
+    """Evaluate assertions into the report, set its verdict and exit status; return both."""
+    from ..report.assertions import evaluate
+
     results = [evaluate(a, report) for a in assertions]
     report["assertions"] = [
         {"expr": r.expr, "value": r.value, "ok": r.ok, **({"reason": r.reason} if r.reason else {})}
-        | ({"default": True} if not args.assertion else {})
+        | ({"default": True} if defaults else {})
         for r in results
     ]
-    failed = [r for r in results if not r.ok]
-    saturated = report["generator"]["saturated"]
     status: int
-    if run.interrupted:
+    if interrupted:
         status, verdict = ExitStatus.INTERRUPTED, "interrupted"
-    elif saturated:
+    elif report["generator"]["saturated"]:
         status, verdict = SATURATED, "saturated"
-    elif failed:
+    elif any(not r.ok for r in results):
         status, verdict = ExitStatus.FAILURE, "fail"
     else:
         status, verdict = ExitStatus.OK, "pass"
     report["verdict"] = verdict
     report["exit_status"] = int(status)
+    return int(status), results
+
+
+def write_outputs(report: dict[str, Any], args: argparse.Namespace) -> None:
     write_json(args.json, report)
     if args.csv:
         from ..report.csv import write_intervals_csv
@@ -151,8 +175,6 @@ async def run_load_command(args: argparse.Namespace) -> int:
         from ..report.html import render_html
 
         Path(args.html).write_text(render_html(report), encoding="utf-8")
-    _summary(reporter, report, results, status)
-    return int(status)
 
 
 def _summary(reporter: Reporter, report: dict[str, Any], results: list[Any], status: int) -> None:
@@ -176,14 +198,60 @@ def _summary(reporter: Reporter, report: dict[str, Any], results: list[Any], sta
                      "fewer participants")  # fmt: skip
     for error in report.get("errors", [])[:5]:
         reporter.say(f"error: {error}")
+    failed = sum(not r.ok for r in results)
+    missing = report.get("missing_shards") or []
     verdicts = {
         0: "every assertion holds",
-        1: f"{sum(not r.ok for r in results)} assertion(s) failed",
+        1: f"{failed} assertion(s) failed" if failed else f"shard(s) {', '.join(map(str, missing))} missing",
         SATURATED: "the generator saturated: numbers not trustworthy",
         130: "interrupted; partial reports written",
     }
     reporter.summary(f"sealrtc load summary ({report['duration_s']} s, {report['scenario']['target']})",
                      ("", "value"), rows, verdicts.get(status, "failed"), status == 0)  # fmt: skip
+
+
+def _shard(text: str | None) -> tuple[int, int]:
+    """``I/N`` (0-based I), or ``N`` with I from ``$JOB_COMPLETION_INDEX`` (Kubernetes Indexed Job)."""
+    import os
+
+    if not text:
+        return 0, 1
+    try:
+        if "/" in text:
+            index_text, count_text = text.split("/", 1)
+            index, count = int(index_text), int(count_text)
+        else:
+            count = int(text)
+            env = os.environ.get("JOB_COMPLETION_INDEX")
+            if env is None:
+                raise CliError(f"--shard {text}: say which shard (--shard I/{text}) or set JOB_COMPLETION_INDEX",
+                               ExitStatus.USAGE)  # fmt: skip
+            index = int(env)
+    except ValueError:
+        raise CliError(f"--shard must be I/N or N (e.g. 0/4), got {text!r}", ExitStatus.USAGE) from None
+    if count < 1 or not 0 <= index < count:
+        raise CliError(f"--shard {text}: the index must be in 0..{count - 1}", ExitStatus.USAGE)
+    return index, count
+
+
+def _start_at(text: str | None, duration: float) -> float | None:
+    """``--start-at``: ISO 8601 (``2026-11-26T08:30:00Z``) or Unix seconds; the shards' common start."""
+    import time
+    from datetime import datetime
+
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise CliError(f"--start-at must be ISO 8601 (2026-11-26T08:30:00Z) or Unix seconds, got {text!r}",
+                           ExitStatus.USAGE) from None  # fmt: skip
+    if value + duration < time.time():
+        raise CliError(f"--start-at {text} is over: the whole run would be in the past", ExitStatus.USAGE)
+    return value
 
 
 def run_load_entry(args: argparse.Namespace, argv: list[str]) -> int:

@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
             from .demo import run_demo_command
 
             return int(run_demo_command(args, sys.argv if argv is None else ["sealrtc", *argv]))
+        if args.command == "report":
+            from .report import run_report_merge
+
+            return run_report_merge(args)
         if args.command == "load":
             from .load import run_load_entry
 

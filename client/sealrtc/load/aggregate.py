@@ -181,7 +181,7 @@ def _round(value: float | None) -> float | None:
 
 
 def saturation_reasons(
-    worker: int, cpu_percent: float | None, loop_lag: Histogram, cpu_intervals: list[float] | None = None
+    worker: int | str, cpu_percent: float | None, loop_lag: Histogram, cpu_intervals: list[float] | None = None
 ) -> list[str]:
     """Why a worker's numbers cannot be trusted (empty: they can).
 
@@ -220,7 +220,7 @@ def generator_section(finals: list[dict[str, Any]]) -> tuple[dict[str, Any], His
         if cpu is not None:
             cpus.append(float(cpu))
         intervals = [float(c) for c in gen.get("cpu_intervals", []) if c is not None]
-        reasons += saturation_reasons(int(final.get("worker", 0)), cpu, worker_lag, intervals)
+        reasons += saturation_reasons(final.get("worker", 0), cpu, worker_lag, intervals)
     section = {
         "workers": len(finals),
         "cpu_percent": round(sum(cpus) / len(cpus), 1) if cpus else None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import multiprocessing
 import os
 import queue as queue_module
@@ -138,14 +139,20 @@ async def destroy_janus_rooms(target: Target) -> None:
             await janus.close()
 
 
-def room_names(scenario: Scenario, target_kind: str) -> list[str]:
+def room_names(scenario: Scenario, target_kind: str, run_id: str | None = None) -> list[str]:
+    """The run's room names: given ids, else derived from ``run_id`` (every shard derives the
+    same), else random. Janus rooms are numbers; WHIP/WHEP rooms are names."""
     if scenario.room_ids:
         return list(scenario.room_ids)
     if target_kind == "janus":
-        base = 700_000_000 + secrets.randbelow(100_000_000)
+        if run_id is not None:
+            digest = int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:8], "big")
+            base = (digest % 9_000_000 + 1_000_000) * 100_000
+        else:
+            base = 700_000_000 + secrets.randbelow(100_000_000)
         return [str(base + i) for i in range(scenario.rooms)]
-    run = secrets.token_hex(3)
-    return [f"load-{run}-{i + 1}" for i in range(scenario.rooms)]
+    run = run_id if run_id is not None else f"load-{secrets.token_hex(3)}"
+    return [f"{run}-{i + 1}" for i in range(scenario.rooms)]
 
 
 def worker_count(requested: str) -> int:
@@ -193,17 +200,38 @@ async def run_load(
     secret: str | None,
     cache_dir: str | None,
     on_tick: Callable[[LoadRun, float], None],
+    shard: tuple[int, int] = (0, 1),
+    run_id: str | None = None,
+    start_at: float | None = None,
+    metrics_port: int | None = None,
 ) -> tuple[LoadRun, dict[str, Any], Target]:
-    """Run the scenario; return the collected state, the (assertion-less) report and the target."""
-    names = room_names(scenario, target_kind)
-    count = min(worker_count(workers), max(1, len(plan(scenario))))
+    """Run the scenario (or shard ``shard[0]`` of ``shard[1]`` of it); return the collected
+    state, the (assertion-less) report and the target."""
+    names = room_names(scenario, target_kind, run_id)
+    index, shards = shard
+    participants = plan(scenario)
+    if shards > 1:
+        from .plan import shard as shard_of
+
+        participants = shard_of(participants, index, shards)
+    count = min(worker_count(workers), max(1, len(participants)))
+    exporter = None
+    if metrics_port is not None:
+        from .exporter import LoadMetrics, serve
+
+        exporter = LoadMetrics(str(index))
+        try:
+            serve(exporter, metrics_port)
+        except OSError as exc:
+            raise LoadError(f"--metrics-port {metrics_port}: {exc.strerror or exc}") from None
     if target_kind == "relay":
         target = await start_relay(scenario.duration + FINAL_GRACE + 30)
     elif target_kind == "janus":
         target = await janus_rooms(url, names, scenario, bool(scenario.room_ids))
+        if shards > 1:
+            target.created_rooms = []  # other shards may still use them: a sharded run leaves its rooms
     else:
         target = Target("whip", url.rstrip("/"))
-    participants = plan(scenario)
     run = LoadRun(scenario, participants, names)
     if scenario.media:
         from pathlib import Path
@@ -217,12 +245,13 @@ async def run_load(
     ctx = multiprocessing.get_context("spawn")
     messages: Any = ctx.Queue()
     stop = ctx.Event()
-    start_at = time.time() + START_DELAY
+    earliest = time.time() + START_DELAY
+    start_at = max(start_at, earliest) if start_at is not None else earliest
     run.started_wall = start_at
     processes = []
-    for index, part in enumerate(assign(participants, count)):
+    for worker_index, part in enumerate(assign(participants, count)):
         config = WorkerConfig(
-            worker=index,
+            worker=worker_index,
             participants=part,
             room_names=names,
             target=target.for_workers(),
@@ -256,13 +285,16 @@ async def run_load(
                 message = await asyncio.to_thread(messages.get, True, 0.2)
             except queue_module.Empty:
                 message = None
-            if message is not None:
-                run.take(message)
+            pending = [message] if message is not None else []
             while True:  # drain what else is there without waiting
                 try:
-                    run.take(messages.get_nowait())
+                    pending.append(messages.get_nowait())
                 except queue_module.Empty:
                     break
+            for item in pending:
+                run.take(item)
+                if exporter is not None and item.get("type") == "snapshot":
+                    exporter.take(item)
             if time.monotonic() >= next_tick:
                 next_tick += 1.0
                 on_tick(run, max(0.0, time.time() - start_at))
@@ -278,8 +310,8 @@ async def run_load(
             if process.is_alive():
                 process.kill()
         missing = [i for i in range(len(processes)) if i not in run.finals]
-        for index in missing:
-            run.errors.append(f"worker {index} sent no final report (its participants count as failed)")
+        for worker_index in missing:
+            run.errors.append(f"worker {worker_index} sent no final report (its participants count as failed)")
         if target.process is not None and target.process.returncode is None:
             target.process.terminate()
             with contextlib.suppress(TimeoutError):
@@ -287,8 +319,10 @@ async def run_load(
         if target.kind == "janus":
             await destroy_janus_rooms(target)
     duration = max(0.0, min(time.time(), start_at + scenario.duration) - start_at)
+    scenario_info = scenario.as_dict() | {"target": target.describe(), "workers": len(processes)}
+    scenario_info |= {"shard": {"index": index, "count": shards}, "run_id": run_id}
     report = build_report(
-        scenario=scenario.as_dict() | {"target": target.describe(), "workers": len(processes)},
+        scenario=scenario_info,
         room_names=names,
         finals=list(run.finals.values()),
         snapshots=run.snapshots,
@@ -300,7 +334,21 @@ async def run_load(
         planned_per_room[names[p.room]] = planned_per_room.get(names[p.room], 0) + p.legitimate
     _fill_missing_workers(report, planned_per_room)
     report["errors"] = run.errors[:50]
+    report["raw"] = raw_section(run, index, planned_per_room)
     return run, report, target
+
+
+def raw_section(run: LoadRun, shard: int, planned_per_room: dict[str, int]) -> dict[str, Any]:
+    """What ``sealrtc report merge`` needs to rebuild a merged report exactly: every worker's
+    final and snapshots (per-room live data dropped), labelled by shard."""
+    finals = []
+    for worker, final in sorted(run.finals.items()):
+        finals.append(final | {"worker": f"{shard}.{worker}"})
+    snapshots = [
+        {k: v for k, v in snap.items() if k != "rooms"} | {"worker": f"{shard}.{snap.get('worker')}"}
+        for snap in run.snapshots
+    ]
+    return {"shard": shard, "finals": finals, "snapshots": snapshots, "planned_per_room": planned_per_room}
 
 
 def _fill_missing_workers(report: dict[str, Any], planned_per_room: dict[str, int]) -> None:

@@ -53,6 +53,14 @@ class _Joined:
     started: float
     join_ms: float | None = None
     failed: bool = False
+    reported_join: bool = False
+
+
+def _room_snapshot() -> dict[str, Any]:
+    return {
+        "joined": 0, "failed": 0, "intruders": 0, "joins": [], "decrypted": 0, "lost": 0,
+        "intruder_decrypts": 0, "failures": {}, "latency": Histogram(),
+    }  # fmt: skip
 
 
 @dataclass
@@ -172,32 +180,72 @@ class Worker:
         return entry.failed or bool(entry.agent.failed.is_set())
 
     def snapshot(self, t: float, cpu_percent: float | None) -> dict[str, Any]:
+        """Deltas since the last snapshot, for the whole worker and per room (the per-room part
+        feeds the live Prometheus metrics; reports keep only the totals)."""
         totals = dict.fromkeys(("decrypted", "video", "lost", "freezes", "failures", "intruder"), 0)
         video_tracks = joined = failed = intruders = 0
         latency = Histogram()
+        rooms: dict[str, dict[str, Any]] = {}
         for entry in self.joined:
+            p = entry.participant
+            name = self.config.room_names[p.room]
+            room = rooms.setdefault(name, _room_snapshot())
+            if entry.join_ms is not None and not entry.reported_join:
+                entry.reported_join = True
+                room["joins"].append(round(entry.join_ms, 3))
             if self._is_failed(entry):
-                failed += entry.participant.legitimate
+                failed += p.legitimate
+                room["failed"] += p.legitimate
                 continue
-            if entry.participant.role == PUBLISHER:
+            if p.role == PUBLISHER:
                 joined += 1
+                room["joined"] += 1
                 continue
             numbers = self._subscriber_numbers(entry)
-            if entry.participant.role == INTRUDER:
+            if p.role == INTRUDER:
                 intruders += 1
+                room["intruders"] += 1
                 totals["intruder"] += numbers["decrypted"]
+                room["intruder_decrypts"] += numbers["decrypted"]
                 continue
             joined += 1
+            room["joined"] += 1
+            if entry.join_ms is None:
+                dtls = entry.agent.connect.get("dtls")
+                if dtls is not None:
+                    entry.join_ms = (dtls - entry.agent.started) * 1000
             video_tracks += numbers["video_tracks"]
             for key in ("decrypted", "video", "lost", "freezes"):
                 totals[key] += numbers[key]
+            room["decrypted"] += numbers["decrypted"]
+            room["lost"] += numbers["lost"]
+            for reason, n in numbers["failures"].items():
+                room["failures"][reason] = room["failures"].get(reason, 0) + n
             totals["failures"] += sum(numbers["failures"].values())
+            interval = Histogram()
             for session in entry.agent.sessions:
                 for _, metrics in session.receive_metrics():
-                    latency.merge(metrics.take_interval())
+                    interval.merge(metrics.take_interval())
+            latency.merge(interval)
+            room["latency"].merge(interval)
         failed += sum(self.failed_joins.values())
         previous = self._previous
         lag, self.interval_lag = self.interval_lag, Histogram()
+        per_room: dict[str, Any] = {}
+        for name, room in rooms.items():
+            per_room[name] = {
+                "joined": room["joined"],
+                "failed": room["failed"],
+                "intruders": room["intruders"],
+                "joins": room["joins"],
+                "frames_decrypted": previous.delta(f"{name}:decrypted", room["decrypted"]),
+                "lost": previous.delta(f"{name}:lost", room["lost"]),
+                "intruder_decrypts": previous.delta(f"{name}:intruder", room["intruder_decrypts"]),
+                "decrypt_failures": {
+                    reason: previous.delta(f"{name}:fail:{reason}", n) for reason, n in room["failures"].items()
+                },
+                "latency": pack(room["latency"]),
+            }
         return {
             "type": "snapshot",
             "worker": self.config.worker,
@@ -215,6 +263,7 @@ class Worker:
             "cpu_percent": cpu_percent,
             "latency": pack(latency),
             "loop_lag": pack(lag),
+            "rooms": per_room,
         }
 
     def final(self, cpu_percent: float | None) -> dict[str, Any]:

@@ -70,6 +70,14 @@ class Histogram:
             return None
         return float(self._h.get_value_at_percentile(p)) / 1000
 
+    def values(self) -> list[tuple[float, int]]:
+        """``(value_ms, count)`` for every recorded bucket (its highest equivalent value)."""
+        self._flush()
+        return [
+            (float(item.value_iterated_to) / 1000, int(item.count_added_in_this_iter_step))
+            for item in self._h.get_recorded_iterator()
+        ]
+
     def merge(self, other: Histogram) -> None:
         self._flush()
         other._flush()

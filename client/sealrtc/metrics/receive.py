@@ -69,8 +69,12 @@ class ReceiveMetrics:
             tracker.add(sequence)
 
     def take_interval(self) -> Histogram:
-        """Latencies recorded since the previous call (the first call starts the intervals)."""
-        taken, self.interval_latency = self.interval_latency or Histogram(), Histogram()
+        """Latencies recorded since the previous call (the first call: everything so far)."""
+        taken = self.interval_latency
+        if taken is None:
+            taken = Histogram()
+            taken.merge(self.latency)
+        self.interval_latency = Histogram()
         return taken
 
     @property
