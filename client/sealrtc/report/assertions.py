@@ -174,7 +174,7 @@ class AssertionResult:
     ok: bool
     reason: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, str | float | bool | None]:
         """The report's form: ``{"expr", "value", "ok", "reason"}``."""
         return {"expr": self.expr, "value": self.value, "ok": self.ok, "reason": self.reason}
 
@@ -444,7 +444,7 @@ def _shown(operand: Operand, value: float) -> str:
     return label if isinstance(operand, Number) else f"{label} = {_format(value)}"
 
 
-def evaluate(assertion: Assertion, report: Mapping[str, Any]) -> AssertionResult:
+def evaluate(assertion: Assertion, report: Mapping[str, object]) -> AssertionResult:
     """Evaluate a parsed assertion on a report (or one room of it: the same shape)."""
     ok, value, reason = False, None, None
     for all_of in assertion.any_of:

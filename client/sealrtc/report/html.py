@@ -48,7 +48,7 @@ h2 { font-size: 17px; margin: 28px 0 10px; }
 .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 14px; }
 figure { margin: 0; background: #fff; border: 1px solid #e5e7eb; border-radius: 8px; padding: 10px 12px 6px; }
 figcaption { font-weight: 600; margin-bottom: 2px; }
-svg.plot { display: block; width: 100%; height: auto; }
+svg.plot { display: block; width: 100%; max-width: 760px; height: auto; }
 table { border-collapse: collapse; background: #fff; border: 1px solid #e5e7eb; font-variant-numeric: tabular-nums; }
 th, td { padding: 6px 10px; border-bottom: 1px solid #e5e7eb; text-align: right; white-space: nowrap; }
 th { background: #f9fafb; font-weight: 600; color: #374151; }
@@ -317,7 +317,7 @@ def _warning(report: Mapping[str, Any]) -> str:
     )
 
 
-def render_html(report: Mapping[str, Any]) -> str:
+def render_html(report: Mapping[str, object]) -> str:
     """The whole report page as one string (UTF-8 HTML5, nothing external)."""
     verdict = str(report.get("verdict") or "unknown")
     assertions = _get(report, "assertions")
