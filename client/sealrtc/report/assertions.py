@@ -337,8 +337,15 @@ def parse(text: str) -> Assertion:
 
 
 def check_all(texts: Iterable[str]) -> list[Assertion]:
-    """Parse every assertion (before a run starts); raises on the first bad one."""
-    return [parse(text) for text in texts]
+    """Parse every assertion (before a run starts); raises on the first bad one, naming it."""
+    assertions = []
+    for text in texts:
+        try:
+            assertions.append(parse(text))
+        except AssertionSyntaxError as error:
+            shown = text if len(text) <= 80 else text[:77] + "..."
+            raise AssertionSyntaxError(f"{shown.strip()!r}: {error}", text=error.text, column=error.column) from None
+    return assertions
 
 
 # -- evaluation -----------------------------------------------------------------------------------
