@@ -93,6 +93,7 @@ def test_rooms_assertions_and_headline() -> None:
     assert '<span class="verdict fail">fail</span>' in page
     assert "4 of 5 assertions passed" in page
     text = " ".join(elements(page).text)
+    assert "1 subscriber in 4 decodes" in text
     assert "15 / 15" in text and "E2EE on (suite 6)" in text and "3 rooms \u00d7 (1 pub, 4 sub, 1 intruder)" in text
     assert page.count("<svg") == 7 and 'class="warning"' not in page
 
@@ -322,7 +323,7 @@ async def test_page_renders_cleanly_in_chromium(tmp_path: Path) -> None:
         errors = [line for line in page.console if not line.startswith(("log:", "info:", "debug:"))]
         assert errors == [] and browser.log_errors == [], (errors, browser.log_errors)
         assert browser.requests == [path.as_uri()]  # the page itself, nothing else
-    assert seen["title"] == "sealrtc load — fail"
+    assert seen["title"] == "sealrtc load \u2014 fail \u2014 3 rooms, 15 participants"
     assert "sealrtc load" in seen["h1"] and "FAIL" in seen["h1"].upper()
     assert seen["h1Box"][0] > 0 and seen["h1Box"][1] > 0
     assert not seen["overflowX"]

@@ -131,7 +131,9 @@ def _scenario(report: Mapping[str, Any]) -> str:
     parts.append(f"E2EE {'on' if e2ee else 'OFF'}" + (f" (suite {s.get('suite')})" if e2ee and "suite" in s else ""))
     parts.append(f"media: {s.get('media', DASH)}")
     parts.append(f"probes {'on' if s.get('probe') else 'off'}")
-    parts.append(f"decode every {_count(s.get('decode_every'))}")
+    decode_every = _num(s.get("decode_every"))
+    if decode_every is not None:
+        parts.append(f"1 subscriber in {_count(decode_every)} decodes" if decode_every else "verify-only (no decoding)")
     parts.append(f"{_count(s.get('workers'))} workers")
     return " · ".join(_e(p) for p in parts)
 
@@ -323,7 +325,8 @@ def render_html(report: Mapping[str, object]) -> str:
     assertions = _get(report, "assertions")
     results = [a for a in assertions if isinstance(a, Mapping)] if isinstance(assertions, Sequence) else []
     passed = sum(1 for a in results if a.get("ok") is True)
-    title = f"sealrtc load — {verdict}"
+    rooms, planned = _num(_get(report, "scenario", "rooms")), _num(_get(report, "participants", "planned"))
+    title = f"sealrtc load — {verdict} — {_count(rooms)} rooms, {_count(planned)} participants"
     started = _e(report.get("started_at") or DASH)
     duration = _num(report.get("duration_s"))
     summary = f"{passed} of {len(results)} assertions passed" if results else "no assertions"
