@@ -118,6 +118,20 @@ def test_every_report_string_is_escaped() -> None:
     assert "whip http://10.0.0.1/" in " ".join(elements(page).text)
 
 
+def test_runner_extras_default_assertions_and_failed_joins() -> None:
+    """What ``sealrtc load`` adds beyond the fixture: default assertions, a ``failed`` level."""
+    report = sample_report()
+    report["assertions"][0]["default"] = True
+    for row in report["intervals"]:
+        row["failed"] = 1 if row["t"] >= 10 else 0
+    page = render_html(report)
+    assert page.count('<span class="tag">default</span>') == 1
+    participants = page[page.index("<figcaption>Participants joined") :]
+    participants = participants[: participants.index("</svg>")]
+    assert participants.count("<path ") == 3 and ">failed</text>" in participants
+    assert ">failed</text>" not in render_html(sample_report())
+
+
 def test_saturated_generator_is_flagged_in_red() -> None:
     report = sample_report()
     report["generator"]["saturated"] = True

@@ -54,6 +54,7 @@ th, td { padding: 6px 10px; border-bottom: 1px solid #e5e7eb; text-align: right;
 th { background: #f9fafb; font-weight: 600; color: #374151; }
 th:first-child, td:first-child, th.text, td.text { text-align: left; }
 td.expr { font-family: ui-monospace, monospace; text-align: left; white-space: normal; }
+.tag { font: 11px system-ui, sans-serif; color: #4b5563; background: #eef0f3; border-radius: 4px; padding: 1px 5px; }
 .ok { color: #15803d; font-weight: 700; } .no { color: #b91c1c; font-weight: 700; }
 tr.problem td { background: #fef2f2; }
 .wrap { overflow-x: auto; }
@@ -184,14 +185,11 @@ def _charts(report: Mapping[str, Any]) -> str:
         svg = line_chart(title, xs, lines, y_label=y_label, x_max=x_max, integer=integer)
         return f"<figure><figcaption>{_e(title)}</figcaption>{svg}</figure>"
 
+    people = [("joined", "joined", ""), ("intruders", "intruders", "")]
+    if any(row.get("failed") is not None for row in intervals):
+        people.append(("failed", "failed", ""))
     charts = [
-        chart(
-            "Participants joined",
-            "participants",
-            ("joined", "joined", ""),
-            ("intruders", "intruders", ""),
-            integer=True,
-        ),
+        chart("Participants joined", "participants", *people, integer=True),
         chart("End-to-end latency", "ms", ("p50", "latency_p50", "ms"), ("p95", "latency_p95", "ms")),
         chart("Frame rate per track", "frames / s", ("fps", "fps", "fps")),
         chart(
@@ -225,8 +223,10 @@ def _assertions(report: Mapping[str, Any]) -> str:
             continue
         ok = a.get("ok") is True
         mark = '<span class="ok">PASS</span>' if ok else '<span class="no">FAIL</span>'
+        default = ' <span class="tag">default</span>' if a.get("default") is True else ""
         rows.append(
-            f'<tr class="{"" if ok else "problem"}"><td>{mark}</td><td class="expr">{_e(a.get("expr", ""))}</td>'
+            f'<tr class="{"" if ok else "problem"}"><td>{mark}</td>'
+            f'<td class="expr">{_e(a.get("expr", ""))}{default}</td>'
             f'<td>{_e(_value(a.get("value")))}</td><td class="text">{_e(a.get("reason") or "")}</td></tr>'
         )
     return _table(("result", "assertion", "measured", "reason"), rows, "no assertions", (0, 1, 3))
