@@ -13,7 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from sealrtc.report import evaluate, intervals_csv, parse
+from sealrtc.report.assertions import COUNTERS, FUNCTIONS, HISTOGRAMS
 from sealrtc.report.html import CSP, render_html
 from sealrtc.report.plot import Series, line_chart, nice_ticks
 
@@ -89,6 +93,7 @@ def test_rooms_assertions_and_headline() -> None:
     assert '<span class="verdict fail">fail</span>' in page
     assert "4 of 5 assertions passed" in page
     text = " ".join(elements(page).text)
+    assert "1 subscriber in 4 decodes" in text
     assert "15 / 15" in text and "E2EE on (suite 6)" in text and "3 rooms \u00d7 (1 pub, 4 sub, 1 intruder)" in text
     assert page.count("<svg") == 7 and 'class="warning"' not in page
 
@@ -111,6 +116,20 @@ def test_every_report_string_is_escaped() -> None:
     assert f"<td>{'&lt;script&gt;alert(1)&lt;/script&gt;'}</td>" in page  # the room row
     assert_self_contained(page)  # the URL in the target is text, never an attribute
     assert "whip http://10.0.0.1/" in " ".join(elements(page).text)
+
+
+def test_runner_extras_default_assertions_and_failed_joins() -> None:
+    """What ``sealrtc load`` adds beyond the fixture: default assertions, a ``failed`` level."""
+    report = sample_report()
+    report["assertions"][0]["default"] = True
+    for row in report["intervals"]:
+        row["failed"] = 1 if row["t"] >= 10 else 0
+    page = render_html(report)
+    assert page.count('<span class="tag">default</span>') == 1
+    participants = page[page.index("<figcaption>Participants joined") :]
+    participants = participants[: participants.index("</svg>")]
+    assert participants.count("<path ") == 3 and ">failed</text>" in participants
+    assert ">failed</text>" not in render_html(sample_report())
 
 
 def test_saturated_generator_is_flagged_in_red() -> None:
@@ -150,6 +169,73 @@ def test_null_intervals_leave_gaps() -> None:
     latency = latency[: latency.index("</svg>")]
     p95 = re.findall(r'<path d="([^"]+)"[^>]*stroke="#d55e00"', latency)[0]
     assert p95.count("M") == 2  # a gap at t = 11
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**20), 10**20) | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+PATHS: list[tuple[str | int, ...]] = [
+    (),
+    ("scenario",),
+    ("scenario", "target"),
+    ("participants",),
+    ("participants", "joined"),
+    ("metrics",),
+    ("metrics", "latency_ms"),
+    ("metrics", "latency_ms", "p95"),
+    ("metrics", "frames"),
+    ("metrics", "frames", "lost"),
+    ("metrics", "decrypt_failures"),
+    ("metrics", "intruder_failures"),
+    ("metrics", "freezes"),
+    ("rooms",),
+    ("rooms", 0),
+    ("rooms", 1, "metrics"),
+    ("rooms", 2, "room"),
+    ("generator",),
+    ("generator", "loop_lag_ms"),
+    ("generator", "saturation_reasons"),
+    ("assertions",),
+    ("assertions", 1),
+    ("intervals",),
+    ("intervals", 0),
+    ("intervals", 5, "latency_p95"),
+    ("intervals", 6, "t"),
+    ("verdict",),
+    ("duration_s",),
+]
+PRISTINE = sample_report()
+EXPRESSIONS = [parse(f"{name} >= 0") for name in COUNTERS] + [
+    parse(f"{f}({h}) >= 0") for f in FUNCTIONS for h in HISTOGRAMS
+]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(PATHS), JSON), min_size=1, max_size=3))
+def test_any_json_in_any_place_renders_safely(changes: list[tuple[tuple[str | int, ...], Any]]) -> None:
+    """The lead's report may evolve (or break): rendering never raises and never leaks markup."""
+    report: Any = copy.deepcopy(PRISTINE)
+    for path, value in changes:
+        if not path:
+            report = value if isinstance(value, dict) else {"junk": value}
+            continue
+        node = report
+        try:
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            pass  # an earlier change replaced the parent
+    page = render_html(report)
+    assert "<script" not in page
+    coordinates = re.findall(r' (?:d|cx|cy|x|y|x1|x2|y1|y2|width|height|transform)="([^"]*)"', page)
+    assert not any("nan" in c or "inf" in c for c in coordinates)
+    assert_self_contained(page)
+    intervals_csv(report)
+    for assertion in EXPRESSIONS:
+        evaluate(assertion, report)
 
 
 def test_chart_ticks_and_single_points() -> None:
@@ -251,7 +337,7 @@ async def test_page_renders_cleanly_in_chromium(tmp_path: Path) -> None:
         errors = [line for line in page.console if not line.startswith(("log:", "info:", "debug:"))]
         assert errors == [] and browser.log_errors == [], (errors, browser.log_errors)
         assert browser.requests == [path.as_uri()]  # the page itself, nothing else
-    assert seen["title"] == "sealrtc load — fail"
+    assert seen["title"] == "sealrtc load \u2014 fail \u2014 3 rooms, 15 participants"
     assert "sealrtc load" in seen["h1"] and "FAIL" in seen["h1"].upper()
     assert seen["h1Box"][0] > 0 and seen["h1Box"][1] > 0
     assert not seen["overflowX"]

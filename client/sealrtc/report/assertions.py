@@ -174,7 +174,7 @@ class AssertionResult:
     ok: bool
     reason: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, str | float | bool | None]:
         """The report's form: ``{"expr", "value", "ok", "reason"}``."""
         return {"expr": self.expr, "value": self.value, "ok": self.ok, "reason": self.reason}
 
@@ -337,8 +337,15 @@ def parse(text: str) -> Assertion:
 
 
 def check_all(texts: Iterable[str]) -> list[Assertion]:
-    """Parse every assertion (before a run starts); raises on the first bad one."""
-    return [parse(text) for text in texts]
+    """Parse every assertion (before a run starts); raises on the first bad one, naming it."""
+    assertions = []
+    for text in texts:
+        try:
+            assertions.append(parse(text))
+        except AssertionSyntaxError as error:
+            shown = text if len(text) <= 80 else text[:77] + "..."
+            raise AssertionSyntaxError(f"{shown.strip()!r}: {error}", text=error.text, column=error.column) from None
+    return assertions
 
 
 # -- evaluation -----------------------------------------------------------------------------------
@@ -444,7 +451,7 @@ def _shown(operand: Operand, value: float) -> str:
     return label if isinstance(operand, Number) else f"{label} = {_format(value)}"
 
 
-def evaluate(assertion: Assertion, report: Mapping[str, Any]) -> AssertionResult:
+def evaluate(assertion: Assertion, report: Mapping[str, object]) -> AssertionResult:
     """Evaluate a parsed assertion on a report (or one room of it: the same shape)."""
     ok, value, reason = False, None, None
     for all_of in assertion.any_of:

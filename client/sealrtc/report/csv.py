@@ -15,7 +15,6 @@ import csv
 import io
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 __all__ = ["INTERVAL_COLUMNS", "intervals_csv", "write_intervals_csv"]
 
@@ -36,7 +35,7 @@ INTERVAL_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _intervals(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def _intervals(report: Mapping[str, object]) -> list[Mapping[str, object]]:
     intervals = report.get("intervals")
     if not isinstance(intervals, Sequence):
         return []
@@ -51,7 +50,7 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def intervals_csv(report: Mapping[str, Any]) -> str:
+def intervals_csv(report: Mapping[str, object]) -> str:
     """The intervals of ``report`` as CSV text (header first; ``\\r\\n`` line ends, as csv writes)."""
     rows = _intervals(report)
     extra = sorted({str(key) for row in rows for key in row} - set(INTERVAL_COLUMNS))
@@ -64,7 +63,7 @@ def intervals_csv(report: Mapping[str, Any]) -> str:
     return out.getvalue()
 
 
-def write_intervals_csv(report: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+def write_intervals_csv(report: Mapping[str, object], path: str | os.PathLike[str]) -> None:
     """Write :func:`intervals_csv` to ``path`` (UTF-8)."""
     with open(path, "w", encoding="utf-8", newline="") as f:
         f.write(intervals_csv(report))

@@ -48,12 +48,13 @@ h2 { font-size: 17px; margin: 28px 0 10px; }
 .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 14px; }
 figure { margin: 0; background: #fff; border: 1px solid #e5e7eb; border-radius: 8px; padding: 10px 12px 6px; }
 figcaption { font-weight: 600; margin-bottom: 2px; }
-svg.plot { display: block; width: 100%; height: auto; }
+svg.plot { display: block; width: 100%; max-width: 760px; height: auto; }
 table { border-collapse: collapse; background: #fff; border: 1px solid #e5e7eb; font-variant-numeric: tabular-nums; }
 th, td { padding: 6px 10px; border-bottom: 1px solid #e5e7eb; text-align: right; white-space: nowrap; }
 th { background: #f9fafb; font-weight: 600; color: #374151; }
 th:first-child, td:first-child, th.text, td.text { text-align: left; }
 td.expr { font-family: ui-monospace, monospace; text-align: left; white-space: normal; }
+.tag { font: 11px system-ui, sans-serif; color: #4b5563; background: #eef0f3; border-radius: 4px; padding: 1px 5px; }
 .ok { color: #15803d; font-weight: 700; } .no { color: #b91c1c; font-weight: 700; }
 tr.problem td { background: #fef2f2; }
 .wrap { overflow-x: auto; }
@@ -131,7 +132,9 @@ def _scenario(report: Mapping[str, Any]) -> str:
     parts.append(f"E2EE {'on' if e2ee else 'OFF'}" + (f" (suite {s.get('suite')})" if e2ee and "suite" in s else ""))
     parts.append(f"media: {s.get('media', DASH)}")
     parts.append(f"probes {'on' if s.get('probe') else 'off'}")
-    parts.append(f"decode every {_count(s.get('decode_every'))}")
+    decode_every = _num(s.get("decode_every"))
+    if decode_every is not None:
+        parts.append(f"1 subscriber in {_count(decode_every)} decodes" if decode_every else "verify-only (no decoding)")
     parts.append(f"{_count(s.get('workers'))} workers")
     return " · ".join(_e(p) for p in parts)
 
@@ -182,14 +185,11 @@ def _charts(report: Mapping[str, Any]) -> str:
         svg = line_chart(title, xs, lines, y_label=y_label, x_max=x_max, integer=integer)
         return f"<figure><figcaption>{_e(title)}</figcaption>{svg}</figure>"
 
+    people = [("joined", "joined", ""), ("intruders", "intruders", "")]
+    if any(row.get("failed") is not None for row in intervals):
+        people.append(("failed", "failed", ""))
     charts = [
-        chart(
-            "Participants joined",
-            "participants",
-            ("joined", "joined", ""),
-            ("intruders", "intruders", ""),
-            integer=True,
-        ),
+        chart("Participants joined", "participants", *people, integer=True),
         chart("End-to-end latency", "ms", ("p50", "latency_p50", "ms"), ("p95", "latency_p95", "ms")),
         chart("Frame rate per track", "frames / s", ("fps", "fps", "fps")),
         chart(
@@ -223,8 +223,10 @@ def _assertions(report: Mapping[str, Any]) -> str:
             continue
         ok = a.get("ok") is True
         mark = '<span class="ok">PASS</span>' if ok else '<span class="no">FAIL</span>'
+        default = ' <span class="tag">default</span>' if a.get("default") is True else ""
         rows.append(
-            f'<tr class="{"" if ok else "problem"}"><td>{mark}</td><td class="expr">{_e(a.get("expr", ""))}</td>'
+            f'<tr class="{"" if ok else "problem"}"><td>{mark}</td>'
+            f'<td class="expr">{_e(a.get("expr", ""))}{default}</td>'
             f'<td>{_e(_value(a.get("value")))}</td><td class="text">{_e(a.get("reason") or "")}</td></tr>'
         )
     return _table(("result", "assertion", "measured", "reason"), rows, "no assertions", (0, 1, 3))
@@ -317,13 +319,14 @@ def _warning(report: Mapping[str, Any]) -> str:
     )
 
 
-def render_html(report: Mapping[str, Any]) -> str:
+def render_html(report: Mapping[str, object]) -> str:
     """The whole report page as one string (UTF-8 HTML5, nothing external)."""
     verdict = str(report.get("verdict") or "unknown")
     assertions = _get(report, "assertions")
     results = [a for a in assertions if isinstance(a, Mapping)] if isinstance(assertions, Sequence) else []
     passed = sum(1 for a in results if a.get("ok") is True)
-    title = f"sealrtc load — {verdict}"
+    rooms, planned = _num(_get(report, "scenario", "rooms")), _num(_get(report, "participants", "planned"))
+    title = f"sealrtc load — {verdict} — {_count(rooms)} rooms, {_count(planned)} participants"
     started = _e(report.get("started_at") or DASH)
     duration = _num(report.get("duration_s"))
     summary = f"{passed} of {len(results)} assertions passed" if results else "no assertions"

@@ -38,10 +38,10 @@ def nice_ticks(low: float, high: float, count: int = 5, *, integer: bool = False
     """About ``count`` round tick values covering [low, high] (the last one >= high).
 
     ``integer``: whole steps only (for counts)."""
-    if not (math.isfinite(low) and math.isfinite(high)):
+    if not (math.isfinite(low) and math.isfinite(high) and math.isfinite(high - low)):
         return [0.0, 1.0]
-    if high <= low:
-        high = low + 1.0
+    if high - low <= abs(low) * 1e-9:
+        high = low + max(1.0, abs(low) * 1e-3)
     raw = (high - low) / max(1, count)
     magnitude = 10.0 ** math.floor(math.log10(raw))
     multipliers = (1, 2, 5, 10) if integer else (1, 2, 2.5, 5, 10)
@@ -52,7 +52,8 @@ def nice_ticks(low: float, high: float, count: int = 5, *, integer: bool = False
     ticks = [start]
     while ticks[-1] < high - 1e-9 * step:
         ticks.append(start + len(ticks) * step)
-    return [round(t, 10) for t in ticks]
+    decimals = max(0, 3 - math.floor(math.log10(step)))
+    return [round(t, decimals) for t in ticks]
 
 
 def _number(value: float) -> str:
@@ -67,8 +68,12 @@ def _point(value: float, unit: str) -> str:
     return f"{text} {unit}".rstrip()
 
 
+LIMIT = 1e15
+"""Values beyond ±LIMIT are not measurements: they are left out, like nulls."""
+
+
 def _valid(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, int | float) and not isinstance(value, bool) and abs(value) <= LIMIT
 
 
 def line_chart(
