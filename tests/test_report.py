@@ -178,7 +178,7 @@ def test_to_dict_is_the_report_form() -> None:
         ("p95(latency_ms) < ", "expected a number after '<' at column 19"),
         ("p95(latency_ms) <= joined <", "expected 'and', 'or' or the end, found '<' at column 27"),
         ("p96(latency_ms) < 1", "unknown function 'p96' at column 1 (did you mean p99, p95 or p90?)"),
-        ("latncy_ms < 3", "unknown name 'latncy_ms' at column 1 (did you mean p95(latency_ms)?)"),
+        ("latncy_ms < 3", "unknown name 'latncy_ms' at column 1 (did you mean p95(latency_ms), p95(latency_video_ms)"),
         ("frames.lots > 1", "unknown name 'frames.lots' at column 1 (did you mean frames.lost"),
         ("decrypt_failures.replay > 1", "(did you mean decrypt_failures.replayed"),
         ("latency_ms < 3", "'latency_ms' is a histogram: use a function, e.g. p95(latency_ms)"),

@@ -177,6 +177,11 @@ def write_outputs(report: dict[str, Any], args: argparse.Namespace) -> None:
         Path(args.html).write_text(render_html(report), encoding="utf-8")
 
 
+def _latency_text(h: dict[str, Any] | None) -> str:
+    h = h or {}
+    return f"p50 {h.get('p50', '-')}  p95 {h.get('p95', '-')}  p99 {h.get('p99', '-')}  ({h.get('count', 0)} frames)"
+
+
 def _summary(reporter: Reporter, report: dict[str, Any], results: list[Any], status: int) -> None:
     m, p, g = report["metrics"], report["participants"], report["generator"]
     lat = m["latency_ms"] or {}
@@ -184,6 +189,11 @@ def _summary(reporter: Reporter, report: dict[str, Any], results: list[Any], sta
         ("participants", f"{p['joined']}/{p['planned']} joined, {p['failed']} failed, {p['intruders']} intruders"),
         ("latency ms", f"p50 {lat.get('p50', '-')}  p95 {lat.get('p95', '-')}  p99 {lat.get('p99', '-')}"
                        f"  max {lat.get('max', '-')}  ({lat.get('count', 0)} frames)"),
+        *[
+            (f"{kind} latency ms", _latency_text(m.get(f"latency_{kind}_ms")))
+            for kind in ("video", "audio")
+            if m.get(f"latency_{kind}_ms")
+        ],
         ("frames", "  ".join(f"{k} {v}" for k, v in m["frames"].items())),
         ("freezes", f"{m['freezes']['count']} ({m['freezes']['total_ms']} ms)"),
         ("decrypt failures", sum(m["decrypt_failures"].values())),

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import DECRYPT_FAILURE_REASONS
 from ..metrics import Histogram
 
-HISTOGRAMS = ("join_ms", "first_frame_ms", "latency_ms")
+HISTOGRAMS = ("join_ms", "first_frame_ms", "latency_ms", "latency_video_ms", "latency_audio_ms")
 SATURATION_CPU_PERCENT = 90.0
 """A worker that kept a core this busy has no headroom: its timings include its own queueing."""
 SATURATION_LOOP_LAG_MS = 100.0
@@ -104,7 +104,7 @@ class RoomTotals:
             freezes_count=int(data["freezes"][0]),
             freezes_ms=float(data["freezes"][1]),
         )
-        for name in HISTOGRAMS:
+        for name in HISTOGRAMS:  # (reports of older versions lack the per-kind latencies)
             totals.histograms[name] = unpack(data["histograms"].get(name))
         return totals
 
@@ -116,6 +116,8 @@ class RoomTotals:
             "join_ms": self.histograms["join_ms"].summary(),
             "first_frame_ms": self.histograms["first_frame_ms"].summary(),
             "latency_ms": self.histograms["latency_ms"].summary(),
+            "latency_video_ms": self.histograms["latency_video_ms"].summary(),
+            "latency_audio_ms": self.histograms["latency_audio_ms"].summary(),
             "frames": dict(self.frames),
             "decrypt_failures": dict(self.decrypt_failures),
             "intruder_decrypts": self.intruder_decrypts,

@@ -302,8 +302,10 @@ class Worker:
             if first is not None:
                 totals.histograms["first_frame_ms"].record(first)
             for session in agent.sessions:
-                for _, metrics in session.receive_metrics():
+                for track, metrics in session.receive_metrics():
                     totals.histograms["latency_ms"].merge(metrics.latency)
+                    if track.kind in ("video", "audio"):
+                        totals.histograms[f"latency_{track.kind}_ms"].merge(metrics.latency)
             totals.frames["received"] += numbers["received"]
             totals.frames["decrypted"] += numbers["decrypted"]
             totals.frames["decoded"] += numbers["decoded"]

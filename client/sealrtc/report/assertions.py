@@ -12,7 +12,7 @@ Grammar::
                 | NAME                                     # a counter, e.g. joined, frames.lost
                 | FUNC "(" HISTOGRAM ")"                   # e.g. p95(latency_ms)
     FUNC       := p50 | p90 | p95 | p99 | max | count
-    HISTOGRAM  := latency_ms | join_ms | first_frame_ms | loop_lag_ms
+    HISTOGRAM  := latency_ms | latency_video_ms | latency_audio_ms | join_ms | first_frame_ms | loop_lag_ms
 
 Names (counters): ``planned joined failed intruders`` (``report["participants"]``),
 ``decrypt_failures`` and ``decrypt_failures.REASON``, ``intruder_decrypts``,
@@ -58,8 +58,15 @@ MAX_LENGTH = 1000
 """Longest assertion accepted (one line of a command)."""
 
 FUNCTIONS = ("p50", "p90", "p95", "p99", "max", "count")
-HISTOGRAMS = ("latency_ms", "join_ms", "first_frame_ms", "loop_lag_ms")
-_SAMPLES = {"latency_ms": "latency", "join_ms": "join", "first_frame_ms": "first-frame", "loop_lag_ms": "loop-lag"}
+HISTOGRAMS = ("latency_ms", "latency_video_ms", "latency_audio_ms", "join_ms", "first_frame_ms", "loop_lag_ms")
+_SAMPLES = {
+    "latency_ms": "latency",
+    "latency_video_ms": "video latency",
+    "latency_audio_ms": "audio latency",
+    "join_ms": "join",
+    "first_frame_ms": "first-frame",
+    "loop_lag_ms": "loop-lag",
+}
 
 _PLAIN_COUNTERS = (
     "planned",
