@@ -54,8 +54,10 @@ class Run:
         return data
 
 
-async def sealrtc(*args: str, secret: str | None = SECRET, json_path: Path | None = None) -> Run:
-    env = {k: v for k, v in os.environ.items() if k != "SEALRTC_SECRET"}
+async def sealrtc(
+    *args: str, secret: str | None = SECRET, json_path: Path | None = None, extra_env: dict[str, str] | None = None
+) -> Run:
+    env = {k: v for k, v in os.environ.items() if k not in ("SEALRTC_SECRET", "SEALRTC_TOKEN")} | (extra_env or {})
     if secret is not None:
         env["SEALRTC_SECRET"] = secret
     extra = ["--json", str(json_path)] if json_path is not None else []
@@ -234,3 +236,62 @@ async def test_bad_media_file_is_refused_in_one_line(tmp_path: Path) -> None:
     await run.wait()
     assert run.returncode == 1 and "--media" in run.stderr and "Traceback" not in run.stderr
     assert run.stderr.strip().count("\n") == 0
+
+
+async def test_relay_tokens_from_the_command_line(tmp_path: Path) -> None:
+    require_namespace()
+    pub_tokens, sub_tokens = tmp_path / "pub.tokens", tmp_path / "sub.tokens"
+    pub_tokens.write_text("# publishers\npub-token-81f2\n")
+    sub_tokens.write_text("sub-token-29ac\n")
+    relay = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sealrtc", "relay", "--listen", "127.0.0.1:18472", "--duration", "60",
+        "--publish-token-file", str(pub_tokens), "--subscribe-token-file", str(sub_tokens),
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert relay.stderr is not None
+    line = await asyncio.wait_for(relay.stderr.readline(), 30)
+    assert b"bearer tokens required" in line
+    base = "http://127.0.0.1:18472"
+    try:
+        refused = await (await sealrtc("publish", "--whip", f"{base}/whip/t", "--duration", "2")).wait()
+        assert refused.returncode == 1 and "401" in refused.stderr
+        pub = await sealrtc(
+            "publish", "--whip", f"{base}/whip/t", "--duration", "8", extra_env={"SEALRTC_TOKEN": "pub-token-81f2"}
+        )
+        await asyncio.sleep(0.5)  # the publisher takes the room first
+        wrong = await sealrtc(
+            "subscribe", "--whep", f"{base}/whep/t", "--token-file", str(pub_tokens), "--duration", "2"
+        )
+        sub = await sealrtc("subscribe", "--whep", f"{base}/whep/t", "--token-file", str(sub_tokens), "--duration", "4")
+        for run in (wrong, sub, pub):
+            await run.wait()
+        assert wrong.returncode == 1 and "401" in wrong.stderr  # a publish token cannot subscribe
+        assert sub.returncode == 0, sub.stderr
+        assert pub.returncode == 0, pub.stderr
+        for run in (refused, wrong, sub, pub):
+            assert "token-" not in run.stderr  # tokens are never printed
+    finally:
+        relay.terminate()
+        await relay.wait()
+
+
+async def test_a_server_that_never_answers_does_not_hang_the_cli() -> None:
+    require_namespace()
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept_and_stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accept TCP, never answer (no HTTP, no WebSocket upgrade)
+
+    server = await asyncio.start_server(accept_and_stall, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        janus = await sealrtc("subscribe", "--janus", f"ws://127.0.0.1:{port}", "--room", "1", "--duration", "5")
+        whep = await sealrtc("subscribe", "--whep", f"http://127.0.0.1:{port}/whep/x", "--duration", "5")
+        for run in (janus, whep):
+            await run.wait(timeout=60)  # hanging (the old 301 s) fails here
+            assert run.returncode == 1, run.stderr
+            assert run.stderr.strip().count("\n") == 0 and "Traceback" not in run.stderr
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()

@@ -55,13 +55,16 @@ class PublisherAgent:
         self.failed = asyncio.Event()
         self.failure: str | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._token: str | None = None
 
     def _record(self, frame: bytes) -> None:
         if len(self.plaintext_digests) < MAX_PLAINTEXT_DIGESTS:
             self.plaintext_digests.add(hashlib.sha256(frame).digest())
 
-    async def publish_whip(self, url: str) -> None:
-        self.resource = await whip_publish(self.pc, url)
+    async def publish_whip(self, url: str, *, token: str | None = None) -> None:
+        """``token``: a bearer token for servers that require one (never logged)."""
+        self._token = token
+        self.resource = await whip_publish(self.pc, url, token=token)
         self._watch = asyncio.ensure_future(self._watch_for(server_gone(url)))
 
     async def publish_janus(self, url: str, room: int) -> None:
@@ -107,7 +110,7 @@ class PublisherAgent:
         if self._watch is not None:
             self._watch.cancel()
         if self.resource is not None:
-            await delete_resource(self.resource)
+            await delete_resource(self.resource, token=self._token)
         if self.room is not None and not self.failed.is_set():
             await self.room.leave()
         if self.janus is not None:

@@ -69,6 +69,7 @@ class SubscriberAgent:
         """Set on every decoded frame and every secret event (tests await it)."""
         self.recorders: dict[str, Any] = {}
         self._told: set[str] = set()
+        self._token: str | None = None
         self._tasks: list[asyncio.Task[Any]] = []
 
     # -- wiring -------------------------------------------------------------------------------
@@ -171,8 +172,10 @@ class SubscriberAgent:
 
     # -- subscribing --------------------------------------------------------------------------
 
-    async def subscribe_whep(self, url: str) -> None:
-        self.resource = await whep_subscribe(self.new_pc(), url)
+    async def subscribe_whep(self, url: str, *, token: str | None = None) -> None:
+        """``token``: a bearer token for servers that require one (never logged)."""
+        self._token = token
+        self.resource = await whep_subscribe(self.new_pc(), url, token=token)
         self.connect.mark("signaling", time.monotonic())
         self._tasks.append(asyncio.ensure_future(self._watch(server_gone(url))))
 
@@ -301,7 +304,7 @@ class SubscriberAgent:
         for task in self._tasks:
             task.cancel()
         if self.resource is not None:
-            await delete_resource(self.resource)
+            await delete_resource(self.resource, token=self._token)
         if self.room is not None and not self.failed.is_set():
             await self.room.close()
         if self.janus is not None:

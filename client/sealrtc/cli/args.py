@@ -80,6 +80,9 @@ def _is_number(token: str) -> bool:
     return True
 
 
+TOKEN_HELP = "WHIP/WHEP bearer token from PATH (first line; default: $SEALRTC_TOKEN if set)"
+
+
 def _common(p: argparse.ArgumentParser, *, e2ee: bool = True) -> None:
     p.add_argument(
         "--duration", type=positive_seconds, default=10.0, metavar="S", help="run for S seconds, then stop (default 10)"
@@ -137,6 +140,30 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="stop after S seconds (default: run until Ctrl-C)",
     )
+    relay.add_argument(
+        "--publish-token-file",
+        metavar="PATH",
+        help="require a bearer token to publish: tokens one per line (also $SEALRTC_PUBLISH_TOKEN)",
+    )
+    relay.add_argument(
+        "--subscribe-token-file",
+        metavar="PATH",
+        help="require a bearer token to subscribe: tokens one per line (also $SEALRTC_SUBSCRIBE_TOKEN)",
+    )
+    relay.add_argument("--max-sessions", type=int, default=256, metavar="N", help="sessions in total (default 256)")
+    relay.add_argument(
+        "--max-sessions-per-room", type=int, default=128, metavar="N", help="sessions per room (default 128)"
+    )
+    relay.add_argument(
+        "--publisher-policy",
+        choices=("newest", "first"),
+        default="newest",
+        help="who publishes when a room gets a second publisher: the newest connected one (default) or the first "
+        "(later ones get 409)",
+    )
+    relay.add_argument(
+        "--cors-origin", default="*", metavar="ORIGIN", help="Access-Control-Allow-Origin for browsers (default *)"
+    )
     relay.add_argument("-v", "--verbose", action="store_true", help="log debug information")
 
     publish = sub.add_parser(
@@ -166,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         "subscribers measure latency and loss (browsers would decode the probe: sealrtc receivers only)",
     )
     publish.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
+    publish.add_argument("--token-file", metavar="PATH", help=TOKEN_HELP)
     _common(publish)
 
     subscribe = sub.add_parser(
@@ -196,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="remux each track's decrypted frames, without re-encoding, into DIR (VP8 -> .webm, Opus -> .ogg)",
     )
     subscribe.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
+    subscribe.add_argument("--token-file", metavar="PATH", help=TOKEN_HELP)
     _common(subscribe)
 
     load = sub.add_parser(
@@ -234,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     target = load.add_mutually_exclusive_group()
     target.add_argument("--janus", metavar="URL", help="Janus WebSocket API, e.g. ws://HOST:8188")
     target.add_argument("--server", metavar="URL", help="WHIP/WHEP base URL: rooms at URL/whip/ROOM, URL/whep/ROOM")
+    load.add_argument("--token-file", metavar="PATH", help="with --server: " + TOKEN_HELP)
     load.add_argument(
         "--room", action="append", metavar="ID", help="use this existing room (repeat per room; not created/destroyed)"
     )

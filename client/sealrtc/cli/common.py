@@ -82,6 +82,24 @@ def _decode_secret(raw: bytes, where: str) -> str:
         raise CliError(f"{where} is not valid UTF-8 text: save the secret as UTF-8") from None
 
 
+def read_token(args: argparse.Namespace) -> str | None:
+    """A WHIP/WHEP bearer token from ``--token-file`` or ``SEALRTC_TOKEN`` (None: send none)."""
+    path = getattr(args, "token_file", None)
+    if path:
+        try:
+            lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+        except OSError as exc:
+            raise CliError(f"cannot read --token-file {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise CliError(f"--token-file {path} is not UTF-8 text") from None
+        token = next((line for line in lines if line and not line.startswith("#")), "")
+        if not token:
+            raise CliError(f"--token-file {path} holds no token")
+        return token
+    value = os.environ.get("SEALRTC_TOKEN", "").strip()
+    return value or None
+
+
 def warn(text: str) -> None:
     print(f"sealrtc: warning: {text}", file=sys.stderr, flush=True)
 

@@ -14,7 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .common import CliError, ExitStatus, check_json_target, random_demo_secret, read_secret, write_json
+from .common import (
+    CliError,
+    ExitStatus,
+    check_json_target,
+    random_demo_secret,
+    read_secret,
+    read_token,
+    write_json,
+)
 from .console import Reporter
 
 DEFAULT_ASSERTIONS = ("joined == planned", "decrypt_failures == 0", "intruder_decrypts == 0")
@@ -132,6 +140,7 @@ async def run_load_command(args: argparse.Namespace) -> int:
                 run_id=args.run_id,
                 start_at=start_at,
                 metrics_port=args.metrics_port,
+                token=read_token(args) if args.server else None,
             )
     except LoadError as exc:
         raise CliError(str(exc)) from None

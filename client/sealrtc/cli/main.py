@@ -21,11 +21,34 @@ async def run_relay(args: argparse.Namespace) -> ExitStatus:
     host, _, port = args.listen.rpartition(":")
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise CliError(f"--listen must be HOST:PORT with a port 0-65535, got {args.listen!r}", ExitStatus.USAGE)
+    from ..relay import PUBLISH_TOKEN_ENV, SUBSCRIBE_TOKEN_ENV, TokenError, load_tokens
+
     try:
-        relay, runner, bound = await start_relay(host.strip("[]"), int(port))
+        publish_tokens = load_tokens(args.publish_token_file, PUBLISH_TOKEN_ENV)
+        subscribe_tokens = load_tokens(args.subscribe_token_file, SUBSCRIBE_TOKEN_ENV)
+    except (TokenError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    if args.max_sessions < 1 or args.max_sessions_per_room < 1:
+        raise CliError("--max-sessions and --max-sessions-per-room must be >= 1", ExitStatus.USAGE)
+    try:
+        relay, runner, bound = await start_relay(
+            host.strip("[]"),
+            int(port),
+            max_sessions=args.max_sessions,
+            max_sessions_per_room=args.max_sessions_per_room,
+            publisher_policy=args.publisher_policy,
+            cors_origin=args.cors_origin,
+            publish_tokens=publish_tokens,
+            subscribe_tokens=subscribe_tokens,
+        )
     except OSError as exc:
         raise CliError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
-    print(f"sealrtc relay on http://{host}:{bound}  (WHIP /whip/ROOM, WHEP /whep/ROOM, GET /stats)", file=sys.stderr)
+    guarded = " (bearer tokens required)" if publish_tokens or subscribe_tokens else ""
+    print(
+        f"sealrtc relay on http://{host}:{bound}  (WHIP /whip/ROOM, WHEP /whep/ROOM, GET /stats){guarded}",
+        file=sys.stderr,
+        flush=True,
+    )
     run = RunLoop(args.duration)
     try:
         await run.run()

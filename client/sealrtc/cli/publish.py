@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from .common import CliError, ExitStatus, RunLoop, check_json_target, keys_from, write_json
+from .common import CliError, ExitStatus, RunLoop, check_json_target, keys_from, read_token, write_json
 from .console import Reporter
 
 
@@ -70,7 +70,7 @@ async def run_publish(args: argparse.Namespace) -> ExitStatus:
         if args.janus:
             await agent.publish_janus(args.janus, int(args.room))
         else:
-            await agent.publish_whip(args.whip)
+            await agent.publish_whip(args.whip, token=read_token(args))
         with reporter:
             await run.run(reporter.tick)
     finally:

@@ -6,7 +6,16 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from .common import CliError, ExitStatus, RunLoop, check_json_target, check_record_dir, keys_from, write_json
+from .common import (
+    CliError,
+    ExitStatus,
+    RunLoop,
+    check_json_target,
+    check_record_dir,
+    keys_from,
+    read_token,
+    write_json,
+)
 from .console import Reporter
 
 NO_MEDIA_NOTICE_AFTER = 5.0
@@ -86,7 +95,7 @@ async def run_subscribe(args: argparse.Namespace) -> ExitStatus:
             elif not publishers:
                 agent.notice(f"room {args.room} has no publishers yet; waiting")
         else:
-            await agent.subscribe_whep(args.whep)
+            await agent.subscribe_whep(args.whep, token=read_token(args))
 
         def tick(elapsed: float) -> None:
             agent.refresh()

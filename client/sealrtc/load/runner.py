@@ -46,6 +46,7 @@ class Target:
     room_ids: dict[str, int] = field(default_factory=dict)
     created_rooms: list[int] = field(default_factory=list)
     process: asyncio.subprocess.Process | None = None
+    token: str | None = field(default=None, repr=False)
 
     def describe(self) -> str:
         return {"relay": "embedded relay", "janus": f"janus {self.url}", "whip": f"whip {self.url}"}[self.kind]
@@ -53,7 +54,7 @@ class Target:
     def for_workers(self) -> dict[str, Any]:
         if self.kind == "janus":
             return {"kind": "janus", "url": self.url, "rooms": self.room_ids}
-        return {"kind": "whip", "base": self.url}
+        return {"kind": "whip", "base": self.url, "token": self.token}
 
 
 async def start_relay(duration: float) -> Target:
@@ -204,6 +205,7 @@ async def run_load(
     run_id: str | None = None,
     start_at: float | None = None,
     metrics_port: int | None = None,
+    token: str | None = None,
 ) -> tuple[LoadRun, dict[str, Any], Target]:
     """Run the scenario (or shard ``shard[0]`` of ``shard[1]`` of it); return the collected
     state, the (assertion-less) report and the target."""
@@ -231,7 +233,7 @@ async def run_load(
         if shards > 1:
             target.created_rooms = []  # other shards may still use them: a sharded run leaves its rooms
     else:
-        target = Target("whip", url.rstrip("/"))
+        target = Target("whip", url.rstrip("/"), token=token)
     run = LoadRun(scenario, participants, names)
     if scenario.media:
         from pathlib import Path

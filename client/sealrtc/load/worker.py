@@ -125,7 +125,7 @@ class Worker:
                 if target["kind"] == "janus":
                     await agent.publish_janus(target["url"], int(target["rooms"][room]))
                 else:
-                    await agent.publish_whip(f"{target['base']}/whip/{room}")
+                    await agent.publish_whip(f"{target['base']}/whip/{room}", token=target.get("token"))
             else:
                 agent = SubscriberAgent(
                     self._keys_for(room, p.role == INTRUDER), decode=p.decode, name=f"{p.role}-{p.index}"
@@ -135,7 +135,7 @@ class Worker:
                 if target["kind"] == "janus":
                     await agent.subscribe_janus(target["url"], int(target["rooms"][room]))
                 else:
-                    await agent.subscribe_whep(f"{target['base']}/whep/{room}")
+                    await agent.subscribe_whep(f"{target['base']}/whep/{room}", token=target.get("token"))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every failure is counted and described, never raised

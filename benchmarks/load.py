@@ -1,0 +1,113 @@
+"""Verify-only publisher->subscriber pairs per core under `sealrtc load`: E2EE vs --no-e2ee.
+
+Run inside a private namespace: ``scripts/isolated python benchmarks/load.py``.
+``python`` is the project's Python: the interpreter of the environment sealrtc is installed in
+(``.venv/bin/python`` once ``scripts/test`` has made that venv; ``SEALRTC_VENV`` picks another).
+
+Each run is a real ``sealrtc load`` with N rooms of one publisher and one verify-only subscriber,
+on ONE worker process (so its CPU is "per core"), against the embedded relay (its own process,
+not counted: it plays the SFU). Media: a pre-encoded VP8 640x360 30 fps + Opus clip. For each N,
+E2EE and plain runs alternate in ABBA order. Reported per run: the worker's CPU in the steady
+state (median of the per-second CPU after the ramp), pairs per core = N / CPU, delivered frames
+(100% - loss from probe sequences) and video fps. Bounded: every run stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def make_movie(path: Path, seconds: float = 4.0) -> Path:
+    import av
+    import numpy as np
+
+    from sealrtc.media import pattern_image
+
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libvpx", rate=30)
+        video.width, video.height, video.pix_fmt, video.bit_rate = 640, 360, "yuv420p", 800_000
+        audio = out.add_stream("libopus", rate=48_000, layout="mono")
+        for i in range(int(seconds * 30)):
+            frame = av.VideoFrame.from_ndarray(pattern_image(640, 360, i), format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        for start in range(0, int(seconds * 48_000), 960):
+            t = (np.arange(960) + start) / 48_000
+            pcm = (np.sin(2 * np.pi * 440 * t) * 0.3).astype(np.float32)[None, :]
+            frame = av.AudioFrame.from_ndarray(pcm, format="flt", layout="mono")
+            frame.sample_rate, frame.pts = 48_000, start
+            out.mux(audio.encode(frame))
+        out.mux(audio.encode(None))
+    return path
+
+
+def run(pairs: int, e2ee: bool, movie: Path, work: Path, duration: float) -> dict[str, Any]:
+    out = work / f"run-{pairs}-{'e2ee' if e2ee else 'plain'}-{len(list(work.glob('run-*')))}.json"
+    cmd = [sys.executable, "-m", "sealrtc", "load", "--rooms", str(pairs), "--subscribers", "1",
+           "--workers", "1", "--duration", str(duration), "--ramp", "20", "--media", str(movie),
+           "--cache-dir", str(work / "cache"), "--quiet", "--json", str(out),
+           "--assert", "joined == planned"]  # fmt: skip
+    if not e2ee:
+        cmd.append("--no-e2ee")
+    subprocess.run(cmd, env=os.environ | {"SEALRTC_SECRET": "load benchmark"}, capture_output=True, timeout=600)
+    report = json.loads(out.read_text())
+    ramp_end = pairs * 2 / 20 + 2
+    steady = [r for r in report["intervals"] if r["t"] > ramp_end and r["cpu_percent"] is not None]
+    cpu = statistics.median(r["cpu_percent"] for r in steady) if steady else float("nan")
+    fps = statistics.median(r["fps"] for r in steady if r["fps"] is not None) if steady else float("nan")
+    frames = report["metrics"]["frames"]
+    delivered = 100 * frames["decrypted"] / max(1, frames["decrypted"] + frames["lost"])
+    return {
+        "cpu": cpu, "per_core": pairs / (cpu / 100) if cpu else float("nan"), "delivered": delivered,
+        "fps": fps, "joined": report["participants"]["joined"], "planned": report["participants"]["planned"],
+        "saturated": report["generator"]["saturated"],
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", default="8,16,32", help="comma-separated N values (default 8,16,32)")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per run (default 20)")
+    parser.add_argument("--rounds", type=int, default=2, help="ABBA half-rounds per N (default 2 = AB BA)")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="sealrtc-loadbench-"))
+    movie = make_movie(work / "movie.webm")
+    console = Console()
+    table = Table(title="sealrtc load, one worker: verify-only pairs, E2EE vs plain (ABBA, same run)")
+    for col in ("pairs", "plain CPU %", "E2EE CPU %", "E2EE / plain", "E2EE pairs/core", "plain pairs/core",
+                "delivered E2EE / plain", "fps E2EE", "per-round ratios"):  # fmt: skip
+        table.add_column(col, justify="right")
+    for pairs in (int(p) for p in args.pairs.split(",")):
+        results: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+        order = [False, True, True, False] * max(1, args.rounds // 2)
+        for e2ee in order:
+            result = run(pairs, e2ee, movie, work, args.duration)
+            results[e2ee].append(result)
+            console.print(f"{pairs} pairs {'E2EE ' if e2ee else 'plain'}: {result}")
+        plain = statistics.median(r["cpu"] for r in results[False])
+        sealed = statistics.median(r["cpu"] for r in results[True])
+        ratios = [s["cpu"] / p["cpu"] for p, s in zip(results[False], results[True], strict=False)]
+        table.add_row(
+            str(pairs), f"{plain:.1f}", f"{sealed:.1f}", f"{sealed / plain:.3f}x",
+            f"{pairs / (sealed / 100):.0f}", f"{pairs / (plain / 100):.0f}",
+            f"{min(r['delivered'] for r in results[True]):.1f}% / {min(r['delivered'] for r in results[False]):.1f}%",
+            f"{statistics.median(r['fps'] for r in results[True]):.1f}",
+            f"{min(ratios):.2f}-{max(ratios):.2f}",
+        )  # fmt: skip
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
