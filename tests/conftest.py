@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
+from aiortc import RTCPeerConnection
+
+from .rtc_helpers import require_namespace
 
 
 class FakeClock:
@@ -19,3 +24,13 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+async def pcs() -> AsyncIterator[list[RTCPeerConnection]]:
+    """Peer connections a test makes (inside the private namespace), closed at its end."""
+    require_namespace()
+    made: list[RTCPeerConnection] = []
+    yield made
+    for pc in made:
+        await pc.close()

@@ -7,10 +7,9 @@ delays or drops ciphertext frames. The subscriber's numbers must move as caused.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
@@ -22,18 +21,9 @@ from sealrtc.rtc.frames import EncodedFrame
 from sealrtc.rtc.passthrough import ForwardingTrack, PassthroughSession
 
 from .media_helpers import Collector, band_energy_ratio
-from .rtc_helpers import connect, new_pc, require_namespace
+from .rtc_helpers import connect, new_pc
 
 CLIP = encode_vp8_clip(90, gop=30)
-
-
-@pytest.fixture
-async def pcs() -> AsyncIterator[list[RTCPeerConnection]]:
-    require_namespace()
-    made: list[RTCPeerConnection] = []
-    yield made
-    for pc in made:
-        await pc.close()
 
 
 def recv(session: sealrtc.E2EESession, kind: str) -> dict[str, Any]:

@@ -6,10 +6,8 @@ file -> load_clip -> tracks_for_clip -> aiortc pack() -> SFrame -> ... -> decryp
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from aiortc import RTCPeerConnection
 
 import sealrtc
@@ -18,17 +16,8 @@ from sealrtc.media import TrackRecorder, dominant_frequency, load_clip, pattern_
 from sealrtc.rtc.frames import EncodedFrame
 
 from .media_helpers import Collector
-from .rtc_helpers import connect, new_pc, require_namespace, wait_until
+from .rtc_helpers import connect, new_pc, wait_until
 from .test_media_files import TONE, decode_audio, decode_video, make_media
-
-
-@pytest.fixture
-async def pcs() -> AsyncIterator[list[RTCPeerConnection]]:
-    require_namespace()
-    made: list[RTCPeerConnection] = []
-    yield made
-    for pc in made:
-        await pc.close()
 
 
 async def test_file_clip_published_and_recorded_decrypted(pcs: list[RTCPeerConnection], tmp_path: Path) -> None:

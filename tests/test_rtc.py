@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from aiortc import RTCPeerConnection
@@ -21,15 +20,6 @@ from .media_helpers import Collector, band_energy_ratio
 from .rtc_helpers import connect, new_pc, require_namespace, wait_until
 
 TONE = 440.0
-
-
-@pytest.fixture
-async def pcs() -> AsyncIterator[list[RTCPeerConnection]]:
-    require_namespace()
-    made: list[RTCPeerConnection] = []
-    yield made
-    for pc in made:
-        await pc.close()
 
 
 def pair(pcs: list[RTCPeerConnection]) -> tuple[RTCPeerConnection, RTCPeerConnection]:
