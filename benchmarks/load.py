@@ -61,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sealrtc-loadbench-"))
     movie = make_movie(work / "movie.webm")
-    console = Console()
+    console = Console(width=180)
     table = Table(title="sealrtc load, one worker: verify-only pairs, E2EE vs plain (ABBA, same run)")
     for col in ("pairs", "plain CPU %", "E2EE CPU %", "E2EE / plain", "E2EE pairs/core", "plain pairs/core",
                 "delivered E2EE / plain", "fps E2EE", "per-round ratios"):  # fmt: skip

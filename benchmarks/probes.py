@@ -132,7 +132,7 @@ async def main() -> None:
     instrument()
     per_frame: dict[str, list[float]] = {"A": [], "B": []}
     order = ["A", "B", "B", "A"] * (args.rounds // 4 or 1)
-    console = Console()
+    console = Console(width=180)
     try:
         for mode in order:
             room = "probe" if mode == "B" else "plain"
