@@ -59,7 +59,7 @@ async def run_demo(args: argparse.Namespace) -> ExitStatus:
                 "decoded without secret": sum(keyless.decoded.values()),
             }
 
-        if args.quiet:
+        if args.quiet or not console.is_terminal:  # no live table when piped: just the summary
             await asyncio.sleep(args.duration)  # media streams in real time for the demo's length
         else:
             with Live(_progress(rows(), 0, args.duration), console=console, refresh_per_second=4) as live:
