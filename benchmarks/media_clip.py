@@ -1,4 +1,7 @@
-"""The clip the benchmarks publish: a moving VP8 640x360 30 fps pattern and a 440 Hz Opus tone."""
+"""The clip the benchmarks publish: a moving VP8 640x360 30 fps pattern and a 440 Hz Opus tone.
+
+Imported by ``load.py`` and ``probes.py`` (run them with the project's Python, see their docstrings).
+"""
 
 from __future__ import annotations
 

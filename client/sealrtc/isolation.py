@@ -7,9 +7,11 @@ stacks ignore loopback). Inside, ``SEALRTC_NETNS=1``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -33,7 +35,17 @@ def run_isolated(argv: list[str]) -> int:
         return 127
     flags = "-n" if os.geteuid() == 0 else "-rn"
     script = f"{SETUP} && export SEALRTC_NETNS=1 && exec {shlex.join(argv)}"
+    process = subprocess.Popen(["unshare", flags, "--", "sh", "-c", script])
+
+    def forward(signum: int, _frame: object) -> None:
+        # The isolated command (same PID: unshare and sh exec it) reports and exits by itself.
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return subprocess.call(["unshare", flags, "--", "sh", "-c", script])
-    except KeyboardInterrupt:
-        return 130
+        code = process.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 - code if code < 0 else code

@@ -137,8 +137,8 @@ class SubscriberAgent:
         if event.type == "secret_mismatch":
             words = REASON_WORDS.get(event.reason or "", event.reason or "key failure")
             self.notice(
-                f"frames from {publisher} fail to decrypt: {words} — does the publisher use the same secret "
-                "and --context?",
+                f"frames from {publisher} fail to decrypt: {words} — does the publisher use the same secret, "
+                "--context and --suite?",
                 key=f"mismatch:{publisher}",
             )
         self.changed.set()
@@ -166,9 +166,23 @@ class SubscriberAgent:
         recorder = self.recorders.get(track.id)
         if recorder is None:
             assert self.record_dir is not None
-            stem = f"{len(self.recorders) + 1:02d}-{track.kind}"
-            recorder = self.recorders[track.id] = TrackRecorder.open(self.record_dir / stem, frame.codec)
+            recorder = self.recorders[track.id] = TrackRecorder.open(self._record_stem(track), frame.codec)
         recorder.write(frame.data, frame.timestamp, frame.keyframe)
+
+    def _record_stem(self, track: Any) -> Path:
+        """``DIR/video`` (WHEP) or ``DIR/feed-7-video`` (Janus); never an existing file's name."""
+        assert self.record_dir is not None
+        publisher = next(
+            (self.publisher_of[id(s)] for s in self.sessions for r in s.pc.getReceivers() if r.track is track), ""
+        )
+        prefix = publisher.replace(" ", "-") + "-" if publisher.startswith("feed ") else ""
+        base = f"{prefix}{track.kind}"
+        taken = {p.stem for p in self.record_dir.iterdir()} | {Path(r.path).stem for r in self.recorders.values()}
+        stem, n = base, 1
+        while stem in taken:
+            n += 1
+            stem = f"{base}-{n}"
+        return self.record_dir / stem
 
     # -- subscribing --------------------------------------------------------------------------
 
@@ -220,8 +234,8 @@ class SubscriberAgent:
         self.connect.mark("first_decrypted", _earliest(s.first_decrypted_at() for s in self.sessions))
         if self.keys is None and any(t.get("looks_encrypted") for t in self.track_stats()):
             self.notice(
-                "media looks encrypted (SFrame): this subscriber runs with --no-e2ee; set SEALRTC_SECRET "
-                "(or --secret-file) to decrypt it",
+                "media looks encrypted (SFrame): this subscriber runs with --no-e2ee; drop --no-e2ee and set "
+                "SEALRTC_SECRET (or --secret-file) to decrypt it",
                 key="looks-encrypted",
             )
 

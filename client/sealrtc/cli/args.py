@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from .. import __version__
-from .common import positive_seconds
+from .common import port_number, positive_rate, positive_seconds
 
 SECRET_HELP = (
     "The E2EE secret is read from the SEALRTC_SECRET environment variable or from --secret-file, "
@@ -20,6 +20,7 @@ EXIT_CODES = (
     "2 usage error; 3 secret mismatch (frames arrived, none decrypted for key reasons); "
     "130 interrupted (the report is written first)"
 )
+TOP_EPILOG = EXIT_CODES + "; load and report merge also: 4 the load generator saturated"
 
 
 def _option_name(token: str) -> str:
@@ -116,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sealrtc",
         allow_abbrev=False,
         description="End-to-end encrypted WebRTC agents (SFrame, RFC 9605) on aiortc. " + SECRET_HELP,
-        epilog=EXIT_CODES,
+        epilog=TOP_EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"sealrtc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
@@ -129,9 +130,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser = add_parser  # type: ignore[method-assign,assignment]
 
-    relay = sub.add_parser("relay", help="run the embedded WHIP/WHEP relay (forwards ciphertext, holds no keys)")
+    relay = sub.add_parser(
+        "relay",
+        help="run the embedded WHIP/WHEP relay (forwards ciphertext, holds no keys)",
+        description="A small SFU for tests: WHIP publishers (POST /whip/ROOM) and WHEP subscribers (POST "
+        "/whep/ROOM) per room; it forwards encoded frames without decrypting or decoding (it never loads key "
+        "material), throttles key-frame requests, and drops a slow subscriber's backlog. GET /stats shows totals "
+        "and live sessions per room. Stops on Ctrl-C/SIGTERM (exit 0) or after --duration.",
+        epilog="exit codes: 0 stopped (Ctrl-C, SIGTERM or --duration); 1 cannot listen or bad token file; 2 usage",
+    )
     relay.add_argument(
-        "--listen", default="127.0.0.1:8080", metavar="HOST:PORT", help="HTTP address (default 127.0.0.1:8080)"
+        "--listen",
+        default="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="HTTP address, e.g. 0.0.0.0:8080 or 10.0.0.5:8080 (default 127.0.0.1:8080)",
     )
     relay.add_argument(
         "--duration",
@@ -234,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
         "the embedded relay in a private network namespace (default), a Janus (--janus) or a WHIP/WHEP server "
         "(--server), measures latency/loss/freezes through authenticated probes, and ends in a verdict. "
         "Flags override the settings of a --scenario file. " + SECRET_HELP + " Without one, a random secret is "
-        "used (every participant of the run shares it).",
+        "used (every participant of the run shares it) — except with --shard, where every shard needs the same "
+        "secret.",
         epilog="exit codes: 0 every assertion holds; 1 an assertion failed or the run could not happen; 2 usage "
         "(bad expression or setting, refused before the run); 4 the generator saturated (numbers not "
         "trustworthy); 130 interrupted (reports written first). Without --assert the defaults are: "
@@ -248,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--intruders", type=int, metavar="K", help="subscribers per room holding another secret (default 0)"
     )
     load.add_argument("--duration", type=positive_seconds, metavar="S", help="seconds from the start (default 30)")
-    load.add_argument("--ramp", type=positive_seconds, metavar="N", help="joins per second (default 10)")
+    load.add_argument("--ramp", type=positive_rate, metavar="N", help="joins per second (default 10)")
     load.add_argument(
         "--decode-every",
         type=int,
@@ -267,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument(
         "--room", action="append", metavar="ID", help="use this existing room (repeat per room; not created/destroyed)"
     )
-    load.add_argument("--workers", default="auto", metavar="N", help="worker processes ('auto': one per core)")
+    load.add_argument("--workers", default="auto", metavar="N", help="worker processes (default 'auto': one per core)")
     load.add_argument(
         "--shard",
         metavar="I/N",
@@ -279,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--start-at", metavar="TIME", help="common start of every shard's ramp: ISO 8601 UTC or Unix seconds"
     )
     load.add_argument(
-        "--metrics-port", type=int, metavar="P", help="serve Prometheus /metrics on port P during the run"
+        "--metrics-port", type=port_number, metavar="P", help="serve Prometheus /metrics on port P during the run"
     )
     load.add_argument(
         "--assert",
@@ -306,7 +319,15 @@ def build_parser() -> argparse.ArgumentParser:
         "4 a shard's generator saturated",
     )
     report_sub = report.add_subparsers(dest="report_command", required=True, metavar="ACTION", parser_class=_Parser)
-    merge = report_sub.add_parser("merge", help="merge shard reports", allow_abbrev=False)
+    merge = report_sub.add_parser(
+        "merge",
+        help="merge shard reports",
+        allow_abbrev=False,
+        description="Merge the --json reports of the shards of one sharded load run (sealrtc load --shard I/N "
+        "--run-id ID): histograms merged exactly, counters summed, assertions recomputed.",
+        epilog="exit codes: 0 every assertion holds; 1 an assertion failed, a shard is missing or a file is bad; "
+        "2 usage; 4 a shard's generator saturated",
+    )
     merge.add_argument("reports", nargs="+", metavar="REPORT.json", help="the shards' --json reports")
     merge.add_argument("--json", metavar="FILE", help="merged JSON report ('-' for stdout)")
     merge.add_argument("--csv", metavar="FILE", help="merged intervals, one row per second")
@@ -328,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", type=positive_seconds, default=10.0, metavar="S", help="seconds of media (default 10)"
     )
     demo.add_argument("--json", metavar="FILE", help="write the summary as JSON to FILE ('-' for stdout)")
-    demo.add_argument("--secret-file", metavar="PATH", help="read the E2EE secret from PATH")
+    demo.add_argument("--secret-file", metavar="PATH", help="read the E2EE secret from PATH (first line)")
     demo.add_argument(
         "--no-isolate", action="store_true", help="do not create a private network namespace (not recommended)"
     )

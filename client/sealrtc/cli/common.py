@@ -38,6 +38,30 @@ class CliError(Exception):
         self.status = status
 
 
+def positive_rate(text: str) -> float:
+    """argparse type: a finite rate > 0 (joins per second)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number per second, got {text!r}")
+    return value
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port 1..65535."""
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 1-65535, got {text!r}")
+    return int(text)
+
+
+def check_url(url: str | None, flag: str, schemes: tuple[str, ...]) -> None:
+    """Refuse, before the run, a URL of the wrong kind (a usage error)."""
+    if url is not None and not url.lower().startswith(tuple(f"{s}://" for s in schemes)):
+        raise CliError(f"{flag} {url}: must start with {' or '.join(f'{s}://' for s in schemes)}", ExitStatus.USAGE)
+
+
 def positive_seconds(text: str) -> float:
     """argparse type: a finite number of seconds > 0 (``nan``, ``inf``, ``0`` refused)."""
     try:
@@ -57,12 +81,18 @@ def read_secret(args: argparse.Namespace, *, required: bool) -> str | None:
             raw = Path(path).read_bytes()
             mode = Path(path).stat().st_mode
         except OSError as exc:
-            raise CliError(f"cannot read --secret-file {path}: {exc.strerror}") from None
-        if mode & (stat.S_IRGRP | stat.S_IROTH):
+            # The path is not repeated: a secret typed where the path belongs must not be echoed.
+            raise CliError(
+                f"cannot read --secret-file: {exc.strerror} (the path is not shown, in case it is a secret given "
+                "by mistake)"
+            ) from None
+        if stat.S_ISREG(mode) and mode & (stat.S_IRGRP | stat.S_IROTH):
             warn(f"--secret-file {path} is readable by other users: chmod 600 {path}")
         secret = _decode_secret(raw.splitlines()[0] if raw.splitlines() else b"", f"--secret-file {path}")
         if not secret.strip():
             raise CliError(f"--secret-file {path} holds no secret on its first line")
+        if secret != secret.strip():
+            warn(f"the secret in --secret-file {path} starts or ends with whitespace, which is part of the secret")
         return secret
     raw_env = os.environb.get(b"SEALRTC_SECRET") if os.name == "posix" else None
     from_env = _decode_secret(raw_env, "SEALRTC_SECRET") if raw_env is not None else os.environ.get("SEALRTC_SECRET")

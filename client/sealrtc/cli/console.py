@@ -83,7 +83,16 @@ class Reporter(AbstractContextManager["Reporter"]):
         else:
             print(f"sealrtc {self.command}: {text}", file=self.stream, flush=True)
 
-    def summary(self, title: str, header: Sequence[str], rows: list[Sequence[Any]], verdict: str, ok: bool) -> None:
+    def summary(
+        self,
+        title: str,
+        header: Sequence[str],
+        rows: list[Sequence[Any]],
+        verdict: str,
+        ok: bool,
+        *,
+        status: int | None = None,
+    ) -> None:
         if not self.quiet:
             if self.tty:
                 table = Table(title=title, title_justify="left")
@@ -100,11 +109,12 @@ class Reporter(AbstractContextManager["Reporter"]):
                         continue
                     cells = [f"{name}={fmt(v)}" for name, v in zip(header[1:], row[1:], strict=False)]
                     print(f"  {fmt(row[0])}: " + " ".join(cells), file=self.stream)
-        colour = "green" if ok else "red"
+        label = "OK" if ok else {130: "INTERRUPTED", 4: "SATURATED"}.get(status or 1, "FAILED")
+        colour = "green" if ok else "yellow" if status == 130 else "red"
         if self.tty:
-            self.console.print(f"[{colour}]{'OK' if ok else 'FAILED'}[/{colour}]: {verdict}", highlight=False)
+            self.console.print(f"[{colour}]{label}[/{colour}]: {verdict}", highlight=False)
         else:
-            print(f"sealrtc {self.command}: {'OK' if ok else 'FAILED'}: {verdict}", file=self.stream, flush=True)
+            print(f"sealrtc {self.command}: {label}: {verdict}", file=self.stream, flush=True)
 
 
 def fmt(value: Any) -> str:

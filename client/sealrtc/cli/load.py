@@ -18,6 +18,7 @@ from .common import (
     CliError,
     ExitStatus,
     check_json_target,
+    check_url,
     random_demo_secret,
     read_secret,
     read_token,
@@ -86,8 +87,12 @@ def _line(run: Any) -> str:
     if not rows:
         return "starting"
     r = rows[0]
-    return (f"joined {r[1]}, {r[3] or 0:.1f} fps, p50 {r[4] or 0:.1f} ms, p95 {r[5] or 0:.1f} ms, lost {r[6]}, "
-            f"freezes {r[7]}, decrypt failures {r[8]}, intruder decrypts {r[9]}, CPU {r[10] or 0:.0f}%")  # fmt: skip
+
+    def n(value: Any, unit: str = "") -> str:
+        return "-" if value is None else f"{value:.1f}{unit}"
+
+    return (f"joined {r[1]}, {n(r[3])} fps, p50 {n(r[4], ' ms')}, p95 {n(r[5], ' ms')}, lost {r[6]}, "
+            f"freezes {r[7]}, decrypt failures {r[8]}, intruder decrypts {r[9]}, CPU {n(r[10], '%')}")  # fmt: skip
 
 
 async def run_load_command(args: argparse.Namespace) -> int:
@@ -95,16 +100,24 @@ async def run_load_command(args: argparse.Namespace) -> int:
     from ..report.assertions import AssertionSyntaxError, check_all
 
     scenario = _scenario(args)
-    texts = args.assertion or list(DEFAULT_ASSERTIONS)
+    texts = args.assertion or list(DEFAULT_ASSERTIONS) + (["frames.decrypted > 0"] if scenario.subscribers else [])
     try:
         assertions = check_all(texts)
     except AssertionSyntaxError as exc:
         raise CliError(f"--assert: {exc}", ExitStatus.USAGE) from None
     check_json_target(args.json)
+    check_url(args.server, "--server", ("http", "https"))
+    check_url(args.janus, "--janus", ("ws", "wss"))
     _check_target(args.csv, "--csv")
     _check_target(args.html, "--html")
     if args.janus and args.server:
         raise CliError("give one target: --janus or --server (or neither for the embedded relay)", ExitStatus.USAGE)
+    from ..load.runner import worker_count
+
+    try:
+        worker_count(args.workers)
+    except LoadError as exc:
+        raise CliError(str(exc), ExitStatus.USAGE) from None
     shard = _shard(args.shard)
     if shard[1] > 1 and not (args.janus or args.server):
         raise CliError("--shard needs a shared target: --janus URL or --server URL", ExitStatus.USAGE)
@@ -146,7 +159,7 @@ async def run_load_command(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     status, results = judge(report, assertions, defaults=not args.assertion, interrupted=run.interrupted)
     write_outputs(report, args)
-    _summary(reporter, report, results, status)
+    _summary(reporter, report, results, status, wrote=bool(args.json or args.csv or args.html))
     return status
 
 
@@ -175,15 +188,28 @@ def judge(report: dict[str, Any], assertions: list[Any], *, defaults: bool, inte
 
 
 def write_outputs(report: dict[str, Any], args: argparse.Namespace) -> None:
+    """Write the reports asked for; ``-`` means stdout for each of them."""
     write_json(args.json, report)
     if args.csv:
-        from ..report.csv import write_intervals_csv
+        from ..report.csv import intervals_csv, write_intervals_csv
 
-        write_intervals_csv(report, Path(args.csv))
+        if args.csv == "-":
+            sys.stdout.write(intervals_csv(report))
+        else:
+            write_intervals_csv(report, Path(args.csv))
     if args.html:
         from ..report.html import render_html
 
-        Path(args.html).write_text(render_html(report), encoding="utf-8")
+        if args.html == "-":
+            sys.stdout.write(render_html(report))
+        else:
+            Path(args.html).write_text(render_html(report), encoding="utf-8")
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _latency_text(h: dict[str, Any] | None) -> str:
@@ -191,7 +217,7 @@ def _latency_text(h: dict[str, Any] | None) -> str:
     return f"p50 {h.get('p50', '-')}  p95 {h.get('p95', '-')}  p99 {h.get('p99', '-')}  ({h.get('count', 0)} frames)"
 
 
-def _summary(reporter: Reporter, report: dict[str, Any], results: list[Any], status: int) -> None:
+def _summary(reporter: Reporter, report: dict[str, Any], results: list[Any], status: int, wrote: bool = True) -> None:
     m, p, g = report["metrics"], report["participants"], report["generator"]
     lat = m["latency_ms"] or {}
     rows: list[Sequence[Any]] = [
@@ -207,11 +233,13 @@ def _summary(reporter: Reporter, report: dict[str, Any], results: list[Any], sta
         ("freezes", f"{m['freezes']['count']} ({m['freezes']['total_ms']} ms)"),
         ("decrypt failures", sum(m["decrypt_failures"].values())),
         ("intruders", f"{m['intruder_decrypts']} decrypted, {sum(m['intruder_failures'].values())} refused"),
-        ("generator", f"{g['workers']} workers, CPU {g['cpu_percent']}% (max {g['cpu_percent_max']}%), loop lag p99 "
-                      f"{(g['loop_lag_ms'] or {}).get('p99', '-')} ms"),
+        ("generator", f"{g['workers']} worker(s), CPU {g['cpu_percent']}% (busiest {g['cpu_percent_max']}%), "
+                      f"loop lag p99 {(g['loop_lag_ms'] or {}).get('p99', '-')} ms (all workers merged)"),
     ]  # fmt: skip
     for r in results:
-        rows.append((f"assert {r.expr}", f"{'ok' if r.ok else 'FAILED'} (value {r.value})"))
+        rows.append((f"assert {r.expr}", f"{'ok' if r.ok else 'FAILED'} (value {_number(r.value)})"))
+        if not r.ok and reporter.quiet:
+            reporter.say(f"assertion failed: {r.expr} ({r.reason or f'value {_number(r.value)}'})")
     for reason in g["saturation_reasons"]:
         reporter.say(f"generator saturated: {reason} — its latencies are not trustworthy; use more workers or "
                      "fewer participants")  # fmt: skip
@@ -223,10 +251,11 @@ def _summary(reporter: Reporter, report: dict[str, Any], results: list[Any], sta
         0: "every assertion holds",
         1: f"{failed} assertion(s) failed" if failed else f"shard(s) {', '.join(map(str, missing))} missing",
         SATURATED: "the generator saturated: numbers not trustworthy",
-        130: "interrupted; partial reports written",
+        130: "partial reports written" if wrote else "the results so far are above",
     }
-    reporter.summary(f"sealrtc load summary ({report['duration_s']} s, {report['scenario']['target']})",
-                     ("", "value"), rows, verdicts.get(status, "failed"), status == 0)  # fmt: skip
+    mode = "" if report["scenario"].get("e2ee", True) else ", plain: no E2EE"
+    title = f"sealrtc {reporter.command} summary ({report['duration_s']} s, {report['scenario']['target']}{mode})"
+    reporter.summary(title, ("", "value"), rows, verdicts.get(status, "failed"), status == 0, status=status)
 
 
 def _shard(text: str | None) -> tuple[int, int]:

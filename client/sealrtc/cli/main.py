@@ -54,8 +54,8 @@ async def run_relay(args: argparse.Namespace) -> ExitStatus:
         await run.run()
     finally:
         await runner.cleanup()
-    print(json.dumps(relay.stats.as_dict()), file=sys.stderr)
-    return ExitStatus.INTERRUPTED if run.interrupted else ExitStatus.OK
+    print(f"sealrtc relay: stopped; totals {json.dumps(relay.stats.as_dict())}", file=sys.stderr)
+    return ExitStatus.OK  # Ctrl-C / SIGTERM is how a relay is meant to stop
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from .common import CliError, ExitStatus, RunLoop, check_json_target, keys_from, read_token, write_json
+from .common import CliError, ExitStatus, RunLoop, check_json_target, check_url, keys_from, read_token, write_json
 from .console import Reporter
 
 
@@ -17,7 +17,7 @@ def _rows(agent: Any) -> tuple[Sequence[str], list[Sequence[Any]]]:
     for kind, t in agent.summary()["sent"].items():
         rows.append(
             (
-                f"{kind} ({t['codec']})",
+                f"{kind} ({t['codec'] or 'negotiating'})",
                 t["frames"],
                 round(t["bytes"] / 1000, 1),
                 t["keyframes"],
@@ -57,8 +57,12 @@ async def run_publish(args: argparse.Namespace) -> ExitStatus:
     from ..agents import PublisherAgent
 
     check_json_target(args.json)
+    check_url(args.whip, "--whip", ("http", "https"))
+    check_url(args.janus, "--janus", ("ws", "wss"))
     if args.janus and args.room is None:
         raise CliError("--janus needs --room ROOM (a VideoRoom id)", ExitStatus.USAGE)
+    if args.room is not None and not args.janus:
+        raise CliError("--room only applies with --janus (with WHIP the room is in the URL)", ExitStatus.USAGE)
     keys = keys_from(args)
     tracks = await _media_tracks(args)
     agent = PublisherAgent(keys, probe=args.probe, **tracks)
@@ -84,10 +88,17 @@ async def run_publish(args: argparse.Namespace) -> ExitStatus:
     else:
         status, verdict = ExitStatus.OK, f"{frames} frames sent" + (" (E2EE)" if keys is not None else " (plain)")
     if run.interrupted:
-        status, verdict = ExitStatus.INTERRUPTED, f"interrupted after {run.elapsed:.1f} s; {verdict}"
+        status, verdict = ExitStatus.INTERRUPTED, f"after {run.elapsed:.1f} s; {verdict}"
     summary |= {"duration_s": round(run.elapsed, 2), "interrupted": run.interrupted, "exit_status": int(status)}
     summary["verdict"] = verdict
     write_json(args.json, summary)
     header, rows = _rows(agent)
-    reporter.summary(f"sealrtc publish summary ({run.elapsed:.1f} s)", header, rows, verdict, status == ExitStatus.OK)
+    reporter.summary(
+        f"sealrtc publish summary ({run.elapsed:.1f} s)",
+        header,
+        rows,
+        verdict,
+        status == ExitStatus.OK,
+        status=int(status),
+    )
     return status

@@ -12,6 +12,7 @@ from .common import (
     RunLoop,
     check_json_target,
     check_record_dir,
+    check_url,
     keys_from,
     read_token,
     write_json,
@@ -69,9 +70,13 @@ async def run_subscribe(args: argparse.Namespace) -> ExitStatus:
     from ..agents import SubscriberAgent
 
     check_json_target(args.json)
-    record_dir = check_record_dir(args.record)
+    check_url(args.whep, "--whep", ("http", "https"))
+    check_url(args.janus, "--janus", ("ws", "wss"))
     if args.janus and args.room is None:
         raise CliError("--janus needs --room ROOM (a VideoRoom id)", ExitStatus.USAGE)
+    if args.room is not None and not args.janus:
+        raise CliError("--room only applies with --janus (with WHEP the room is in the URL)", ExitStatus.USAGE)
+    record_dir = check_record_dir(args.record)
     if args.feed is not None and not args.janus:
         raise CliError("--feed only applies with --janus", ExitStatus.USAGE)
     keys = keys_from(args)
@@ -114,12 +119,19 @@ async def run_subscribe(args: argparse.Namespace) -> ExitStatus:
         room_had_publishers = room_had_publishers or bool(feeds)
     status, verdict = _judge(args, agent, summary, feed_seen=feed_seen, room_had_publishers=room_had_publishers)
     if run.interrupted:
-        status, verdict = ExitStatus.INTERRUPTED, f"interrupted after {run.elapsed:.1f} s; " + verdict
+        status, verdict = ExitStatus.INTERRUPTED, f"after {run.elapsed:.1f} s; " + verdict
     summary |= {"duration_s": round(run.elapsed, 2), "interrupted": run.interrupted, "exit_status": int(status)}
     summary["verdict"] = verdict
     write_json(args.json, summary)
     header, rows = _rows_from_summary(summary)
-    reporter.summary(f"sealrtc subscribe summary ({run.elapsed:.1f} s)", header, rows, verdict, status == ExitStatus.OK)
+    reporter.summary(
+        f"sealrtc subscribe summary ({run.elapsed:.1f} s)",
+        header,
+        rows,
+        verdict,
+        status == ExitStatus.OK,
+        status=int(status),
+    )
     return status
 
 
@@ -138,7 +150,8 @@ def _judge(
     if agent.keys is None:
         if any(t["looks_encrypted"] for t in summary["tracks"]):
             return ExitStatus.FAILURE, (
-                "media looks encrypted: this subscriber ran with --no-e2ee; set SEALRTC_SECRET to decrypt"
+                "media looks encrypted: this subscriber ran with --no-e2ee; drop --no-e2ee and set SEALRTC_SECRET "
+                "to decrypt it"
             )
         if agent.decode and totals["frames_decoded"] == 0:
             return ExitStatus.FAILURE, "frames arrived but none decoded"
@@ -147,11 +160,18 @@ def _judge(
         if totals["key_failures"]:
             return ExitStatus.SECRET_MISMATCH, (
                 f"{totals['frames_received']} frames arrived, none decrypted (wrong key): secret mismatch — "
-                "check SEALRTC_SECRET and --context"
+                "check SEALRTC_SECRET, --context and --suite"
             )
         return ExitStatus.FAILURE, f"{totals['frames_received']} frames arrived, none decrypted"
     if agent.decode and totals["frames_decoded"] == 0:
         return ExitStatus.FAILURE, f"{totals['frames_decrypted']} frames decrypted but none decoded"
+    for t in summary["tracks"]:
+        lost, got = t.get("frames_lost") or 0, t.get("frames_decrypted") or 0
+        if lost and lost / (lost + got) > 0.05:
+            agent.notice(
+                f"{lost / (lost + got):.0%} of {t['kind']} frames from {t['publisher']} were lost "
+                f"({lost} of {lost + got}) — another publisher may have taken the room, or the network drops"
+            )
     done = f"{totals['frames_decrypted']} frames decrypted"
     if agent.decode:
         done += f", {totals['frames_decoded']} decoded"

@@ -35,6 +35,11 @@ def merge_reports(reports: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
                 raise MergeError(f"{name} is from another scenario than {first_name} ({key} differs)")
         shard = int(raw.get("shard", 0))
         if shard in shards:
+            if int(report.get("scenario", {}).get("shard", {}).get("count", 1)) == 1:
+                raise MergeError(
+                    f"{name} and {first_name} are two separate runs, not shards of one run "
+                    "(sealrtc load --shard I/N --run-id ID makes mergeable shards)"
+                )
             raise MergeError(f"{name} repeats shard {shard}")
         shards.append(shard)
         finals += raw["finals"]

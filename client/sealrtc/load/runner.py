@@ -159,10 +159,9 @@ def room_names(scenario: Scenario, target_kind: str, run_id: str | None = None) 
 def worker_count(requested: str) -> int:
     if requested == "auto":
         return max(1, os.cpu_count() or 1)
-    count = int(requested)
-    if count < 1:
-        raise LoadError("--workers must be 'auto' or >= 1")
-    return count
+    if not requested.isdigit() or int(requested) < 1:
+        raise LoadError(f"--workers must be 'auto' or a number >= 1, got {requested!r}")
+    return int(requested)
 
 
 @dataclass

@@ -68,6 +68,7 @@ class Scenario:
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["room_ids"] = list(self.room_ids)
+        out["media"] = self.media or "synthetic"
         return out
 
 

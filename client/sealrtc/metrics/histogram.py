@@ -93,6 +93,8 @@ class Histogram:
         out: dict[str, Any] = {"count": self.count}
         for p in PERCENTILES:
             value = self.percentile(p)
+            if value is not None and self.max_ms is not None:
+                value = min(value, self.max_ms)  # a bucket's top may lie above the exact maximum
             out[f"p{p}"] = round(value, 3) if value is not None else None
         out["max"] = round(self.max_ms, 3) if self.max_ms is not None else None
         return out

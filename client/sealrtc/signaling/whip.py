@@ -24,6 +24,14 @@ def _headers(token: str | None, **extra: str) -> dict[str, str]:
     return extra
 
 
+HINTS = {
+    401: " — the server wants a bearer token (--token-file or SEALRTC_TOKEN)",
+    403: " — the server refused this token",
+    404: " — is the path right? (WHIP: .../whip/ROOM, WHEP: .../whep/ROOM on the sealrtc relay)",
+    503: " — the server is full; try later or raise its limits",
+}
+
+
 async def _exchange(pc: RTCPeerConnection, url: str, timeout: float, token: str | None) -> str:
     await pc.setLocalDescription(await pc.createOffer())
     try:
@@ -33,11 +41,18 @@ async def _exchange(pc: RTCPeerConnection, url: str, timeout: float, token: str 
             ) as response:
                 body = await response.text()
                 if response.status != 201:
-                    reason = body.strip().splitlines()[0] if body.strip() else response.reason
-                    raise SignalingError(f"{url} answered {response.status}: {reason}")
+                    reason = body.strip().splitlines()[0] if body.strip() else (response.reason or "")
+                    reason = reason.removeprefix(f"{response.status}: ")
+                    hint = HINTS.get(response.status, "")
+                    raise SignalingError(f"{url} answered {response.status}: {reason}{hint}")
                 location = response.headers.get("Location")
                 if not location:
                     raise SignalingError(f"{url} gave no Location for the session")
+    except aiohttp.ClientConnectorError as exc:
+        why = exc.os_error.strerror if exc.os_error is not None and exc.os_error.strerror else "no connection"
+        raise SignalingError(f"cannot reach {url}: {why.lower()} — is the server running there?") from None
+    except aiohttp.InvalidURL:
+        raise SignalingError(f"{url} is not a usable URL: it must start with http:// or https://") from None
     except aiohttp.ClientError as exc:
         raise SignalingError(f"cannot reach {url}: {exc.__class__.__name__}: {exc}") from None
     except TimeoutError:
