@@ -198,3 +198,21 @@ def test_cli_relay_publish_subscribe(tmp_path: Path) -> None:
             if process is not None:
                 process.terminate()
                 process.wait(15)
+
+
+async def test_a_receive_only_offer_cannot_take_a_room_over(relay: tuple[Relay, str]) -> None:
+    """A subscriber pointed at /whip/ by mistake must not become the room's (silent) publisher."""
+    from sealrtc.signaling.whip import SignalingError, whip_publish
+
+    from .rtc_helpers import new_pc
+
+    server, base = relay
+    pc = new_pc()
+    pc.addTransceiver("video", direction="recvonly")
+    pc.addTransceiver("audio", direction="recvonly")
+    try:
+        with pytest.raises(SignalingError, match="sends no media: to receive, POST it to /whep/ROOM"):
+            await whip_publish(pc, f"{base}/whip/quiet")
+    finally:
+        await pc.close()
+    assert server.stats.publishers == 0

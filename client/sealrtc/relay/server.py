@@ -57,6 +57,22 @@ _Subscriber = Subscriber
 _Room = Room
 
 
+def sends_media(sdp: str) -> bool:
+    """Whether an SDP offer has a media section that sends (sendrecv or sendonly, the default)."""
+    sections = sdp.split("\nm=")[1:]
+    for section in sections:
+        lines = section.splitlines()
+        if lines and lines[0].split(" ")[1:2] == ["0"]:
+            continue  # a rejected (port 0) section
+        directions = [line.strip() for line in lines if line.strip() in DIRECTIONS]
+        if not directions or directions[-1] in ("a=sendrecv", "a=sendonly"):
+            return True
+    return False
+
+
+DIRECTIONS = frozenset({"a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive"})
+
+
 class RelayOptions(TypedDict, total=False):
     """The keyword arguments of :class:`Relay`, also accepted by :func:`start_relay`."""
 
@@ -229,6 +245,9 @@ class Relay:
 
     async def _whip(self, request: web.Request) -> web.Response:
         room_name, offer = await self._read_offer(request, self._publish_tokens)
+        if not sends_media(offer.sdp):
+            # A receive-only offer on /whip/ would take the room over and silence it.
+            raise web.HTTPBadRequest(text="this offer sends no media: to receive, POST it to /whep/ROOM\n")
         room = self._reserve(room_name)
         try:
             if self.publisher_policy == "first" and room.active is not None:
