@@ -156,6 +156,11 @@ def _headline(report: Mapping[str, Any]) -> str:
         _card("latency p50", _e(_ms(_get(latency, "p50")))),
         _card("latency p95", _e(_ms(_get(latency, "p95")))),
         _card("latency p99", _e(_ms(_get(latency, "p99")))),
+        *[
+            _card(f"{kind} latency p95", _e(_ms(_get(m, f"latency_{kind}_ms", "p95"))))
+            for kind in ("video", "audio")
+            if _get(m, f"latency_{kind}_ms") is not None
+        ],
         _card(
             "frames lost",
             _e(_count(lost)) + (f" <small>({loss:.2f} %)</small>" if loss is not None else ""),
@@ -191,7 +196,7 @@ def _charts(report: Mapping[str, Any]) -> str:
     charts = [
         chart("Participants joined", "participants", *people, integer=True),
         chart("End-to-end latency", "ms", ("p50", "latency_p50", "ms"), ("p95", "latency_p95", "ms")),
-        chart("Frame rate per track", "frames / s", ("fps", "fps", "fps")),
+        chart("Video frame rate per track", "frames / s", ("fps", "fps", "fps")),
         chart(
             "Frames lost and freezes", "count", ("frames lost", "lost", ""), ("freezes", "freezes", ""), integer=True
         ),
@@ -284,6 +289,8 @@ def _histograms(report: Mapping[str, Any]) -> str:
     rows = []
     for label, summary in (
         ("end-to-end latency", _get(report, "metrics", "latency_ms")),
+        ("video latency", _get(report, "metrics", "latency_video_ms")),
+        ("audio latency", _get(report, "metrics", "latency_audio_ms")),
         ("join", _get(report, "metrics", "join_ms")),
         ("first frame", _get(report, "metrics", "first_frame_ms")),
         ("generator loop lag", _get(report, "generator", "loop_lag_ms")),
