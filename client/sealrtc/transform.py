@@ -223,6 +223,10 @@ class FrameDecryptor:
         self._key_failures = 0
         self._tag_length = suite_params(keys.suite).nt
         self._kids: OrderedDict[int, _ReceiveKey] = OrderedDict()
+        self.last_kid = 0
+        """KID of the last frame :meth:`decrypt_or_drop` returned."""
+        self.last_ctr = 0
+        """CTR of the last frame :meth:`decrypt_or_drop` returned."""
 
     def __repr__(self) -> str:
         return f"<FrameDecryptor codec={self.codec.value} frames={self.stats.frames} failed={self.stats.failed}>"
@@ -244,19 +248,34 @@ class FrameDecryptor:
     def decrypt_frame(self, data: bytes) -> DecryptedFrame:
         """Like :meth:`decrypt`, also returning the frame's KID and CTR."""
         try:
-            frame = self._open(data)
+            plaintext, kid, ctr = self._open(data)
         except DecryptError as exc:
             self._fail(exc)
             raise
+        self._succeeded(len(data), plaintext, kid)
+        return DecryptedFrame(plaintext, kid, ctr)
+
+    def decrypt_or_drop(self, data: bytes) -> bytes | None:
+        """The per-frame path: the plaintext, or None for a frame that failed (counted by reason,
+        events reported, exactly as :meth:`decrypt` would raise). The frame's KID and CTR are
+        left in :attr:`last_kid` and :attr:`last_ctr`; nothing else is allocated."""
+        try:
+            plaintext, self.last_kid, self.last_ctr = self._open(data)
+        except DecryptError as exc:
+            self._fail(exc)
+            return None
+        self._succeeded(len(data), plaintext, self.last_kid)
+        return plaintext
+
+    def _succeeded(self, size: int, plaintext: bytes, kid: int) -> None:
         self._key_failures = 0
         stats = self.stats
         stats.frames += 1
-        stats.bytes_in += len(data)
-        stats.bytes_out += len(frame.data)
+        stats.bytes_in += size
+        stats.bytes_out += len(plaintext)
         if self.mismatched:
             self.mismatched = False
-            self._emit(SecretMatch(frame.kid, self.keys.now()))
-        return frame
+            self._emit(SecretMatch(kid, self.keys.now()))
 
     def _fail(self, exc: DecryptError) -> None:
         self.stats.failures[exc.reason] = self.stats.failures.get(exc.reason, 0) + 1
@@ -266,7 +285,7 @@ class FrameDecryptor:
                 self.mismatched = True
                 self._emit(SecretMismatch(exc.kid if exc.kid is not None else -1, exc.reason, self.keys.now()))
 
-    def _open(self, data: bytes) -> DecryptedFrame:
+    def _open(self, data: bytes) -> tuple[bytes, int, int]:
         n = clear_prefix_length(self.codec, data)
         if len(data) < n + 1 + self._tag_length:
             raise MalformedFrame("frame shorter than clear prefix, header and tag")
@@ -276,20 +295,20 @@ class FrameDecryptor:
             raise MalformedFrame("frame shorter than clear prefix, header and tag")
         aad = data[n:body] + data[:n]
         entry = self._kids.get(kid)
-        if entry is not None and not self.keys.is_usable(entry.base):
+        if entry is not None and entry.base is not self.keys.current and not self.keys.is_usable(entry.base):
             del self._kids[kid]
             entry = None
         if entry is not None:
-            if not entry.window.check(ctr):
+            window = entry.window
+            if not window.check(ctr):
                 raise ReplayedFrame("frame counter already seen or too old")
-            nonce = (entry.salt ^ ctr).to_bytes(entry.nonce_length, "big")
             try:
-                plaintext = entry.aead.open(nonce, aad, data[body:])
+                plaintext = entry.aead.open((entry.salt ^ ctr).to_bytes(entry.nonce_length, "big"), aad, data[body:])
             except AuthenticationFailed:
                 raise AuthenticationFailed("tag did not verify", kid=kid) from None
-            entry.window.accept(ctr)
+            window.accept(ctr)
             self._kids.move_to_end(kid)
-            return DecryptedFrame(data[:n] + plaintext, kid, ctr)
+            return (data[:n] + plaintext if n else plaintext), kid, ctr
         candidates = self.keys.candidates(kid & 0xFF)
         if not candidates:
             raise UnknownKey("no secret matches the frame's key id", kid=kid)
@@ -305,5 +324,5 @@ class FrameDecryptor:
             self._kids[kid] = fresh
             while len(self._kids) > MAX_RECEIVE_KIDS:
                 self._kids.popitem(last=False)
-            return DecryptedFrame(data[:n] + plaintext, kid, ctr)
+            return (data[:n] + plaintext if n else plaintext), kid, ctr
         raise AuthenticationFailed("tag did not verify under any known secret", kid=kid)
