@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from .. import eventloop
 from ..isolation import inside_namespace, run_isolated
 from .common import ExitStatus, random_demo_secret, read_secret, write_json
 
@@ -20,7 +21,7 @@ def run_demo_command(args: argparse.Namespace, argv: list[str]) -> ExitStatus:
     if not args.no_isolate and not inside_namespace():
         code = run_isolated([sys.executable, "-m", "sealrtc", *argv[1:]])
         return ExitStatus.OK if code == 0 else ExitStatus.INTERRUPTED if code == 130 else ExitStatus.FAILURE
-    return asyncio.run(run_demo(args))
+    return eventloop.run(run_demo(args))
 
 
 def _progress(rows: dict[str, Any], elapsed: float, duration: float) -> Table:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
 
+from .. import eventloop
 from ..errors import InvalidSecret, SealError
 from .args import build_parser
 from .common import CliError, ExitStatus, RunLoop, random_demo_secret, read_secret, write_json
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             from .subscribe import run_subscribe as runner
         else:
             runner = run_relay
-        return int(asyncio.run(runner(args)))
+        return int(eventloop.run(runner(args)))
     except KeyboardInterrupt:
         print(f"sealrtc {args.command}: interrupted", file=sys.stderr)
         return ExitStatus.INTERRUPTED
