@@ -25,7 +25,7 @@ from .errors import (
 from .keys import BaseKey, SharedSecret
 from .layout import Codec, clear_prefix_length, codec_from_name
 from .replay import DEFAULT_WINDOW, ReplayWindow
-from .sframe import MAX_VALUE, AeadKey, decode_header, derive_key_salt, encode_header, suite_params
+from .sframe import MAX_VALUE, AeadKey, decode_header, derive_key_salt, header_encoder, suite_params
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +124,7 @@ class FrameEncryptor:
         self._aead: AeadKey | None = None
         self._salt = 0
         self._nonce_length = 12
+        self._header = header_encoder(0)
 
     def __repr__(self) -> str:
         return f"<FrameEncryptor codec={self.codec.value} kid={self._kid:#x} ctr={self._ctr}>"
@@ -142,6 +143,7 @@ class FrameEncryptor:
         first = self._aead is None
         self._generation = self.keys.generation
         self._kid = self.keys.new_sender_kid()
+        self._header = header_encoder(self._kid)
         self._ctr = 0
         key, salt = derive_key_salt(self.keys.suite, self._kid, self.keys.current.material)
         self._aead = AeadKey(self.keys.suite, key)
@@ -172,10 +174,15 @@ class FrameEncryptor:
         assert aead is not None
         ctr = self._ctr
         self._ctr = ctr + 1
-        header = encode_header(self._kid, ctr)
-        prefix = frame[:n]
+        header = self._header(ctr)
         nonce = (self._salt ^ ctr).to_bytes(self._nonce_length, "big")
-        out = prefix + header + aead.seal(nonce, header + prefix, frame[n:])
+        if n:
+            prefix = frame[:n]
+            ct, tag = aead.seal_parts(nonce, header + prefix, frame[n:])
+            out = b"".join((prefix, header, ct, tag))
+        else:
+            ct, tag = aead.seal_parts(nonce, header, frame)
+            out = b"".join((header, ct, tag))
         stats = self.stats
         stats.frames += 1
         stats.bytes_in += len(frame)
@@ -184,14 +191,22 @@ class FrameEncryptor:
 
 
 class _ReceiveKey:
-    __slots__ = ("aead", "base", "nonce_length", "salt", "window")
+    """Everything one KID needs per frame, prepared once: key, salt, replay window (and their
+    bound methods), and whether its secret is the current one as of a key-set generation."""
 
-    def __init__(self, base: BaseKey, aead: AeadKey, salt: bytes, window: int) -> None:
+    __slots__ = ("accept", "aead", "base", "check", "current", "generation", "nonce_length", "open", "salt", "window")
+
+    def __init__(self, base: BaseKey, aead: AeadKey, salt: bytes, window: int, split_tag: bool) -> None:
         self.base = base
         self.aead = aead
         self.salt = int.from_bytes(salt, "big")
         self.nonce_length = len(salt)
         self.window = ReplayWindow(window)
+        self.check = self.window.check
+        self.accept = self.window.accept
+        self.open = aead.open_parts if split_tag else aead.open_joined
+        self.generation = -1
+        self.current = False
 
 
 class FrameDecryptor:
@@ -222,6 +237,9 @@ class FrameDecryptor:
         self._threshold = mismatch_threshold
         self._key_failures = 0
         self._tag_length = suite_params(keys.suite).nt
+        self._split_tag = suite_params(keys.suite).is_ctr_hmac
+        self._vp8 = self.codec is Codec.VP8
+        self._prefix = clear_prefix_length(self.codec, b"\x00")  # Opus 1, generic 0 (VP8: per frame)
         self._kids: OrderedDict[int, _ReceiveKey] = OrderedDict()
         self.last_kid = 0
         """KID of the last frame :meth:`decrypt_or_drop` returned."""
@@ -264,7 +282,14 @@ class FrameDecryptor:
         except DecryptError as exc:
             self._fail(exc)
             return None
-        self._succeeded(len(data), plaintext, self.last_kid)
+        self._key_failures = 0
+        stats = self.stats
+        stats.frames += 1
+        stats.bytes_in += len(data)
+        stats.bytes_out += len(plaintext)
+        if self.mismatched:
+            self.mismatched = False
+            self._emit(SecretMatch(self.last_kid, self.keys.now()))
         return plaintext
 
     def _succeeded(self, size: int, plaintext: bytes, kid: int) -> None:
@@ -286,27 +311,36 @@ class FrameDecryptor:
                 self._emit(SecretMismatch(exc.kid if exc.kid is not None else -1, exc.reason, self.keys.now()))
 
     def _open(self, data: bytes) -> tuple[bytes, int, int]:
-        n = clear_prefix_length(self.codec, data)
-        if len(data) < n + 1 + self._tag_length:
+        if self._vp8:  # clear_prefix_length, inlined (runs once per frame)
+            n = 3 if data and data[0] & 0x01 else 10
+        else:
+            n = self._prefix
+        nt = self._tag_length
+        size = len(data)
+        if size < n + 1 + nt:
             raise MalformedFrame("frame shorter than clear prefix, header and tag")
         kid, ctr, header_length = decode_header(data, n)
         body = n + header_length
-        if len(data) < body + self._tag_length:
+        if size < body + nt:
             raise MalformedFrame("frame shorter than clear prefix, header and tag")
         aad = data[n:body] + data[:n]
         entry = self._kids.get(kid)
-        if entry is not None and entry.base is not self.keys.current and not self.keys.is_usable(entry.base):
-            del self._kids[kid]
-            entry = None
         if entry is not None:
-            window = entry.window
-            if not window.check(ctr):
+            keys = self.keys
+            if entry.generation != keys.generation:
+                entry.generation, entry.current = keys.generation, entry.base is keys.current
+            if not entry.current and not keys.is_usable(entry.base):  # a previous secret expired
+                del self._kids[kid]
+                entry = None
+        if entry is not None:
+            if not entry.check(ctr):
                 raise ReplayedFrame("frame counter already seen or too old")
             try:
-                plaintext = entry.aead.open((entry.salt ^ ctr).to_bytes(entry.nonce_length, "big"), aad, data[body:])
+                nonce = (entry.salt ^ ctr).to_bytes(entry.nonce_length, "big")
+                plaintext = entry.open(nonce, aad, data[body : size - nt], data[size - nt :])
             except AuthenticationFailed:
                 raise AuthenticationFailed("tag did not verify", kid=kid) from None
-            window.accept(ctr)
+            entry.accept(ctr)
             self._kids.move_to_end(kid)
             return (data[:n] + plaintext if n else plaintext), kid, ctr
         candidates = self.keys.candidates(kid & 0xFF)
@@ -314,7 +348,7 @@ class FrameDecryptor:
             raise UnknownKey("no secret matches the frame's key id", kid=kid)
         for base in candidates:
             key, salt = derive_key_salt(self.keys.suite, kid, base.material)
-            fresh = _ReceiveKey(base, AeadKey(self.keys.suite, key), salt, self._window)
+            fresh = _ReceiveKey(base, AeadKey(self.keys.suite, key), salt, self._window, self._split_tag)
             nonce = (fresh.salt ^ ctr).to_bytes(fresh.nonce_length, "big")
             try:
                 plaintext = fresh.aead.open(nonce, aad, data[body:])

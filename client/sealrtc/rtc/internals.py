@@ -160,26 +160,21 @@ def hook_sender(
     sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
 
 
-def _guard(hook: FrameHook) -> FrameHook:
-    def guarded(frame: bytes) -> bytes | None:
-        try:
-            return hook(frame)
-        except Exception:
-            logger.exception("sealrtc send transform failed; frame dropped")
-            return None
-
-    return guarded
-
-
 def _hooked_encoder(codec: RTCRtpCodecParameters, hook: FrameHook) -> Encoder:
-    """aiortc's encoder for ``codec``, with ``hook`` applied to each frame before packetization."""
+    """aiortc's encoder for ``codec``, with ``hook`` applied to each frame before packetization.
+
+    A hook that raises drops its frame (logged); the wrappers stay one call deep per frame.
+    """
     encoder = get_encoder(codec)
-    guarded = _guard(hook)
     if isinstance(encoder, vpx.Vp8Encoder):
         packetize_vp8 = vpx.Vp8Encoder._packetize
 
         def vp8_hooked(buffer: bytes, picture_id: int) -> list[bytes]:
-            out = guarded(buffer)
+            try:
+                out = hook(buffer)
+            except Exception:
+                logger.exception("sealrtc send transform failed; frame dropped")
+                return []
             return [] if out is None else packetize_vp8(out, picture_id)  # []: aiortc sends nothing
 
         encoder._packetize = vp8_hooked  # type: ignore[method-assign]
@@ -190,7 +185,11 @@ def _hooked_encoder(codec: RTCRtpCodecParameters, hook: FrameHook) -> Encoder:
         def h264_hooked(packages: Iterable[bytes]) -> list[bytes]:
             nals = list(packages)
             frame = b"".join([_ANNEX_B_START + nal for nal in nals])
-            out = guarded(frame)
+            try:
+                out = hook(frame)
+            except Exception:
+                logger.exception("sealrtc send transform failed; frame dropped")
+                return []
             if out is None:
                 return []
             return packetize_h264(nals if out is frame else split(out))
@@ -202,7 +201,11 @@ def _hooked_encoder(codec: RTCRtpCodecParameters, hook: FrameHook) -> Encoder:
         def hooked(payloads: list[bytes]) -> list[bytes]:
             out = []
             for payload in payloads:
-                sealed = guarded(payload)
+                try:
+                    sealed = hook(payload)
+                except Exception:
+                    logger.exception("sealrtc send transform failed; frame dropped")
+                    continue
                 if sealed is not None:
                     out.append(sealed)
             return out
@@ -262,9 +265,15 @@ def hook_receiver(
 
 def push_to_track(receiver: RTCRtpReceiver, item: object) -> None:
     """Hand ``item`` straight to the receiver's remote track (bypassing the decoder)."""
+    track_pusher(receiver)(item)
+
+
+def track_pusher(receiver: RTCRtpReceiver) -> Callable[[object], None]:
+    """:func:`push_to_track` for one receiver, looked up once (for the per-frame path)."""
     track = receiver._track
     assert track is not None
-    track._queue.put_nowait(item)
+    put: Callable[[object], None] = track._queue.put_nowait
+    return put
 
 
 def send_pli(receiver: RTCRtpReceiver) -> None:

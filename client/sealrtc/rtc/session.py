@@ -366,7 +366,7 @@ class E2EESession(AsyncIOEventEmitter):
         mime_type, clock_rate = codec.mimeType, codec.clockRate
         split, time_ns, keyframe_of = split_probe_fields, time.time_ns, is_keyframe
         receiver = state.receiver
-        push = internals.push_to_track
+        push = internals.track_pusher(receiver) if not decode else None
 
         def on_frame(frame: JitterFrame) -> bool:
             at = monotonic()
@@ -408,7 +408,8 @@ class E2EESession(AsyncIOEventEmitter):
                 if decode:
                     frame.data = data
                     return True
-            push(receiver, encoded)
+            if push is not None:
+                push(encoded)
             return False
 
         return on_frame
