@@ -369,7 +369,8 @@ class E2EESession(AsyncIOEventEmitter):
         push = internals.track_pusher(receiver) if not decode else None
 
         def on_frame(frame: JitterFrame) -> bool:
-            at = monotonic()
+            # The clock is read only when something uses it (metrics, or a first frame).
+            at = monotonic() if record is not None or state.first_frame_at is None else 0.0
             state.frames_received += 1
             if state.first_received_at is None:
                 state.first_received_at = at
