@@ -90,3 +90,26 @@ def test_opus_payloads_and_h264_annex_b() -> None:
     hooked = internals._hooked_encoder(_codec("video/H264", 90_000), lambda f: frames.append(f) or f)
     assert hooked.pack(_packet(h264_frame, 90_000))[0] == H264Encoder().pack(_packet(h264_frame, 90_000))[0]
     assert frames == [h264_frame]
+
+
+def test_only_the_adapter_touches_aiortc_privates() -> None:
+    """Every aiortc private sealrtc relies on is reached through rtc/internals.py (checked at import)."""
+    import re
+    from pathlib import Path
+
+    import sealrtc
+
+    pattern = re.compile(
+        r"_RTCRtp|_next_encoded_frame|_send_keyframe|_send_rtcp_pli|_packetize|_split_bitstream|\._codecs\b"
+        r"|receiver\._track|__encoder|__decoder_queue"
+        r"|from aiortc\.(jitterbuffer|codecs|rtcrtpsender|rtcrtpreceiver|rtp)\b"
+    )
+    root = Path(sealrtc.__file__).parent
+    offenders = [
+        f"{path.relative_to(root)}:{number}"
+        for path in root.rglob("*.py")
+        if path != root / "rtc" / "internals.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert offenders == []

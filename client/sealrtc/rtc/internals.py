@@ -52,6 +52,21 @@ from ..errors import SealError
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "AiortcIncompatible",
+    "FrameHook",
+    "JitterFrame",
+    "hook_receiver",
+    "hook_sender",
+    "negotiated_codec_names",
+    "push_to_track",
+    "request_sender_keyframe",
+    "send_pli",
+    "track_pusher",
+    "vp8_depacketize",
+    "vp8_packetize",
+]
+
 TESTED_MINOR = "1.16"
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 _ANNEX_B_START = b"\x00\x00\x00\x01"

@@ -17,7 +17,6 @@ from functools import partial
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
-from aiortc.jitterbuffer import JitterFrame
 from pyee.asyncio import AsyncIOEventEmitter
 
 from ..errors import InvalidFrame, UnsupportedCodec
@@ -328,7 +327,7 @@ class E2EESession(AsyncIOEventEmitter):
 
     # -- receive path -------------------------------------------------------------------------
 
-    def _make_receive_hook(self, state: _ReceiveState, codec: Any) -> Callable[[JitterFrame], bool]:
+    def _make_receive_hook(self, state: _ReceiveState, codec: Any) -> Callable[[internals.JitterFrame], bool]:
         """The frame hook of one receiver, specialised once for its codec and this session's mode:
         decrypt (or drop, counted), strip the probe, measure, then hand the frame to the decoder
         or, with ``decode=False``, to the track as an :class:`EncodedFrame`. Per frame it
@@ -343,7 +342,7 @@ class E2EESession(AsyncIOEventEmitter):
         monotonic = time.monotonic
         if self.keys is not None and mime in UNSUPPORTED_MIME_TYPES:
 
-            def refuse(frame: JitterFrame) -> bool:
+            def refuse(frame: internals.JitterFrame) -> bool:
                 state.frames_received += 1
                 if state.first_received_at is None:
                     state.first_received_at = monotonic()
@@ -368,7 +367,7 @@ class E2EESession(AsyncIOEventEmitter):
         receiver = state.receiver
         push = internals.track_pusher(receiver) if not decode else None
 
-        def on_frame(frame: JitterFrame) -> bool:
+        def on_frame(frame: internals.JitterFrame) -> bool:
             # The clock is read only when something uses it (metrics, or a first frame).
             at = monotonic() if record is not None or state.first_frame_at is None else 0.0
             state.frames_received += 1
