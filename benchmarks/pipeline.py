@@ -143,6 +143,7 @@ async def run_round(make: Tracks, pairs: int, e2ee: bool, decode: bool, seconds:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*(pc.close() for pc in pcs))
+        await asyncio.sleep(0.5)  # let the closed peers' last tasks finish outside the next window
     return Round(cpu, n, sent or n, pairs, seconds)
 
 
@@ -160,12 +161,14 @@ def ratio_row(name: str, result: dict[bool, list[Round]]) -> list[str]:
     total_plain = sum(r.cpu for r in plain) / max(1, sum(r.received for r in plain)) * 1e6
     total_sealed = sum(r.cpu for r in sealed) / max(1, sum(r.received for r in sealed)) * 1e6
     delivered = min(r.delivered for r in plain + sealed)
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
     return [
         name,
         f"{total_plain:.0f}",
         f"{total_sealed:.0f}",
         f"{total_sealed / total_plain:.3f}x",
         f"{statistics.median(ratios):.3f}x",
+        f"{quartiles[0]:.2f}-{quartiles[2]:.2f}",
         f"{min(ratios):.2f}-{max(ratios):.2f}",
         " ".join(f"{x:.2f}" for x in ratios),
         f"{statistics.median(r.core_per_pair for r in plain) * 100:.2f}/"
@@ -182,6 +185,7 @@ def ratio_table(title: str) -> Table:
         "E2EE µs/frame",
         "E2EE/plain (totals)",
         "median round",
+        "IQR",
         "spread",
         "per-round ratios",
         "% core/pair plain/E2EE",
@@ -230,7 +234,7 @@ async def main(args: argparse.Namespace) -> None:
         for col in ("subscribers", "pairs", "mode", "% core total", "% core/pair", "pairs/core", "delivered %"):
             table.add_column(col, justify="right")
         for decode, counts in ((False, args.pairs), (True, args.decode_pairs)):
-            for pairs in counts:
+            for pairs in (n for n in counts if n > 0):  # 0: none of that kind
                 for e2ee in (False, True):
                     r = await run_round(tracks["VP8+Opus"], pairs, e2ee, decode, args.seconds)
                     table.add_row(
