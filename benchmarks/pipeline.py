@@ -1,112 +1,266 @@
-"""CPU per frame of an E2EE aiortc publisher+subscriber pair against a plain pair.
+"""CPU of E2EE aiortc publisher+subscriber pairs against plain ones, measured side by side.
 
 Run inside a private namespace: ``scripts/isolated python benchmarks/pipeline.py``.
 ``python`` is the project's Python: the interpreter of the environment sealrtc is installed in
 (``.venv/bin/python`` once ``scripts/test`` has made that venv; ``SEALRTC_VENV`` picks another).
 
-Both pairs run in this process, alternating, with the same media: a pre-encoded VP8 clip
-(640x360, 30 fps: aiortc's ``pack()`` path, so no encoder hides the cost) and an Opus tone.
-CPU time is the process's (``time.process_time``) while frames stream; it is divided by the
-frames the subscribing application received. Rounds are bounded and stop by themselves.
+Every pair (a publishing and a subscribing ``RTCPeerConnection``) runs in this process; CPU time
+is the process's (``time.process_time``, all threads) while media streams in real time, divided
+by the frames the subscribing application received. Plain and E2EE runs alternate in ABBA order
+(round r: plain then E2EE when r is even, E2EE then plain when odd), so drift in the machine's
+load hits both alike; every round gives one E2EE/plain ratio and the table reports their median
+and spread next to the ratio of the totals. Everything is bounded and stops by itself.
+
+Modes:
+
+* ``pair`` (default): one pair at a time, pre-encoded VP8 640x360 30 fps (aiortc's ``pack()``
+  path, so no encoder hides the cost) and an Opus tone encoded live. Subscribers either decode
+  (plain = aiortc without sealrtc) or verify only (``attach(decode=False)``; plain = a sealrtc
+  session without keys, which hands over the same encoded frames without decrypting them).
+* ``pairs``: N verify-only pairs at once (the load case), each with pre-encoded VP8 + Opus.
+* ``sweep``: CPU per pair and frames delivered against the number of pairs, plain and E2EE, for
+  verify-only and decoding subscribers (one round each, so a density curve, not a ratio).
+
+The event loop is uvloop when installed (``SEALRTC_LOOP=asyncio`` for asyncio's own).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
-import sys
+import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
+import av
+import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from rich.console import Console
 from rich.table import Table
 
 import sealrtc
+from sealrtc import eventloop
 from sealrtc.media import PreEncodedVideoTrack, ToneAudioTrack
-from sealrtc.media.sources import encode_vp8_clip
+from sealrtc.media.sources import PreEncodedAudioTrack, encode_vp8_clip
+
+SECRET = "benchmark"
+SUITE = [6]
+"""The SFrame cipher suite of E2EE runs (``--suite``; 6 = sealrtc's default)."""
+Tracks = Callable[[], list[MediaStreamTrack]]
 
 
-async def run_pair(make_track: Callable[[], MediaStreamTrack], e2ee: bool, seconds: float) -> tuple[float, int]:
-    pub = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    sub = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    if e2ee:
-        sealrtc.attach(pub, sealrtc.SharedSecret("benchmark"))
-        sealrtc.attach(sub, sealrtc.SharedSecret("benchmark"))
-    pub.addTrack(make_track())
-    frames = 0
+@dataclass
+class Round:
+    cpu: float
+    received: int
+    sent: int
+    pairs: int
+    seconds: float
+
+    @property
+    def per_frame_us(self) -> float:
+        return self.cpu / max(1, self.received) * 1e6
+
+    @property
+    def core_per_pair(self) -> float:
+        """Share of one core per pair (0.01 = 1%)."""
+        return self.cpu / self.seconds / self.pairs
+
+    @property
+    def delivered(self) -> float:
+        return min(1.0, self.received / max(1, self.sent))
+
+
+def opus_packets(seconds: float = 1.0) -> list[bytes]:
+    """A 440 Hz tone as 20 ms stereo Opus packets, encoded once."""
+    codec = av.CodecContext.create("libopus", "w")
+    codec.sample_rate, codec.layout, codec.format, codec.bit_rate = 48_000, "stereo", "s16", 64_000
+    out: list[bytes] = []
+    for start in range(0, int(seconds * 48_000), 960):
+        t = (np.arange(960) + start) / 48_000
+        pcm = (np.sin(2 * np.pi * 440 * t) * 0.3 * 32767).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(np.repeat(pcm, 2)[None, :], format="s16", layout="stereo")
+        frame.sample_rate, frame.pts = 48_000, start
+        out += [bytes(p) for p in codec.encode(frame)]
+    return out
+
+
+async def run_round(make: Tracks, pairs: int, e2ee: bool, decode: bool, seconds: float) -> Round:
+    """``pairs`` pairs streaming for ``seconds`` (after start-up has settled)."""
+    pcs: list[RTCPeerConnection] = []
+    sources: list[MediaStreamTrack] = []
+    tasks: list[asyncio.Task[None]] = []
+    received = 0
     first = asyncio.Event()
+    started = 0
 
     async def pump(track: MediaStreamTrack) -> None:
-        nonlocal frames
+        nonlocal received, started
         try:
+            await track.recv()
+            started += 1
+            if started == expected_tracks:
+                first.set()
             while True:
                 await track.recv()
-                frames += 1
-                first.set()
+                received += 1
         except MediaStreamError:
             pass
 
-    tasks: list[asyncio.Task[None]] = []
-    sub.on("track", lambda t: tasks.append(asyncio.ensure_future(pump(t))))
-    await pub.setLocalDescription(await pub.createOffer())
-    await sub.setRemoteDescription(pub.localDescription)
-    await sub.setLocalDescription(await sub.createAnswer())
-    await pub.setRemoteDescription(sub.localDescription)
+    async def connect() -> None:
+        pub = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        sub = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pcs.extend([pub, sub])
+        if e2ee or not decode:  # plain + decoding = aiortc alone
+            sealrtc.attach(pub, keys, measure=False)
+            sealrtc.attach(sub, keys, decode=decode, measure=False)
+        for track in make():
+            sources.append(track)
+            pub.addTrack(track)
+        sub.on("track", lambda t: tasks.append(asyncio.ensure_future(pump(t))))
+        await pub.setLocalDescription(await pub.createOffer())
+        await sub.setRemoteDescription(pub.localDescription)
+        await sub.setLocalDescription(await sub.createAnswer())
+        await pub.setRemoteDescription(sub.localDescription)
+
+    expected_tracks = pairs * len(make())
+    # One key set for the round (PBKDF2 once, not per peer): per-frame work is the same.
+    keys = sealrtc.SharedSecret(SECRET, suite=SUITE[0]) if e2ee else None
     try:
-        await asyncio.wait_for(first.wait(), 15)
-        await asyncio.sleep(0.5)  # let start-up (DTLS, first key frame) settle before measuring
-        cpu0, n0 = time.process_time(), frames
+        for start in range(0, pairs, 8):  # connect in batches: start-up is not what is measured
+            await asyncio.gather(*(connect() for _ in range(min(8, pairs - start))))
+        await asyncio.wait_for(first.wait(), 30 + pairs)
+        await asyncio.sleep(1.0)  # let start-up (DTLS, first key frames) settle before measuring
+        gc.collect()
+        sent0 = sum(getattr(t, "frames_sent", 0) for t in sources)
+        cpu0, n0 = time.process_time(), received
         await asyncio.sleep(seconds)  # the measurement window: media streams in real time
-        cpu, n = time.process_time() - cpu0, frames - n0
+        cpu, n = time.process_time() - cpu0, received - n0
+        sent = sum(getattr(t, "frames_sent", 0) for t in sources) - sent0
     finally:
         for task in tasks:
             task.cancel()
-        await pub.close()
-        await sub.close()
-    return cpu, n
+        await asyncio.gather(*(pc.close() for pc in pcs))
+        await asyncio.sleep(0.5)  # let the closed peers' last tasks finish outside the next window
+    return Round(cpu, n, sent or n, pairs, seconds)
 
 
-async def main(rounds: int, seconds: float) -> None:
-    if os.environ.get("SEALRTC_NETNS") != "1":
-        raise SystemExit(f"run inside a private namespace: scripts/isolated {sys.executable} benchmarks/pipeline.py")
-    clip = encode_vp8_clip(frames=90, width=640, height=360, gop=90)
-    media: dict[str, Callable[[], MediaStreamTrack]] = {
-        "pre-encoded VP8 640x360": lambda: PreEncodedVideoTrack(clip),
-        "Opus tone (encoded live)": lambda: ToneAudioTrack(),
-    }
-    table = Table(title=f"CPU per frame, E2EE vs plain aiortc ({rounds} rounds x {seconds:.0f} s each, ABBA order)")
-    for col in ("media", "plain µs/frame", "E2EE µs/frame", "E2EE / plain", "per-round ratios (min-max)", "frames"):
+async def abba(make: Tracks, pairs: int, decode: bool, rounds: int, seconds: float) -> dict[bool, list[Round]]:
+    out: dict[bool, list[Round]] = {False: [], True: []}
+    for r in range(rounds):
+        for e2ee in (False, True) if r % 2 == 0 else (True, False):  # ABBA: no order bias
+            out[e2ee].append(await run_round(make, pairs, e2ee, decode, seconds))
+    return out
+
+
+def ratio_row(name: str, result: dict[bool, list[Round]]) -> list[str]:
+    plain, sealed = result[False], result[True]
+    ratios = [s.per_frame_us / p.per_frame_us for p, s in zip(plain, sealed, strict=True)]
+    total_plain = sum(r.cpu for r in plain) / max(1, sum(r.received for r in plain)) * 1e6
+    total_sealed = sum(r.cpu for r in sealed) / max(1, sum(r.received for r in sealed)) * 1e6
+    delivered = min(r.delivered for r in plain + sealed)
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+    return [
+        name,
+        f"{total_plain:.0f}",
+        f"{total_sealed:.0f}",
+        f"{total_sealed / total_plain:.3f}x",
+        f"{statistics.median(ratios):.3f}x",
+        f"{quartiles[0]:.2f}-{quartiles[2]:.2f}",
+        f"{min(ratios):.2f}-{max(ratios):.2f}",
+        " ".join(f"{x:.2f}" for x in ratios),
+        f"{statistics.median(r.core_per_pair for r in plain) * 100:.2f}/"
+        f"{statistics.median(r.core_per_pair for r in sealed) * 100:.2f}",
+        f"{delivered * 100:.1f}",
+    ]
+
+
+def ratio_table(title: str) -> Table:
+    table = Table(title=title)
+    for col in (
+        "case",
+        "plain µs/frame",
+        "E2EE µs/frame",
+        "E2EE/plain (totals)",
+        "median round",
+        "IQR",
+        "spread",
+        "per-round ratios",
+        "% core/pair plain/E2EE",
+        "min delivered %",
+    ):
         table.add_column(col, justify="right")
-    for name, make in media.items():
-        totals = {False: [0.0, 0], True: [0.0, 0]}
-        ratios: list[float] = []
-        for r in range(rounds):
-            per_frame = {}
-            for e2ee in (False, True) if r % 2 == 0 else (True, False):  # ABBA: no order bias
-                cpu, frames = await run_pair(make, e2ee, seconds)
-                totals[e2ee][0] += cpu
-                totals[e2ee][1] += frames
-                per_frame[e2ee] = cpu / max(1, frames)
-            ratios.append(per_frame[True] / per_frame[False])
-        plain = totals[False][0] / max(1, int(totals[False][1]))
-        sealed = totals[True][0] / max(1, int(totals[True][1]))
-        table.add_row(
-            name,
-            f"{plain * 1e6:.0f}",
-            f"{sealed * 1e6:.0f}",
-            f"{sealed / plain:.3f}x",
-            f"{min(ratios):.2f}-{max(ratios):.2f}",
-            f"{int(totals[False][1])}/{int(totals[True][1])}",
+    return table
+
+
+def media(clip: list[tuple[bytes, bool]], opus: list[bytes]) -> dict[str, Tracks]:
+    return {
+        "VP8": lambda: [PreEncodedVideoTrack(clip)],
+        "Opus": lambda: [ToneAudioTrack()],
+        "VP8+Opus": lambda: [PreEncodedVideoTrack(clip), PreEncodedAudioTrack(opus)],
+    }
+
+
+async def main(args: argparse.Namespace) -> None:
+    if os.environ.get("SEALRTC_NETNS") != "1":
+        raise SystemExit("run inside a private namespace: scripts/isolated .venv/bin/python benchmarks/pipeline.py")
+    clip = encode_vp8_clip(frames=90, width=640, height=360, gop=90)
+    tracks = media(clip, opus_packets())
+    console = Console(width=200)
+    loop = f"{eventloop.loop_name()}, suite {SUITE[0]:#06x}"
+    load = os.getloadavg()[0]
+    if args.mode == "pair":
+        table = ratio_table(
+            f"1 pair, E2EE vs plain ({args.rounds} rounds x {args.seconds:g} s, ABBA; {loop}; load {load:.1f})"
         )
-    Console(width=140).print(table)
+        for decode in (False, True):
+            for name in ("VP8", "Opus"):
+                result = await abba(tracks[name], 1, decode, args.rounds, args.seconds)
+                table.add_row(*ratio_row(f"{name} {'decoding' if decode else 'verify-only'}", result))
+        console.print(table)
+    elif args.mode == "pairs":
+        table = ratio_table(
+            f"N verify-only pairs (VP8 640x360 + Opus, pre-encoded), E2EE vs plain "
+            f"({args.rounds} rounds x {args.seconds:g} s, ABBA; {loop}; load {load:.1f})"
+        )
+        for pairs in args.pairs:
+            result = await abba(tracks["VP8+Opus"], pairs, False, args.rounds, args.seconds)
+            table.add_row(*ratio_row(f"{pairs} pairs", result))
+        console.print(table)
+    else:
+        table = Table(title=f"Density: VP8 640x360 + Opus pairs in one process ({args.seconds:g} s each; {loop})")
+        for col in ("subscribers", "pairs", "mode", "% core total", "% core/pair", "pairs/core", "delivered %"):
+            table.add_column(col, justify="right")
+        for decode, counts in ((False, args.pairs), (True, args.decode_pairs)):
+            for pairs in (n for n in counts if n > 0):  # 0: none of that kind
+                for e2ee in (False, True):
+                    r = await run_round(tracks["VP8+Opus"], pairs, e2ee, decode, args.seconds)
+                    table.add_row(
+                        "decoding" if decode else "verify-only",
+                        str(pairs),
+                        "E2EE" if e2ee else "plain",
+                        f"{r.cpu / r.seconds * 100:.0f}",
+                        f"{r.core_per_pair * 100:.2f}",
+                        f"{1 / r.core_per_pair:.0f}",
+                        f"{r.delivered * 100:.1f}",
+                    )
+        console.print(table)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=8, help="rounds, each one plain and one E2EE run (default 8)")
-    parser.add_argument("--seconds", type=float, default=4.0, help="measurement window per round (default 4)")
-    args = parser.parse_args()
-    asyncio.run(main(args.rounds, args.seconds))
+    parser.add_argument("--mode", choices=("pair", "pairs", "sweep"), default="pair")
+    parser.add_argument("--rounds", type=int, default=8, help="ABBA rounds, each one plain and one E2EE run (8)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="measurement window per run (default 4)")
+    parser.add_argument("--pairs", type=int, nargs="+", default=None, help="pairs (pairs: 16 32; sweep: 8 32 64 100)")
+    parser.add_argument("--decode-pairs", type=int, nargs="+", default=[2, 4, 8], help="sweep: decoding pairs")
+    parser.add_argument("--suite", type=int, default=6, help="SFrame cipher suite of the E2EE runs (default 6)")
+    arguments = parser.parse_args()
+    SUITE[0] = arguments.suite
+    if arguments.pairs is None:
+        arguments.pairs = [16, 32] if arguments.mode == "pairs" else [8, 32, 64, 100]
+    eventloop.run(main(arguments))

@@ -295,3 +295,26 @@ async def test_a_server_that_never_answers_does_not_hang_the_cli() -> None:
         for writer in held:
             writer.close()
         server.close()
+
+
+async def test_suite_option_end_to_end(relay: tuple[Relay, str], tmp_path: Path) -> None:
+    """``--suite 4`` (RFC 9605 AES_128_GCM_SHA256_128) on both ends decrypts; a subscriber on the
+    default suite (0x0006) with the same secret does not."""
+    _, base = relay
+    pub = await sealrtc("publish", "--whip", f"{base}/whip/gcm", "--suite", "4", "--probe", "--duration", "6")
+    await asyncio.sleep(0.5)  # let the publisher take the room first
+    same = await sealrtc(
+        "subscribe", "--whep", f"{base}/whep/gcm", "--suite", "4", "--no-decode", "--duration", "4",
+        json_path=tmp_path / "same.json",
+    )  # fmt: skip
+    default = await sealrtc(
+        "subscribe", "--whep", f"{base}/whep/gcm", "--no-decode", "--duration", "4", json_path=tmp_path / "d.json"
+    )
+    for run in (same, default, pub):
+        await run.wait()
+    assert same.returncode == 0, same.stderr
+    assert same.report["frames_decrypted"] > 30
+    assert all(t["frames_lost"] == 0 for t in same.report["tracks"])
+    assert default.returncode == 3, default.stderr
+    assert default.report["frames_decrypted"] == 0
+    assert pub.returncode == 0, pub.stderr

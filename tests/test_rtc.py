@@ -262,3 +262,60 @@ async def test_keyframe_requests_reach_pre_encoded_sources(pcs: list[RTCPeerConn
     assert stats["keyframe_requests"] == 1
     assert source.keyframe_requests >= before + 2  # the rotation's and the recovery PLI's
     got.stop()
+
+
+@pytest.mark.parametrize("e2ee", [True, False])
+async def test_audio_level_extension_only_without_e2ee(pcs: list[RTCPeerConnection], e2ee: bool) -> None:
+    """Under E2EE the sender leaves out the audio-level header extension (voice activity in
+    clear); a plain session keeps aiortc's behaviour."""
+    pub, sub = pair(pcs)
+    sealrtc.attach(pub, SharedSecret("secret") if e2ee else None)
+    sealrtc.attach(sub, SharedSecret("secret") if e2ee else None)
+    pub.addTrack(ToneAudioTrack(TONE))
+    levels: list[object] = []
+    arrived = asyncio.Event()
+    got = Collector(sub)
+    await connect(pub, sub)
+    receiver = sub.getReceivers()[0]
+    handle = receiver._handle_rtp_packet
+
+    async def spy(packet: object, arrival_time_ms: int) -> None:
+        levels.append(packet.extensions.audio_level)  # type: ignore[attr-defined]
+        arrived.set()
+        await handle(packet, arrival_time_ms=arrival_time_ms)
+
+    receiver._handle_rtp_packet = spy  # type: ignore[method-assign]
+    await wait_until(lambda: len(levels) >= 20, arrived, 20)
+    if e2ee:
+        assert all(level is None for level in levels)
+    else:
+        assert all(level is not None for level in levels)
+    got.stop()
+
+
+async def test_live_encoded_frames_are_sealed_whole_before_packetization(pcs: list[RTCPeerConnection]) -> None:
+    """The encode() path (a decoded source, encoded by aiortc in its thread): each frame the
+    observer sees is one whole VP8 frame, and what the receiver decrypts is exactly that frame."""
+    pub, sub = pair(pcs)
+    pub_session = sealrtc.attach(pub, SharedSecret("whole"))
+    sub_session = sealrtc.attach(sub, SharedSecret("whole"), decode=False)
+    sent: list[bytes] = []
+    pub_session.plaintext_observer = sent.append
+    pub.addTrack(TestPatternVideoTrack(moving=True))
+    received: list[EncodedFrame] = []
+    changed = asyncio.Event()
+
+    def on_frame(track: object, frame: EncodedFrame) -> None:
+        received.append(frame)
+        changed.set()
+
+    sub_session.received_frame_observer = on_frame
+    got = Collector(sub)
+    await connect(pub, sub)
+    await wait_until(lambda: len(received) >= 10, changed, 20)
+    assert sent[0][0] & 0x01 == 0 and bytes(sent[0][3:6]) == b"\x9d\x01\x2a"  # a whole VP8 key frame
+    assert all(frame.data in sent for frame in received)
+    assert received[0].keyframe and received[0].kid is not None
+    stats = send_stats(pub_session, "video")
+    assert stats["keyframes_sent"] >= 1 and stats["frames_sent"] == stats["frames_encrypted"] >= 10
+    got.stop()

@@ -25,7 +25,7 @@ from .errors import (
 from .keys import BaseKey, SharedSecret
 from .layout import Codec, clear_prefix_length, codec_from_name
 from .replay import DEFAULT_WINDOW, ReplayWindow
-from .sframe import MAX_VALUE, AeadKey, decode_header, derive_key_salt, encode_header, suite_params
+from .sframe import MAX_VALUE, AeadKey, decode_header, derive_key_salt, header_encoder, suite_params
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +139,7 @@ class FrameEncryptor:
         self._aead: AeadKey | None = None
         self._salt = 0
         self._nonce_length = 12
+        self._header = header_encoder(0)
 
     def __repr__(self) -> str:
         return f"<FrameEncryptor codec={self.codec.value} kid={self._kid:#x} ctr={self._ctr}>"
@@ -157,6 +158,7 @@ class FrameEncryptor:
         first = self._aead is None
         self._generation = self.keys.generation
         self._kid = self.keys.new_sender_kid()
+        self._header = header_encoder(self._kid)
         self._ctr = 0
         key, salt = derive_key_salt(self.keys.suite, self._kid, self.keys.current.material)
         self._aead = AeadKey(self.keys.suite, key)
@@ -187,10 +189,15 @@ class FrameEncryptor:
         assert aead is not None
         ctr = self._ctr
         self._ctr = ctr + 1
-        header = encode_header(self._kid, ctr)
-        prefix = frame[:n]
+        header = self._header(ctr)
         nonce = (self._salt ^ ctr).to_bytes(self._nonce_length, "big")
-        out = prefix + header + aead.seal(nonce, header + prefix, frame[n:])
+        if n:
+            prefix = frame[:n]
+            ct, tag = aead.seal_parts(nonce, header + prefix, frame[n:])
+            out = b"".join((prefix, header, ct, tag))
+        else:
+            ct, tag = aead.seal_parts(nonce, header, frame)
+            out = b"".join((header, ct, tag))
         stats = self.stats
         stats.frames += 1
         stats.bytes_in += len(frame)
@@ -199,14 +206,22 @@ class FrameEncryptor:
 
 
 class _ReceiveKey:
-    __slots__ = ("aead", "base", "nonce_length", "salt", "window")
+    """Everything one KID needs per frame, prepared once: key, salt, replay window (and their
+    bound methods), and whether its secret is the current one as of a key-set generation."""
 
-    def __init__(self, base: BaseKey, aead: AeadKey, salt: bytes, window: int) -> None:
+    __slots__ = ("accept", "aead", "base", "check", "current", "generation", "nonce_length", "open", "salt", "window")
+
+    def __init__(self, base: BaseKey, aead: AeadKey, salt: bytes, window: int, split_tag: bool) -> None:
         self.base = base
         self.aead = aead
         self.salt = int.from_bytes(salt, "big")
         self.nonce_length = len(salt)
         self.window = ReplayWindow(window)
+        self.check = self.window.check
+        self.accept = self.window.accept
+        self.open = aead.open_parts if split_tag else aead.open_joined
+        self.generation = -1
+        self.current = False
 
 
 class FrameDecryptor:
@@ -247,8 +262,16 @@ class FrameDecryptor:
         self._key_failures = 0
         self._last_verified: float | None = None
         self._tag_length = suite_params(keys.suite).nt
+        self._split_tag = suite_params(keys.suite).is_ctr_hmac
+        self._vp8 = self.codec is Codec.VP8
+        self._prefix = clear_prefix_length(self.codec, b"\x00")  # Opus 1, generic 0 (VP8: per frame)
         self._kids: OrderedDict[int, _ReceiveKey] = OrderedDict()
         self._retired: dict[int, int] = {}  # evicted KID -> highest verified CTR (insertion order)
+        self._verified_since_failure = False
+        self.last_kid = 0
+        """KID of the last frame :meth:`decrypt_or_drop` returned."""
+        self.last_ctr = 0
+        """CTR of the last frame :meth:`decrypt_or_drop` returned."""
 
     def __repr__(self) -> str:
         return f"<FrameDecryptor codec={self.codec.value} frames={self.stats.frames} failed={self.stats.failed}>"
@@ -270,23 +293,51 @@ class FrameDecryptor:
     def decrypt_frame(self, data: bytes) -> DecryptedFrame:
         """Like :meth:`decrypt`, also returning the frame's KID and CTR."""
         try:
-            frame = self._open(data)
+            plaintext, kid, ctr = self._open(data)
         except DecryptError as exc:
             self._fail(exc)
             raise
+        self._succeeded(len(data), plaintext, kid)
+        return DecryptedFrame(plaintext, kid, ctr)
+
+    def decrypt_or_drop(self, data: bytes) -> bytes | None:
+        """The per-frame path: the plaintext, or None for a frame that failed (counted by reason,
+        events reported, exactly as :meth:`decrypt` would raise). The frame's KID and CTR are
+        left in :attr:`last_kid` and :attr:`last_ctr`; nothing else is allocated."""
+        try:
+            plaintext, self.last_kid, self.last_ctr = self._open(data)
+        except DecryptError as exc:
+            self._fail(exc)
+            return None
         self._key_failures = 0
-        self._last_verified = self.keys.now()
+        self._verified_since_failure = True
         stats = self.stats
         stats.frames += 1
         stats.bytes_in += len(data)
-        stats.bytes_out += len(frame.data)
+        stats.bytes_out += len(plaintext)
         if self.mismatched:
             self.mismatched = False
-            self._emit(SecretMatch(frame.kid, self.keys.now()))
-        return frame
+            self._emit(SecretMatch(self.last_kid, self.keys.now()))
+        return plaintext
+
+    def _succeeded(self, size: int, plaintext: bytes, kid: int) -> None:
+        self._key_failures = 0
+        self._verified_since_failure = True
+        stats = self.stats
+        stats.frames += 1
+        stats.bytes_in += size
+        stats.bytes_out += len(plaintext)
+        if self.mismatched:
+            self.mismatched = False
+            self._emit(SecretMatch(kid, self.keys.now()))
 
     def _fail(self, exc: DecryptError) -> None:
         self.stats.failures[exc.reason] = self.stats.failures.get(exc.reason, 0) + 1
+        if self._verified_since_failure:
+            # The last verified frame came just before this failure: its time is read here, not on
+            # every successful frame (the per-frame path reads no clock).
+            self._verified_since_failure = False
+            self._last_verified = self.keys.now()
         if isinstance(exc, (UnknownKey, AuthenticationFailed)):
             self._key_failures += 1
             if self.mismatched or self._key_failures < self._threshold:
@@ -307,30 +358,39 @@ class FrameDecryptor:
             while len(self._retired) > MAX_RETIRED_KIDS:
                 del self._retired[next(iter(self._retired))]
 
-    def _open(self, data: bytes) -> DecryptedFrame:
-        n = clear_prefix_length(self.codec, data)
-        if len(data) < n + 1 + self._tag_length:
+    def _open(self, data: bytes) -> tuple[bytes, int, int]:
+        if self._vp8:  # clear_prefix_length, inlined (runs once per frame)
+            n = 3 if data and data[0] & 0x01 else 10
+        else:
+            n = self._prefix
+        nt = self._tag_length
+        size = len(data)
+        if size < n + 1 + nt:
             raise MalformedFrame("frame shorter than clear prefix, header and tag")
         kid, ctr, header_length = decode_header(data, n)
         body = n + header_length
-        if len(data) < body + self._tag_length:
+        if size < body + nt:
             raise MalformedFrame("frame shorter than clear prefix, header and tag")
         aad = data[n:body] + data[:n]
         entry = self._kids.get(kid)
-        if entry is not None and not self.keys.is_usable(entry.base):
-            del self._kids[kid]
-            entry = None
         if entry is not None:
-            if not entry.window.check(ctr):
+            keys = self.keys
+            if entry.generation != keys.generation:
+                entry.generation, entry.current = keys.generation, entry.base is keys.current
+            if not entry.current and not keys.is_usable(entry.base):  # a previous secret expired
+                del self._kids[kid]
+                entry = None
+        if entry is not None:
+            if not entry.check(ctr):
                 raise ReplayedFrame("frame counter already seen or too old")
-            nonce = (entry.salt ^ ctr).to_bytes(entry.nonce_length, "big")
             try:
-                plaintext = entry.aead.open(nonce, aad, data[body:])
+                nonce = (entry.salt ^ ctr).to_bytes(entry.nonce_length, "big")
+                plaintext = entry.open(nonce, aad, data[body : size - nt], data[size - nt :])
             except AuthenticationFailed:
                 raise AuthenticationFailed("tag did not verify", kid=kid) from None
-            entry.window.accept(ctr)
+            entry.accept(ctr)
             self._kids.move_to_end(kid)
-            return DecryptedFrame(data[:n] + plaintext, kid, ctr)
+            return (data[:n] + plaintext if n else plaintext), kid, ctr
         floor = self._retired.get(kid)
         if floor is not None and ctr <= floor:
             raise ReplayedFrame("frame counter already seen (key id evicted from the cache)")
@@ -339,7 +399,7 @@ class FrameDecryptor:
             raise UnknownKey("no secret matches the frame's key id", kid=kid)
         for base in candidates:
             key, salt = derive_key_salt(self.keys.suite, kid, base.material)
-            fresh = _ReceiveKey(base, AeadKey(self.keys.suite, key), salt, self._window)
+            fresh = _ReceiveKey(base, AeadKey(self.keys.suite, key), salt, self._window, self._split_tag)
             nonce = (fresh.salt ^ ctr).to_bytes(fresh.nonce_length, "big")
             try:
                 plaintext = fresh.aead.open(nonce, aad, data[body:])
@@ -350,5 +410,5 @@ class FrameDecryptor:
                 del self._retired[kid]
             fresh.window.accept(ctr)
             self._remember(kid, fresh)
-            return DecryptedFrame(data[:n] + plaintext, kid, ctr)
+            return (data[:n] + plaintext if n else plaintext), kid, ctr
         raise AuthenticationFailed("tag did not verify under any known secret", kid=kid)

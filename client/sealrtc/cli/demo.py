@@ -20,7 +20,7 @@ def run_demo_command(args: argparse.Namespace, argv: list[str]) -> ExitStatus:
     if not args.no_isolate and not inside_namespace():
         code = run_isolated([sys.executable, "-m", "sealrtc", *argv[1:]])
         return ExitStatus.OK if code == 0 else ExitStatus.INTERRUPTED if code == 130 else ExitStatus.FAILURE
-    return asyncio.run(run_demo(args))
+    return asyncio.run(run_demo(args))  # hosts the relay: asyncio's own loop (see cli.main.run_relay)
 
 
 def _progress(rows: dict[str, Any], elapsed: float, duration: float) -> Table:

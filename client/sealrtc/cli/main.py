@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 
+from .. import eventloop
 from ..errors import InvalidSecret, SealError
 from .args import build_parser
 from .common import CliError, ExitStatus, RunLoop, random_demo_secret, read_secret, write_json
@@ -86,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "subscribe":
             from .subscribe import run_subscribe as runner
         else:
-            runner = run_relay
-        return int(asyncio.run(runner(args)))
+            # The relay's connection guard wraps aiohttp's protocol, and uvloop's TCP transports
+            # reset such connections: the relay stays on asyncio's own loop.
+            return int(asyncio.run(run_relay(args)))
+        return int(eventloop.run(runner(args)))
     except KeyboardInterrupt:
         print(f"sealrtc {args.command}: interrupted", file=sys.stderr)
         return ExitStatus.INTERRUPTED

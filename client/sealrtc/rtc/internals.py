@@ -6,40 +6,73 @@ and never globally, the points listed here. At import every name is checked and 
 
 Private names used:
 
-* ``RTCRtpSender._next_encoded_frame(codec)`` — wrapped per sender (instance attribute): its
-  ``RTCEncodedFrame.payloads`` are encrypted between encoder and RTP packetizer.
+* ``RTCRtpSender._RTCRtpSender__encoder`` — the sender's encoder, created lazily by
+  ``_next_encoded_frame`` only while it is None. sealrtc creates it itself (with aiortc's public
+  ``aiortc.codecs.get_encoder``) when ``send()`` starts the sender, and overrides, on that one
+  encoder instance, the step that turns an encoded frame into payloads, so every encoded frame
+  is transformed whole before aiortc packetizes it — on both the ``encode()`` path (decoded
+  frames, run in the default thread pool) and the ``pack()`` path (pre-encoded ``av.Packet``
+  objects, run on the event loop). No per-frame coroutine is added:
+  * ``Vp8Encoder._packetize(buffer, picture_id)`` — instance override (VP8);
+  * ``H264Encoder._packetize(packages)`` and ``H264Encoder._split_bitstream`` — instance
+    override; the frame is seen as Annex-B;
+  * ``Encoder.encode`` / ``Encoder.pack`` — instance overrides for codecs whose payloads are
+    whole frames (Opus, G.711, G.722).
 * ``RTCRtpSender._send_keyframe()`` — wrapped per sender so PLI/FIR also reach pre-encoded
   sources (``encoder.pack()`` ignores key-frame requests); called after a secret rotation.
-* ``aiortc.rtcrtpsender.RTCEncodedFrame`` — the encoded frame type (``payloads``).
-* ``aiortc.codecs.vpx.VpxPayloadDescriptor.parse`` and ``Vp8Encoder._packetize`` — undo and
-  redo the VP8 RTP payload descriptor around the frame transform.
+* ``RTCRtpSender.send(parameters)`` (public) — wrapped per sender to install the encoder and,
+  under E2EE, to leave out the audio-level header extension (it leaks voice activity in clear).
 * ``RTCRtpReceiver._RTCRtpReceiver__decoder_queue`` (its ``put``) — wrapped per receiver: each
   reassembled ``JitterFrame`` is decrypted (or dropped) before the decoder thread sees it.
 * ``RTCRtpReceiver._RTCRtpReceiver__active_ssrc`` — the remote SSRC to address a PLI to.
 * ``RTCRtpReceiver._send_rtcp_pli(ssrc)`` — asks the remote sender for a key frame.
 * ``RTCRtpReceiver._track._queue`` — where encoded frames go when decoding is bypassed.
 * ``RTCRtpTransceiver._codecs`` — the negotiated codecs (to refuse H.264 under E2EE).
+* ``aiortc.codecs.vpx.VpxPayloadDescriptor.parse`` — reads VP8 payload descriptors
+  (:func:`vp8_depacketize` and :func:`vp8_packetize`, for tests and tools).
 * ``aiortc.jitterbuffer.JitterFrame`` (``data``, ``timestamp``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import aiortc
 from aiortc import RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
-from aiortc.codecs import vpx
+from aiortc.codecs import get_encoder, h264, vpx
+from aiortc.codecs.base import Encoder
 from aiortc.jitterbuffer import JitterFrame
-from aiortc.rtcrtpsender import RTCEncodedFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
 
 from ..errors import SealError
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "AiortcIncompatible",
+    "FrameHook",
+    "JitterFrame",
+    "hook_receiver",
+    "hook_sender",
+    "negotiated_codec_names",
+    "push_to_track",
+    "request_sender_keyframe",
+    "send_pli",
+    "track_pusher",
+    "vp8_depacketize",
+    "vp8_packetize",
+]
+
 TESTED_MINOR = "1.16"
+AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+_ANNEX_B_START = b"\x00\x00\x00\x01"
+
+FrameHook = Callable[[bytes], "bytes | None"]
+"""Transforms one encoded frame before packetization: the bytes to packetize, or None to drop."""
 
 
 class AiortcIncompatible(SealError, ImportError):
@@ -51,15 +84,32 @@ def _check() -> None:
     for owner, name in [
         (RTCRtpSender, "_next_encoded_frame"),
         (RTCRtpSender, "_send_keyframe"),
+        (RTCRtpSender, "send"),
         (RTCRtpReceiver, "_send_rtcp_pli"),
         (vpx.VpxPayloadDescriptor, "parse"),
         (vpx.Vp8Encoder, "_packetize"),
+        (h264.H264Encoder, "_packetize"),
+        (h264.H264Encoder, "_split_bitstream"),
+        (Encoder, "encode"),
+        (Encoder, "pack"),
     ]:
         if not callable(getattr(owner, name, None)):
             missing.append(f"{owner.__name__}.{name}")
-    for cls, attrs in [(RTCEncodedFrame, ("payloads",)), (JitterFrame, ("data", "timestamp"))]:
-        if not all(a in vars(cls)["__init__"].__code__.co_names for a in attrs):
-            missing.append(f"{cls.__name__}({', '.join(attrs)})")
+    # The encoder is created lazily (only while None) and used through the attribute: a
+    # pre-installed encoder is the one that runs.
+    next_frame = RTCRtpSender._next_encoded_frame.__code__.co_names
+    if not {"_RTCRtpSender__encoder", "get_encoder", "encode", "pack"} <= set(next_frame):
+        missing.append("RTCRtpSender._next_encoded_frame(__encoder)")
+    for encoder, names in [(vpx.Vp8Encoder, ("encode", "pack")), (h264.H264Encoder, ("encode", "pack"))]:
+        for name in names:
+            if "_packetize" not in getattr(encoder, name).__code__.co_names:
+                missing.append(f"{encoder.__name__}.{name}(_packetize)")
+    if "_RTCRtpSender__encoder" not in RTCRtpSender.__init__.__code__.co_names:
+        missing.append("RTCRtpSender.__encoder")
+    if not {"headerExtensions", "codecs"} <= {f.name for f in dataclasses.fields(RTCRtpSendParameters)}:
+        missing.append("RTCRtpSendParameters(codecs, headerExtensions)")
+    if not all(a in vars(JitterFrame)["__init__"].__code__.co_names for a in ("data", "timestamp")):
+        missing.append("JitterFrame(data, timestamp)")
     source_names = RTCRtpReceiver.__init__.__code__.co_names
     for private in ("_RTCRtpReceiver__decoder_queue", "_RTCRtpReceiver__active_ssrc", "_track"):
         if private not in source_names:
@@ -79,26 +129,40 @@ _check()
 
 def hook_sender(
     sender: RTCRtpSender,
-    transform: Callable[[Any, RTCEncodedFrame], RTCEncodedFrame | None],
+    make_frame_hook: Callable[[RTCRtpCodecParameters], FrameHook | None],
     on_keyframe_request: Callable[[], None],
+    *,
+    drop_audio_level: bool = False,
 ) -> None:
-    """Route every encoded frame of ``sender`` through ``transform(codec, frame)``.
+    """Route every encoded frame of ``sender`` through a frame hook, before packetization.
 
-    ``transform`` returns the frame to send, or None to drop it; it must not raise (a raise
-    would stop the track for good), but if it does the frame is dropped and logged.
+    ``make_frame_hook(codec)`` is called once, when the sender starts with its negotiated codec,
+    and returns the hook (or None: frames pass untouched). The hook sees each encoded frame
+    whole — VP8 as the encoder produced it, H.264 as Annex-B, audio one packet at a time — and
+    returns the bytes to packetize, or None to drop the frame. On the ``encode()`` path (decoded
+    frames) it runs in aiortc's encoder thread, on the ``pack()`` path on the event loop; it must
+    not raise, but if it does the frame is dropped and logged (never sent as it was).
+
+    ``on_keyframe_request`` runs after aiortc's own handling of PLI/FIR. ``drop_audio_level``
+    leaves the audio-level RTP header extension out of what the sender writes.
     """
-    original_next: Callable[[Any], Awaitable[RTCEncodedFrame | None]] = sender._next_encoded_frame
+    original_send: Callable[[RTCRtpSendParameters], Any] = sender.send
     original_keyframe: Callable[[], None] = sender._send_keyframe
+    installed = False
 
-    async def next_encoded_frame(codec: Any) -> RTCEncodedFrame | None:
-        frame = await original_next(codec)
-        if frame is None:
-            return None
-        try:
-            return transform(codec, frame)
-        except Exception:
-            logger.exception("sealrtc send transform failed; frame dropped")
-            return None
+    async def send(parameters: RTCRtpSendParameters) -> None:
+        nonlocal installed
+        if drop_audio_level:
+            parameters = dataclasses.replace(
+                parameters, headerExtensions=[h for h in parameters.headerExtensions if h.uri != AUDIO_LEVEL_URI]
+            )
+        await original_send(parameters)
+        if installed or not parameters.codecs:
+            return
+        installed = True
+        hook = make_frame_hook(parameters.codecs[0])
+        if hook is not None and sender._RTCRtpSender__encoder is None:  # type: ignore[attr-defined]
+            sender._RTCRtpSender__encoder = _hooked_encoder(parameters.codecs[0], hook)  # type: ignore[attr-defined]
 
     def send_keyframe() -> None:
         original_keyframe()
@@ -107,8 +171,71 @@ def hook_sender(
         except Exception:
             logger.exception("key frame request hook failed")
 
-    sender._next_encoded_frame = next_encoded_frame  # type: ignore[method-assign]
+    sender.send = send  # type: ignore[method-assign]
     sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+
+
+def _hooked_encoder(codec: RTCRtpCodecParameters, hook: FrameHook) -> Encoder:
+    """aiortc's encoder for ``codec``, with ``hook`` applied to each frame before packetization.
+
+    A hook that raises drops its frame (logged); the wrappers stay one call deep per frame.
+    """
+    encoder = get_encoder(codec)
+    if isinstance(encoder, vpx.Vp8Encoder):
+        packetize_vp8 = vpx.Vp8Encoder._packetize
+
+        def vp8_hooked(buffer: bytes, picture_id: int) -> list[bytes]:
+            try:
+                out = hook(buffer)
+            except Exception:
+                logger.exception("sealrtc send transform failed; frame dropped")
+                return []
+            return [] if out is None else packetize_vp8(out, picture_id)  # []: aiortc sends nothing
+
+        encoder._packetize = vp8_hooked  # type: ignore[method-assign]
+    elif isinstance(encoder, h264.H264Encoder):
+        packetize_h264 = h264.H264Encoder._packetize
+        split = h264.H264Encoder._split_bitstream
+
+        def h264_hooked(packages: Iterable[bytes]) -> list[bytes]:
+            nals = list(packages)
+            frame = b"".join([_ANNEX_B_START + nal for nal in nals])
+            try:
+                out = hook(frame)
+            except Exception:
+                logger.exception("sealrtc send transform failed; frame dropped")
+                return []
+            if out is None:
+                return []
+            return packetize_h264(nals if out is frame else split(out))
+
+        encoder._packetize = h264_hooked  # type: ignore[method-assign]
+    else:  # audio: every payload is one whole frame
+        encode, pack = encoder.encode, encoder.pack
+
+        def hooked(payloads: list[bytes]) -> list[bytes]:
+            out = []
+            for payload in payloads:
+                try:
+                    sealed = hook(payload)
+                except Exception:
+                    logger.exception("sealrtc send transform failed; frame dropped")
+                    continue
+                if sealed is not None:
+                    out.append(sealed)
+            return out
+
+        def encode_hooked(frame: Any, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+            payloads, timestamp = encode(frame, force_keyframe)
+            return hooked(payloads), timestamp
+
+        def pack_hooked(packet: Any) -> tuple[list[bytes], int]:
+            payloads, timestamp = pack(packet)
+            return hooked(payloads), timestamp
+
+        encoder.encode = encode_hooked  # type: ignore[method-assign]
+        encoder.pack = pack_hooked  # type: ignore[method-assign]
+    return encoder
 
 
 def request_sender_keyframe(sender: RTCRtpSender) -> None:
@@ -116,23 +243,32 @@ def request_sender_keyframe(sender: RTCRtpSender) -> None:
     sender._send_keyframe()
 
 
-def hook_receiver(receiver: RTCRtpReceiver, transform: Callable[[Any, JitterFrame], bool]) -> None:
-    """Call ``transform(codec, jitter_frame)`` for every reassembled frame before decoding.
+def hook_receiver(
+    receiver: RTCRtpReceiver, make_frame_hook: Callable[[RTCRtpCodecParameters], Callable[[JitterFrame], bool]]
+) -> None:
+    """Run a frame hook on every reassembled frame of ``receiver`` before decoding.
 
-    ``transform`` edits ``jitter_frame.data`` in place and returns True to pass it to the
-    decoder, or False to drop it (it may have queued it elsewhere). The decoder thread's stop
-    sentinel passes untouched. Nothing raises into aiortc's RTP loop.
+    ``make_frame_hook(codec)`` is called on the first frame of each codec and returns the hook:
+    it edits ``jitter_frame.data`` in place and returns True to pass it to the decoder, or False
+    to drop it (it may have queued it elsewhere). The decoder thread's stop sentinel passes
+    untouched. Nothing raises into aiortc's RTP loop.
     """
     queue = receiver._RTCRtpReceiver__decoder_queue  # type: ignore[attr-defined]
     original_put = queue.put
+    last_codec: Any = None
+    hook: Callable[[JitterFrame], bool] | None = None
 
     def put(item: Any, block: bool = True, timeout: float | None = None) -> None:
+        nonlocal last_codec, hook
         if item is None:
             original_put(item, block, timeout)
             return
-        codec, frame = item
         try:
-            keep = transform(codec, frame)
+            codec = item[0]
+            if codec is not last_codec or hook is None:
+                hook = make_frame_hook(codec)
+                last_codec = codec
+            keep = hook(item[1])
         except Exception:
             logger.exception("sealrtc receive transform failed; frame dropped")
             return
@@ -144,9 +280,15 @@ def hook_receiver(receiver: RTCRtpReceiver, transform: Callable[[Any, JitterFram
 
 def push_to_track(receiver: RTCRtpReceiver, item: object) -> None:
     """Hand ``item`` straight to the receiver's remote track (bypassing the decoder)."""
+    track_pusher(receiver)(item)
+
+
+def track_pusher(receiver: RTCRtpReceiver) -> Callable[[object], None]:
+    """:func:`push_to_track` for one receiver, looked up once (for the per-frame path)."""
     track = receiver._track
     assert track is not None
-    track._queue.put_nowait(item)
+    put: Callable[[object], None] = track._queue.put_nowait
+    return put
 
 
 def send_pli(receiver: RTCRtpReceiver) -> None:

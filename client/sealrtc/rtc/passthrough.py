@@ -108,25 +108,23 @@ class PassthroughSession:
             receiver, sender = transceiver.receiver, transceiver.sender
             if id(receiver) not in self._receivers:
                 self._receivers.add(id(receiver))
-                internals.hook_receiver(receiver, partial(self._forward, receiver))
+                internals.hook_receiver(receiver, partial(self._make_forward, receiver))
             if id(sender) not in self._senders:
                 self._senders.add(id(sender))
-                internals.hook_sender(sender, _unchanged, partial(_notify_source, sender))
+                internals.hook_sender(sender, _untouched, partial(_notify_source, sender))
 
-    def _forward(self, receiver: RTCRtpReceiver, codec: Any, frame: Any) -> bool:
-        self.frames_received += 1
-        data: bytes = frame.data
-        internals.push_to_track(
-            receiver,
-            EncodedFrame(
-                data=data,
-                timestamp=frame.timestamp,
-                codec=codec.mimeType,
-                clock_rate=codec.clockRate,
-                keyframe=is_keyframe(codec_from_name(codec.mimeType), data),
-            ),
-        )
-        return False
+    def _make_forward(self, receiver: RTCRtpReceiver, codec: Any) -> Callable[[Any], bool]:
+        mime_type, clock_rate = codec.mimeType, codec.clockRate
+        layout = codec_from_name(mime_type)
+        push = internals.push_to_track
+
+        def forward(frame: Any) -> bool:
+            self.frames_received += 1
+            data: bytes = frame.data
+            push(receiver, EncodedFrame(data, frame.timestamp, mime_type, clock_rate, is_keyframe(layout, data)))
+            return False
+
+        return forward
 
     @staticmethod
     def request_keyframe(receiver: RTCRtpReceiver) -> None:
@@ -134,8 +132,9 @@ class PassthroughSession:
         internals.send_pli(receiver)
 
 
-def _unchanged(codec: Any, frame: Any) -> Any:
-    return frame
+def _untouched(codec: Any) -> None:
+    """Forwarded frames are sent exactly as they arrived: no frame hook."""
+    return None
 
 
 def _notify_source(sender: Any) -> None:

@@ -8,6 +8,7 @@ after :func:`attach` are covered.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Any
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from pyee.asyncio import AsyncIOEventEmitter
 
-from ..errors import DecryptError, InvalidFrame, UnsupportedCodec
+from ..errors import InvalidFrame, UnsupportedCodec
 from ..keys import SharedSecret
 from ..layout import Codec, clear_prefix_length, codec_from_name, is_keyframe
 from ..metrics import ProbeStamper, ReceiveMetrics
@@ -214,13 +215,16 @@ class E2EESession(AsyncIOEventEmitter):
             if id(sender) not in self._senders:
                 self._senders[id(sender)] = state = _SendState(sender, stamper=ProbeStamper() if self.probe else None)
                 internals.hook_sender(
-                    sender, partial(self._send_transform, state), partial(self._on_keyframe_request, state)
+                    sender,
+                    partial(self._make_send_hook, state),
+                    partial(self._on_keyframe_request, state),
+                    drop_audio_level=self.keys is not None,
                 )
                 if self.keys is not None:
                     self._prefer_supported_codecs(transceiver)
             if id(receiver) not in self._receivers:
                 self._receivers[id(receiver)] = rstate = _ReceiveState(receiver)
-                internals.hook_receiver(receiver, partial(self._receive_transform, rstate))
+                internals.hook_receiver(receiver, partial(self._make_receive_hook, rstate))
 
     @staticmethod
     def _prefer_supported_codecs(transceiver: RTCRtpTransceiver) -> None:
@@ -257,143 +261,158 @@ class E2EESession(AsyncIOEventEmitter):
         if callable(request):
             request()
 
-    def _send_transform(self, state: _SendState, codec: Any, frame: Any) -> Any:
-        mime = codec.mimeType.lower()
-        if state.codec is None:
-            state.codec = codec.mimeType
-            state.track_id = state.sender.track.id if state.sender.track is not None else None
-        if mime in UNSUPPORTED_MIME_TYPES:
-            if self.keys is None:  # plain: sent as is (its payloads are packetized: no probe)
-                state.frames_sent += 1
-                return frame
-            state.unsupported += 1
-            return None
-        layout = codec_from_name(mime)
-        stamper = state.stamper
-        observe = self.plaintext_observer
-        if self.keys is None and stamper is None and observe is None:  # plain, nothing to add: count only
-            payloads = frame.payloads
-            if mime == "video/vp8" and payloads:
-                data, _ = internals.vp8_depacketize(payloads[:1])
-                if data and data[0] & 0x01 == 0:
-                    state.keyframes_sent += 1
-            state.frames_sent += 1
-            state.bytes_sent += sum(len(p) for p in payloads)
-            return frame
-        now_ns = time.time_ns() if stamper is not None else 0
-        try:
-            if mime == "video/vp8":
-                data, picture_id = internals.vp8_depacketize(frame.payloads)
-                if observe is not None:
-                    observe(data)
-                if data and data[0] & 0x01 == 0:
-                    state.keyframes_sent += 1
-                out = self._protect(state, layout, mime, data, stamper, now_ns)
-                if out is None:
-                    return None
-                frame.payloads = internals.vp8_packetize(out, picture_id)
-                state.bytes_sent += len(out)
-            else:
-                payloads = []
-                for payload in frame.payloads:
-                    if observe is not None:
-                        observe(payload)
-                    out = self._protect(state, layout, mime, payload, stamper, now_ns)
-                    if out is not None:
-                        payloads.append(out)
-                        state.bytes_sent += len(out)
-                if not payloads:
-                    return None
-                frame.payloads = payloads
-        except ValueError:
-            state.frames_dropped += 1
-            return None
-        state.frames_sent += 1
-        # The audio-level header extension would leak voice activity in clear.
-        frame.audio_level = None
-        return frame
+    def _make_send_hook(self, state: _SendState, codec: Any) -> internals.FrameHook:
+        """The frame hook of one sender, specialised once for its codec and this session's mode.
 
-    def _protect(
-        self, state: _SendState, layout: Codec, mime: str, data: bytes, stamper: ProbeStamper | None, now_ns: int
-    ) -> bytes | None:
-        """Stamp (if probing) and encrypt one frame; None drops it (counted)."""
-        if stamper is not None and data and clear_prefix_length(layout, data) <= len(data):
-            data = stamper.stamp(data, now_ns)
-        if self.keys is None:
-            return data
-        encryptor = state.encryptors.get(mime)
-        if encryptor is None:
-            encryptor = state.encryptors[mime] = FrameEncryptor(self.keys, codec=layout)
-        try:
-            out = encryptor.encrypt(data)
-        except InvalidFrame:  # counted by the encryptor (frames_refused)
-            return None
-        if encryptor.take_keyframe_request() and state.sender.kind == "video":
-            internals.request_sender_keyframe(state.sender)
-        return out
+        It sees each encoded frame whole, before packetization (VP8 as encoded, audio packet by
+        packet): observe, count, stamp a probe, encrypt. On the ``encode()`` path it runs in
+        aiortc's encoder thread, so it only touches this sender's own state.
+        """
+        state.codec = codec.mimeType
+        track = state.sender.track
+        state.track_id = track.id if track is not None else None
+        mime = codec.mimeType.lower()
+        keys = self.keys
+        if mime in UNSUPPORTED_MIME_TYPES:
+            if keys is not None:  # never negotiated under E2EE (setRemoteDescription raises); never sent
+
+                def refuse(frame: bytes) -> bytes | None:
+                    state.unsupported += 1
+                    return None
+
+                return refuse
+
+            def count(frame: bytes) -> bytes | None:  # plain: sent as is (no probe: a NAL stream)
+                state.frames_sent += 1
+                state.bytes_sent += len(frame)
+                return frame
+
+            return count
+        layout = codec_from_name(mime)
+        video = layout is Codec.VP8
+        stamper = state.stamper
+        encryptor: FrameEncryptor | None = None
+        if keys is not None:
+            encryptor = state.encryptors[mime] = FrameEncryptor(keys, codec=layout)
+        loop = asyncio.get_running_loop()
+        sender = state.sender
+        session = self
+        time_ns = time.time_ns
+
+        def hook(frame: bytes) -> bytes | None:
+            observe = session.plaintext_observer
+            if observe is not None:
+                observe(frame)
+            if video and frame and not frame[0] & 0x01:
+                state.keyframes_sent += 1
+            try:
+                if stamper is not None and frame and clear_prefix_length(layout, frame) <= len(frame):
+                    frame = stamper.stamp(frame, time_ns())
+                if encryptor is not None:
+                    frame = encryptor.encrypt(frame)
+                    if encryptor.keyframe_wanted:  # a fresh KID: start it with a key frame
+                        encryptor.keyframe_wanted = False
+                        if video:
+                            loop.call_soon_threadsafe(internals.request_sender_keyframe, sender)
+            except InvalidFrame:  # counted by the encryptor (frames_refused)
+                return None
+            except ValueError:
+                state.frames_dropped += 1
+                return None
+            state.frames_sent += 1
+            state.bytes_sent += len(frame)
+            return frame
+
+        return hook
 
     # -- receive path -------------------------------------------------------------------------
 
-    def _receive_transform(self, state: _ReceiveState, codec: Any, frame: Any) -> bool:
-        at = time.monotonic()
-        state.frames_received += 1
+    def _make_receive_hook(self, state: _ReceiveState, codec: Any) -> Callable[[internals.JitterFrame], bool]:
+        """The frame hook of one receiver, specialised once for its codec and this session's mode:
+        decrypt (or drop, counted), strip the probe, measure, then hand the frame to the decoder
+        or, with ``decode=False``, to the track as an :class:`EncodedFrame`. Per frame it
+        allocates only the plaintext (and that EncodedFrame) and does no string work."""
         if state.codec is None:
             state.codec = codec.mimeType
             state.layout = codec_from_name(codec.mimeType)
             state.metrics = ReceiveMetrics(video=state.receiver.track.kind == "video")
             if self.keys is None:
                 state.sniffer = EncryptionSniffer(state.layout)
-        if state.first_received_at is None:
-            state.first_received_at = at
         mime = codec.mimeType.lower()
-        kid = ctr = None
-        if self.keys is None:
-            data: bytes = frame.data
-            assert state.sniffer is not None
-            state.sniffer.frame(data)
-        else:
-            if mime in UNSUPPORTED_MIME_TYPES:
+        monotonic = time.monotonic
+        if self.keys is not None and mime in UNSUPPORTED_MIME_TYPES:
+
+            def refuse(frame: internals.JitterFrame) -> bool:
+                state.frames_received += 1
+                if state.first_received_at is None:
+                    state.first_received_at = monotonic()
                 state.unsupported += 1
                 return False
+
+            return refuse
+        layout = codec_from_name(mime)
+        decryptor: FrameDecryptor | None = None
+        if self.keys is not None:
             decryptor = state.decryptors.get(mime)
             if decryptor is None:
-                decryptor = state.decryptors[mime] = FrameDecryptor(self.keys, codec=state.layout)
+                decryptor = state.decryptors[mime] = FrameDecryptor(self.keys, codec=layout)
                 decryptor.add_listener(partial(self._on_secret_event, state))
-            try:
-                plain = decryptor.decrypt_frame(frame.data)
-            except DecryptError:
-                return False
-            data, kid, ctr = plain.data, plain.kid, plain.ctr
-        if state.first_frame_at is None:
-            state.first_frame_at = at
-        data, probe = split_probe_fields(data)
-        if self.measure:
-            metrics = state.metrics
-            assert metrics is not None
-            metrics.frame(at, time.time_ns(), len(data), probe)
-        observe = self.received_frame_observer
-        encoded: EncodedFrame | None = None
-        if observe is not None or not self.decode:
+        decrypt = decryptor.decrypt_or_drop if decryptor is not None else None
+        sniff = state.sniffer.frame if state.sniffer is not None else None
+        record = state.metrics.frame if self.measure and state.metrics is not None else None
+        decode = self.decode
+        session = self
+        mime_type, clock_rate = codec.mimeType, codec.clockRate
+        split, time_ns, keyframe_of = split_probe_fields, time.time_ns, is_keyframe
+        receiver = state.receiver
+        push = internals.track_pusher(receiver) if not decode else None
+
+        def on_frame(frame: internals.JitterFrame) -> bool:
+            # The clock is read only when something uses it (metrics, or a first frame).
+            at = monotonic() if record is not None or state.first_frame_at is None else 0.0
+            state.frames_received += 1
+            if state.first_received_at is None:
+                state.first_received_at = at
+            data: bytes | None
+            if decrypt is not None:
+                data = decrypt(frame.data)
+                if data is None:
+                    return False
+            else:
+                data = frame.data
+                if sniff is not None:
+                    sniff(data)
+            if state.first_frame_at is None:
+                state.first_frame_at = at
+            data, probe = split(data)
+            if record is not None:
+                record(at, time_ns(), len(data), probe)
+            observe = session.received_frame_observer
+            if decode and observe is None:
+                frame.data = data
+                return True
             encoded = EncodedFrame(
-                data=data,
-                timestamp=frame.timestamp,
-                codec=codec.mimeType,
-                clock_rate=codec.clockRate,
-                keyframe=is_keyframe(state.layout, data),
-                kid=kid,
-                ctr=ctr,
+                data,
+                frame.timestamp,
+                mime_type,
+                clock_rate,
+                keyframe_of(layout, data),
+                decryptor.last_kid if decryptor is not None else None,
+                decryptor.last_ctr if decryptor is not None else None,
             )
             if observe is not None:
                 try:
-                    observe(state.receiver.track, encoded)
+                    observe(receiver.track, encoded)
                 except Exception:  # an observer (a recorder) must not break the media path
                     logger.exception("received-frame observer failed")
-        if self.decode:
-            frame.data = data
-            return True
-        assert encoded is not None
-        internals.push_to_track(state.receiver, encoded)
-        return False
+                if decode:
+                    frame.data = data
+                    return True
+            if push is not None:
+                push(encoded)
+            return False
+
+        return on_frame
 
     def _on_secret_event(self, state: _ReceiveState, event: SecretEvent) -> None:
         track = state.receiver.track

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..errors import MalformedFrame
 from .aead import AeadKey, aead_decrypt, aead_encrypt
-from .header import MAX_VALUE, decode_header, encode_header
+from .header import MAX_VALUE, decode_header, encode_header, header_encoder
 from .schedule import derive_key_salt, make_nonce
 from .suites import DEFAULT_SUITE, CipherSuite, SuiteParams, suite_params
 
@@ -24,6 +24,7 @@ __all__ = [
     "derive_key_salt",
     "encode_header",
     "encrypt",
+    "header_encoder",
     "make_nonce",
     "suite_params",
 ]

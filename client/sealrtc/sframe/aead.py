@@ -9,6 +9,7 @@ verified before anything is decrypted.
 from __future__ import annotations
 
 import hmac as _stdlib_hmac
+import struct
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -20,6 +21,7 @@ from ..errors import AuthenticationFailed, MalformedFrame
 from .suites import SuiteParams, suite_params
 
 _ZERO_COUNTER = b"\x00\x00\x00\x00"
+_LENGTHS = struct.Struct(">QQ")
 
 
 class AeadKey:
@@ -55,7 +57,7 @@ class AeadKey:
         assert self._mac is not None
         mac = self._mac.copy()
         # One update: each call into OpenSSL costs more than copying a frame (cold caches at 30 fps).
-        mac.update(b"".join((len(aad).to_bytes(8, "big"), len(ct).to_bytes(8, "big"), self._nt_bytes, nonce, aad, ct)))
+        mac.update(b"".join((_LENGTHS.pack(len(aad), len(ct)), self._nt_bytes, nonce, aad, ct)))
         return mac.finalize()[: self._nt]
 
     def _ctr(self, nonce: bytes, data: bytes) -> bytes:
@@ -66,10 +68,20 @@ class AeadKey:
 
     def seal(self, nonce: bytes, aad: bytes, plaintext: bytes) -> bytes:
         """Return ``ciphertext || tag``."""
+        return b"".join(self.seal_parts(nonce, aad, plaintext))
+
+    def seal_parts(self, nonce: bytes, aad: bytes, plaintext: bytes) -> tuple[bytes, bytes]:
+        """:meth:`seal` as ``(ciphertext, tag)``, for callers that join them with more bytes.
+        (AES-GCM returns them joined: the tag part is then empty.)"""
         if self._gcm is not None:
-            return self._gcm.encrypt(nonce, plaintext, aad)
-        ct = self._ctr(nonce, plaintext)
-        return ct + self._tag(nonce, aad, ct)
+            return self._gcm.encrypt(nonce, plaintext, aad), b""
+        # _ctr and _tag inlined: this runs once per frame.
+        ctx = self._ctr_ctx
+        ctx.reset_nonce(nonce + _ZERO_COUNTER)
+        ct: bytes = ctx.update(plaintext)
+        mac = self._mac.copy()  # type: ignore[union-attr]
+        mac.update(b"".join((_LENGTHS.pack(len(aad), len(ct)), self._nt_bytes, nonce, aad, ct)))
+        return ct, mac.finalize()[: self._nt]
 
     def open(self, nonce: bytes, aad: bytes, data: bytes) -> bytes:
         """Verify the tag of ``ciphertext || tag``, then decrypt; raise on any failure."""
@@ -81,10 +93,29 @@ class AeadKey:
             except InvalidTag:
                 raise AuthenticationFailed("tag did not verify") from None
         split = len(data) - self._nt
-        ct = data[:split]
-        if not _stdlib_hmac.compare_digest(self._tag(nonce, aad, ct), data[split:]):
+        return self.open_parts(nonce, aad, data[:split], data[split:])
+
+    def open_joined(self, nonce: bytes, aad: bytes, ct: bytes, tag: bytes) -> bytes:
+        """:meth:`open` with the arguments of :meth:`open_parts` (joins them first)."""
+        return self.open(nonce, aad, ct + tag)
+
+    def open_parts(self, nonce: bytes, aad: bytes, ct: bytes, tag: bytes) -> bytes:
+        """:meth:`open` with the ciphertext and the tag given apart (``tag`` is ``nt`` bytes for
+        CTR+HMAC suites; for AES-GCM ``ct`` is ``ciphertext || tag`` and ``tag`` is empty)."""
+        if self._gcm is not None:
+            try:
+                return self._gcm.decrypt(nonce, ct + tag, aad)
+            except InvalidTag:
+                raise AuthenticationFailed("tag did not verify") from None
+        # _tag and _ctr inlined: this runs once per frame.
+        mac = self._mac.copy()  # type: ignore[union-attr]
+        mac.update(b"".join((_LENGTHS.pack(len(aad), len(ct)), self._nt_bytes, nonce, aad, ct)))
+        if not _stdlib_hmac.compare_digest(mac.finalize()[: self._nt], tag):
             raise AuthenticationFailed("tag did not verify")
-        return self._ctr(nonce, ct)
+        ctx = self._ctr_ctx
+        ctx.reset_nonce(nonce + _ZERO_COUNTER)
+        out: bytes = ctx.update(ct)
+        return out
 
 
 def aead_encrypt(suite: int, key: bytes, nonce: bytes, aad: bytes, plaintext: bytes) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..errors import MalformedFrame
 
 MAX_VALUE = (1 << 64) - 1
@@ -30,6 +32,30 @@ def encode_header(kid: int, ctr: int) -> bytes:
         config |= 0x08 | (n - 1)
         tail += ctr.to_bytes(n, "big")
     return bytes((config,)) + tail
+
+
+def header_encoder(kid: int) -> Callable[[int], bytes]:
+    """:func:`encode_header` for one fixed ``kid``, its part encoded once: ``encoder(ctr)``."""
+    if not 0 <= kid <= MAX_VALUE:
+        raise ValueError("SFrame KID and CTR must be 64-bit unsigned integers")
+    if kid < 8:
+        config, kid_bytes = kid << 4, b""
+    else:
+        n = _byte_length(kid)
+        config, kid_bytes = 0x80 | ((n - 1) << 4), kid.to_bytes(n, "big")
+    small = [bytes((config | ctr,)) + kid_bytes for ctr in range(8)]
+
+    def encode(ctr: int) -> bytes:
+        if ctr < 8:
+            if ctr < 0:
+                raise ValueError("SFrame KID and CTR must be 64-bit unsigned integers")
+            return small[ctr]
+        n = (ctr.bit_length() + 7) >> 3
+        if n > 8:
+            raise ValueError("SFrame KID and CTR must be 64-bit unsigned integers")
+        return bytes((config | 0x08 | (n - 1),)) + kid_bytes + ctr.to_bytes(n, "big")
+
+    return encode
 
 
 def decode_header(data: bytes, offset: int = 0) -> tuple[int, int, int]:
