@@ -11,11 +11,13 @@ tests fail, never skip.
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -24,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -170,3 +173,63 @@ def test_short_load_runs_in_the_container(image: Image) -> None:
     assert report["verdict"] == "pass"
     assert report["participants"]["joined"] == report["participants"]["planned"] == 3
     assert all(a["ok"] for a in report["assertions"])
+
+
+JANUS_IMAGE = "localhost/sealrtc-janus:test"
+
+
+@pytest.fixture(scope="module")
+def janus_url() -> Iterator[str]:
+    """docker/janus's image (built by scripts/container-setup: apt needs the mirror) running with
+    its own configuration in this namespace."""
+    require_namespace()
+    require_podman()
+    recipe = hashlib.sha256(b"".join(p.read_bytes() for p in sorted((DOCKER / "janus").iterdir()))).hexdigest()[:16]
+    label = podman("image", "inspect", "--format", '{{index .Labels "sealrtc.recipe"}}', JANUS_IMAGE)
+    if label.stdout.strip() != recipe:
+        pytest.fail(f"{JANUS_IMAGE} is missing or older than docker/janus: scripts/container-setup builds it")
+    name = f"sealrtc-janus-{os.getpid()}"
+    start = podman("run", "-d", "--rm", "--pull=never", "--network", "host", "--name", name, JANUS_IMAGE)
+    assert start.returncode == 0, start.stderr
+    host = os.environ["SEALRTC_HOST_ADDRESS"]
+    try:
+        deadline = time.monotonic() + 15
+        while True:  # polling a starting process: there is no event to await
+            try:
+                socket.create_connection((host, 8188), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("Janus did not listen on 8188: " + podman("logs", name).stdout[-3000:])
+                time.sleep(0.1)
+        yield f"ws://{host}:8188"
+    finally:
+        logs = podman("logs", name)
+        podman("rm", "-f", "-t", "2", name)
+        print(logs.stdout[-2000:])
+
+
+def run_load(image: Image, *args: str) -> tuple[int, dict[str, Any]]:
+    env = {**podman_env(), "SEALRTC_SECRET": secrets.token_urlsafe(16)}
+    run = podman(
+        "run", "--rm", "--pull=never", "--network", "host", "-e", "SEALRTC_SECRET", image.tag,
+        "load", *args, "--workers", "1", "--quiet", "--json", "-",
+        env=env, timeout=120,
+    )  # fmt: skip
+    report: dict[str, Any] = json.loads(run.stdout[run.stdout.index("{") : run.stdout.rindex("}") + 1])
+    return run.returncode, report
+
+
+def test_load_container_against_the_janus_container(image: Image, janus_url: str) -> None:
+    # The compose topology in one namespace: rooms created by the run (require_e2ee)...
+    rc, report = run_load(image, "--janus", janus_url, "--rooms", "2", "--subscribers", "2", "--intruders", "1",
+                          "--duration", "5")  # fmt: skip
+    assert rc == 0, report["errors"]
+    assert report["participants"]["joined"] == report["participants"]["planned"] == 6
+    # ... and the configured E2EE room 4343, which refuses plain media.
+    rc, report = run_load(image, "--janus", janus_url, "--room", "4343", "--subscribers", "1", "--duration", "4")
+    assert rc == 0, report["errors"]
+    assert report["participants"]["joined"] == report["participants"]["planned"] == 2
+    rc, report = run_load(image, "--janus", janus_url, "--room", "4343", "--no-e2ee", "--duration", "3")
+    assert rc == 1
+    assert report["participants"]["joined"] < report["participants"]["planned"]
