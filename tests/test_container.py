@@ -15,10 +15,12 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import tomllib
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from .rtc_helpers import require_namespace
 
@@ -189,7 +192,8 @@ def janus_url() -> Iterator[str]:
     if label.stdout.strip() != recipe:
         pytest.fail(f"{JANUS_IMAGE} is missing or older than docker/janus: scripts/container-setup builds it")
     name = f"sealrtc-janus-{os.getpid()}"
-    start = podman("run", "-d", "--rm", "--pull=never", "--network", "host", "--name", name, JANUS_IMAGE)
+    # --read-only and the image's user: as the Deployment of docker/k8s/janus.yaml runs it.
+    start = podman("run", "-d", "--rm", "--pull=never", "--network", "host", "--read-only", "--name", name, JANUS_IMAGE)
     assert start.returncode == 0, start.stderr
     host = os.environ["SEALRTC_HOST_ADDRESS"]
     try:
@@ -233,3 +237,136 @@ def test_load_container_against_the_janus_container(image: Image, janus_url: str
     rc, report = run_load(image, "--janus", janus_url, "--room", "4343", "--no-e2ee", "--duration", "3")
     assert rc == 1
     assert report["participants"]["joined"] < report["participants"]["planned"]
+
+
+# --- compose.yaml and the Kubernetes manifests -------------------------------------------------
+
+
+def load_yaml(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def tool(name: str) -> str:
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        pytest.fail(f"{name} is missing: scripts/test installs the test extras (pip install -e '.[test]')")
+    return str(path)
+
+
+def test_compose_file_validates_against_the_compose_spec(tmp_path: Path) -> None:
+    check = [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec"]
+    ok = subprocess.run([*check, str(DOCKER / "compose.yaml")], capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    typo = tmp_path / "compose.yaml"  # the validator is strict: an unknown key fails
+    typo.write_text((DOCKER / "compose.yaml").read_text().replace("replicas:", "replica:"))
+    assert subprocess.run([*check, str(typo)], capture_output=True, check=False).returncode == 1
+
+
+def test_compose_keeps_the_secret_out_of_arguments_and_environment() -> None:
+    compose = load_yaml(DOCKER / "compose.yaml")[0]
+    load = compose["services"]["load"]
+    assert load["secrets"] == ["sealrtc_secret"]
+    assert "--secret-file /run/secrets/sealrtc_secret" in load["command"][0]
+    for service in compose["services"].values():
+        assert "SEALRTC_SECRET" not in service.get("environment", {})
+    assert compose["services"]["janus"]["build"]["context"] == "janus"
+    assert (DOCKER / compose["services"]["relay"]["build"]["context"] / "docker/Dockerfile").exists()
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's ${VAR:-default} and ${VAR:?error}, enough for compose.yaml's environment."""
+
+    def one(m: re.Match[str]) -> str:
+        name, op, rest = m.group(1), m.group(2), m.group(3)
+        if env.get(name):
+            return env[name]
+        assert op != ":?", f"{name} is required: {rest}"
+        return rest
+
+    return re.sub(r"\$\{(\w+)(:-|:\?)((?:[^{}]|\$\([^)]*\))*)\}", one, value)
+
+
+def test_compose_load_replicas_each_claim_a_distinct_shard(image: Image, tmp_path: Path) -> None:
+    """Compose gives replicas no index: each claims one on the reports volume. Run the service's
+    own script in SHARDS + 1 concurrent containers (a stand-in `sealrtc` records its arguments):
+    SHARDS distinct shards run, the extra replica refuses to run a shard twice."""
+    load = load_yaml(DOCKER / "compose.yaml")[0]["services"]["load"]
+    script = load["command"][0].replace("$$", "$")
+    env = {k: interpolate(str(v), {"RUN_ID": "run-t", "SHARDS": "3"}) for k, v in load["environment"].items()}
+    reports, stub = tmp_path / "reports", tmp_path / "stub"
+    reports.mkdir(mode=0o777)
+    reports.chmod(0o777)
+    stub.mkdir()
+    (stub / "sealrtc").write_text(
+        '#!/bin/sh\nout=; prev=\nfor a in "$@"; do [ "$prev" = --json ] && out=$a; prev=$a; done\n'
+        'printf \'%s\\n\' "$@" > "$out"\n'
+    )
+    (stub / "sealrtc").chmod(0o755)
+    env_args = [f"--env={k}={v}" for k, v in env.items()]
+    cmd = ["podman", "run", "--rm", "--pull=never", "--network", "none", "-v", f"{reports}:/reports",
+           "-v", f"{stub}:/stub:ro", "--env=PATH=/stub:/usr/bin:/bin", *env_args,
+           "--entrypoint", "/bin/sh", image.tag, "-c", script]  # fmt: skip
+    procs = [subprocess.Popen(cmd, env=podman_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+    results = [(p.wait(60), p.stderr.read().decode() if p.stderr else "") for p in procs]
+    assert sorted(rc for rc, _ in results) == [0, 0, 0, 2], results
+    assert any("no free shard index" in err for rc, err in results if rc == 2)
+    for i in range(3):
+        argv = (reports / "run-t" / f"shard-{i}.json").read_text().split("\n")
+        assert argv[:3] == ["load", "--janus", "ws://janus:8188"]
+        for flag, value in (("--shard", f"{i}/3"), ("--run-id", "run-t"), ("--workers", "1"),
+                            ("--secret-file", "/run/secrets/sealrtc_secret"), ("--metrics-port", "9100")):  # fmt: skip
+            assert argv[argv.index(flag) + 1] == value
+        assert "--start-at" not in argv  # START_AT unset: no common start
+
+
+def k8s_files() -> list[Path]:
+    files = sorted((DOCKER / "k8s").glob("*.yaml"))
+    assert {f.name for f in files} >= {"janus.yaml", "load-job.yaml", "merge-job.yaml", "reports.yaml"}
+    return files
+
+
+@pytest.mark.parametrize("version", ["1.29.0", "1.33.0"])
+def test_k8s_manifests_validate_strictly(version: str, tmp_path: Path) -> None:
+    validate = [tool("kubernetes-validate"), "--strict", "-k", version]
+    ok = subprocess.run([*validate, *map(str, k8s_files())], capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    typo = tmp_path / "job.yaml"  # strict: a misspelled field fails
+    typo.write_text((DOCKER / "k8s/load-job.yaml").read_text().replace("parallelism:", "paralellism:"))
+    assert subprocess.run([*validate, str(typo)], capture_output=True, check=False).returncode == 1
+
+
+def test_k8s_janus_config_is_docker_janus_config() -> None:
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in load_yaml(DOCKER / "k8s/janus.yaml")}
+    data = docs[("ConfigMap", "sealrtc-janus")]["data"]
+    assert data == {p.name: p.read_text() for p in (DOCKER / "janus").glob("*.jcfg")}
+    service = docs[("Service", "janus")]
+    assert service["spec"]["ports"][0]["port"] == 8188
+
+
+def test_k8s_load_job_shards_2000_bots_and_keeps_the_secret_in_a_secret() -> None:
+    (job,) = load_yaml(DOCKER / "k8s/load-job.yaml")
+    spec = job["spec"]
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    shards = int(env["SHARDS"]["value"])
+    assert spec["completionMode"] == "Indexed" and spec["completions"] == spec["parallelism"] == shards
+    assert env["SEALRTC_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "sealrtc-e2ee", "key": "secret"}
+    assert "value" not in env["SEALRTC_SECRET"]
+    args = dict(a.removeprefix("--").split("=", 1) for a in container["args"][1:] if "=" in a)
+    assert container["args"][0] == "load"
+    assert args["shard"] == "$(JOB_COMPLETION_INDEX)/$(SHARDS)" and args["run-id"] == "$(RUN_ID)"
+    assert args["janus"] == "ws://janus:8188"
+    assert args["json"] == "/reports/$(RUN_ID).shard-$(JOB_COMPLETION_INDEX).json"
+    bots = int(args["rooms"]) * (int(args["publishers"]) + int(args["subscribers"]) + int(args["intruders"]))
+    assert bots == 2000 and bots / shards == 100  # ~1 % of a core per bot: 100 bots per CPU
+    assert container["resources"]["requests"]["cpu"] == "1" and args["workers"] == "1"
+    annotations = spec["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == args["metrics-port"] == str(container["ports"][0]["containerPort"])
+    assert pod["restartPolicy"] == "Never" and pod["securityContext"]["runAsUser"] == 10001
+    (merge,) = load_yaml(DOCKER / "k8s/merge-job.yaml")
+    merge_cmd = merge["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    assert '"$RUN_ID".shard-*.json' in merge_cmd and "sealrtc report merge" in merge_cmd
+    for path in k8s_files():
+        assert "SEALRTC_SECRET=" not in path.read_text() and "kind: Secret" not in path.read_text()
