@@ -430,3 +430,25 @@ def test_deployment_commands_parse_with_the_cli() -> None:
         parsed = parser.parse_args(shell.stdout.splitlines())
     assert compose["relay"]["command"][0] == "relay"
     parser.parse_args(compose["relay"]["command"])
+
+
+def test_build_context_holds_only_what_pip_install_needs(tmp_path: Path) -> None:
+    """.dockerignore: no venv, cache, report, .git or test file reaches the build context."""
+    require_namespace()
+    require_podman()
+    (tmp_path / "Containerfile").write_text(f"FROM {BASE_IMAGE}\nCOPY . /ctx\nRUN cd /ctx && find . -type f > /files\n")
+    tag = f"localhost/sealrtc-context:test-{os.getpid()}"
+    containerfile = str(tmp_path / "Containerfile")
+    build = podman(
+        "build", "--network", "none", "--pull=never", "--layers=false", "-f", containerfile, "-t", tag, str(ROOT)
+    )
+    assert build.returncode == 0, build.stderr[-3000:]
+    try:
+        files = podman("run", "--rm", "--pull=never", "--network", "none", "--entrypoint", "cat", tag, "/files").stdout
+    finally:
+        podman("rmi", tag)
+    paths = {line.removeprefix("./") for line in files.split()}
+    assert {"pyproject.toml", "README.md", "LICENSE", "client/sealrtc/__init__.py"} <= paths
+    top = {p.split("/", 1)[0] for p in paths}
+    assert top == {"pyproject.toml", "README.md", "LICENSE", "client"}, top
+    assert not [p for p in paths if "__pycache__" in p or p.endswith(".pyc") or ".egg-info" in p]
