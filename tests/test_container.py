@@ -11,10 +11,8 @@ tests fail, never skip.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.server
-import io
 import json
 import os
 import re
@@ -396,21 +394,8 @@ def expand(arg: str, values: dict[str, str]) -> str:
     return re.sub(r"\$\((\w+)\)", lambda m: values[m.group(1)], arg)
 
 
-def _cli_has_sharding() -> bool:
-    from sealrtc.cli.args import build_parser
-
-    with contextlib.redirect_stderr(io.StringIO()), contextlib.suppress(SystemExit):
-        build_parser().parse_args(["report", "merge", "a.json"])
-        return True
-    return False
 
 
-@pytest.mark.xfail(
-    not _cli_has_sharding(),
-    reason="the sharding interface (--shard, --run-id, --start-at, --metrics-port, report merge) is not on this "
-    "branch yet: the manifests are written against it; this runs for real once it is",
-    strict=True,
-)
 def test_deployment_commands_parse_with_the_cli() -> None:
     from sealrtc.cli.args import build_parser
 
@@ -459,11 +444,6 @@ def test_build_context_holds_only_what_pip_install_needs(tmp_path: Path) -> None
     assert not [p for p in paths if "__pycache__" in p or p.endswith(".pyc") or ".egg-info" in p]
 
 
-@pytest.mark.xfail(
-    not _cli_has_sharding(),
-    reason="the sharding interface is not on this branch yet: this runs for real once it is",
-    strict=True,
-)
 def test_the_k8s_job_and_merge_run_as_written(image: Image, janus_url: str, tmp_path: Path) -> None:
     """The Indexed Job's own container arguments, scaled down (2 shards, 2 rooms, 8 s), as two
     containers against the Janus container, each scraped live on its metrics port; then the
@@ -522,11 +502,6 @@ def test_the_k8s_job_and_merge_run_as_written(image: Image, janus_url: str, tmp_
     assert (reports / f"{run_id}.all.html").stat().st_size > 0
 
 
-@pytest.mark.xfail(
-    not _cli_has_sharding(),
-    reason="the sharding interface is not on this branch yet: this runs for real once it is",
-    strict=True,
-)
 def test_the_compose_load_and_merge_services_run_as_written(image: Image, janus_url: str, tmp_path: Path) -> None:
     """compose.yaml's `load` script in two replicas (each claims its shard) against the Janus
     container, with the E2EE secret as a compose secret file, then the `merge` service's script."""
