@@ -207,7 +207,9 @@ def media(clip: list[tuple[bytes, bool]], opus: list[bytes]) -> dict[str, Tracks
 
 async def main(args: argparse.Namespace) -> None:
     if os.environ.get("SEALRTC_NETNS") != "1":
-        raise SystemExit("run inside a private namespace: scripts/isolated .venv/bin/python benchmarks/pipeline.py")
+        raise SystemExit(
+            "run inside a private namespace: scripts/isolated python benchmarks/pipeline.py (the project's Python)"
+        )
     clip = encode_vp8_clip(frames=90, width=640, height=360, gop=90)
     tracks = media(clip, opus_packets())
     console = Console(width=200)
