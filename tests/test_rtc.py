@@ -319,3 +319,26 @@ async def test_live_encoded_frames_are_sealed_whole_before_packetization(pcs: li
     stats = send_stats(pub_session, "video")
     assert stats["keyframes_sent"] >= 1 and stats["frames_sent"] == stats["frames_encrypted"] >= 10
     got.stop()
+
+
+async def test_attach_to_a_connected_pair_encrypts_from_then_on(pcs: list[RTCPeerConnection]) -> None:
+    """Attached after media already flows: the running senders' encoders are hooked in place
+    (VP8 encoded live, audio too) and the subscriber decrypts; nothing after is sent in clear."""
+    pub, sub = pair(pcs)
+    pub.addTrack(TestPatternVideoTrack(moving=True))
+    pub.addTrack(ToneAudioTrack(TONE))
+    got = Collector(sub)
+    await connect(pub, sub)
+    await wait_until(lambda: got.video_count >= 5 and got.audio_count >= 5, got.changed, 20)
+    pub_session = sealrtc.attach(pub, SharedSecret("late", context=b"t-late"))
+    sub_session = sealrtc.attach(sub, SharedSecret("late", context=b"t-late"))
+    await wait_until(
+        lambda: recv_stats(sub_session, "video")["frames_decrypted"] >= 20  # type: ignore[operator]
+        and recv_stats(sub_session, "audio")["frames_decrypted"] >= 20,  # type: ignore[operator]
+        got.changed,
+        20,
+    )
+    for kind in ("video", "audio"):
+        sent = send_stats(pub_session, kind)
+        assert sent["frames_sent"] == sent["frames_encrypted"] > 0
+    got.stop()

@@ -18,6 +18,10 @@ Private names used:
     override; the frame is seen as Annex-B;
   * ``Encoder.encode`` / ``Encoder.pack`` — instance overrides for codecs whose payloads are
     whole frames (Opus, G.711, G.722).
+* ``RTCRtpSender._RTCRtpSender__started`` — whether ``send()`` already ran (a session attached
+  late then installs the encoder hook from ``_next_encoded_frame``'s first call, and audio
+  senders keep that wrapper to clear the audio level).
+* ``RTCRtpSender._next_encoded_frame(codec)`` — wrapped per sender only when attached late.
 * ``RTCRtpSender._send_keyframe()`` — wrapped per sender so PLI/FIR also reach pre-encoded
   sources (``encoder.pack()`` ignores key-frame requests); called after a secret rotation.
 * ``RTCRtpSender.send(parameters)`` (public) — wrapped per sender to install the encoder and,
@@ -104,8 +108,9 @@ def _check() -> None:
         for name in names:
             if "_packetize" not in getattr(encoder, name).__code__.co_names:
                 missing.append(f"{encoder.__name__}.{name}(_packetize)")
-    if "_RTCRtpSender__encoder" not in RTCRtpSender.__init__.__code__.co_names:
-        missing.append("RTCRtpSender.__encoder")
+    for private in ("_RTCRtpSender__encoder", "_RTCRtpSender__started"):
+        if private not in RTCRtpSender.__init__.__code__.co_names:
+            missing.append(f"RTCRtpSender.{private}")
     if not {"headerExtensions", "codecs"} <= {f.name for f in dataclasses.fields(RTCRtpSendParameters)}:
         missing.append("RTCRtpSendParameters(codecs, headerExtensions)")
     if not all(a in vars(JitterFrame)["__init__"].__code__.co_names for a in ("data", "timestamp")):
@@ -147,22 +152,52 @@ def hook_sender(
     leaves the audio-level RTP header extension out of what the sender writes.
     """
     original_send: Callable[[RTCRtpSendParameters], Any] = sender.send
+    original_next: Callable[[Any], Any] = sender._next_encoded_frame
     original_keyframe: Callable[[], None] = sender._send_keyframe
     installed = False
 
-    async def send(parameters: RTCRtpSendParameters) -> None:
+    def install(codec: RTCRtpCodecParameters) -> None:
         nonlocal installed
-        if drop_audio_level:
-            parameters = dataclasses.replace(
-                parameters, headerExtensions=[h for h in parameters.headerExtensions if h.uri != AUDIO_LEVEL_URI]
-            )
-        await original_send(parameters)
-        if installed or not parameters.codecs:
+        if installed:
             return
         installed = True
-        hook = make_frame_hook(parameters.codecs[0])
-        if hook is not None and sender._RTCRtpSender__encoder is None:  # type: ignore[attr-defined]
-            sender._RTCRtpSender__encoder = _hooked_encoder(parameters.codecs[0], hook)  # type: ignore[attr-defined]
+        hook = make_frame_hook(codec)
+        if hook is None:
+            return
+        encoder = sender._RTCRtpSender__encoder  # type: ignore[attr-defined]
+        if encoder is None:
+            sender._RTCRtpSender__encoder = _hook_encoder(get_encoder(codec), hook)  # type: ignore[attr-defined]
+        else:  # attached to a sender that already sends: hook its encoder where it is
+            _hook_encoder(encoder, hook)
+
+    if not sender._RTCRtpSender__started:  # type: ignore[attr-defined]
+
+        async def send(parameters: RTCRtpSendParameters) -> None:
+            if drop_audio_level:
+                parameters = dataclasses.replace(
+                    parameters,
+                    headerExtensions=[h for h in parameters.headerExtensions if h.uri != AUDIO_LEVEL_URI],
+                )
+            await original_send(parameters)
+            if parameters.codecs:
+                install(parameters.codecs[0])
+
+        sender.send = send  # type: ignore[method-assign]
+    else:
+        # Attached late: the codec is known at the next frame, before its encoder runs. Audio
+        # senders keep this wrapper to clear the audio level (configured before we came).
+        keep_wrapper = drop_audio_level and sender.kind == "audio"
+
+        async def next_encoded_frame(codec: Any) -> Any:
+            install(codec)
+            if not keep_wrapper:
+                del sender._next_encoded_frame  # back to the class's method: no per-frame wrapper
+            frame = await original_next(codec)
+            if frame is not None and keep_wrapper:
+                frame.audio_level = None
+            return frame
+
+        sender._next_encoded_frame = next_encoded_frame  # type: ignore[method-assign]
 
     def send_keyframe() -> None:
         original_keyframe()
@@ -171,16 +206,19 @@ def hook_sender(
         except Exception:
             logger.exception("key frame request hook failed")
 
-    sender.send = send  # type: ignore[method-assign]
     sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
 
 
 def _hooked_encoder(codec: RTCRtpCodecParameters, hook: FrameHook) -> Encoder:
-    """aiortc's encoder for ``codec``, with ``hook`` applied to each frame before packetization.
+    """aiortc's encoder for ``codec``, with ``hook`` applied to each frame before packetization."""
+    return _hook_encoder(get_encoder(codec), hook)
+
+
+def _hook_encoder(encoder: Encoder, hook: FrameHook) -> Encoder:
+    """Apply ``hook`` to each frame ``encoder`` makes, before packetization (in place).
 
     A hook that raises drops its frame (logged); the wrappers stay one call deep per frame.
     """
-    encoder = get_encoder(codec)
     if isinstance(encoder, vpx.Vp8Encoder):
         packetize_vp8 = vpx.Vp8Encoder._packetize
 
