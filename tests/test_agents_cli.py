@@ -217,7 +217,7 @@ async def test_media_files_publish_and_subscribers_record_them(relay: tuple[Rela
     recordings = {Path(r["path"]).suffix: Path(r["path"]) for r in movie_sub.report["recordings"]}
     assert set(recordings) == {".webm", ".ogg"}
     frames = decode_video(recordings[".webm"])
-    assert len(frames) >= 60
+    assert len(frames) >= 30  # from the first key frame on (joining mid-stream skips the frames before it)
     best = max(psnr(frames[-1], pattern_image(320, 240, i)) for i in range(60))  # the clip loops 60 frames
     assert best > 28
     samples, rate = decode_audio(recordings[".ogg"])
