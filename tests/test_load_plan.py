@@ -178,3 +178,12 @@ def test_exporter_turns_interval_histograms_into_cumulative_buckets() -> None:
     assert get("sealrtc_load_latency_seconds_count", labels) == 6
     assert get("sealrtc_load_join_seconds_count", labels) == 1
     assert get("sealrtc_load_generator_cpu_percent", {"shard": "3", "worker": "0"}) == 60
+
+
+def test_auto_workers_never_exceed_the_cores_this_process_may_use() -> None:
+    import os
+
+    from sealrtc.load.runner import available_cpus, worker_count
+
+    assert 1 <= available_cpus() <= (os.cpu_count() or 1)
+    assert worker_count("auto") == available_cpus() and worker_count("3") == 3

@@ -280,7 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument(
         "--room", action="append", metavar="ID", help="use this existing room (repeat per room; not created/destroyed)"
     )
-    load.add_argument("--workers", default="auto", metavar="N", help="worker processes (default 'auto': one per core)")
+    load.add_argument(
+        "--workers",
+        default="auto",
+        metavar="N",
+        help="worker processes (default 'auto': one per available core, cgroup CPU limits included)",
+    )
     load.add_argument(
         "--shard",
         metavar="I/N",

@@ -156,9 +156,22 @@ def room_names(scenario: Scenario, target_kind: str, run_id: str | None = None) 
     return [f"{run}-{i + 1}" for i in range(scenario.rooms)]
 
 
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota (a
+    Kubernetes pod's limit) — ``os.cpu_count()`` would count the whole node."""
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max", encoding="ascii").read().split()[:2]
+        if quota != "max":
+            count = min(count, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, count)
+
+
 def worker_count(requested: str) -> int:
     if requested == "auto":
-        return max(1, os.cpu_count() or 1)
+        return available_cpus()
     if not requested.isdigit() or int(requested) < 1:
         raise LoadError(f"--workers must be 'auto' or a number >= 1, got {requested!r}")
     return int(requested)
