@@ -38,15 +38,19 @@ class CliError(Exception):
         self.status = status
 
 
-def positive_rate(text: str) -> float:
-    """argparse type: a finite rate > 0 (joins per second)."""
+def _positive(text: str, unit: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a number {unit}: {text!r}") from None
     if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number per second, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a positive number {unit}, got {text!r}")
     return value
+
+
+def positive_rate(text: str) -> float:
+    """argparse type: a finite rate > 0 (joins per second)."""
+    return _positive(text, "per second")
 
 
 def port_number(text: str) -> int:
@@ -64,13 +68,7 @@ def check_url(url: str | None, flag: str, schemes: tuple[str, ...]) -> None:
 
 def positive_seconds(text: str) -> float:
     """argparse type: a finite number of seconds > 0 (``nan``, ``inf``, ``0`` refused)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
-    return value
+    return _positive(text, "of seconds")
 
 
 def read_secret(args: argparse.Namespace, *, required: bool) -> str | None:

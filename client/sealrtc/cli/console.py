@@ -123,3 +123,29 @@ def fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.1f}"
     return str(value)
+
+
+def finish(
+    reporter: Reporter,
+    summary: dict[str, Any],
+    *,
+    elapsed: float,
+    interrupted: bool,
+    status: int,
+    verdict: str,
+    json_target: str | None,
+    table: tuple[Sequence[str], list[Sequence[Any]]],
+) -> int:
+    """The end of a publish/subscribe run: verdict into the report, the report written, the
+    summary shown; an interrupted run keeps its report (exit 130)."""
+    from .common import ExitStatus, write_json
+
+    if interrupted:
+        status, verdict = ExitStatus.INTERRUPTED, f"after {elapsed:.1f} s; {verdict}"
+    summary |= {"duration_s": round(elapsed, 2), "interrupted": interrupted, "exit_status": int(status)}
+    summary["verdict"] = verdict
+    write_json(json_target, summary)
+    header, rows = table
+    title = f"sealrtc {reporter.command} summary ({elapsed:.1f} s)"
+    reporter.summary(title, header, rows, verdict, status == ExitStatus.OK, status=int(status))
+    return status

@@ -7,8 +7,8 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from .common import CliError, ExitStatus, RunLoop, check_json_target, check_url, keys_from, read_token, write_json
-from .console import Reporter
+from .common import CliError, ExitStatus, RunLoop, check_json_target, check_url, keys_from, read_token
+from .console import Reporter, finish
 
 
 def _rows(agent: Any) -> tuple[Sequence[str], list[Sequence[Any]]]:
@@ -87,18 +87,7 @@ async def run_publish(args: argparse.Namespace) -> ExitStatus:
         status, verdict = ExitStatus.FAILURE, "nothing was sent: the media connection never came up"
     else:
         status, verdict = ExitStatus.OK, f"{frames} frames sent" + (" (E2EE)" if keys is not None else " (plain)")
-    if run.interrupted:
-        status, verdict = ExitStatus.INTERRUPTED, f"after {run.elapsed:.1f} s; {verdict}"
-    summary |= {"duration_s": round(run.elapsed, 2), "interrupted": run.interrupted, "exit_status": int(status)}
-    summary["verdict"] = verdict
-    write_json(args.json, summary)
-    header, rows = _rows(agent)
-    reporter.summary(
-        f"sealrtc publish summary ({run.elapsed:.1f} s)",
-        header,
-        rows,
-        verdict,
-        status == ExitStatus.OK,
-        status=int(status),
-    )
-    return status
+    return ExitStatus(
+        finish(reporter, summary, elapsed=run.elapsed, interrupted=run.interrupted, status=status, verdict=verdict,
+               json_target=args.json, table=_rows(agent))
+    )  # fmt: skip

@@ -15,9 +15,8 @@ from .common import (
     check_url,
     keys_from,
     read_token,
-    write_json,
 )
-from .console import Reporter
+from .console import Reporter, finish
 
 NO_MEDIA_NOTICE_AFTER = 5.0
 
@@ -118,21 +117,10 @@ async def run_subscribe(args: argparse.Namespace) -> ExitStatus:
         feed_seen = feed_seen or f"feed {args.feed}" in feeds
         room_had_publishers = room_had_publishers or bool(feeds)
     status, verdict = _judge(args, agent, summary, feed_seen=feed_seen, room_had_publishers=room_had_publishers)
-    if run.interrupted:
-        status, verdict = ExitStatus.INTERRUPTED, f"after {run.elapsed:.1f} s; " + verdict
-    summary |= {"duration_s": round(run.elapsed, 2), "interrupted": run.interrupted, "exit_status": int(status)}
-    summary["verdict"] = verdict
-    write_json(args.json, summary)
-    header, rows = _rows_from_summary(summary)
-    reporter.summary(
-        f"sealrtc subscribe summary ({run.elapsed:.1f} s)",
-        header,
-        rows,
-        verdict,
-        status == ExitStatus.OK,
-        status=int(status),
-    )
-    return status
+    return ExitStatus(
+        finish(reporter, summary, elapsed=run.elapsed, interrupted=run.interrupted, status=status, verdict=verdict,
+               json_target=args.json, table=_rows_from_summary(summary))
+    )  # fmt: skip
 
 
 def _judge(
