@@ -394,8 +394,6 @@ def expand(arg: str, values: dict[str, str]) -> str:
     return re.sub(r"\$\((\w+)\)", lambda m: values[m.group(1)], arg)
 
 
-
-
 def test_deployment_commands_parse_with_the_cli() -> None:
     from sealrtc.cli.args import build_parser
 

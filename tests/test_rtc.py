@@ -333,8 +333,10 @@ async def test_attach_to_a_connected_pair_encrypts_from_then_on(pcs: list[RTCPee
     pub_session = sealrtc.attach(pub, SharedSecret("late", context=b"t-late"))
     sub_session = sealrtc.attach(sub, SharedSecret("late", context=b"t-late"))
     await wait_until(
-        lambda: recv_stats(sub_session, "video")["frames_decrypted"] >= 20  # type: ignore[operator]
-        and recv_stats(sub_session, "audio")["frames_decrypted"] >= 20,  # type: ignore[operator]
+        lambda: (
+            recv_stats(sub_session, "video")["frames_decrypted"] >= 20  # type: ignore[operator]
+            and recv_stats(sub_session, "audio")["frames_decrypted"] >= 20
+        ),  # type: ignore[operator]
         got.changed,
         20,
     )
