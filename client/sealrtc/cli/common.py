@@ -66,6 +66,18 @@ def check_url(url: str | None, flag: str, schemes: tuple[str, ...]) -> None:
         raise CliError(f"{flag} {url}: must start with {' or '.join(f'{s}://' for s in schemes)}", ExitStatus.USAGE)
 
 
+def check_target(args: argparse.Namespace, url: str | None, flag: str, protocol: str) -> None:
+    """The checks publish and subscribe share before a run: the outputs, the URL kinds, and
+    ``--room`` exactly when ``--janus`` is given."""
+    check_json_target(args.json)
+    check_url(url, flag, ("http", "https"))
+    check_url(args.janus, "--janus", ("ws", "wss"))
+    if args.janus and args.room is None:
+        raise CliError("--janus needs --room ROOM (a VideoRoom id)", ExitStatus.USAGE)
+    if args.room is not None and not args.janus:
+        raise CliError(f"--room only applies with --janus (with {protocol} the room is in the URL)", ExitStatus.USAGE)
+
+
 def positive_seconds(text: str) -> float:
     """argparse type: a finite number of seconds > 0 (``nan``, ``inf``, ``0`` refused)."""
     return _positive(text, "of seconds")

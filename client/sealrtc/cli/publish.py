@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from .common import CliError, ExitStatus, RunLoop, check_json_target, check_url, keys_from, read_token
+from .common import CliError, ExitStatus, RunLoop, check_target, keys_from, read_token
 from .console import Reporter, finish
 
 
@@ -56,13 +56,7 @@ async def _media_tracks(args: argparse.Namespace) -> dict[str, Any]:
 async def run_publish(args: argparse.Namespace) -> ExitStatus:
     from ..agents import PublisherAgent
 
-    check_json_target(args.json)
-    check_url(args.whip, "--whip", ("http", "https"))
-    check_url(args.janus, "--janus", ("ws", "wss"))
-    if args.janus and args.room is None:
-        raise CliError("--janus needs --room ROOM (a VideoRoom id)", ExitStatus.USAGE)
-    if args.room is not None and not args.janus:
-        raise CliError("--room only applies with --janus (with WHIP the room is in the URL)", ExitStatus.USAGE)
+    check_target(args, args.whip, "--whip", "WHIP")
     keys = keys_from(args)
     tracks = await _media_tracks(args)
     agent = PublisherAgent(keys, probe=args.probe, **tracks)

@@ -10,9 +10,8 @@ from .common import (
     CliError,
     ExitStatus,
     RunLoop,
-    check_json_target,
     check_record_dir,
-    check_url,
+    check_target,
     keys_from,
     read_token,
 )
@@ -68,13 +67,7 @@ def _where(args: argparse.Namespace) -> str:
 async def run_subscribe(args: argparse.Namespace) -> ExitStatus:
     from ..agents import SubscriberAgent
 
-    check_json_target(args.json)
-    check_url(args.whep, "--whep", ("http", "https"))
-    check_url(args.janus, "--janus", ("ws", "wss"))
-    if args.janus and args.room is None:
-        raise CliError("--janus needs --room ROOM (a VideoRoom id)", ExitStatus.USAGE)
-    if args.room is not None and not args.janus:
-        raise CliError("--room only applies with --janus (with WHEP the room is in the URL)", ExitStatus.USAGE)
+    check_target(args, args.whep, "--whep", "WHEP")
     record_dir = check_record_dir(args.record)
     if args.feed is not None and not args.janus:
         raise CliError("--feed only applies with --janus", ExitStatus.USAGE)
