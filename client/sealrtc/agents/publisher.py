@@ -19,7 +19,7 @@ from ..media import TestPatternVideoTrack, ToneAudioTrack
 from ..rtc import E2EESession, attach
 from ..signaling.janus import JanusSession, VideoRoomPublisher
 from ..signaling.whip import delete_resource, whip_publish
-from .watch import server_gone
+from .watch import close_peer, server_gone
 
 MAX_PLAINTEXT_DIGESTS = 200_000
 
@@ -115,5 +115,5 @@ class PublisherAgent:
             await self.room.leave()
         if self.janus is not None:
             await self.janus.close()
-        await self.pc.close()
+        await close_peer(self.pc)
         self.session.close()

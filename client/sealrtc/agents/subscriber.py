@@ -26,7 +26,7 @@ from ..rtc import E2EESession, EncodedFrame, attach
 from ..rtc.session import TrackSecretEvent
 from ..signaling.janus import JanusSession, VideoRoomSubscriber
 from ..signaling.whip import delete_resource, whep_subscribe
-from .watch import server_gone
+from .watch import close_peer, server_gone
 
 logger = logging.getLogger(__name__)
 
@@ -324,7 +324,7 @@ class SubscriberAgent:
         if self.janus is not None:
             await self.janus.close()
         for pc in self.pcs:
-            await pc.close()
+            await close_peer(pc)
         for recorder in self.recorders.values():
             try:
                 recorder.close()
