@@ -144,6 +144,18 @@ def test_intervals_sum_deltas_and_merge_percentiles() -> None:
     assert rows[1]["latency_p50"] is None and rows[1]["fps"] == 29
 
 
+def test_a_worker_with_two_snapshots_in_one_tick_is_counted_once() -> None:
+    """A late worker loop can put two snapshots in one tick: deltas add, levels do not."""
+    snaps = [
+        {"t": 6, "worker": 0, "joined": 3, "intruders": 1, "frames_decrypted": 50, "cpu_percent": 90.0},
+        {"t": 6, "worker": 1, "joined": 3, "intruders": 1, "frames_decrypted": 40, "cpu_percent": 50.0},
+        {"t": 6, "worker": 0, "joined": 3, "intruders": 1, "frames_decrypted": 5, "cpu_percent": 70.0},
+    ]
+    (row,) = merge_intervals(snaps)
+    assert row["joined"] == 6 and row["intruders"] == 2 and row["workers"] == 2
+    assert row["frames_decrypted"] == 95 and row["cpu_percent"] == 60
+
+
 def test_saturation_reasons() -> None:
     idle = histogram(*[1.0] * 100)
     assert saturation_reasons(0, 50.0, idle, [20.0, 95.0, 30.0, 40.0, 50.0]) == []

@@ -141,20 +141,25 @@ INTERVAL_LEVELS = ("joined", "failed", "intruders", "video_tracks")
 
 def merge_intervals(snapshots: list[dict[str, Any]], tick: float = 1.0) -> list[dict[str, Any]]:
     """One row per tick over all workers: sums of deltas, levels summed, percentiles from merged
-    interval histograms, CPU as the mean over workers (each worker's % of one core)."""
+    interval histograms, CPU as the mean over workers (each worker's % of one core).
+
+    A worker can land two snapshots in one tick (a late loop, or the caller folding the whole
+    run into one row): deltas and histograms add up, but levels such as "joined" come from each
+    worker's latest snapshot only, or a participant would be counted twice."""
     by_t: dict[float, list[dict[str, Any]]] = {}
     for snap in snapshots:
         by_t.setdefault(round(float(snap["t"]) / tick) * tick, []).append(snap)
     rows: list[dict[str, Any]] = []
     for t in sorted(by_t):
         group = by_t[t]
+        latest = list({snap.get("worker"): snap for snap in group}.values())
         latency, lag = Histogram(), Histogram()
         for snap in group:
             latency.merge(unpack(snap.get("latency")))
             lag.merge(unpack(snap.get("loop_lag")))
         sums = {k: sum(int(s.get(k, 0)) for s in group) for k in INTERVAL_SUMS}
-        levels = {k: sum(int(s.get(k, 0)) for s in group) for k in INTERVAL_LEVELS}
-        cpus = [float(s["cpu_percent"]) for s in group if s.get("cpu_percent") is not None]
+        levels = {k: sum(int(s.get(k, 0)) for s in latest) for k in INTERVAL_LEVELS}
+        cpus = [float(s["cpu_percent"]) for s in latest if s.get("cpu_percent") is not None]
         fps = sums["video_frames"] / levels["video_tracks"] / tick if levels["video_tracks"] else None
         rows.append(
             {
@@ -172,7 +177,7 @@ def merge_intervals(snapshots: list[dict[str, Any]], tick: float = 1.0) -> list[
                 "intruder_decrypts": sums["intruder_decrypts"],
                 "cpu_percent": round(sum(cpus) / len(cpus), 1) if cpus else None,
                 "loop_lag_ms": _round(lag.percentile(99)),
-                "workers": len(group),
+                "workers": len(latest),
             }
         )
     return rows

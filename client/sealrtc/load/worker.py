@@ -363,6 +363,7 @@ class Worker:
         cpu_start = cpu_last = time.process_time()
         wall_start = wall_last = time.monotonic()
         next_tick = max(start, time.monotonic()) + TICK
+        ticks = 0
         try:
             while time.monotonic() < end and not self.stop.is_set():
                 await asyncio.sleep(max(0.0, min(next_tick, end) - time.monotonic()))  # the tick cadence
@@ -370,7 +371,8 @@ class Worker:
                 cpu = (cpu_now - cpu_last) / max(wall_now - wall_last, 1e-6) * 100
                 cpu_last, wall_last = cpu_now, wall_now
                 self.cpu_intervals.append(round(cpu, 1))
-                self.send(self.snapshot(wall_now - start, round(cpu, 1)))
+                ticks += 1  # the tick's number, not the late wall clock: one snapshot per tick
+                self.send(self.snapshot(ticks * TICK, round(cpu, 1)))
                 next_tick += TICK
         finally:
             for task in joins:
