@@ -207,6 +207,46 @@ def test_bit_flips_and_truncations_are_rejected(keys: SharedSecret, position: in
         dec.decrypt(ct[: position % len(ct)])
 
 
+class _SlowHeaderDecryptor(FrameDecryptor):
+    """The reference: every header parsed by ``sframe.decode_header`` (no fast path armed)."""
+
+    def _remember_header(self, data: bytes, n: int, kid: int) -> None:
+        pass
+
+
+def _outcome(dec: FrameDecryptor, data: bytes) -> object:
+    try:
+        return dec.decrypt_frame(data)
+    except DecryptError as exc:
+        return type(exc)
+
+
+@settings(max_examples=200)
+@given(
+    edits=st.lists(st.tuples(st.integers(0, 12), st.integers(0, 255)), max_size=3),
+    cut=st.integers(0, 40),
+    codec=st.sampled_from(["vp8", "opus", "generic"]),
+)
+def test_fast_header_parse_matches_decode_header(
+    keys: SharedSecret, edits: list[tuple[int, int]], cut: int, codec: str
+) -> None:
+    """After a verified frame the decryptor parses headers of that KID itself: header edits and
+    truncations (non-minimal, truncated, other KIDs) end exactly as decode_header decides."""
+    enc = FrameEncryptor(keys, codec=codec)
+    fast, slow = FrameDecryptor(keys, codec=codec), _SlowHeaderDecryptor(keys, codec=codec)
+    frame = VP8_DELTA if codec == "vp8" else OPUS
+    for ct in (enc.encrypt(frame) for _ in range(300)):  # CTRs up to 2 bytes
+        assert _outcome(fast, ct) == _outcome(slow, ct)
+    assert fast._fast_kid == enc.kid
+    ct = bytearray(enc.encrypt(frame))
+    for position, value in edits:
+        ct[position % len(ct)] = value
+    mutated = bytes(ct[: len(ct) - cut])
+    assert _outcome(fast, mutated) == _outcome(slow, mutated)
+    follow = enc.encrypt(frame)
+    assert _outcome(fast, follow) == _outcome(slow, follow)
+
+
 def test_truncated_to_prefix_is_malformed(keys: SharedSecret) -> None:
     enc, dec = pair(keys, "vp8")
     ct = enc.encrypt(VP8_KEY)

@@ -140,6 +140,8 @@ class FrameEncryptor:
         self._salt = 0
         self._nonce_length = 12
         self._header = header_encoder(0)
+        self._vp8 = self.codec is Codec.VP8
+        self._prefix = clear_prefix_length(self.codec, b"\x00")  # Opus 1, generic 0 (VP8: per frame)
 
     def __repr__(self) -> str:
         return f"<FrameEncryptor codec={self.codec.value} kid={self._kid:#x} ctr={self._ctr}>"
@@ -179,7 +181,10 @@ class FrameEncryptor:
         Raises :class:`InvalidFrame` (and counts it) if ``frame`` is shorter than its codec's
         clear prefix: such input is not a frame of that codec and is never sent.
         """
-        n = clear_prefix_length(self.codec, frame)
+        if self._vp8:  # clear_prefix_length, inlined (runs once per frame)
+            n = (3 if frame[0] & 0x01 else 10) if frame else 1
+        else:
+            n = self._prefix
         if len(frame) < n:
             self.stats.refused += 1
             raise InvalidFrame(f"{self.codec.value} frame of {len(frame)} bytes is shorter than its {n}-byte header")
@@ -272,6 +277,12 @@ class FrameDecryptor:
         """KID of the last frame :meth:`decrypt_or_drop` returned."""
         self.last_ctr = 0
         """CTR of the last frame :meth:`decrypt_or_drop` returned."""
+        # The KID part of the last verified frame's header (config byte's high nibble, KID
+        # bytes): a frame that starts the same way has that KID, already validated, and only
+        # its CTR is parsed (any anomaly falls back to decode_header and its errors).
+        self._fast_kid = -1
+        self._fast_high = -1
+        self._fast_kid_bytes = b""
 
     def __repr__(self) -> str:
         return f"<FrameDecryptor codec={self.codec.value} frames={self.stats.frames} failed={self.stats.failed}>"
@@ -358,6 +369,13 @@ class FrameDecryptor:
             while len(self._retired) > MAX_RETIRED_KIDS:
                 del self._retired[next(iter(self._retired))]
 
+    def _remember_header(self, data: bytes, n: int, kid: int) -> None:
+        """Keep the KID part of a verified frame's header for the next frames' fast parse."""
+        config = data[n]
+        self._fast_kid = kid
+        self._fast_high = config >> 4
+        self._fast_kid_bytes = data[n + 1 : n + 2 + ((config >> 4) & 0x07)] if config & 0x80 else b""
+
     def _open(self, data: bytes) -> tuple[bytes, int, int]:
         if self._vp8:  # clear_prefix_length, inlined (runs once per frame)
             n = 3 if data and data[0] & 0x01 else 10
@@ -367,8 +385,21 @@ class FrameDecryptor:
         size = len(data)
         if size < n + 1 + nt:
             raise MalformedFrame("frame shorter than clear prefix, header and tag")
-        kid, ctr, header_length = decode_header(data, n)
-        body = n + header_length
+        config = data[n]
+        kid_end = n + 1 + len(self._fast_kid_bytes)
+        if config >> 4 == self._fast_high and data.startswith(self._fast_kid_bytes, n + 1):
+            kid = self._fast_kid
+            if config & 0x08:
+                body = kid_end + (config & 0x07) + 1
+                ctr = int.from_bytes(data[kid_end:body], "big") if body <= size and data[kid_end] else 0
+                if ctr < 8:  # truncated or non-minimal: let decode_header say which
+                    kid, ctr, body = decode_header(data, n)
+                    body += n
+            else:
+                ctr, body = config & 0x07, kid_end
+        else:
+            kid, ctr, body = decode_header(data, n)
+            body += n
         if size < body + nt:
             raise MalformedFrame("frame shorter than clear prefix, header and tag")
         aad = data[n:body] + data[:n]
@@ -389,7 +420,9 @@ class FrameDecryptor:
             except AuthenticationFailed:
                 raise AuthenticationFailed("tag did not verify", kid=kid) from None
             entry.accept(ctr)
-            self._kids.move_to_end(kid)
+            if kid != self._fast_kid:
+                self._kids.move_to_end(kid)
+                self._remember_header(data, n, kid)
             return (data[:n] + plaintext if n else plaintext), kid, ctr
         floor = self._retired.get(kid)
         if floor is not None and ctr <= floor:
@@ -410,5 +443,6 @@ class FrameDecryptor:
                 del self._retired[kid]
             fresh.window.accept(ctr)
             self._remember(kid, fresh)
+            self._remember_header(data, n, kid)
             return (data[:n] + plaintext if n else plaintext), kid, ctr
         raise AuthenticationFailed("tag did not verify under any known secret", kid=kid)

@@ -21,7 +21,7 @@ from pyee.asyncio import AsyncIOEventEmitter
 
 from ..errors import InvalidFrame, UnsupportedCodec
 from ..keys import SharedSecret
-from ..layout import Codec, clear_prefix_length, codec_from_name, is_keyframe
+from ..layout import Codec, codec_from_name, is_keyframe
 from ..metrics import ProbeStamper, ReceiveMetrics
 from ..metrics.probe import split_probe_fields
 from ..metrics.sniff import EncryptionSniffer
@@ -306,7 +306,8 @@ class E2EESession(AsyncIOEventEmitter):
             if video and frame and not frame[0] & 0x01:
                 state.keyframes_sent += 1
             try:
-                if stamper is not None and frame and clear_prefix_length(layout, frame) <= len(frame):
+                # A probe goes after the clear prefix (clear_prefix_length, inlined: VP8 3 or 10 bytes).
+                if stamper is not None and frame and (not video or len(frame) >= (3 if frame[0] & 0x01 else 10)):
                     frame = stamper.stamp(frame, time_ns())
                 if encryptor is not None:
                     frame = encryptor.encrypt(frame)

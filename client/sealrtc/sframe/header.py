@@ -44,6 +44,7 @@ def header_encoder(kid: int) -> Callable[[int], bytes]:
         n = _byte_length(kid)
         config, kid_bytes = 0x80 | ((n - 1) << 4), kid.to_bytes(n, "big")
     small = [bytes((config | ctr,)) + kid_bytes for ctr in range(8)]
+    long = [bytes((config | 0x08 | (n - 1),)) + kid_bytes for n in range(1, 9)]  # by CTR length
 
     def encode(ctr: int) -> bytes:
         if ctr < 8:
@@ -53,7 +54,7 @@ def header_encoder(kid: int) -> Callable[[int], bytes]:
         n = (ctr.bit_length() + 7) >> 3
         if n > 8:
             raise ValueError("SFrame KID and CTR must be 64-bit unsigned integers")
-        return bytes((config | 0x08 | (n - 1),)) + kid_bytes + ctr.to_bytes(n, "big")
+        return long[n - 1] + ctr.to_bytes(n, "big")
 
     return encode
 
