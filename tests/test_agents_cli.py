@@ -216,6 +216,8 @@ async def test_media_files_publish_and_subscribers_record_them(relay: tuple[Rela
     assert set(runs[1].report["sent"]) == {"audio"}  # a file without video publishes what it has
     recordings = {Path(r["path"]).suffix: Path(r["path"]) for r in movie_sub.report["recordings"]}
     assert set(recordings) == {".webm", ".ogg"}
+    for path in recordings.values():  # the user is told where the files went
+        assert f"to {path}" in movie_sub.stderr
     frames = decode_video(recordings[".webm"])
     assert len(frames) >= 30  # from the first key frame on (joining mid-stream skips the frames before it)
     best = max(psnr(frames[-1], pattern_image(320, 240, i)) for i in range(60))  # the clip loops 60 frames

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -54,6 +55,17 @@ def test_unreachable_server_is_a_one_line_error_without_the_secret() -> None:
     assert SECRET not in result.stderr + result.stdout
 
 
+def test_secret_file_wins_over_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sealrtc.cli.common import read_secret
+
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("from the file\n")
+    secret_file.chmod(0o600)
+    monkeypatch.setenv("SEALRTC_SECRET", "from the environment")
+    assert read_secret(argparse.Namespace(secret_file=str(secret_file)), required=True) == "from the file"
+    assert read_secret(argparse.Namespace(secret_file=None), required=True) == "from the environment"
+
+
 def test_secret_file(tmp_path: Path) -> None:
     require_namespace()
     secret_file = tmp_path / "secret"
@@ -70,9 +82,20 @@ def test_bad_duration_is_a_usage_error() -> None:
     assert run("demo", "--duration", "-1").returncode == 2
 
 
-def test_bad_listen_address() -> None:
-    assert main(["relay", "--listen", "nonsense", "--duration", "1"]) == 2
-    assert main(["relay", "--listen", "127.0.0.1:70000", "--duration", "1"]) == 2
+@pytest.mark.parametrize(
+    ("listen", "says"),
+    [
+        ("nonsense", "'nonsense' has no port: use HOST:PORT, e.g. nonsense:8080"),
+        ("localhost", "e.g. localhost:8080"),
+        (":8080", "':8080' has no host: use 127.0.0.1:8080 (this machine only) or 0.0.0.0:8080 (all interfaces)"),
+        ("8080", "'8080' has no host: use 127.0.0.1:8080"),
+        ("127.0.0.1:70000", "a port 0-65535"),
+        ("127.0.0.1:http", "a port 0-65535"),
+    ],
+)
+def test_bad_listen_address_says_what_is_missing(listen: str, says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["relay", "--listen", listen, "--duration", "1"]) == 2
+    assert says in capsys.readouterr().err
 
 
 def test_version() -> None:
@@ -92,6 +115,21 @@ def test_a_mistyped_flag_is_reported_as_such_with_a_hint() -> None:
     result = run("publish", "--whp", "http://127.0.0.1:9/whip/x")
     assert result.returncode == 2
     assert "unrecognized arguments: --whp" in result.stderr and "did you mean --whip?" in result.stderr
+    assert result.stderr.startswith("usage: sealrtc publish ") and "sealrtc publish: error:" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "prog"),
+    [
+        (["publish", "--no-decode"], "sealrtc publish"),
+        (["report", "merge", "--bogus", "a.json"], "sealrtc report merge"),
+    ],
+)
+def test_an_option_unknown_to_its_subcommand_shows_that_subcommands_usage(argv: list[str], prog: str) -> None:
+    result = run(*argv)
+    bad = next(a for a in argv if a.startswith("--"))
+    assert result.returncode == 2 and result.stderr.startswith(f"usage: {prog} ")
+    assert f"{prog}: error: unrecognized arguments: {bad}" in result.stderr
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "0", "-3", "soon"])

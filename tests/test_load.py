@@ -58,10 +58,9 @@ async def test_multi_room_run_with_intruders_and_assertions(tmp_path: Path) -> N
     )  # fmt: skip
     await passing.wait()
     # one run at a time: two concurrent runs on 2 cores can (rightly) flag each other's generator
-    failing = await load(
-        tmp_path, "fail", "--subscribers", "1", "--duration", "4", "--workers", "1",
-        "--assert", "p50(latency_ms) < 0.001",
-    )  # fmt: skip
+    scenario = tmp_path / "failing.toml"  # its pass criteria in the scenario file
+    scenario.write_text('subscribers = 1\nduration = 4\nassert = ["p50(latency_ms) < 0.001"]\n')
+    failing = await load(tmp_path, "fail", "--scenario", str(scenario), "--workers", "1")
     await failing.wait()
 
     assert passing.returncode == 0, passing.stderr
@@ -99,6 +98,11 @@ async def test_bad_expressions_and_settings_are_refused_before_the_run(tmp_path:
     zero = await load(tmp_path, "zero", "--rooms", "0")
     await zero.wait(timeout=30)
     assert zero.returncode == 2 and "rooms must be >= 1" in zero.stderr
+    scenario = tmp_path / "typo.toml"
+    scenario.write_text('assert = ["p95(latncy_ms) < 250"]\n')
+    typo = await load(tmp_path, "typo", "--scenario", str(scenario))
+    await typo.wait(timeout=30)
+    assert typo.returncode == 2 and f"assert in {scenario}:" in typo.stderr and "latency_ms" in typo.stderr
 
 
 async def test_a_saturated_generator_is_flagged(tmp_path: Path) -> None:

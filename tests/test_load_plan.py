@@ -24,9 +24,18 @@ def test_flags_override_a_toml_scenario(tmp_path: Path) -> None:
 
 def test_a_yaml_scenario(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
-    path.write_text("rooms: 2\nintruders: 1\nroom_ids: [101, 102]\n")
+    path.write_text("rooms: 2\nintruders: 1\nroom_ids: [101, 102]\nassert: p95(latency_ms) < 300\n")
     scenario = build(load_file(path), {})
     assert scenario.intruders == 1 and scenario.room_ids == ("101", "102")
+    assert scenario.assertions == ("p95(latency_ms) < 300",)
+
+
+def test_a_scenario_file_carries_its_assertions(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('rooms = 2\nassert = ["p95(latency_ms) < 300", "intruder_decrypts == 0"]\n')
+    scenario = build(load_file(path), {})
+    assert scenario.assertions == ("p95(latency_ms) < 300", "intruder_decrypts == 0")
+    assert scenario.as_dict()["assertions"] == ["p95(latency_ms) < 300", "intruder_decrypts == 0"]
 
 
 @pytest.mark.parametrize(
@@ -39,6 +48,8 @@ def test_a_yaml_scenario(tmp_path: Path) -> None:
         ("rooms = [", "not valid TOML"),
         ("no-e2ee = true\nintruders = 1", "intruders need E2EE"),
         ("rooms = 2\nroom_ids = [5]", "as many room ids as --rooms"),
+        ("assert = [3]", "setting assert must be a list of expressions"),
+        ("assertions = ['x > 1']", "unknown setting 'assertions'.*known: assert, "),
     ],
 )
 def test_bad_scenarios_are_one_line_errors(tmp_path: Path, text: str, message: str) -> None:

@@ -12,9 +12,10 @@ from .. import __version__
 from .common import port_number, positive_rate, positive_seconds
 
 SECRET_HELP = (
-    "The E2EE secret is read from the SEALRTC_SECRET environment variable or from --secret-file, "
-    "never from the command line, and is never printed."
+    "The E2EE secret is read from --secret-file or, without it, from the SEALRTC_SECRET environment "
+    "variable, never from the command line, and is never printed."
 )
+SECRET_FILE_HELP = "read the E2EE secret from PATH (its first line); wins over $SEALRTC_SECRET"
 EXIT_CODES = (
     "exit codes: 0 success; 1 the run failed (nothing decrypted/decoded, server lost, bad target...); "
     "2 usage error; 3 secret mismatch (frames arrived, none decrypted for key reasons); "
@@ -48,29 +49,37 @@ class _Parser(argparse.ArgumentParser):
         self._check_unknown_options(tokens)
         return super().parse_args(tokens, namespace)
 
-    def _known_options(self) -> set[str]:
-        known: set[str] = set()
+    def _own_options(self) -> set[str]:
+        return {o for action in self._actions for o in action.option_strings}
+
+    def _subcommand(self, token: str) -> _Parser | None:
         for action in self._actions:
-            known.update(action.option_strings)
             if isinstance(action, argparse._SubParsersAction):
-                for sub in action.choices.values():
-                    known.update(o for a in sub._actions for o in a.option_strings)
-        return known
+                sub = action.choices.get(token)
+                return sub if isinstance(sub, _Parser) else None
+        return None
 
     def _check_unknown_options(self, tokens: list[str]) -> None:
-        known = self._known_options()
+        """Refuse an unknown option before argparse reads its value (which may be a secret),
+        naming the subcommand whose options were expected and showing that subcommand's usage."""
+        parser, known = self, self._own_options()
         for token in tokens:
             if token == "--":
                 break
-            if not token.startswith("-") or token == "-" or _is_number(token):
+            if not token.startswith("-"):
+                sub = parser._subcommand(token)
+                if sub is not None:
+                    parser, known = sub, known | sub._own_options()
+                continue
+            if token == "-" or _is_number(token):
                 continue
             name = _option_name(token)
             if name in known or (not token.startswith("--") and token[:2] in known):
                 continue
             close = difflib.get_close_matches(name, sorted(k for k in known if k.startswith("--")), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            self.print_usage(sys.stderr)
-            self.exit(2, f"{self.prog}: error: unrecognized arguments: {name}{hint}\n")
+            parser.print_usage(sys.stderr)
+            parser.exit(2, f"{parser.prog}: error: unrecognized arguments: {name}{hint}\n")
 
 
 def _is_number(token: str) -> bool:
@@ -94,7 +103,7 @@ def _common(p: argparse.ArgumentParser, *, e2ee: bool = True) -> None:
     p.add_argument("--quiet", action="store_true", help="no live progress (notices and the verdict are still shown)")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug information (never secrets)")
     if e2ee:
-        p.add_argument("--secret-file", metavar="PATH", help="read the E2EE secret from PATH (first line)")
+        p.add_argument("--secret-file", metavar="PATH", help=SECRET_FILE_HELP)
         p.add_argument(
             "--context", default="", help="key-derivation context shared by all participants, e.g. a room id"
         )
@@ -250,10 +259,16 @@ def build_parser() -> argparse.ArgumentParser:
         "secret.",
         epilog="exit codes: 0 every assertion holds; 1 an assertion failed or the run could not happen; 2 usage "
         "(bad expression or setting, refused before the run); 4 the generator saturated (numbers not "
-        "trustworthy); 130 interrupted (reports written first). Without --assert the defaults are: "
+        "trustworthy); 130 interrupted (reports written first). Without --assert (or assert = [...] in the "
+        "--scenario file) the defaults are: "
         "'joined == planned', 'decrypt_failures == 0', 'intruder_decrypts == 0'.",
     )
-    load.add_argument("--scenario", metavar="FILE", help="TOML or YAML file with the settings below (flags win)")
+    load.add_argument(
+        "--scenario",
+        metavar="FILE",
+        help="TOML or YAML file with the settings below, by name, and its pass criteria as "
+        "assert = [EXPR, ...] (flags win; --assert replaces the file's list)",
+    )
     load.add_argument("--rooms", type=int, metavar="R", help="rooms (default 1)")
     load.add_argument("--publishers", type=int, metavar="P", help="publishers per room (default 1)")
     load.add_argument("--subscribers", type=int, metavar="S", help="subscribers per room, with the secret (default 2)")
@@ -309,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--json", metavar="FILE", help="JSON report ('-' for stdout)")
     load.add_argument("--csv", metavar="FILE", help="one row per second")
     load.add_argument("--html", metavar="FILE", help="one self-contained HTML report with plots")
-    load.add_argument("--secret-file", metavar="PATH", help="read the E2EE secret from PATH (first line)")
+    load.add_argument("--secret-file", metavar="PATH", help=SECRET_FILE_HELP)
     load.add_argument("--quiet", action="store_true", help="no live table")
     load.add_argument(
         "--no-isolate", action="store_true", help="embedded relay without a private network namespace (not recommended)"
@@ -354,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", type=positive_seconds, default=10.0, metavar="S", help="seconds of media (default 10)"
     )
     demo.add_argument("--json", metavar="FILE", help="write the summary as JSON to FILE ('-' for stdout)")
-    demo.add_argument("--secret-file", metavar="PATH", help="read the E2EE secret from PATH (first line)")
+    demo.add_argument("--secret-file", metavar="PATH", help=SECRET_FILE_HELP)
     demo.add_argument(
         "--no-isolate", action="store_true", help="do not create a private network namespace (not recommended)"
     )

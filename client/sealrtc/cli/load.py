@@ -100,11 +100,13 @@ async def run_load_command(args: argparse.Namespace) -> int:
     from ..report.assertions import AssertionSyntaxError, check_all
 
     scenario = _scenario(args)
-    texts = args.assertion or list(DEFAULT_ASSERTIONS) + (["frames.decrypted > 0"] if scenario.subscribers else [])
+    given = args.assertion or list(scenario.assertions)  # --assert flags replace the file's
+    texts = given or list(DEFAULT_ASSERTIONS) + (["frames.decrypted > 0"] if scenario.subscribers else [])
     try:
         assertions = check_all(texts)
     except AssertionSyntaxError as exc:
-        raise CliError(f"--assert: {exc}", ExitStatus.USAGE) from None
+        where = "--assert" if args.assertion else f"assert in {args.scenario}"
+        raise CliError(f"{where}: {exc}", ExitStatus.USAGE) from None
     check_json_target(args.json)
     check_url(args.server, "--server", ("http", "https"))
     check_url(args.janus, "--janus", ("ws", "wss"))
@@ -157,7 +159,7 @@ async def run_load_command(args: argparse.Namespace) -> int:
             )
     except LoadError as exc:
         raise CliError(str(exc)) from None
-    status, results = judge(report, assertions, defaults=not args.assertion, interrupted=run.interrupted)
+    status, results = judge(report, assertions, defaults=not given, interrupted=run.interrupted)
     write_outputs(report, args)
     _summary(reporter, report, results, status, wrote=bool(args.json or args.csv or args.html))
     return status

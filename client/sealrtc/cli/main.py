@@ -16,12 +16,27 @@ from .common import CliError, ExitStatus, RunLoop, random_demo_secret, read_secr
 __all__ = ["CliError", "ExitStatus", "main", "random_demo_secret", "read_secret", "write_json"]
 
 
+def _listen_address(listen: str) -> tuple[str, str]:
+    """``HOST:PORT`` -> (host, port), or a usage error that says which half is missing."""
+    host, colon, port = listen.rpartition(":")
+    if not colon and listen.isdigit():
+        raise CliError(f"--listen {listen!r} has no host: use 127.0.0.1:{listen} (this machine only) or "
+                       f"0.0.0.0:{listen} (all interfaces)", ExitStatus.USAGE)  # fmt: skip
+    if colon and not host and port:
+        raise CliError(f"--listen {listen!r} has no host: use 127.0.0.1{listen} (this machine only) or "
+                       f"0.0.0.0{listen} (all interfaces)", ExitStatus.USAGE)  # fmt: skip
+    if not colon or not host:
+        raise CliError(f"--listen {listen!r} has no port: use HOST:PORT, e.g. {listen or '127.0.0.1'}:8080",
+                       ExitStatus.USAGE)  # fmt: skip
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise CliError(f"--listen needs a port 0-65535 after the last ':', got {listen!r}", ExitStatus.USAGE)
+    return host, port
+
+
 async def run_relay(args: argparse.Namespace) -> ExitStatus:
     from ..relay.server import start_relay
 
-    host, _, port = args.listen.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise CliError(f"--listen must be HOST:PORT with a port 0-65535, got {args.listen!r}", ExitStatus.USAGE)
+    host, port = _listen_address(args.listen)
     from ..relay import PUBLISH_TOKEN_ENV, SUBSCRIBE_TOKEN_ENV, TokenError, load_tokens
 
     try:

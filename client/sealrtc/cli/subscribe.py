@@ -105,6 +105,11 @@ async def run_subscribe(args: argparse.Namespace) -> ExitStatus:
     finally:
         await agent.close()
     summary = agent.summary()
+    if record_dir is not None:  # where the files went (the directory may have just been created)
+        for recording in summary["recordings"]:
+            reporter.say(f"recorded {recording['frames']} frames to {recording['path']}")
+        if not summary["recordings"]:
+            reporter.say(f"nothing recorded in {record_dir}: no frame was received to write")
     if args.janus:
         feeds = [t["publisher"] for t in summary["tracks"]]
         feed_seen = feed_seen or f"feed {args.feed}" in feeds

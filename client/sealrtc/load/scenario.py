@@ -35,6 +35,8 @@ class Scenario:
     media: str | None = None
     room_ids: tuple[str, ...] = field(default_factory=tuple)
     """Existing rooms to use (Janus: numeric ids); empty: the tool names (and creates) its own."""
+    assertions: tuple[str, ...] = field(default_factory=tuple)
+    """Pass criteria (``assert = [...]`` in a file); ``--assert`` flags replace them."""
 
     @property
     def per_room(self) -> int:
@@ -68,12 +70,14 @@ class Scenario:
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["room_ids"] = list(self.room_ids)
+        out["assertions"] = list(self.assertions)
         out["media"] = self.media or "synthetic"
         return out
 
 
 _TYPES = {f.name: f.type for f in fields(Scenario)}
-_KEYS = {f.name for f in fields(Scenario)} | {"decode-every", "room-ids", "no-e2ee"}
+_FILE_NAMES = (set(_TYPES) - {"assertions"}) | {"assert", "no_e2ee"}
+"""Setting names a scenario file may use (dashes read as underscores)."""
 
 
 def load_file(path: str | Path) -> dict[str, Any]:
@@ -107,11 +111,13 @@ def load_file(path: str | Path) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
+        if name not in _FILE_NAMES:
+            known = ", ".join(sorted(_FILE_NAMES - {"no_e2ee"}))
+            raise ScenarioError(f"scenario {path}: unknown setting {key!r} (known: {known})")
         if name == "no_e2ee":
             name, value = "e2ee", not value
-        if name not in _TYPES:
-            known = ", ".join(sorted(_TYPES))
-            raise ScenarioError(f"scenario {path}: unknown setting {key!r} (known: {known})")
+        elif name == "assert":
+            name = "assertions"
         settings[name] = value
     return settings
 
@@ -144,6 +150,16 @@ def _coerce(name: str, value: Any) -> Any:
             if isinstance(value, (str, int)):
                 value = [value]
             return tuple(str(v) for v in value)
+        if name == "assertions":
+            if isinstance(value, str):
+                value = [value]
+            if not all(isinstance(v, str) and v.strip() for v in value):
+                raise ValueError
+            return tuple(value)
         return None if value is None else str(value)
     except (TypeError, ValueError):
+        if name == "assertions":
+            raise ScenarioError(
+                'setting assert must be a list of expressions, e.g. ["p95(latency_ms) < 300"]'
+            ) from None
         raise ScenarioError(f"setting {name} has a bad value {value!r} (expected {kind})") from None
