@@ -17,7 +17,13 @@ Modes:
   path, so no encoder hides the cost) and an Opus tone encoded live. Subscribers either decode
   (plain = aiortc without sealrtc) or verify only (``attach(decode=False)``; plain = a sealrtc
   session without keys, which hands over the same encoded frames without decrypting them).
+  An in-situ table follows, as in ``pairs``.
 * ``pairs``: N verify-only pairs at once (the load case), each with pre-encoded VP8 + Opus.
+  After the ABBA rounds, one more E2EE round per N times every ``encrypt`` and
+  ``decrypt_or_drop`` call where it runs (thread CPU time, timer cost subtracted): the frame
+  transform's own cost *in situ* (cold caches and all), next to plain's whole per-frame cost.
+  ``1 + transform/plain`` is the ratio E2EE cannot go below while the transform costs that
+  much; unlike the ABBA ratio it is measured directly, not as a difference of two noisy runs.
 * ``sweep``: CPU per pair and frames delivered against the number of pairs, plain and E2EE, for
   verify-only and decoding subscribers (one round each, so a density curve, not a ratio).
 
@@ -28,11 +34,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import av
@@ -43,7 +50,7 @@ from rich.console import Console
 from rich.table import Table
 
 import sealrtc
-from sealrtc import eventloop
+from sealrtc import eventloop, transform
 from sealrtc.media import PreEncodedVideoTrack, ToneAudioTrack
 from sealrtc.media.sources import PreEncodedAudioTrack, encode_vp8_clip
 
@@ -157,6 +164,85 @@ async def abba(make: Tracks, pairs: int, decode: bool, rounds: int, seconds: flo
     return out
 
 
+@dataclass
+class TransformTime:
+    """Thread CPU time spent inside the frame transform, per direction."""
+
+    encrypt_ns: int = 0
+    encrypts: int = 0
+    decrypt_ns: int = 0
+    decrypts: int = 0
+
+
+def _timer_cost_ns(n: int = 200_000) -> float:
+    """What a timed call adds to its own measurement (an empty body, timed the same way)."""
+    clock = time.thread_time_ns
+    total = 0
+    for _ in range(n):
+        start = clock()
+        total += clock() - start
+    return total / n
+
+
+@contextlib.contextmanager
+def timed_transform() -> Iterator[TransformTime]:
+    """Time every encrypt and decrypt call where it runs (the class methods, wrapped for the
+    duration: benchmark instrumentation, never used by the measured ABBA rounds)."""
+    spent = TransformTime()
+    encrypt, decrypt = transform.FrameEncryptor.encrypt, transform.FrameDecryptor.decrypt_or_drop
+    clock = time.thread_time_ns
+
+    def timed_encrypt(self: transform.FrameEncryptor, frame: bytes) -> bytes:
+        start = clock()
+        out = encrypt(self, frame)
+        spent.encrypt_ns += clock() - start
+        spent.encrypts += 1
+        return out
+
+    def timed_decrypt(self: transform.FrameDecryptor, data: bytes) -> bytes | None:
+        start = clock()
+        out = decrypt(self, data)
+        spent.decrypt_ns += clock() - start
+        spent.decrypts += 1
+        return out
+
+    transform.FrameEncryptor.encrypt = timed_encrypt  # type: ignore[method-assign]
+    transform.FrameDecryptor.decrypt_or_drop = timed_decrypt  # type: ignore[method-assign]
+    try:
+        yield spent
+    finally:
+        transform.FrameEncryptor.encrypt = encrypt  # type: ignore[method-assign]
+        transform.FrameDecryptor.decrypt_or_drop = decrypt  # type: ignore[method-assign]
+
+
+async def in_situ_row(
+    name: str, make: Tracks, pairs: int, decode: bool, seconds: float, plain: list[Round]
+) -> list[str]:
+    """One timed E2EE round: the transform's cost per call and per received frame, in situ."""
+    overhead = _timer_cost_ns()
+    with timed_transform() as spent:
+        await run_round(make, pairs, True, decode, seconds)
+    encrypt_us = (spent.encrypt_ns / max(1, spent.encrypts) - overhead) / 1000
+    decrypt_us = (spent.decrypt_ns / max(1, spent.decrypts) - overhead) / 1000
+    per_frame = encrypt_us + decrypt_us  # every received frame was encrypted once, decrypted once
+    plain_us = sum(r.cpu for r in plain) / max(1, sum(r.received for r in plain)) * 1e6
+    return [
+        name,
+        f"{encrypt_us:.1f}",
+        f"{decrypt_us:.1f}",
+        f"{per_frame:.1f}",
+        f"{plain_us:.0f}",
+        f"{1 + per_frame / plain_us:.3f}x",
+    ]
+
+
+def in_situ_table(title: str) -> Table:
+    table = Table(title=title)
+    for col in ("case", "encrypt µs/call", "decrypt µs/call", "transform µs/frame", "plain µs/frame", "floor"):
+        table.add_column(col, justify="right")
+    return table
+
+
 def ratio_row(name: str, result: dict[bool, list[Round]]) -> list[str]:
     plain, sealed = result[False], result[True]
     ratios = [s.per_frame_us / p.per_frame_us for p, s in zip(plain, sealed, strict=True)]
@@ -219,20 +305,30 @@ async def main(args: argparse.Namespace) -> None:
         table = ratio_table(
             f"1 pair, E2EE vs plain ({args.rounds} rounds x {args.seconds:g} s, ABBA; {loop}; load {load:.1f})"
         )
+        situ = in_situ_table("The frame transform in situ (one timed E2EE round per case)")
         for decode in (False, True):
             for name in ("VP8", "Opus"):
+                case = f"{name} {'decoding' if decode else 'verify-only'}"
                 result = await abba(tracks[name], 1, decode, args.rounds, args.seconds)
-                table.add_row(*ratio_row(f"{name} {'decoding' if decode else 'verify-only'}", result))
+                table.add_row(*ratio_row(case, result))
+                situ.add_row(*await in_situ_row(case, tracks[name], 1, decode, args.seconds, result[False]))
         console.print(table)
+        console.print(situ)
     elif args.mode == "pairs":
         table = ratio_table(
             f"N verify-only pairs (VP8 640x360 + Opus, pre-encoded), E2EE vs plain "
             f"({args.rounds} rounds x {args.seconds:g} s, ABBA; {loop}; load {load:.1f})"
         )
+        situ = in_situ_table(
+            "The frame transform in situ (one timed E2EE round per N; floor = 1 + transform/plain per frame)"
+        )
         for pairs in args.pairs:
             result = await abba(tracks["VP8+Opus"], pairs, False, args.rounds, args.seconds)
             table.add_row(*ratio_row(f"{pairs} pairs", result))
+            situ.add_row(*await in_situ_row(f"{pairs} pairs", tracks["VP8+Opus"], pairs, False, args.seconds,
+                                            result[False]))  # fmt: skip
         console.print(table)
+        console.print(situ)
     else:
         table = Table(title=f"Density: VP8 640x360 + Opus pairs in one process ({args.seconds:g} s each; {loop})")
         for col in ("subscribers", "pairs", "mode", "% core total", "% core/pair", "pairs/core", "delivered %"):

@@ -323,7 +323,7 @@ def test_compose_load_replicas_each_claim_a_distinct_shard(image: Image, tmp_pat
 
 def k8s_files() -> list[Path]:
     files = sorted((DOCKER / "k8s").glob("*.yaml"))
-    assert {f.name for f in files} >= {"janus.yaml", "load-job.yaml", "merge-job.yaml", "reports.yaml"}
+    assert {f.name for f in files} >= {"janus.yaml", "load-job.yaml", "merge-job.yaml", "relay.yaml", "reports.yaml"}
     return files
 
 
@@ -335,6 +335,23 @@ def test_k8s_manifests_validate_strictly(version: str, tmp_path: Path) -> None:
     typo = tmp_path / "job.yaml"  # strict: a misspelled field fails
     typo.write_text((DOCKER / "k8s/load-job.yaml").read_text().replace("parallelism:", "paralellism:"))
     assert subprocess.run([*validate, str(typo)], capture_output=True, check=False).returncode == 1
+
+
+def test_k8s_relay_runs_as_its_manifest_says(image: Image) -> None:
+    """The relay Deployment's arguments and security context (non-root, read-only root file
+    system, no capabilities) are what the image runs with: it starts, serves, stops."""
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in load_yaml(DOCKER / "k8s/relay.yaml")}
+    pod = docs[("Deployment", "sealrtc-relay")]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert docs[("Service", "sealrtc-relay")]["spec"]["ports"][0]["port"] == 8080
+    run = podman(
+        "run", "--rm", "--pull=never", "--network", "none", "--read-only", "--cap-drop", "ALL",
+        "--security-opt", "no-new-privileges", "--user", f"{pod['securityContext']['runAsUser']}",
+        image.tag, *container["args"], "--duration", "2",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "sealrtc relay on http://0.0.0.0:8080" in run.stderr and "stopped" in run.stderr
 
 
 def test_k8s_janus_config_is_docker_janus_config() -> None:
