@@ -42,7 +42,7 @@ def test_a_scenario_file_carries_its_assertions(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("rooms = 0", "rooms must be >= 1"),
-        ("romos = 2", "unknown setting 'romos'"),
+        ("romos = 2", "unknown setting 'romos' \\(did you mean rooms\\? known: assert, "),
         ("rooms = 'two'", "setting rooms has a bad value"),
         ("duration = nan", "duration must be a positive"),
         ("rooms = [", "not valid TOML"),

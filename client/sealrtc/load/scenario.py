@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -112,8 +113,10 @@ def load_file(path: str | Path) -> dict[str, Any]:
     for key, value in data.items():
         name = str(key).replace("-", "_")
         if name not in _FILE_NAMES:
+            close = difflib.get_close_matches(name, sorted(_FILE_NAMES), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
             known = ", ".join(sorted(_FILE_NAMES - {"no_e2ee"}))
-            raise ScenarioError(f"scenario {path}: unknown setting {key!r} (known: {known})")
+            raise ScenarioError(f"scenario {path}: unknown setting {key!r} ({hint}known: {known})")
         if name == "no_e2ee":
             name, value = "e2ee", not value
         elif name == "assert":
