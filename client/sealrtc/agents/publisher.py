@@ -17,9 +17,10 @@ from aiortc.mediastreams import MediaStreamTrack
 from ..keys import SharedSecret
 from ..media import TestPatternVideoTrack, ToneAudioTrack
 from ..rtc import E2EESession, attach
+from ..rtc.closing import close_peer
 from ..signaling.janus import JanusSession, VideoRoomPublisher
 from ..signaling.whip import delete_resource, whip_publish
-from .watch import close_peer, server_gone
+from .watch import server_gone
 
 MAX_PLAINTEXT_DIGESTS = 200_000
 

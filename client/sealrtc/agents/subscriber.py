@@ -23,10 +23,11 @@ from ..keys import SharedSecret
 from ..metrics import Histogram
 from ..metrics.connect import ConnectPhases
 from ..rtc import E2EESession, EncodedFrame, attach
+from ..rtc.closing import close_peer
 from ..rtc.session import TrackSecretEvent
 from ..signaling.janus import JanusSession, VideoRoomSubscriber
 from ..signaling.whip import delete_resource, whep_subscribe
-from .watch import close_peer, server_gone
+from .watch import server_gone
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 from urllib.parse import urlsplit
 
 logger = logging.getLogger(__name__)
@@ -43,16 +42,3 @@ async def server_gone(url: str, *, interval: float = CHECK_INTERVAL, failures: i
         missed = 0 if await _reachable(host, port) else missed + 1
         if missed >= failures:
             return f"lost the connection to the server at {host}:{port} (it no longer accepts connections)"
-
-
-CLOSE_TIMEOUT = 10.0
-
-
-async def close_peer(pc: Any, timeout: float = CLOSE_TIMEOUT) -> None:
-    """Close a peer connection, but never wait forever: aiortc's sender ``stop()`` waits for its
-    RTP loop to have started, which a sender that never got going does not do (seen once with a
-    publisher whose media never reached the server). An agent must end its run regardless."""
-    try:
-        await asyncio.wait_for(pc.close(), timeout)
-    except TimeoutError:
-        logger.warning("a peer connection did not close within %.0f s; abandoned", timeout)

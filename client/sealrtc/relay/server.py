@@ -32,6 +32,7 @@ from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from ..rtc.closing import close_peer
 from ..rtc.frames import EncodedFrame
 from ..rtc.passthrough import ForwardingTrack, PassthroughSession
 from .auth import BearerTokens, tokens_of
@@ -230,7 +231,7 @@ class Relay:
             prepare()
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:  # aiortc raises ValueError and friends on bad SDP
-            await pc.close()
+            await close_peer(pc)
             reason = " ".join(str(exc).split())[:200] or exc.__class__.__name__
             raise web.HTTPBadRequest(text=f"cannot negotiate this offer: {reason}\n") from None
         return str(pc.localDescription.sdp)
@@ -434,7 +435,7 @@ class Relay:
             room.subscribers.pop(resource_id, None)
             for track in session.tracks.values():
                 track.end()
-        await session.pc.close()
+        await close_peer(session.pc)  # shielded: a client that goes away cannot leave it half closed
         self._forget_if_empty(room)
         self._changed()
         return True

@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
+from ..rtc.closing import close_peer
 from .janus_protocol import (
     CONNECTION_FAILED,
     PROTOCOL_ERROR,
@@ -416,7 +417,7 @@ class VideoRoomSubscriber:
     async def _drop(self, feed: int) -> None:
         handle, pc = self.feeds.pop(feed)
         await handle.detach()
-        await pc.close()
+        await close_peer(pc)  # shielded: cancelling the room's task must not leave it half closed
 
     async def close(self) -> None:
         if self._task is not None:
