@@ -22,6 +22,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 import sealrtc
 from sealrtc.media import TestPatternVideoTrack, ToneAudioTrack
+from sealrtc.rtc.closing import close_peer
 
 
 async def main() -> int:
@@ -67,8 +68,8 @@ async def main() -> int:
             "failures:",
             track.get("decrypt_failures"),
         )
-    await pub.close()
-    await sub.close()
+    await close_peer(pub)  # bounded, and safe if a close was interrupted
+    await close_peer(sub)
     return 0
 
 
