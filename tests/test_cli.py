@@ -91,6 +91,8 @@ def test_bad_duration_is_a_usage_error() -> None:
         ("8080", "'8080' has no host: use 127.0.0.1:8080"),
         ("127.0.0.1:70000", "a port 0-65535"),
         ("127.0.0.1:http", "a port 0-65535"),
+        ("127.0.0.1:\u00b2", "a port 0-65535"),  # a digit to str.isdigit, not to int()
+        ("http://127.0.0.1:8080", "takes HOST:PORT, not a URL"),
     ],
 )
 def test_bad_listen_address_says_what_is_missing(listen: str, says: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,6 +118,26 @@ def test_a_mistyped_flag_is_reported_as_such_with_a_hint() -> None:
     assert result.returncode == 2
     assert "unrecognized arguments: --whp" in result.stderr and "did you mean --whip?" in result.stderr
     assert result.stderr.startswith("usage: sealrtc publish ") and "sealrtc publish: error:" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["publish", "--bogus"], ""),  # nothing close: no far-fetched "did you mean --verbose?"
+        (["subscribe", "--secrt=x"], " (did you mean --secret-file?)"),
+        (["load", "--no-decode"], " (load subscribers verify without decoding by default; --decode-every N"),
+        (["subscribe", "--no-e2e"], None),  # whatever it says, never "did you mean --no-e2ee?"
+    ],
+)
+def test_unknown_option_hints_help_and_never_suggest_turning_e2ee_off(argv: list[str], hint: str | None) -> None:
+    result = run(*argv)
+    line = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and line.startswith(f"sealrtc {argv[0]}: error: unrecognized arguments: ")
+    assert "--no-e2ee" not in line
+    if hint == "":
+        assert line.endswith(argv[-1].split("=")[0])
+    elif hint is not None:
+        assert hint in line
 
 
 @pytest.mark.parametrize(

@@ -339,15 +339,17 @@ def test_k8s_manifests_validate_strictly(version: str, tmp_path: Path) -> None:
 
 def test_k8s_relay_runs_as_its_manifest_says(image: Image) -> None:
     """The relay Deployment's arguments and security context (non-root, read-only root file
-    system, no capabilities) are what the image runs with: it starts, serves, stops."""
+    system with no writable tmpfs either, no capabilities) are what the image runs with: it
+    starts, serves, stops."""
     docs = {(d["kind"], d["metadata"]["name"]): d for d in load_yaml(DOCKER / "k8s/relay.yaml")}
     pod = docs[("Deployment", "sealrtc-relay")]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert docs[("Service", "sealrtc-relay")]["spec"]["ports"][0]["port"] == 8080
     run = podman(
-        "run", "--rm", "--pull=never", "--network", "none", "--read-only", "--cap-drop", "ALL",
-        "--security-opt", "no-new-privileges", "--user", f"{pod['securityContext']['runAsUser']}",
+        "run", "--rm", "--pull=never", "--network", "none", "--read-only", "--read-only-tmpfs=false",
+        "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+        "--user", f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}",
         image.tag, *container["args"], "--duration", "2",
     )  # fmt: skip
     assert run.returncode == 0, run.stderr

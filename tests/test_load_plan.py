@@ -48,7 +48,10 @@ def test_a_scenario_file_carries_its_assertions(tmp_path: Path) -> None:
         ("rooms = [", "not valid TOML"),
         ("no-e2ee = true\nintruders = 1", "intruders need E2EE"),
         ("rooms = 2\nroom_ids = [5]", "as many room ids as --rooms"),
-        ("assert = [3]", "setting assert must be a list of expressions"),
+        ("assert = ['joined == planned', 3]", r"bad.toml: setting assert: item 2 \(3\) is not an expression"),
+        ("assert = []", "setting assert must list at least one expression"),
+        ("no-e2ee = 'false'", "setting 'no-e2ee' must be true or false"),
+        ("rooms = 'two'", "bad.toml: setting rooms has a bad value"),
         ("assertions = ['x > 1']", "unknown setting 'assertions'.*known: assert, "),
     ],
 )

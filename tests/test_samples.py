@@ -13,7 +13,7 @@ from .rtc_helpers import require_namespace
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "e2ee_pair.py"
 
 
-def run_sample(**env: str) -> tuple[dict[str, int], str]:
+def run_sample(**env: str) -> tuple[dict[str, int], str, str]:
     require_namespace()
     base = {k: v for k, v in os.environ.items() if k not in ("SEALRTC_SECRET", "SEALRTC_WRONG")}
     result = subprocess.run(
@@ -22,18 +22,18 @@ def run_sample(**env: str) -> tuple[dict[str, int], str]:
     assert result.returncode == 0, result.stderr[-2000:]
     line = next(x for x in result.stdout.splitlines() if x.startswith("decoded frames:"))
     decoded: dict[str, int] = ast.literal_eval(line.removeprefix("decoded frames:").strip())
-    return decoded, result.stdout
+    return decoded, result.stdout, result.stderr
 
 
 def test_sample_pair_decrypts_and_decodes() -> None:
-    decoded, out = run_sample(SEALRTC_SECRET="sample secret")
+    decoded, out, stderr = run_sample(SEALRTC_SECRET="sample secret")
     assert decoded["video"] > 30 and decoded["audio"] > 100, out
     assert "secret_mismatch" not in out
-    assert "sample secret" not in out
+    assert "sample secret" not in out + stderr
 
 
 def test_sample_pair_with_a_wrong_secret_reports_the_mismatch() -> None:
-    decoded, out = run_sample(SEALRTC_SECRET="sample secret", SEALRTC_WRONG="1")
+    decoded, out, _ = run_sample(SEALRTC_SECRET="sample secret", SEALRTC_WRONG="1")
     assert decoded == {"video": 0, "audio": 0}, out
     assert "secret_mismatch on video track" in out and "secret_mismatch on audio track" in out
 

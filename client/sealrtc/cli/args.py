@@ -76,10 +76,20 @@ class _Parser(argparse.ArgumentParser):
             name = _option_name(token)
             if name in known or (not token.startswith("--") and token[:2] in known):
                 continue
-            close = difflib.get_close_matches(name, sorted(k for k in known if k.startswith("--")), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
+            hint = _OPTION_HINTS.get((parser.prog, name), "")
+            if not hint:  # never steer anyone towards turning E2EE off by a near miss
+                candidates = sorted(k for k in known if k.startswith("--") and k != "--no-e2ee")
+                close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.7)
+                hint = f" (did you mean {close[0]}?)" if close else ""
             parser.print_usage(sys.stderr)
             parser.exit(2, f"{parser.prog}: error: unrecognized arguments: {name}{hint}\n")
+
+
+_OPTION_HINTS = {
+    ("sealrtc load", "--no-decode"): " (load subscribers verify without decoding by default; "
+    "--decode-every N makes one in N decode)",
+}
+"""Options people bring from another subcommand, with what to use instead."""
 
 
 def _is_number(token: str) -> bool:
@@ -261,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(bad expression or setting, refused before the run); 4 the generator saturated (numbers not "
         "trustworthy); 130 interrupted (reports written first). Without --assert (or assert = [...] in the "
         "--scenario file) the defaults are: "
-        "'joined == planned', 'decrypt_failures == 0', 'intruder_decrypts == 0'.",
+        "'joined == planned', 'decrypt_failures == 0', 'intruder_decrypts == 0' and, with subscribers, "
+        "'frames.decrypted > 0'.",
     )
     load.add_argument(
         "--scenario",

@@ -67,7 +67,8 @@ def _interval_row(run: Any) -> tuple[Sequence[str], list[Sequence[Any]]]:
     header = ("", "joined", "intruders", "fps", "p50 ms", "p95 ms", "lost", "freezes", "decrypt fail",
               "intruder decrypts", "CPU %", "loop lag ms")  # fmt: skip
     planned = run.scenario.planned
-    latest = merge_intervals(list(run.latest.values())) if run.latest else []
+    # each worker's latest snapshot, whatever its tick: workers a tick apart still make one row
+    latest = merge_intervals([s | {"t": 0} for s in run.latest.values()]) if run.latest else []
     totals = merge_intervals([s | {"t": 0} for s in run.snapshots]) if run.snapshots else []
     rows: list[Sequence[Any]] = []
     if latest:
@@ -252,7 +253,8 @@ def _summary(reporter: Reporter, report: dict[str, Any], results: list[Any], sta
     verdicts = {
         0: "every assertion holds",
         1: f"{failed} assertion(s) failed" if failed else f"shard(s) {', '.join(map(str, missing))} missing",
-        SATURATED: "the generator saturated: numbers not trustworthy",
+        SATURATED: "the generator saturated: numbers not trustworthy"
+        + (f" (and {failed} assertion(s) failed)" if failed else ""),
         130: "partial reports written" if wrote else "the results so far are above",
     }
     mode = "" if report["scenario"].get("e2ee", True) else ", plain: no E2EE"

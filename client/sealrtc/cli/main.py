@@ -18,17 +18,20 @@ __all__ = ["CliError", "ExitStatus", "main", "random_demo_secret", "read_secret"
 
 def _listen_address(listen: str) -> tuple[str, str]:
     """``HOST:PORT`` -> (host, port), or a usage error that says which half is missing."""
+    if "://" in listen:
+        raise CliError(f"--listen takes HOST:PORT, not a URL: e.g. 127.0.0.1:8080 (got {listen!r})", ExitStatus.USAGE)
     host, colon, port = listen.rpartition(":")
-    if not colon and listen.isdigit():
+    if not colon and listen.isascii() and listen.isdigit():
         raise CliError(f"--listen {listen!r} has no host: use 127.0.0.1:{listen} (this machine only) or "
                        f"0.0.0.0:{listen} (all interfaces)", ExitStatus.USAGE)  # fmt: skip
-    if colon and not host and port:
+    if colon and not host and port.isascii() and port.isdigit():
         raise CliError(f"--listen {listen!r} has no host: use 127.0.0.1{listen} (this machine only) or "
                        f"0.0.0.0{listen} (all interfaces)", ExitStatus.USAGE)  # fmt: skip
     if not colon or not host:
-        raise CliError(f"--listen {listen!r} has no port: use HOST:PORT, e.g. {listen or '127.0.0.1'}:8080",
+        example = listen.rstrip(":") or "127.0.0.1"
+        raise CliError(f"--listen {listen!r} has no port: use HOST:PORT, e.g. {example}:8080",
                        ExitStatus.USAGE)  # fmt: skip
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise CliError(f"--listen needs a port 0-65535 after the last ':', got {listen!r}", ExitStatus.USAGE)
     return host, port
 

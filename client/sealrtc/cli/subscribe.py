@@ -109,7 +109,8 @@ async def run_subscribe(args: argparse.Namespace) -> ExitStatus:
         for recording in summary["recordings"]:
             reporter.say(f"recorded {recording['frames']} frames to {recording['path']}")
         if not summary["recordings"]:
-            reporter.say(f"nothing recorded in {record_dir}: no frame was received to write")
+            missing = "arrived" if agent.keys is None else "decrypted"
+            reporter.say(f"nothing recorded in {record_dir}: no frame {missing}")
     if args.janus:
         feeds = [t["publisher"] for t in summary["tracks"]]
         feed_seen = feed_seen or f"feed {args.feed}" in feeds
@@ -146,7 +147,8 @@ def _judge(
         if totals["key_failures"]:
             return ExitStatus.SECRET_MISMATCH, (
                 f"{totals['frames_received']} frames arrived, none decrypted (wrong key): secret mismatch — "
-                "check SEALRTC_SECRET, --context and --suite"
+                f"check {'--secret-file' if args.secret_file else 'SEALRTC_SECRET'} (the secret this run used), "
+                "--context and --suite"
             )
         return ExitStatus.FAILURE, f"{totals['frames_received']} frames arrived, none decrypted"
     if agent.decode and totals["frames_decoded"] == 0:

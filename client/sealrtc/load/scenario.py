@@ -118,10 +118,15 @@ def load_file(path: str | Path) -> dict[str, Any]:
             known = ", ".join(sorted(_FILE_NAMES - {"no_e2ee"}))
             raise ScenarioError(f"scenario {path}: unknown setting {key!r} ({hint}known: {known})")
         if name == "no_e2ee":
+            if not isinstance(value, bool):
+                raise ScenarioError(f"scenario {path}: setting {key!r} must be true or false, got {value!r}")
             name, value = "e2ee", not value
         elif name == "assert":
             name = "assertions"
-        settings[name] = value
+        try:
+            settings[name] = _coerce(name, value)
+        except ScenarioError as exc:
+            raise ScenarioError(f"scenario {path}: {exc}") from None
     return settings
 
 
@@ -134,8 +139,22 @@ def build(file_settings: dict[str, Any], flag_settings: dict[str, Any]) -> Scena
     return scenario.validate()
 
 
+def _assertions(value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ScenarioError('setting assert must list at least one expression, e.g. ["p95(latency_ms) < 300"] '
+                            "(leave it out for the default assertions)")  # fmt: skip
+    for i, item in enumerate(items, 1):
+        if not isinstance(item, str) or not item.strip():
+            raise ScenarioError(f'setting assert: item {i} ({item!r}) is not an expression: quote each one, e.g. '
+                                '"joined == planned"')  # fmt: skip
+    return tuple(items)
+
+
 def _coerce(name: str, value: Any) -> Any:
     kind = _TYPES[name]
+    if name == "assertions":
+        return _assertions(value)
     try:
         if kind == "int":
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
@@ -153,16 +172,6 @@ def _coerce(name: str, value: Any) -> Any:
             if isinstance(value, (str, int)):
                 value = [value]
             return tuple(str(v) for v in value)
-        if name == "assertions":
-            if isinstance(value, str):
-                value = [value]
-            if not all(isinstance(v, str) and v.strip() for v in value):
-                raise ValueError
-            return tuple(value)
         return None if value is None else str(value)
     except (TypeError, ValueError):
-        if name == "assertions":
-            raise ScenarioError(
-                'setting assert must be a list of expressions, e.g. ["p95(latency_ms) < 300"]'
-            ) from None
         raise ScenarioError(f"setting {name} has a bad value {value!r} (expected {kind})") from None

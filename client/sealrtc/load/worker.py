@@ -371,9 +371,12 @@ class Worker:
                 cpu = (cpu_now - cpu_last) / max(wall_now - wall_last, 1e-6) * 100
                 cpu_last, wall_last = cpu_now, wall_now
                 self.cpu_intervals.append(round(cpu, 1))
-                ticks += 1  # the tick's number, not the late wall clock: one snapshot per tick
+                # One snapshot per tick, numbered by the time it covers (not the late wall clock):
+                # after a stall the next tick is the next whole one ahead, never a burst of
+                # catch-up ticks measuring CPU over microseconds.
+                ticks = max(ticks + 1, round((wall_now - start) / TICK))
                 self.send(self.snapshot(ticks * TICK, round(cpu, 1)))
-                next_tick += TICK
+                next_tick = max(next_tick + TICK, start + (ticks + 1) * TICK)
         finally:
             for task in joins:
                 task.cancel()

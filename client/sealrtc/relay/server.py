@@ -435,9 +435,11 @@ class Relay:
             room.subscribers.pop(resource_id, None)
             for track in session.tracks.values():
                 track.end()
-        await close_peer(session.pc)  # shielded: a client that goes away cannot leave it half closed
-        self._forget_if_empty(room)
-        self._changed()
+        try:
+            await close_peer(session.pc)  # runs to its end even if this handler is cancelled
+        finally:
+            self._forget_if_empty(room)
+            self._changed()
         return True
 
     async def close(self) -> None:

@@ -30,25 +30,22 @@ _closing: dict[int, asyncio.Task[None]] = {}
 async def close_peer(pc: Any, timeout: float = CLOSE_TIMEOUT) -> None:
     """Close ``pc`` fully, whoever else closes it or cancels us; return within ``timeout``.
 
-    If the calling task is cancelled, the cancellation propagates but the close goes on in its
-    own task. A close that another caller interrupted before this helper existed (a cancelled
-    aiortc future) is logged and abandoned, never raised into a caller that was not cancelled.
+    ``asyncio.wait`` neither cancels the close task nor hands its outcome to us: if the calling
+    task is cancelled, the cancellation propagates and the close goes on in its own task; a close
+    that failed, or that another caller interrupted before this helper existed (a cancelled
+    aiortc future), is logged and abandoned, never raised into the caller.
     """
     task = _closing.get(id(pc))
     if task is None:
         task = _closing[id(pc)] = asyncio.ensure_future(pc.close())
         task.add_done_callback(lambda done: _forget(id(pc), done))
-    try:
-        await asyncio.wait_for(asyncio.shield(task), timeout)
-    except TimeoutError:
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
         logger.warning("a peer connection did not close within %.0f s; abandoned", timeout)
-    except Exception:  # aiortc failing on its way down: the connection is as closed as it gets
-        logger.warning("closing a peer connection failed; abandoned", exc_info=True)
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise  # we are being cancelled; the close itself goes on in its task
+    elif task.cancelled():
         logger.warning("a peer connection's close had been interrupted elsewhere; abandoned")
+    elif task.exception() is not None:
+        logger.warning("closing a peer connection failed; abandoned", exc_info=task.exception())
 
 
 def _forget(key: int, task: asyncio.Task[None]) -> None:

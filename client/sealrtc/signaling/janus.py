@@ -416,8 +416,10 @@ class VideoRoomSubscriber:
 
     async def _drop(self, feed: int) -> None:
         handle, pc = self.feeds.pop(feed)
-        await handle.detach()
-        await close_peer(pc)  # shielded: cancelling the room's task must not leave it half closed
+        try:
+            await handle.detach()
+        finally:  # even if cancelled while detaching: close_peer outlives its caller's cancellation
+            await close_peer(pc)
 
     async def close(self) -> None:
         if self._task is not None:
