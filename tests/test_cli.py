@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
@@ -98,6 +99,29 @@ def test_bad_duration_is_a_usage_error() -> None:
 def test_bad_listen_address_says_what_is_missing(listen: str, says: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["relay", "--listen", listen, "--duration", "1"]) == 2
     assert says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flags", "library_level"), [([], "ERROR"), (["-v"], "WARNING"), (["-vv"], "NOTSET")])
+def test_verbosity_lets_aiortc_and_aioice_speak_only_at_vv(flags: list[str], library_level: str) -> None:
+    assert main(["relay", "--listen", "nonsense", *flags]) == 2  # logging is set up before the usage error
+    for name in ("aiortc", "aioice"):
+        assert logging.getLevelName(logging.getLogger(name).level) == library_level
+
+
+@pytest.mark.parametrize(
+    ("word", "says"),
+    [("publsh", "unknown command (did you mean publish?)"), ("hunter2", "unknown command (commands: relay, publish")],
+)
+def test_an_unknown_command_gets_a_hint_and_is_not_echoed(word: str, says: str) -> None:
+    result = run(word, "--duration", "1")
+    assert result.returncode == 2 and says in result.stderr and word not in result.stderr
+
+
+def test_record_into_a_file_says_it_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "afile"
+    target.write_text("")
+    assert main(["subscribe", "--whep", "http://127.0.0.1:9/whep/x", "--no-e2ee", "--record", str(target)]) == 1
+    assert "is a file; give a directory" in capsys.readouterr().err
 
 
 def test_version() -> None:

@@ -15,6 +15,7 @@ SECRET_HELP = (
     "The E2EE secret is read from --secret-file or, without it, from the SEALRTC_SECRET environment "
     "variable, never from the command line, and is never printed."
 )
+VERBOSE_HELP = "-v: sealrtc's debug log; -vv: also aiortc's and aioice's (never secrets)"
 SECRET_FILE_HELP = "read the E2EE secret from PATH (its first line); wins over $SEALRTC_SECRET"
 EXIT_CODES = (
     "exit codes: 0 success; 1 the run failed (nothing decrypted/decoded, server lost, bad target...); "
@@ -52,6 +53,9 @@ class _Parser(argparse.ArgumentParser):
     def _own_options(self) -> set[str]:
         return {o for action in self._actions for o in action.option_strings}
 
+    def _subcommands(self) -> list[str]:
+        return [name for a in self._actions if isinstance(a, argparse._SubParsersAction) for name in a.choices]
+
     def _subcommand(self, token: str) -> _Parser | None:
         for action in self._actions:
             if isinstance(action, argparse._SubParsersAction):
@@ -70,6 +74,12 @@ class _Parser(argparse.ArgumentParser):
                 sub = parser._subcommand(token)
                 if sub is not None:
                     parser, known = sub, known | sub._own_options()
+                elif parser is self and (commands := self._subcommands()):
+                    close = difflib.get_close_matches(token, commands, n=1, cutoff=0.6)
+                    hint = f" (did you mean {close[0]}?)" if close else f" (commands: {', '.join(commands)})"
+                    self.print_usage(sys.stderr)
+                    # the word is not repeated: it might be a secret typed in the wrong place
+                    self.exit(2, f"{self.prog}: error: unknown command{hint}\n")
                 continue
             if token == "-" or _is_number(token):
                 continue
@@ -111,7 +121,7 @@ def _common(p: argparse.ArgumentParser, *, e2ee: bool = True) -> None:
         "--json", metavar="FILE", help="write a JSON report to FILE ('-' for stdout); checked before the run starts"
     )
     p.add_argument("--quiet", action="store_true", help="no live progress (notices and the verdict are still shown)")
-    p.add_argument("-v", "--verbose", action="store_true", help="log debug information (never secrets)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
     if e2ee:
         p.add_argument("--secret-file", metavar="PATH", help=SECRET_FILE_HELP)
         p.add_argument(
@@ -195,12 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument(
         "--cors-origin", default="*", metavar="ORIGIN", help="Access-Control-Allow-Origin for browsers (default *)"
     )
-    relay.add_argument("-v", "--verbose", action="store_true", help="log debug information")
+    relay.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
 
     publish = sub.add_parser(
         "publish",
         help="publish a VP8 test pattern and an Opus tone (or a media file), E2EE on",
         description="Publish over WHIP or into a Janus VideoRoom. " + SECRET_HELP,
+        epilog="exit codes: 0 success; 1 the run failed (server refused or lost, nothing sent, bad target...); "
+        "2 usage error; 130 interrupted (the report is written first)",
     )
     target = publish.add_mutually_exclusive_group(required=True)
     target.add_argument("--whip", metavar="URL", help="WHIP endpoint, e.g. http://HOST:PORT/whip/ROOM")
@@ -340,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument(
         "--no-isolate", action="store_true", help="embedded relay without a private network namespace (not recommended)"
     )
-    load.add_argument("-v", "--verbose", action="store_true", help="log debug information")
+    load.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
 
     report = sub.add_parser(
         "report",
@@ -385,5 +397,5 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-isolate", action="store_true", help="do not create a private network namespace (not recommended)"
     )
     demo.add_argument("--quiet", action="store_true", help="no live progress or table")
-    demo.add_argument("-v", "--verbose", action="store_true", help="log debug information")
+    demo.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
     return parser

@@ -177,6 +177,8 @@ def check_record_dir(target: str | None) -> Path | None:
     if not target:
         return None
     path = Path(target)
+    if path.exists() and not path.is_dir():
+        raise CliError(f"--record {target}: is a file; give a directory (created if missing)")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

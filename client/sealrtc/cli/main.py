@@ -80,13 +80,13 @@ async def run_relay(args: argparse.Namespace) -> ExitStatus:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    verbose = getattr(args, "verbose", False)
+    verbose = int(getattr(args, "verbose", 0) or 0)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING)
-    if not verbose:
-        # aiortc warns about every undecodable frame (e.g. joining before a key frame): not the user's
-        # business unless asked; sealrtc counts and reports what matters.
-        for name in ("aiortc", "aioice"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+    # aiortc warns about every undecodable frame (e.g. joining before a key frame) and aioice logs
+    # every candidate pair: not the user's business unless asked (-vv); sealrtc counts and reports
+    # what matters.
+    for name in ("aiortc", "aioice"):
+        logging.getLogger(name).setLevel({0: logging.ERROR, 1: logging.WARNING}.get(verbose, logging.NOTSET))
     try:
         if args.command == "demo":
             from .demo import run_demo_command
