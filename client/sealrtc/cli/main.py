@@ -21,12 +21,10 @@ def _listen_address(listen: str) -> tuple[str, str]:
     if "://" in listen:
         raise CliError(f"--listen takes HOST:PORT, not a URL: e.g. 127.0.0.1:8080 (got {listen!r})", ExitStatus.USAGE)
     host, colon, port = listen.rpartition(":")
-    if not colon and listen.isascii() and listen.isdigit():
-        raise CliError(f"--listen {listen!r} has no host: use 127.0.0.1:{listen} (this machine only) or "
-                       f"0.0.0.0:{listen} (all interfaces)", ExitStatus.USAGE)  # fmt: skip
-    if colon and not host and port.isascii() and port.isdigit():
-        raise CliError(f"--listen {listen!r} has no host: use 127.0.0.1{listen} (this machine only) or "
-                       f"0.0.0.0{listen} (all interfaces)", ExitStatus.USAGE)  # fmt: skip
+    bare = port if colon else listen  # "8080" and ":8080" both lack only the host
+    if not host and bare.isascii() and bare.isdigit():
+        raise CliError(f"--listen {listen!r} has no host: use 127.0.0.1:{bare} (this machine only) or "
+                       f"0.0.0.0:{bare} (all interfaces)", ExitStatus.USAGE)  # fmt: skip
     if not colon or not host:
         example = listen.rstrip(":") or "127.0.0.1"
         raise CliError(f"--listen {listen!r} has no port: use HOST:PORT, e.g. {example}:8080",
