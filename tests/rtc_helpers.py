@@ -9,6 +9,8 @@ from collections.abc import Callable
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
+from .waiting import eventually
+
 
 def require_namespace() -> None:
     """Fail loudly (never skip) when not run through scripts/test or scripts/isolated."""
@@ -29,11 +31,5 @@ async def connect(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> No
 
 
 async def wait_until(predicate: Callable[[], bool], event: asyncio.Event, timeout: float) -> None:
-    """Wait for ``event`` (set by whoever changes the state) until ``predicate()`` holds."""
-
-    async def loop() -> None:
-        while not predicate():
-            await event.wait()
-            event.clear()
-
-    await asyncio.wait_for(loop(), timeout)
+    """:func:`tests.waiting.eventually` woken by ``event``, for callers that name no ``what``."""
+    await eventually(predicate, timeout=timeout, what=getattr(predicate, "__name__", "the condition"), event=event)

@@ -23,6 +23,8 @@ from sealrtc.relay.server import Relay, start_relay
 
 from .rtc_helpers import require_namespace
 
+pytestmark = pytest.mark.network
+
 SECRET = "agents-cli-secret-3f9a"
 
 
@@ -231,6 +233,7 @@ async def test_media_files_publish_and_subscribers_record_them(relay: tuple[Rela
     assert speech_sub.report["frames_decoded"] > 0
 
 
+@pytest.mark.unit
 async def test_bad_media_file_is_refused_in_one_line(tmp_path: Path) -> None:
     text = tmp_path / "notes.txt"
     text.write_text("not a video")

@@ -15,6 +15,8 @@ from .browser_helpers import chromium, page_stats, serve_sample, start_session, 
 from .rtc_helpers import require_namespace
 from .test_browser_relay import CORNERS, picture_matches, rendered
 
+pytestmark = [pytest.mark.network, pytest.mark.janus, pytest.mark.browser]
+
 ROOM = 2001
 SECRET = "janus, browser and bots"
 CONTEXT = "2001"

@@ -22,6 +22,8 @@ from .browser_helpers import chromium, page_stats, serve_sample, start_session, 
 from .cdp import Page
 from .rtc_helpers import require_namespace
 
+pytestmark = [pytest.mark.network, pytest.mark.browser]
+
 SECRET = "browser and bots share this"
 CONTEXT = "room-b"
 

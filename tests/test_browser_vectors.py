@@ -12,11 +12,15 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sealrtc import FrameDecryptor, FrameEncryptor, SharedSecret
 from sealrtc.keys import derive_base_key
 from sealrtc.layout import clear_prefix_length, codec_from_name
 
 from .browser_helpers import chromium, serve_sample
+
+pytestmark = [pytest.mark.network, pytest.mark.browser]
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "sframe.json").read_text())
 

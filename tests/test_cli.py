@@ -15,6 +15,8 @@ from sealrtc.cli.main import main
 
 from .rtc_helpers import require_namespace
 
+pytestmark = pytest.mark.unit
+
 SECRET = "cli-secret-never-printed-7d41"
 
 
@@ -47,6 +49,7 @@ def test_missing_secret_is_a_one_line_error() -> None:
     assert "SEALRTC_SECRET" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.network
 def test_unreachable_server_is_a_one_line_error_without_the_secret() -> None:
     require_namespace()
     result = run("publish", "--whip", "http://127.0.0.1:9/whip/x", "--duration", "1", env={"SEALRTC_SECRET": SECRET})
@@ -67,6 +70,7 @@ def test_secret_file_wins_over_the_environment(tmp_path: Path, monkeypatch: pyte
     assert read_secret(argparse.Namespace(secret_file=None), required=True) == "from the environment"
 
 
+@pytest.mark.network
 def test_secret_file(tmp_path: Path) -> None:
     require_namespace()
     secret_file = tmp_path / "secret"
@@ -217,6 +221,7 @@ def test_secret_not_utf8_or_blank_is_a_clean_error(tmp_path: Path) -> None:
     assert blank.returncode == 1 and "whitespace" in blank.stderr
 
 
+@pytest.mark.network
 def test_a_secret_file_readable_by_others_is_warned_about(tmp_path: Path) -> None:
     require_namespace()
     secret_file = tmp_path / "secret"

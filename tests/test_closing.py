@@ -12,6 +12,8 @@ from sealrtc.rtc.closing import close_peer
 
 from .rtc_helpers import connect, new_pc, require_namespace, wait_until
 
+pytestmark = pytest.mark.network
+
 
 async def connected_pair() -> tuple[RTCPeerConnection, RTCPeerConnection]:
     require_namespace()

@@ -11,6 +11,8 @@ import pytest
 from sealrtc.rtc import closing
 from sealrtc.rtc.closing import close_peer
 
+pytestmark = pytest.mark.unit
+
 
 class FakePeer:
     def __init__(self, delay: float = 0.05, error: BaseException | None = None) -> None:

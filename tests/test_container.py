@@ -37,6 +37,8 @@ import yaml
 
 from .rtc_helpers import require_namespace
 
+pytestmark = [pytest.mark.network, pytest.mark.container]
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
 CONTAINERS = Path(os.environ.get("SEALRTC_CONTAINERS", "/var/tmp/sealrtc-containers"))
@@ -255,6 +257,7 @@ def tool(name: str) -> str:
     return str(path)
 
 
+@pytest.mark.unit
 def test_compose_file_validates_against_the_compose_spec(tmp_path: Path) -> None:
     check = [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec"]
     ok = subprocess.run([*check, str(DOCKER / "compose.yaml")], capture_output=True, text=True, check=False)
@@ -264,6 +267,7 @@ def test_compose_file_validates_against_the_compose_spec(tmp_path: Path) -> None
     assert subprocess.run([*check, str(typo)], capture_output=True, check=False).returncode == 1
 
 
+@pytest.mark.unit
 def test_compose_keeps_the_secret_out_of_arguments_and_environment() -> None:
     compose = load_yaml(DOCKER / "compose.yaml")[0]
     load = compose["services"]["load"]
@@ -327,6 +331,7 @@ def k8s_files() -> list[Path]:
     return files
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("version", ["1.29.0", "1.33.0"])
 def test_k8s_manifests_validate_strictly(version: str, tmp_path: Path) -> None:
     validate = [tool("kubernetes-validate"), "--strict", "-k", version]
@@ -356,6 +361,7 @@ def test_k8s_relay_runs_as_its_manifest_says(image: Image) -> None:
     assert "sealrtc relay on http://0.0.0.0:8080" in run.stderr and "stopped" in run.stderr
 
 
+@pytest.mark.unit
 def test_k8s_janus_config_is_docker_janus_config() -> None:
     docs = {(d["kind"], d["metadata"]["name"]): d for d in load_yaml(DOCKER / "k8s/janus.yaml")}
     data = docs[("ConfigMap", "sealrtc-janus")]["data"]
@@ -364,6 +370,7 @@ def test_k8s_janus_config_is_docker_janus_config() -> None:
     assert service["spec"]["ports"][0]["port"] == 8188
 
 
+@pytest.mark.unit
 def test_k8s_load_job_shards_2000_bots_and_keeps_the_secret_in_a_secret() -> None:
     (job,) = load_yaml(DOCKER / "k8s/load-job.yaml")
     spec = job["spec"]
@@ -393,6 +400,7 @@ def test_k8s_load_job_shards_2000_bots_and_keeps_the_secret_in_a_secret() -> Non
         assert "SEALRTC_SECRET=" not in path.read_text() and "kind: Secret" not in path.read_text()
 
 
+@pytest.mark.unit
 def test_docker_readme_walks_through_a_2000_bot_run() -> None:
     readme = (DOCKER / "README.md").read_text()
     for name in ["Dockerfile", "compose.yaml", "janus/", *(f"k8s/{p.name}" for p in k8s_files())]:
@@ -413,6 +421,7 @@ def expand(arg: str, values: dict[str, str]) -> str:
     return re.sub(r"\$\((\w+)\)", lambda m: values[m.group(1)], arg)
 
 
+@pytest.mark.unit
 def test_deployment_commands_parse_with_the_cli() -> None:
     from sealrtc.cli.args import build_parser
 

@@ -10,6 +10,8 @@ import pytest
 
 from sealrtc import eventloop
 
+pytestmark = pytest.mark.unit
+
 
 async def _loop_module() -> str:
     return type(asyncio.get_running_loop()).__module__
@@ -26,6 +28,7 @@ def test_sealrtc_loop_asyncio_forces_the_standard_loop(monkeypatch: pytest.Monke
     assert eventloop.run(_loop_module()).startswith("asyncio")
 
 
+@pytest.mark.network
 def test_the_cli_runs_on_uvloop() -> None:
     """The agents' CLI entry goes through :func:`sealrtc.eventloop.run` (checked in a subprocess;
     the publish fails to connect, which does not matter here). The relay and the demo, which host

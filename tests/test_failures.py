@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from sealrtc.errors import DECRYPT_FAILURE_REASONS
 from sealrtc.failures import FailureCounts
+
+pytestmark = pytest.mark.unit
 
 
 def test_every_reason_is_present_and_sums_reason_by_reason() -> None:

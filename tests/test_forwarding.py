@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import pytest
+
 from sealrtc.rtc.frames import EncodedFrame
 from sealrtc.rtc.passthrough import ForwardingTrack
+
+pytestmark = pytest.mark.unit
 
 
 def frame(i: int) -> EncodedFrame:

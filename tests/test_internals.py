@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 
 from sealrtc.rtc import internals
 
+pytestmark = pytest.mark.unit
+
 
 @given(size=st.integers(min_value=1, max_value=5000), picture_id=st.integers(min_value=0, max_value=(1 << 15) - 1))
 def test_vp8_round_trip(size: int, picture_id: int) -> None:

@@ -24,6 +24,8 @@ from sealrtc.testing.janus_server import JanusServer, RoomConfig, cleanup, start
 from .media_helpers import band_energy_ratio
 from .rtc_helpers import require_namespace
 
+pytestmark = [pytest.mark.network, pytest.mark.janus]
+
 E2EE_ROOM, PLAIN_ROOM, OPEN_ROOM = 1001, 1002, 1003
 
 
@@ -199,6 +201,7 @@ async def test_room_errors_are_typed(janus: JanusServer) -> None:
     await missing.close()
 
 
+@pytest.mark.network
 async def test_unreachable_janus_is_a_clear_error() -> None:
     require_namespace()
     with pytest.raises(JanusError, match="cannot reach Janus"):

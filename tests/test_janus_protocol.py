@@ -21,6 +21,8 @@ from sealrtc.signaling.janus import JanusError, JanusSession, VideoRoomPublisher
 
 from .rtc_helpers import new_pc, require_namespace
 
+pytestmark = pytest.mark.network
+
 Reply = Callable[[dict[str, Any]], list[Any]]
 LISTENER_HANDLE, SESSION_ID = 20, 10
 
@@ -280,5 +282,6 @@ async def test_silent_janus_after_upgrade_times_out_and_closes(
     assert tracker.sessions and all(s.closed for s in tracker.sessions)
 
 
+@pytest.mark.unit
 def test_default_deadline_is_seconds() -> None:
     assert 1 <= janus_module.DEFAULT_TIMEOUT <= 30

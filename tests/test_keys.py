@@ -14,6 +14,8 @@ from sealrtc.keys import derive_base_key
 
 from .conftest import FakeClock
 
+pytestmark = pytest.mark.unit
+
 
 def test_derivation_matches_design() -> None:
     secret, context = "caf\u0065\u0301", b"room-42"  # decomposed: NFC must normalise it

@@ -19,6 +19,8 @@ from sealrtc.testing.janus_server import JanusServer, cleanup, start_janus
 
 from .rtc_helpers import require_namespace
 
+pytestmark = pytest.mark.network
+
 SECRET = "load-test-secret-77e1"
 
 
@@ -152,6 +154,8 @@ async def room_exists(server: JanusServer, room: int) -> bool:
         await session.close()
 
 
+@pytest.mark.network
+@pytest.mark.janus
 async def test_janus_target_creates_e2ee_rooms_and_destroys_them(janus: JanusServer, tmp_path: Path) -> None:
     run = await load(
         tmp_path, "janus", "--janus", janus.url, "--rooms", "2", "--subscribers", "2", "--intruders", "1",

@@ -13,6 +13,8 @@ from sealrtc.load.plan import INTRUDER, PUBLISHER, SUBSCRIBER, assign, plan, sha
 from sealrtc.load.scenario import Scenario, ScenarioError, build, load_file
 from sealrtc.metrics import Histogram
 
+pytestmark = pytest.mark.unit
+
 
 def test_flags_override_a_toml_scenario(tmp_path: Path) -> None:
     path = tmp_path / "s.toml"

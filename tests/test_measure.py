@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
@@ -22,6 +23,8 @@ from sealrtc.rtc.passthrough import ForwardingTrack, PassthroughSession
 
 from .media_helpers import Collector, band_energy_ratio
 from .rtc_helpers import connect, new_pc
+
+pytestmark = pytest.mark.network
 
 CLIP = encode_vp8_clip(90, gop=30)
 

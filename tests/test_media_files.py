@@ -38,6 +38,8 @@ from sealrtc.media.recorder import opus_head, opus_packet_samples, vp8_keyframe_
 from sealrtc.media.sources import encode_vp8_clip
 from sealrtc.media.transcode import align, fit_size
 
+pytestmark = pytest.mark.unit
+
 TONE = 440.0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from aiortc import RTCPeerConnection
 
 import sealrtc
@@ -18,6 +19,8 @@ from sealrtc.rtc.frames import EncodedFrame
 from .media_helpers import Collector
 from .rtc_helpers import connect, new_pc, wait_until
 from .test_media_files import TONE, decode_audio, decode_video, make_media
+
+pytestmark = pytest.mark.network
 
 
 async def test_file_clip_published_and_recorded_decrypted(pcs: list[RTCPeerConnection], tmp_path: Path) -> None:

@@ -20,6 +20,8 @@ from sealrtc.metrics import (
     split_probe,
 )
 
+pytestmark = pytest.mark.unit
+
 
 @given(st.binary(max_size=200), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.integers(0, 2**64 - 1))
 def test_probe_round_trip(frame: bytes, stream_id: int, sequence: int, capture_ns: int) -> None:

@@ -19,6 +19,8 @@ from sealrtc.relay.server import Relay, start_relay
 
 from .rtc_helpers import require_namespace
 
+pytestmark = pytest.mark.network
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -40,6 +42,7 @@ async def until(predicate: object, timeout: float = 15.0) -> None:
     await asyncio.wait_for(loop(), timeout)
 
 
+@pytest.mark.unit
 def test_relay_never_imports_keys() -> None:
     for path in (ROOT / "client/sealrtc/relay").glob("*.py"):
         tree = ast.parse(path.read_text())

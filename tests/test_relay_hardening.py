@@ -28,6 +28,8 @@ from sealrtc.signaling.whip import SignalingError, delete_resource, whep_subscri
 from .conftest import FakeClock
 from .rtc_helpers import new_pc, require_namespace
 
+pytestmark = pytest.mark.network
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -200,6 +202,7 @@ async def test_bearer_tokens_guard_publish_subscribe_and_delete(
         await runner.cleanup()
 
 
+@pytest.mark.unit
 def test_token_loading(tmp_path: Path) -> None:
     assert load_tokens() is None
     assert load_tokens(env="X_TOKEN", environ={}) is None
@@ -294,6 +297,7 @@ async def test_connection_cap() -> None:
         await runner.cleanup()
 
 
+@pytest.mark.unit
 def test_error_logs_are_rate_limited(clock: FakeClock) -> None:
     limiter = RateLimitFilter(interval=10.0, clock=clock)
     message = "socket.accept() out of system resource"
@@ -335,6 +339,7 @@ async def test_refused_offers_leave_no_room_and_no_traceback(
 # -- 4. the relay never loads keys -------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_importing_the_relay_loads_no_key_material_module() -> None:
     """A fresh interpreter: the relay's whole import graph must leave sealrtc.keys unloaded."""
     code = textwrap.dedent(
@@ -353,6 +358,7 @@ def test_importing_the_relay_loads_no_key_material_module() -> None:
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
 
 
+@pytest.mark.unit
 def test_importing_sealrtc_itself_loads_no_key_module() -> None:
     """The package ``__init__`` used to import keys and transform eagerly (and with them every
     subpackage import, the relay's included); its names are now loaded on first use."""

@@ -14,6 +14,8 @@ from sealrtc.relay.trickle import parse_fragment
 
 from .rtc_helpers import new_pc, require_namespace
 
+pytestmark = pytest.mark.network
+
 CORS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Headers": "Content-Type, Authorization, If-Match",
@@ -74,6 +76,7 @@ async def test_configured_origin() -> None:
         await runner.cleanup()
 
 
+@pytest.mark.unit
 def test_parse_fragment() -> None:
     fragment = parse_fragment(
         "a=ice-ufrag:abcd\r\na=ice-pwd:secretpwd\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n"

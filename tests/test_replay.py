@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sealrtc.replay import ReplayWindow
+
+pytestmark = pytest.mark.unit
 
 
 def test_window_basics() -> None:

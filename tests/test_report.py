@@ -20,6 +20,8 @@ from sealrtc.report.csv import INTERVAL_COLUMNS, intervals_csv, write_intervals_
 
 from .report_fixture import sample_report
 
+pytestmark = pytest.mark.unit
+
 REPORT = sample_report()
 
 

@@ -25,6 +25,8 @@ from .cdp import Chromium, Page
 from .report_fixture import ROOMS, sample_report
 from .rtc_helpers import require_namespace
 
+pytestmark = pytest.mark.unit
+
 EVIL = "<script>alert(1)</script>"
 FORBIDDEN = ("http://", "https://", "<script", "src=", "@import", "url(", "javascript:")
 
@@ -319,6 +321,7 @@ INSPECT = """
 """
 
 
+@pytest.mark.browser
 @pytest.mark.network
 async def test_page_renders_cleanly_in_chromium(tmp_path: Path) -> None:
     report = sample_report()

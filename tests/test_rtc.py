@@ -19,6 +19,8 @@ from sealrtc.rtc.session import TrackSecretEvent
 from .media_helpers import Collector, band_energy_ratio
 from .rtc_helpers import connect, new_pc, require_namespace, wait_until
 
+pytestmark = pytest.mark.network
+
 TONE = 440.0
 
 

@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .rtc_helpers import require_namespace
+
+pytestmark = pytest.mark.network
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "e2ee_pair.py"
 
@@ -38,6 +42,7 @@ def test_sample_pair_with_a_wrong_secret_reports_the_mismatch() -> None:
     assert "secret_mismatch on video track" in out and "secret_mismatch on audio track" in out
 
 
+@pytest.mark.unit
 def test_sample_without_a_secret_says_what_to_set() -> None:
     env = {k: v for k, v in os.environ.items() if k != "SEALRTC_SECRET"}
     result = subprocess.run(

@@ -14,6 +14,8 @@ from sealrtc import sframe
 from sealrtc.errors import AuthenticationFailed, DecryptError, MalformedFrame
 from sealrtc.sframe import CipherSuite
 
+pytestmark = pytest.mark.unit
+
 VECTORS: dict[str, Any] = json.loads((Path(__file__).parent / "vectors" / "sframe.json").read_text())
 U64 = st.integers(min_value=0, max_value=(1 << 64) - 1)
 

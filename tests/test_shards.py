@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from sealrtc.cli.load import _shard
 from sealrtc.metrics import Histogram
 
 from .rtc_helpers import require_namespace
+
+pytestmark = pytest.mark.network
 
 SECRET = "shard-secret-5c2e"
 
@@ -125,6 +128,7 @@ async def test_two_shards_merge_to_the_whole_scenario(tmp_path: Path) -> None:
     assert rc == 1 and "repeats shard 0" in err and "Traceback" not in err
 
 
+@pytest.mark.unit
 def test_shard_argument(monkeypatch: Any) -> None:
     from sealrtc.cli.common import CliError
 
