@@ -188,7 +188,8 @@ async def test_a_dead_whip_whep_server_ends_the_run(tmp_path: Path) -> None:
 
 
 async def test_media_files_publish_and_subscribers_record_them(relay: tuple[Relay, str], tmp_path: Path) -> None:
-    from sealrtc.media import dominant_frequency, pattern_image, psnr
+    from sealrtc.media import pattern_image
+    from sealrtc.testing.analysis import dominant_frequency, psnr
 
     from .test_media_files import TONE, decode_audio, decode_video, make_media
 

@@ -16,9 +16,10 @@ import pytest
 from sealrtc import MalformedFrame, SharedSecret, sframe
 from sealrtc.agents import PublisherAgent, SubscriberAgent
 from sealrtc.layout import clear_prefix_length, codec_from_name
-from sealrtc.media import pattern_image, psnr
+from sealrtc.media import pattern_image
 from sealrtc.recording import assemble_frames, read_mjr
 from sealrtc.signaling.janus import JanusError, JanusSession
+from sealrtc.testing.analysis import psnr
 from sealrtc.testing.janus_server import JanusServer, RoomConfig, cleanup, start_janus
 
 from .media_helpers import band_energy_ratio

@@ -27,16 +27,15 @@ from sealrtc.media import (
     PreEncodedVideoTrack,
     TrackRecorder,
     default_cache_dir,
-    dominant_frequency,
     load_clip,
     pattern_image,
-    psnr,
     tracks_for_clip,
 )
 from sealrtc.media import clips as clips_module
 from sealrtc.media.recorder import opus_head, opus_packet_samples, vp8_keyframe_size
 from sealrtc.media.sources import encode_vp8_clip
 from sealrtc.media.transcode import align, fit_size
+from sealrtc.testing.analysis import dominant_frequency, psnr
 
 pytestmark = pytest.mark.unit
 

@@ -13,8 +13,9 @@ from aiortc import RTCPeerConnection
 
 import sealrtc
 from sealrtc import SharedSecret
-from sealrtc.media import TrackRecorder, dominant_frequency, load_clip, pattern_image, psnr, tracks_for_clip
+from sealrtc.media import TrackRecorder, load_clip, pattern_image, tracks_for_clip
 from sealrtc.rtc.frames import EncodedFrame
+from sealrtc.testing.analysis import dominant_frequency, psnr
 
 from .media_helpers import Collector
 from .rtc_helpers import connect, new_pc, wait_until

@@ -10,11 +10,12 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 import sealrtc
 from sealrtc import SharedSecret
-from sealrtc.media import PreEncodedVideoTrack, TestPatternVideoTrack, ToneAudioTrack, psnr
+from sealrtc.media import PreEncodedVideoTrack, TestPatternVideoTrack, ToneAudioTrack
 from sealrtc.media.sources import encode_vp8_clip
 from sealrtc.rtc.frames import EncodedFrame
 from sealrtc.rtc.passthrough import ForwardingTrack, PassthroughSession
 from sealrtc.rtc.session import TrackSecretEvent
+from sealrtc.testing.analysis import psnr
 
 from .media_helpers import Collector, band_energy_ratio
 from .rtc_helpers import connect, new_pc, require_namespace, wait_until

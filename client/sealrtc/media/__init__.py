@@ -1,6 +1,5 @@
-"""Media sources, clips, recording and measurements for agents and tests (av + numpy; no signaling)."""
+"""Media sources, clips and recording for agents (av + numpy; no signaling)."""
 
-from .analysis import dominant_frequency, psnr
 from .clips import Clip, ClipFrame, default_cache_dir, load_clip
 from .errors import MediaError
 from .recorder import TrackRecorder
@@ -23,9 +22,7 @@ __all__ = [
     "ToneAudioTrack",
     "TrackRecorder",
     "default_cache_dir",
-    "dominant_frequency",
     "load_clip",
     "pattern_image",
-    "psnr",
     "tracks_for_clip",
 ]

@@ -1,1 +1,3 @@
-"""Helpers to run real components locally for tests and benchmarks (a private Janus)."""
+"""Helpers for tests and benchmarks: a private Janus to run locally (``janus_server``) and
+measurements on decoded media (``analysis``). The agents and the CLI never import this package.
+"""

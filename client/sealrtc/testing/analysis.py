@@ -1,4 +1,8 @@
-"""Measurements on decoded media: PSNR of video, dominant frequency of audio."""
+"""Measurements on decoded media for tests: PSNR of video, dominant frequency of audio.
+
+They check that what a subscriber decoded or recorded is the source's picture and tone; agents
+never need them.
+"""
 
 from __future__ import annotations
 
