@@ -22,6 +22,7 @@ from sealrtc.metrics import Histogram
 from sealrtc.relay.server import Relay, start_relay
 
 from .rtc_helpers import require_namespace
+from .waiting import eventually
 
 pytestmark = pytest.mark.network
 
@@ -70,12 +71,30 @@ async def sealrtc(
     return Run(proc, json_path)
 
 
+async def publishing(server: Relay, *rooms: str) -> None:
+    """Wait until each room forwards a connected publisher and its media reaches the relay: the
+    publisher has taken the room before the subscribers that a test starts next."""
+
+    def ready() -> bool:
+        active = [server.rooms.get(room) for room in rooms]
+        return server.stats.frames_received > 0 and all(r is not None and r.active is not None for r in active)
+
+    await eventually(ready, timeout=30, what=f"a publisher sending in room(s) {', '.join(rooms)}")
+
+
+async def relay_stats(base: str) -> dict[str, Any]:
+    """The /stats of a relay in another process (no event crosses processes: tests poll it)."""
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/stats") as response:
+        stats: dict[str, Any] = await response.json()
+    return stats
+
+
 async def test_measuring_subscribers_and_their_verdicts(relay: tuple[Relay, str], tmp_path: Path) -> None:
-    _, base = relay
+    server, base = relay
     pub = await sealrtc(
         "publish", "--whip", f"{base}/whip/a", "--probe", "--duration", "9", json_path=tmp_path / "pub.json"
     )
-    await asyncio.sleep(0.5)  # let the publisher take the room first (its media starts ~100 ms later)
+    await publishing(server, "a")
     runs = {
         "decode": await sealrtc(
             "subscribe", "--whep", f"{base}/whep/a", "--duration", "6", json_path=tmp_path / "d.json"
@@ -132,25 +151,19 @@ async def test_measuring_subscribers_and_their_verdicts(relay: tuple[Relay, str]
     assert pub.returncode == 0, pub.stderr
     assert sent["sent"]["video"]["frames"] > 100 and sent["sent"]["video"]["keyframes"] >= 1
     assert sent["sent"]["audio"]["frames"] > 100 and sent["sent"]["video"]["probe_stream"] is not None
-    assert sent["sent"]["video"]["keyframe_requests_received"] >= 0 and sent["sent"]["video"]["kid_switches"] == 0
+    # Each subscriber that joins a room with media flowing makes the relay ask for a key frame.
+    assert sent["sent"]["video"]["keyframe_requests_received"] >= 1 and sent["sent"]["video"]["kid_switches"] == 0
     for run in [*runs.values(), pub]:
         assert "Traceback" not in run.stderr and SECRET not in run.stderr
 
 
-async def forwarded(base: str) -> int:
-    async with aiohttp.ClientSession() as http, http.get(f"{base}/stats") as response:
-        stats = await response.json()
-    return int(stats["frames_forwarded"])
-
-
 async def test_ctrl_c_writes_the_partial_report(relay: tuple[Relay, str], tmp_path: Path) -> None:
-    _, base = relay
+    server, base = relay
     pub = await sealrtc("publish", "--whip", f"{base}/whip/int", "--probe", "--duration", "60")
     sub = await sealrtc("subscribe", "--whep", f"{base}/whep/int", "--duration", "60", json_path=tmp_path / "s.json")
-    for _ in range(400):
-        if await forwarded(base) >= 60:
-            break
-        await asyncio.sleep(0.05)  # polling the relay's counters; no event crosses processes
+    await eventually(
+        lambda: server.stats.frames_forwarded >= 60, timeout=30, what="60 frames forwarded to the subscriber"
+    )
     sub.proc.send_signal(signal.SIGINT)
     await sub.wait(timeout=20)
     pub.proc.send_signal(signal.SIGINT)
@@ -173,10 +186,11 @@ async def test_a_dead_whip_whep_server_ends_the_run(tmp_path: Path) -> None:
     base = "http://127.0.0.1:18471"
     pub = await sealrtc("publish", "--whip", f"{base}/whip/x", "--duration", "60")
     sub = await sealrtc("subscribe", "--whep", f"{base}/whep/x", "--duration", "60", json_path=tmp_path / "s.json")
-    for _ in range(400):
-        if await forwarded(base) >= 30:
-            break
-        await asyncio.sleep(0.05)
+
+    async def flowing() -> bool:
+        return int((await relay_stats(base))["frames_forwarded"]) >= 30
+
+    await eventually(flowing, timeout=30, what="30 frames forwarded to the subscriber")
     relay.kill()
     await relay.wait()
     await sub.wait(timeout=30)
@@ -193,7 +207,7 @@ async def test_media_files_publish_and_subscribers_record_them(relay: tuple[Rela
 
     from .test_media_files import TONE, decode_audio, decode_video, make_media
 
-    _, base = relay
+    server, base = relay
     movie = make_media(tmp_path / "movie.mp4", "libx264", "aac", seconds=2.0, fps=30, size=(320, 240))
     speech = make_media(tmp_path / "speech.wav", None, "pcm_s16le", seconds=1.0, layout="mono")
     cache = ["--cache-dir", str(tmp_path / "cache")]
@@ -203,7 +217,7 @@ async def test_media_files_publish_and_subscribers_record_them(relay: tuple[Rela
         await sealrtc("publish", "--whip", f"{base}/whip/speech", "--media", str(speech), *cache, "--duration", "8",
                       json_path=tmp_path / "p2.json"),
     ]  # fmt: skip
-    await asyncio.sleep(0.5)  # the publishers take their rooms first
+    await publishing(server, "movie", "speech")
     movie_sub = await sealrtc(
         "subscribe", "--whep", f"{base}/whep/movie", "--no-decode", "--record", str(tmp_path / "rec-movie"),
         "--duration", "5", json_path=tmp_path / "s1.json",
@@ -264,7 +278,12 @@ async def test_relay_tokens_from_the_command_line(tmp_path: Path) -> None:
         pub = await sealrtc(
             "publish", "--whip", f"{base}/whip/t", "--duration", "8", extra_env={"SEALRTC_TOKEN": "pub-token-81f2"}
         )
-        await asyncio.sleep(0.5)  # the publisher takes the room first
+
+        async def sending() -> bool:
+            stats = await relay_stats(base)
+            return stats["frames_received"] > 0 and stats["rooms"].get("t", {}).get("publishers") == 1
+
+        await eventually(sending, timeout=30, what="the publisher sending in room t")
         wrong = await sealrtc(
             "subscribe", "--whep", f"{base}/whep/t", "--token-file", str(pub_tokens), "--duration", "2"
         )
@@ -306,9 +325,9 @@ async def test_a_server_that_never_answers_does_not_hang_the_cli() -> None:
 async def test_suite_option_end_to_end(relay: tuple[Relay, str], tmp_path: Path) -> None:
     """``--suite 4`` (RFC 9605 AES_128_GCM_SHA256_128) on both ends decrypts; a subscriber on the
     default suite (0x0006) with the same secret does not."""
-    _, base = relay
+    server, base = relay
     pub = await sealrtc("publish", "--whip", f"{base}/whip/gcm", "--suite", "4", "--probe", "--duration", "6")
-    await asyncio.sleep(0.5)  # let the publisher take the room first
+    await publishing(server, "gcm")
     same = await sealrtc(
         "subscribe", "--whep", f"{base}/whep/gcm", "--suite", "4", "--no-decode", "--duration", "4",
         json_path=tmp_path / "same.json",
