@@ -22,6 +22,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from .waiting import eventually
+
 CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "chromium", "chromium-browser")
 CHROMIUM_FLAGS = (
     "--headless",
@@ -154,14 +156,17 @@ class Chromium:
         )
         log.close()
         port_file = profile / "DevToolsActivePort"
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not (port_file.exists() and len(port_file.read_text().splitlines()) >= 2):
-            if self.process.poll() is not None:
-                raise CDPError(f"Chromium exited with {self.process.returncode}: {self.log_tail()}")
-            if loop.time() > deadline:
-                raise CDPError(f"Chromium did not open DevTools within {timeout:.0f} s: {self.log_tail()}")
-            await asyncio.sleep(0.05)  # polling a starting process: there is no event to await
+        process = self.process
+
+        def devtools_open() -> bool:  # a starting process announces nothing: polled
+            if process.poll() is not None:
+                raise CDPError(f"Chromium exited with {process.returncode}: {self.log_tail()}")
+            return port_file.exists() and len(port_file.read_text().splitlines()) >= 2
+
+        try:
+            await eventually(devtools_open, timeout=timeout, what="Chromium to open DevTools")
+        except AssertionError as failure:
+            raise CDPError(f"{failure}: {self.log_tail()}") from None
         port, path = port_file.read_text().splitlines()[:2]
         self._http = aiohttp.ClientSession()
         self._ws = await self._http.ws_connect(f"ws://127.0.0.1:{port}{path}", max_msg_size=64 * 1024 * 1024)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,7 +12,8 @@ from sealrtc.testing.janus_server import JanusServer, RoomConfig, cleanup, start
 
 from .browser_helpers import chromium, page_stats, serve_sample, start_session, worker_totals
 from .rtc_helpers import require_namespace
-from .test_browser_relay import CORNERS, picture_matches, rendered
+from .test_browser_relay import rendered, settled_picture
+from .waiting import eventually
 
 pytestmark = [pytest.mark.network, pytest.mark.janus, pytest.mark.browser]
 
@@ -40,12 +40,12 @@ async def test_browser_publishes_to_janus_sealrtc_subscribes(janus: JanusServer)
             )
             await good.subscribe_janus(janus.url, ROOM)
 
-            async def loop() -> None:
-                while not (good.decoded["video"] >= 20 and good.decoded["audio"] >= 20):
-                    await good.changed.wait()
-                    good.changed.clear()
-
-            await asyncio.wait_for(loop(), 30)
+            await eventually(
+                lambda: good.decoded["video"] >= 20 and good.decoded["audio"] >= 20,
+                timeout=30,
+                what="20 decoded video and audio frames from the browser",
+                event=good.changed,
+            )
             tracks = good.summary()["tracks"]
             assert {t["codec"] for t in tracks} == {"video/VP8", "audio/opus"}
             assert all(t["frames_decrypted"] > 0 for t in tracks)
@@ -67,13 +67,7 @@ async def test_sealrtc_publishes_to_janus_browser_decrypts_and_renders(janus: Ja
             )
             result = await rendered(page)
             assert worker_totals(result["stats"], "decrypt", "video")["frames_out"] >= 10
-            snapshot = result["snapshot"]
-            for _ in range(50):
-                if picture_matches(snapshot):
-                    break
-                await asyncio.sleep(0.1)
-                snapshot = await page.evaluate(f"window.sealrtc.snapshot({CORNERS})")
-            assert picture_matches(snapshot), snapshot
+            await settled_picture(page)
             await page.evaluate("window.sealrtc.stop()")
     finally:
         await pub.close()

@@ -7,8 +7,7 @@ frame format v1 in an RTCRtpScriptTransform worker.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -21,6 +20,7 @@ from sealrtc.relay.server import Relay, _Publisher, start_relay
 from .browser_helpers import chromium, page_stats, serve_sample, start_session, worker_totals
 from .cdp import Page
 from .rtc_helpers import require_namespace
+from .waiting import eventually
 
 pytestmark = [pytest.mark.network, pytest.mark.browser]
 
@@ -34,16 +34,6 @@ async def relay() -> AsyncIterator[tuple[Relay, str]]:
     server, runner, port = await start_relay("127.0.0.1", 0, Relay(record_digests=True))
     yield server, f"http://127.0.0.1:{port}"
     await runner.cleanup()
-
-
-async def until(predicate: Callable[[], Any], timeout: float = 20.0) -> None:
-    """Poll at media cadence (no event spans the browser and the agents)."""
-
-    async def loop() -> None:
-        while not await predicate():
-            await asyncio.sleep(0.1)
-
-    await asyncio.wait_for(loop(), timeout)
 
 
 async def live(base: str) -> dict[str, int]:
@@ -88,7 +78,7 @@ async def test_browser_publishes_sealrtc_subscribes(relay: tuple[Relay, str], su
             async def decoded() -> bool:
                 return good.decoded["video"] >= 20 and good.decoded["audio"] >= 20 and len(bad.events) >= 2
 
-            await until(decoded, 30)
+            await eventually(decoded, timeout=30, what="the browser's media decrypted by the right secret only")
             tracks = good.summary()["tracks"]
             assert {t["codec"] for t in tracks} == {"video/VP8", "audio/opus"}
             assert all(t["frames_decrypted"] > 0 for t in tracks)
@@ -105,7 +95,7 @@ async def test_browser_publishes_sealrtc_subscribes(relay: tuple[Relay, str], su
             async def gone() -> bool:
                 return (await live(base))["publishers"] == 0
 
-            await until(gone, 10)
+            await eventually(gone, timeout=10, what="the relay to let the browser's session go")
     finally:
         await good.close()
         await bad.close()
@@ -127,6 +117,21 @@ def picture_matches(snapshot: dict[str, Any] | None) -> bool:
         all(80 < p[2] < 180 for p in (top_left, top_right, bottom_left)),
     ]
     return all(close)
+
+
+async def settled_picture(page: Page) -> None:
+    """The decoder may still show an early frame: wait until the page shows the still pattern."""
+    snapshot: dict[str, Any] | None = None
+
+    async def matches() -> bool:
+        nonlocal snapshot
+        snapshot = await page.evaluate(f"window.sealrtc.snapshot({CORNERS})")
+        return picture_matches(snapshot)
+
+    try:
+        await eventually(matches, timeout=10, what="the still test pattern on the page")
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}; the page shows {snapshot}") from None
 
 
 async def rendered(page: Page) -> dict[str, Any]:
@@ -156,21 +161,14 @@ async def test_sealrtc_publishes_browser_decrypts_and_renders(relay: tuple[Relay
             assert worker_totals(stats, "decrypt", "video")["frames_out"] >= 10  # worker counts lag by <= 200 ms
             assert worker_totals(stats, "decrypt", "audio")["frames_out"] > 0
             assert stats["rtp"]["inbound-rtp-audio"]["packets"] > 0
-            snapshot = await page.wait_for(f"window.sealrtc.snapshot({CORNERS})")
-            # The decoder may still show an early frame: poll until the picture settles.
-            for _ in range(50):
-                if picture_matches(snapshot):
-                    break
-                await asyncio.sleep(0.1)
-                snapshot = await page.evaluate(f"window.sealrtc.snapshot({CORNERS})")
-            assert picture_matches(snapshot), snapshot
+            await settled_picture(page)
             assert (await live(base))["subscribers"] == 1
             await page.evaluate("window.sealrtc.stop()")
 
             async def gone() -> bool:
                 return (await live(base))["subscribers"] == 0
 
-            await until(gone, 10)
+            await eventually(gone, timeout=10, what="the relay to let the browser's session go")
 
             # Same page, wrong secret: frames arrive and none decrypts or decodes.
             await start_session(
@@ -208,7 +206,7 @@ async def test_browser_changes_the_secret_on_the_fly(relay: tuple[Relay, str]) -
             async def video_at_least(n: int) -> bool:
                 return sub.decoded["video"] >= n
 
-            await until(lambda: video_at_least(10), 30)
+            await eventually(lambda: video_at_least(10), timeout=30, what="10 decoded frames from the browser")
             stats = await page_stats(page)
             [before] = [int(w["kid"]) for w in stats["worker"] if w["operation"] == "encrypt" and w["kind"] == "video"]
             assert before & 0xFF == keys.current.fingerprint
@@ -221,7 +219,9 @@ async def test_browser_changes_the_secret_on_the_fly(relay: tuple[Relay, str]) -
             after = int(rotated)
             assert after & 0xFF == SharedSecret("the next secret", context=CONTEXT.encode()).current.fingerprint
             decoded = sub.decoded["video"]
-            await until(lambda: video_at_least(decoded + 20), 30)
+            await eventually(
+                lambda: video_at_least(decoded + 20), timeout=30, what="20 more decoded frames after the switch"
+            )
             assert sub.events == []  # the staged secret means no mismatch
     finally:
         await sub.close()

@@ -10,7 +10,8 @@ from aiortc import RTCPeerConnection
 from sealrtc.media import ToneAudioTrack
 from sealrtc.rtc.closing import close_peer
 
-from .rtc_helpers import connect, new_pc, require_namespace, wait_until
+from .rtc_helpers import connect, new_pc, require_namespace
+from .waiting import eventually
 
 pytestmark = pytest.mark.network
 
@@ -23,7 +24,12 @@ async def connected_pair() -> tuple[RTCPeerConnection, RTCPeerConnection]:
         pc.on("connectionstatechange", changed.set)
     pub.addTrack(ToneAudioTrack())
     await connect(pub, sub)
-    await wait_until(lambda: pub.connectionState == sub.connectionState == "connected", changed, 15)
+    await eventually(
+        lambda: pub.connectionState == sub.connectionState == "connected",
+        timeout=15,
+        what="both peers to connect",
+        event=changed,
+    )
     return pub, sub
 
 

@@ -20,6 +20,7 @@ from sealrtc.signaling import janus as janus_module
 from sealrtc.signaling.janus import JanusError, JanusSession, VideoRoomPublisher, VideoRoomSubscriber
 
 from .rtc_helpers import new_pc, require_namespace
+from .waiting import eventually
 
 pytestmark = pytest.mark.network
 
@@ -213,11 +214,9 @@ async def test_malformed_events_do_not_end_the_session_or_the_follower(fake: tup
         )
 
         # The valid announcement makes the follower try to subscribe: its error shows it got there.
-        async def followed() -> None:
-            while not any(e.code == 428 for e in room.errors):
-                await asyncio.sleep(0.02)
-
-        await asyncio.wait_for(followed(), 10)
+        await eventually(
+            lambda: any(e.code == 428 for e in room.errors), timeout=10, what="the follower to try feed 9001"
+        )
         assert not room._task.done()
         assert not session.closed.is_set()
         assert 9001 not in room.feeds  # the failed subscription was cleaned up

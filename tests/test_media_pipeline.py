@@ -18,8 +18,9 @@ from sealrtc.rtc.frames import EncodedFrame
 from sealrtc.testing.analysis import dominant_frequency, psnr
 
 from .media_helpers import Collector
-from .rtc_helpers import connect, new_pc, wait_until
+from .rtc_helpers import connect, new_pc
 from .test_media_files import TONE, decode_audio, decode_video, make_media
+from .waiting import eventually
 
 pytestmark = pytest.mark.network
 
@@ -49,7 +50,7 @@ async def test_file_clip_published_and_recorded_decrypted(pcs: list[RTCPeerConne
             recorders[frame.codec].write(frame.data, frame.timestamp, frame.keyframe)
         return recorders["video/VP8"].frames_written >= 30 and recorders["audio/opus"].frames_written >= 50
 
-    await wait_until(recorded, got.changed, 20)
+    await eventually(recorded, timeout=20, what="30 video and 50 audio frames recorded", event=got.changed)
     got.stop()
     for recorder in recorders.values():
         recorder.close()

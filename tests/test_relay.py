@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import asyncio
 import json
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from sealrtc.agents import PublisherAgent, SubscriberAgent
 from sealrtc.relay.server import Relay, start_relay
 
 from .rtc_helpers import require_namespace
+from .waiting import eventually
 
 pytestmark = pytest.mark.network
 
@@ -30,16 +30,6 @@ async def relay() -> AsyncIterator[tuple[Relay, str]]:
     server, runner, port = await start_relay("127.0.0.1", 0, Relay(record_digests=True))
     yield server, f"http://127.0.0.1:{port}"
     await runner.cleanup()
-
-
-async def until(predicate: object, timeout: float = 15.0) -> None:
-    """Poll a cheap predicate at media cadence (frames arrive every ~20 ms; no event spans agents)."""
-
-    async def loop() -> None:
-        while not predicate():  # type: ignore[operator]
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(loop(), timeout)
 
 
 @pytest.mark.unit
@@ -64,7 +54,11 @@ async def test_publish_and_subscribe_with_and_without_secret(relay: tuple[Relay,
         await good.subscribe_whep(f"{base}/whep/room1")  # before the publisher
         await pub.publish_whip(f"{base}/whip/room1")
         await bad.subscribe_whep(f"{base}/whep/room1")
-        await until(lambda: good.decoded["video"] >= 20 and good.decoded["audio"] >= 20 and len(bad.events) >= 2)
+        await eventually(  # polled: no one event spans two agents
+            lambda: good.decoded["video"] >= 20 and good.decoded["audio"] >= 20 and len(bad.events) >= 2,
+            timeout=15,
+            what="20 decoded video and audio frames with the secret, two mismatch events without",
+        )
         assert bad.decoded == {"video": 0, "audio": 0}
         assert {e["type"] for e in bad.events} == {"secret_mismatch"}
         assert server.stats.frames_forwarded > 0
@@ -83,7 +77,9 @@ async def test_rooms_are_isolated(relay: tuple[Relay, str]) -> None:
         await pub_a.publish_whip(f"{base}/whip/a")
         await sub_a.subscribe_whep(f"{base}/whep/a")
         await sub_b.subscribe_whep(f"{base}/whep/b")
-        await until(lambda: sub_a.decoded["video"] >= 20)
+        await eventually(
+            lambda: sub_a.decoded["video"] >= 20, timeout=15, what="20 decoded frames in room a", event=sub_a.changed
+        )
         assert sub_b.session is not None
         assert all(t["frames_received"] == 0 for t in sub_b.session.stats()["tracks"])
         assert sub_b.decoded == {"video": 0, "audio": 0}
@@ -101,11 +97,21 @@ async def test_abrupt_subscriber_disconnect_does_not_hurt_others(relay: tuple[Re
         await pub.publish_whip(f"{base}/whip/x")
         await stays.subscribe_whep(f"{base}/whep/x")
         await leaves.subscribe_whep(f"{base}/whep/x")
-        await until(lambda: leaves.decoded["video"] >= 5)
+        await eventually(
+            lambda: leaves.decoded["video"] >= 5,
+            timeout=15,
+            what="frames for the leaving subscriber",
+            event=leaves.changed,
+        )
         leaves.resource = None  # no DELETE: the peer just vanishes
         await leaves.pc.close()
         before = stays.decoded["video"]
-        await until(lambda: stays.decoded["video"] >= before + 30)
+        await eventually(
+            lambda: stays.decoded["video"] >= before + 30,
+            timeout=15,
+            what="30 more frames for the subscriber that stays",
+            event=stays.changed,
+        )
         async with aiohttp.ClientSession() as http, http.get(f"{base}/stats") as response:
             assert response.status == 200
             assert (await response.json())["frames_forwarded"] > 0

@@ -27,6 +27,7 @@ from sealrtc.signaling.whip import SignalingError, delete_resource, whep_subscri
 
 from .conftest import FakeClock
 from .rtc_helpers import new_pc, require_namespace
+from .waiting import eventually
 
 pytestmark = pytest.mark.network
 
@@ -46,27 +47,15 @@ async def fast_relay() -> AsyncIterator[tuple[Relay, str]]:
     await runner.cleanup()
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    """Poll at media cadence (agents expose no single event); bounded."""
-
-    async def loop() -> None:
-        while not predicate():
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(loop(), timeout)
+async def video_at_least(sub: SubscriberAgent, frames: int) -> None:
+    await eventually(
+        lambda: sub.decoded["video"] >= frames, timeout=20, what=f"{frames} decoded video frames", event=sub.changed
+    )
 
 
-async def relay_until(relay: Relay, predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+async def relay_until(relay: Relay, predicate: Callable[[], bool], what: str) -> None:
     """Wait on the relay's own change event until ``predicate()`` holds."""
-
-    async def loop() -> None:
-        while not predicate():
-            relay.changed.clear()
-            if predicate():
-                return
-            await relay.changed.wait()
-
-    await asyncio.wait_for(loop(), timeout)
+    await eventually(predicate, timeout=20, what=what, event=relay.changed)
 
 
 async def silent_offer() -> str:
@@ -98,16 +87,14 @@ async def test_unconnected_publisher_cannot_silence_a_room(fast_relay: tuple[Rel
     try:
         await pub.publish_whip(f"{base}/whip/h")
         await sub.subscribe_whep(f"{base}/whep/h")
-        await until(lambda: sub.decoded["video"] >= 10)
+        await video_at_least(sub, 10)
         status, _, _ = await post(f"{base}/whip/h", await silent_offer())
         assert status == 201  # open relay: accepted, but it must not take over
-        before = sub.decoded["video"]
-        await until(lambda: sub.decoded["video"] >= before + 30)
-        await relay_until(relay, lambda: relay.stats.sessions_timed_out == 1)
+        await video_at_least(sub, sub.decoded["video"] + 30)
+        await relay_until(relay, lambda: relay.stats.sessions_timed_out == 1, "the silent publisher to time out")
         room = relay.rooms["h"]
         assert len(room.publishers) == 1 and room.active is not None and room.active.connected
-        before = sub.decoded["video"]
-        await until(lambda: sub.decoded["video"] >= before + 10)
+        await video_at_least(sub, sub.decoded["video"] + 10)
     finally:
         for agent in (pub, sub):
             await agent.close()
@@ -119,13 +106,21 @@ async def test_newest_connected_publisher_takes_over(fast_relay: tuple[Relay, st
     first, second = PublisherAgent(keys), PublisherAgent(keys)
     try:
         await first.publish_whip(f"{base}/whip/t")
-        await relay_until(relay, lambda: relay.rooms["t"].active is not None)
+        await relay_until(relay, lambda: relay.rooms["t"].active is not None, "the first publisher to connect")
         first_id = relay.rooms["t"].active.id  # type: ignore[union-attr]
         await second.publish_whip(f"{base}/whip/t")
-        await relay_until(relay, lambda: relay.rooms["t"].active.id != first_id)  # type: ignore[union-attr]
+        await relay_until(
+            relay,
+            lambda: relay.rooms["t"].active.id != first_id,  # type: ignore[union-attr]
+            "the second publisher to take over",
+        )
         assert second.resource is not None and second.resource.endswith(relay.rooms["t"].active.id)  # type: ignore[union-attr]
         await second.close()  # the room falls back to the publisher still connected
-        await relay_until(relay, lambda: relay.rooms["t"].active.id == first_id)  # type: ignore[union-attr]
+        await relay_until(
+            relay,
+            lambda: relay.rooms["t"].active.id == first_id,  # type: ignore[union-attr]
+            "the room to fall back to the first publisher",
+        )
     finally:
         for agent in (first, second):
             await agent.close()
@@ -137,7 +132,7 @@ async def test_first_policy_keeps_the_rooms_publisher() -> None:
     owner = PublisherAgent(keys)
     try:
         await owner.publish_whip(f"{base}/whip/f")
-        await relay_until(relay, lambda: relay.rooms["f"].active is not None)
+        await relay_until(relay, lambda: relay.rooms["f"].active is not None, "the room's publisher to connect")
         status, text, _ = await post(f"{base}/whip/f", await silent_offer())
         assert status == 409 and "publisher" in text
         assert relay.stats.publishers_refused == 1
@@ -243,7 +238,7 @@ async def test_session_limits_and_negotiation_deadline() -> None:
         assert status == 503 and "relay is full" in text
         assert relay.sessions == 3 and set(relay.rooms) == {"a", "b"}
         assert open_fds() > fds_before  # each pending session holds descriptors...
-        await relay_until(relay, lambda: relay.sessions == 0)  # the deadline closed all three
+        await relay_until(relay, lambda: relay.sessions == 0, "the deadline to close all three sessions")
         assert relay.stats.sessions_timed_out == 3 and relay.rooms == {}
         assert open_fds() <= fds_before  # ...and gives them back
         assert (await post(f"{base}/whip/c", offer))[0] == 201  # room for real users again

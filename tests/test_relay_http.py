@@ -13,6 +13,7 @@ from sealrtc.relay.server import Relay, start_relay
 from sealrtc.relay.trickle import parse_fragment
 
 from .rtc_helpers import new_pc, require_namespace
+from .waiting import eventually
 
 pytestmark = pytest.mark.network
 
@@ -25,6 +26,7 @@ CORS = {
 
 @pytest.fixture
 async def relay() -> AsyncIterator[tuple[Relay, str]]:
+    require_namespace()
     server, runner, port = await start_relay("127.0.0.1", 0, Relay())
     yield server, f"http://127.0.0.1:{port}"
     await runner.cleanup()
@@ -67,6 +69,7 @@ async def test_preflight_and_cors_on_every_response(relay: tuple[Relay, str]) ->
 
 
 async def test_configured_origin() -> None:
+    require_namespace()
     _, runner, port = await start_relay("127.0.0.1", 0, Relay(cors_origin="https://app.example"))
     try:
         async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/stats") as response:
@@ -95,12 +98,8 @@ async def test_trickle_ice_patch_connects_a_candidate_less_offer(relay: tuple[Re
     require_namespace()
     server, base = relay
     pc = new_pc()
-    connected = asyncio.Event()
-
-    @pc.on("connectionstatechange")
-    def on_state() -> None:
-        if pc.connectionState == "connected":
-            connected.set()
+    changed = asyncio.Event()
+    pc.on("connectionstatechange", changed.set)
 
     pc.addTransceiver("video", direction="recvonly")
     pc.addTransceiver("audio", direction="recvonly")
@@ -139,7 +138,12 @@ async def test_trickle_ice_patch_connects_a_candidate_less_offer(relay: tuple[Re
             learned = {(c.ip, c.port) for c in ice.getRemoteCandidates()}
             assert {(line.split()[4], int(line.split()[5])) for line in candidates} <= learned
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-            await asyncio.wait_for(connected.wait(), 15)
+            await eventually(
+                lambda: pc.connectionState == "connected",
+                timeout=15,
+                what="the trickled peer to connect",
+                event=changed,
+            )
             async with http.get(f"{base}/stats") as response:
                 stats = await response.json()
             assert stats["live"] == {"publishers": 0, "subscribers": 1}
