@@ -54,10 +54,11 @@ async def test_publish_and_subscribe_with_and_without_secret(relay: tuple[Relay,
         await good.subscribe_whep(f"{base}/whep/room1")  # before the publisher
         await pub.publish_whip(f"{base}/whip/room1")
         await bad.subscribe_whep(f"{base}/whep/room1")
-        await eventually(  # polled: no one event spans two agents
+        await eventually(
             lambda: good.decoded["video"] >= 20 and good.decoded["audio"] >= 20 and len(bad.events) >= 2,
             timeout=15,
             what="20 decoded video and audio frames with the secret, two mismatch events without",
+            event=(good.changed, bad.changed),
         )
         assert bad.decoded == {"video": 0, "audio": 0}
         assert {e["type"] for e in bad.events} == {"secret_mismatch"}

@@ -15,20 +15,23 @@ POLL_INTERVAL = 0.05
 """Seconds between checks when no event says the state changed: about one media frame."""
 
 
-async def eventually(predicate: Predicate, *, timeout: float, what: str, event: asyncio.Event | None = None) -> None:
+async def eventually(
+    predicate: Predicate, *, timeout: float, what: str, event: asyncio.Event | tuple[asyncio.Event, ...] = ()
+) -> None:
     """Return as soon as ``predicate()`` (plain or async) is true; raise AssertionError naming
     ``what`` after ``timeout`` seconds.
 
-    With ``event`` (set by whoever changes the state: an agent's or the relay's ``changed``, a
-    peer connection's state change), the predicate is checked again each time it is set. Without
-    one, it is checked every :data:`POLL_INTERVAL`: for state held by another process (a relay's
-    /stats, a browser page) or by objects that announce nothing.
+    With ``event`` (one or several, set by whoever changes the state: an agent's or the relay's
+    ``changed``, a peer connection's state change), the predicate is checked again each time one
+    is set. Without, it is checked every :data:`POLL_INTERVAL`: for state held by another process
+    (a relay's /stats, a browser page) or by objects that announce nothing.
     """
+    events = (event,) if isinstance(event, asyncio.Event) else event
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        if event is not None:
-            event.clear()  # cleared before the check: a change during the check is not missed
+        for e in events:
+            e.clear()  # before the check: a change during the check is not missed
         result = predicate()
         if inspect.isawaitable(result):
             result = await result
@@ -37,10 +40,12 @@ async def eventually(predicate: Predicate, *, timeout: float, what: str, event: 
         remaining = deadline - loop.time()
         if remaining <= 0:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        if event is None:
+        if not events:
             await asyncio.sleep(min(POLL_INTERVAL, remaining))
-        else:
-            try:
-                await asyncio.wait_for(event.wait(), remaining)
-            except TimeoutError:
-                pass  # one last check above, then the failure
+            continue
+        waits = [asyncio.ensure_future(e.wait()) for e in events]
+        try:
+            await asyncio.wait(waits, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
