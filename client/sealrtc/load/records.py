@@ -320,5 +320,19 @@ class WorkerCrash:
     worker: WorkerId
     error: str
 
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "crash", "worker": self.worker, "error": self.error}
+
 
 WorkerMessage = WorkerSnapshot | WorkerFinal | WorkerCrash
+
+
+def read_message(data: Mapping[str, Any]) -> WorkerMessage:
+    """A message from a worker's queue. Messages cross the process boundary as JSON-ready
+    dicts (``to_json()``), the form the report's raw section keeps too."""
+    kind = data.get("type")
+    if kind == "snapshot":
+        return WorkerSnapshot.from_json(data)
+    if kind == "final":
+        return WorkerFinal.from_json(data)
+    return WorkerCrash(_worker(data.get("worker")), str(data.get("error", f"unknown message {kind!r}")))

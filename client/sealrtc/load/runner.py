@@ -27,7 +27,7 @@ from typing import Any
 from ..report.model import LoadReport, RawData, ScenarioInfo
 from .aggregate import LiveTotals, build_report, relabel
 from .plan import Participant, assign, plan
-from .records import WorkerFinal, WorkerMessage, WorkerSnapshot
+from .records import WorkerFinal, WorkerMessage, WorkerSnapshot, read_message
 from .scenario import Scenario
 from .worker import WorkerConfig, worker_main
 
@@ -305,7 +305,7 @@ async def run_load(
                     pending.append(messages.get_nowait())
                 except queue_module.Empty:
                     break
-            for item in pending:
+            for item in map(read_message, pending):
                 run.take(item)
                 if exporter is not None and isinstance(item, WorkerSnapshot):
                     exporter.take(item)

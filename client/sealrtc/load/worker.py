@@ -374,7 +374,7 @@ class Worker:
                 # after a stall the next tick is the next whole one ahead, never a burst of
                 # catch-up ticks measuring CPU over microseconds.
                 ticks = max(ticks + 1, round((wall_now - start) / TICK))
-                self.send(self.snapshot(ticks * TICK, round(cpu, 1)))
+                self.send(self.snapshot(ticks * TICK, round(cpu, 1)).to_json())
                 next_tick = max(next_tick + TICK, start + (ticks + 1) * TICK)
         finally:
             for task in joins:
@@ -383,7 +383,7 @@ class Worker:
             final = self.final(round(cpu_total, 1))
             lag_task.cancel()
             await self._close_all()
-            self.send(final)
+            self.send(final.to_json())
 
     async def _close_all(self) -> None:
         async def close(agent: Any) -> None:
@@ -406,4 +406,4 @@ def worker_main(config: WorkerConfig, secret: str | None, queue: Any, stop: Any)
     try:
         eventloop.run(worker.run())  # uvloop unless SEALRTC_LOOP=asyncio, as every command
     except Exception as exc:  # a worker crash is reported, not silent
-        queue.put(WorkerCrash(config.worker, f"{exc.__class__.__name__}: {exc}"))
+        queue.put(WorkerCrash(config.worker, f"{exc.__class__.__name__}: {exc}").to_json())
