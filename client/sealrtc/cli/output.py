@@ -46,7 +46,7 @@ def write_outputs(judgement: Judgement, args: argparse.Namespace) -> None:
             Path(args.html).write_text(render_html(report), encoding="utf-8")
 
 
-def _number(value: float | None) -> str:
+def _shown(value: float | None) -> str:
     if value is None:
         return "-"
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
@@ -89,9 +89,9 @@ def load_summary(display: Display, judgement: Judgement, *, wrote: bool = True) 
                       f"loop lag p99 {_p(g.loop_lag_ms, 'p99')} ms (all workers merged)"),
     ]  # fmt: skip
     for r in judgement.results:
-        rows.append((f"assert {r.expr}", f"{'ok' if r.ok else 'FAILED'} (value {_number(r.value)})"))
+        rows.append((f"assert {r.expr}", f"{'ok' if r.ok else 'FAILED'} (value {_shown(r.value)})"))
         if not r.ok and display.quiet:
-            display.say(f"assertion failed: {r.expr} ({r.reason or f'value {_number(r.value)}'})")
+            display.say(f"assertion failed: {r.expr} ({r.reason or f'value {_shown(r.value)}'})")
     for reason in g.saturation_reasons:
         display.say(f"generator saturated: {reason} — its latencies are not trustworthy; use more workers or "
                     "fewer participants")  # fmt: skip

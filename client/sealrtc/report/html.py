@@ -4,13 +4,7 @@ The page loads nothing: no script, font, stylesheet or image URL, and a Content-
 (``default-src 'none'``) forbids any. Every string taken from the report is HTML-escaped.
 Missing sections and null values render as "—" (or a chart saying "no data").
 
-Report shape (version 1, written by ``sealrtc load``): ``scenario``, ``participants``
-(planned/joined/failed/intruders), ``metrics`` (histogram summaries ``join_ms``,
-``first_frame_ms``, ``latency_ms`` = ``{count, p50, p90, p95, p99, max}`` or null; ``frames``,
-``decrypt_failures``, ``intruder_decrypts``, ``intruder_failures``, ``freezes``), ``rooms``
-(``{room, participants, metrics}``), ``generator`` (``cpu_percent``, ``loop_lag_ms``, ``saturated``,
-``saturation_reasons``), ``assertions`` (``{expr, value, ok, reason}``), ``intervals`` (see
-:mod:`sealrtc.report.csv`), ``verdict`` and ``exit_status``.
+The page reads a typed :class:`~sealrtc.report.model.LoadReport` (its JSON: ``report.schema.json``).
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ SCHEMA_VERSION = 1
 Number = int | float
 
 
-def _number(value: object) -> Number | None:
+def _json_number(value: object) -> Number | None:
     """A finite JSON number (never a bool), as it was written."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -57,7 +57,7 @@ def _number(value: object) -> Number | None:
 
 
 def _int(value: object) -> int | None:
-    n = _number(value)
+    n = _json_number(value)
     return n if isinstance(n, int) else None
 
 
@@ -126,12 +126,12 @@ class Summary:
         if not isinstance(data, Mapping):
             return None
         return cls(
-            count=_number(data.get("count")),
-            p50=_number(data.get("p50")),
-            p90=_number(data.get("p90")),
-            p95=_number(data.get("p95")),
-            p99=_number(data.get("p99")),
-            max=_number(data.get("max")),
+            count=_json_number(data.get("count")),
+            p50=_json_number(data.get("p50")),
+            p90=_json_number(data.get("p90")),
+            p95=_json_number(data.get("p95")),
+            p99=_json_number(data.get("p99")),
+            max=_json_number(data.get("max")),
         )
 
 
@@ -149,7 +149,7 @@ class Participants:
     def from_json(cls, data: object) -> Participants | None:
         if not isinstance(data, Mapping):
             return None
-        return cls(*(_number(data.get(k)) for k in ("planned", "joined", "failed", "intruders")))
+        return cls(*(_json_number(data.get(k)) for k in ("planned", "joined", "failed", "intruders")))
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ class Frames:
     def from_json(cls, data: object) -> Frames | None:
         if not isinstance(data, Mapping):
             return None
-        return cls(*(_number(data.get(k)) for k in cls.NAMES))
+        return cls(*(_json_number(data.get(k)) for k in cls.NAMES))
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,7 @@ class Freezes:
     def from_json(cls, data: object) -> Freezes | None:
         if not isinstance(data, Mapping):
             return None
-        return cls(_number(data.get("count")), _number(data.get("total_ms")))
+        return cls(_json_number(data.get("count")), _json_number(data.get("total_ms")))
 
 
 @dataclass(frozen=True)
@@ -250,7 +250,7 @@ class Metrics:
             latency_audio_ms=Summary.from_json(data.get("latency_audio_ms")),
             frames=Frames.from_json(data.get("frames")),
             decrypt_failures=_failures(data.get("decrypt_failures")),
-            intruder_decrypts=_number(data.get("intruder_decrypts")),
+            intruder_decrypts=_json_number(data.get("intruder_decrypts")),
             intruder_failures=_failures(data.get("intruder_failures")),
             freezes=Freezes.from_json(data.get("freezes")),
         )
@@ -312,9 +312,9 @@ class Generator:
         if not isinstance(data, Mapping):
             return None
         return cls(
-            workers=_number(data.get("workers")),
-            cpu_percent=_number(data.get("cpu_percent")),
-            cpu_percent_max=_number(data.get("cpu_percent_max")),
+            workers=_json_number(data.get("workers")),
+            cpu_percent=_json_number(data.get("cpu_percent")),
+            cpu_percent_max=_json_number(data.get("cpu_percent_max")),
             loop_lag_ms=Summary.from_json(data.get("loop_lag_ms")),
             saturated=_bool(data.get("saturated")),
             saturation_reasons=tuple(r for r in _list(data.get("saturation_reasons")) if isinstance(r, str)),
@@ -345,7 +345,7 @@ class AssertionOutcome:
     def from_json(cls, data: object) -> AssertionOutcome | None:
         if not isinstance(data, Mapping):
             return None
-        value = _number(data.get("value"))
+        value = _json_number(data.get("value"))
         return cls(
             str(data.get("expr", "")),
             float(value) if value is not None else None,
@@ -398,7 +398,7 @@ class Interval:
     def from_json(cls, data: object) -> Interval | None:
         if not isinstance(data, Mapping):
             return None
-        values = {k: _number(data[k]) for k in INTERVAL_FIELDS if k in data}
+        values = {k: _json_number(data[k]) for k in INTERVAL_FIELDS if k in data}
         return cls(values, {str(k): v for k, v in data.items() if k not in INTERVAL_FIELDS})
 
 
@@ -483,21 +483,21 @@ class ScenarioInfo:
         if not isinstance(data, Mapping):
             return None
         return cls(
-            rooms=_number(data.get("rooms")),
-            publishers=_number(data.get("publishers")),
-            subscribers=_number(data.get("subscribers")),
-            intruders=_number(data.get("intruders")),
-            duration=_number(data.get("duration")),
-            ramp=_number(data.get("ramp")),
-            decode_every=_number(data.get("decode_every")),
+            rooms=_json_number(data.get("rooms")),
+            publishers=_json_number(data.get("publishers")),
+            subscribers=_json_number(data.get("subscribers")),
+            intruders=_json_number(data.get("intruders")),
+            duration=_json_number(data.get("duration")),
+            ramp=_json_number(data.get("ramp")),
+            decode_every=_json_number(data.get("decode_every")),
             e2ee=_bool(data.get("e2ee")),
-            suite=_number(data.get("suite")),
+            suite=_json_number(data.get("suite")),
             probe=_bool(data.get("probe")),
             media=_text(data.get("media")),
             room_ids=tuple(str(r) for r in _list(data.get("room_ids"))),
             assertions=tuple(str(a) for a in _list(data.get("assertions"))),
             target=_text(data.get("target")),
-            workers=_number(data.get("workers")),
+            workers=_json_number(data.get("workers")),
             shard=ShardInfo.from_json(data.get("shard")),
             run_id=_text(data.get("run_id")),
             extra={str(k): v for k, v in data.items() if k not in SCENARIO_FIELDS},
@@ -606,11 +606,11 @@ class LoadReport:
             intervals=tuple(i for i in map(Interval.from_json, _list(d.get("intervals"))) if i is not None),
             histograms={str(k): v for k, v in _mapping(d.get("histograms")).items() if isinstance(v, str)},
             histogram_max_ms={
-                str(k): float(v) for k, v in _mapping(d.get("histogram_max_ms")).items() if _number(v) is not None
+                str(k): float(v) for k, v in _mapping(d.get("histogram_max_ms")).items() if _json_number(v) is not None
             },
             started_at=_text(d.get("started_at")),
-            duration_s=_number(d.get("duration_s")),
-            version=_number(d.get("version")),
+            duration_s=_json_number(d.get("duration_s")),
+            version=_json_number(d.get("version")),
             schema=_int(d.get("schema")),
             tool=_text(d.get("tool")),
             errors=tuple(str(e) for e in _list(d.get("errors"))),
