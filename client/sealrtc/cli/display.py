@@ -22,6 +22,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from .common import ExitStatus
+
 __all__ = ["Display", "LineDisplay", "LiveView", "NullDisplay", "RichDisplay", "TableRows", "choose_display", "fmt"]
 
 PLAIN_LINE_EVERY = 5.0
@@ -88,7 +90,11 @@ def fmt(value: Any) -> str:
 
 
 def _label(ok: bool, status: int) -> str:
-    return "OK" if ok else {130: "INTERRUPTED", 4: "SATURATED"}.get(status, "FAILED")
+    if ok:
+        return "OK"
+    if status == ExitStatus.INTERRUPTED:
+        return "INTERRUPTED"
+    return "SATURATED" if status == ExitStatus.SATURATED else "FAILED"
 
 
 class LineDisplay:
@@ -159,7 +165,7 @@ class NullDisplay(LineDisplay):
 
 
 def _rich_verdict(console: Console, verdict: str, ok: bool, status: int) -> None:
-    colour = "green" if ok else "yellow" if status == 130 else "red"
+    colour = "green" if ok else "yellow" if status == ExitStatus.INTERRUPTED else "red"
     console.print(f"[{colour}]{_label(ok, status)}[/{colour}]: {verdict}", highlight=False)
 
 
