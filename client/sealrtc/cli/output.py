@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..report.judge import Judgement, Verdict
-from ..report.model import Summary
+from ..report.measures import Summary
 from .common import CliError, ExitStatus, check_json_target, write_json
 from .display import Display, TableRows
 

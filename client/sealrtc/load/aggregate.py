@@ -13,19 +13,8 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..metrics import Histogram
-from ..report.model import (
-    Frames,
-    Freezes,
-    Generator,
-    Interval,
-    LoadReport,
-    Metrics,
-    Participants,
-    RawData,
-    RoomReport,
-    ScenarioInfo,
-    Summary,
-)
+from ..report.measures import Frames, Freezes, Metrics, Participants, RoomReport, Summary
+from ..report.model import Generator, Interval, LoadReport, RawData, ScenarioInfo
 from .records import RoomTotals, WorkerFinal, WorkerId, WorkerSnapshot, unpack
 
 SATURATION_CPU_PERCENT = 90.0

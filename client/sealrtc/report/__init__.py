@@ -9,7 +9,8 @@ from .assertions import Assertion, AssertionResult, AssertionSyntaxError, check_
 from .csv import INTERVAL_COLUMNS, intervals_csv, write_intervals_csv
 from .html import render_html
 from .judge import Judgement, Verdict, judge
-from .model import LoadReport, RoomReport
+from .measures import RoomReport
+from .model import LoadReport
 from .schema import first_problem, report_schema
 
 __all__ = [

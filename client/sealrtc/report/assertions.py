@@ -40,8 +40,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from ..errors import DECRYPT_FAILURE_REASONS, SealError
-from .model import LoadReport, Metrics, RoomReport
-from .model import Number as Value
+from .jsonread import Number as Value
+from .measures import Metrics, RoomReport
+from .model import LoadReport
 
 __all__ = [
     "COUNTERS",

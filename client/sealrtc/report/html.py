@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from html import escape
 
-from .model import Frames, Freezes, LoadReport, Metrics, Number, Participants, RoomReport, Summary
+from .jsonread import Number
+from .measures import Frames, Freezes, Metrics, Participants, RoomReport, Summary
+from .model import LoadReport
 from .plot import PALETTE, Series, line_chart
 
 __all__ = ["render_html"]

@@ -1,5 +1,6 @@
 """The load report as typed records: what ``sealrtc load`` and ``report merge`` write, and what
-the judge, the HTML page, the CSV, the summary and the Prometheus exporter read.
+the judge, the HTML page, the CSV and the summary read. A room's numbers (and the whole run's)
+are the sections of :mod:`.measures`.
 
 ``LoadReport.to_json()`` is the report file (its JSON Schema: ``report.schema.json`` beside this
 module; ``"schema"`` names its version). ``LoadReport.from_json()`` is the ONE reader of report
@@ -10,33 +11,25 @@ say "no ... in the report". Numbers keep their JSON type (``5`` stays an int, ``
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..failures import FailureCounts
 from ..load.records import WorkerFinal, WorkerSnapshot
-from ..metrics import Histogram
-from ..metrics.histogram import PERCENTILES
+from .jsonread import Number, boolean, integer, mapping, number, sequence, text
+from .measures import Metrics, Participants, RoomReport, Summary
 
 __all__ = [
+    "INTERVAL_FIELDS",
     "REPORT_VERSION",
     "SCHEMA_VERSION",
     "AssertionOutcome",
-    "Frames",
-    "Freezes",
     "Generator",
     "Interval",
     "LoadReport",
-    "Metrics",
-    "Number",
-    "Participants",
     "RawData",
-    "RoomReport",
     "ScenarioInfo",
-    "Summary",
-    "loss_percent",
+    "ShardInfo",
 ]
 
 REPORT_VERSION = 1
@@ -44,243 +37,9 @@ REPORT_VERSION = 1
 SCHEMA_VERSION = 1
 """``"schema"``: the version of ``report.schema.json`` the report was written against."""
 
-Number = int | float
-
-
-def _json_number(value: object) -> Number | None:
-    """A finite JSON number (never a bool), as it was written."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _int(value: object) -> int | None:
-    n = _json_number(value)
-    return n if isinstance(n, int) else None
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _bool(value: object) -> bool | None:
-    return value if isinstance(value, bool) else None
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _list(value: object) -> Sequence[Any]:
-    return value if isinstance(value, list | tuple) else ()
-
-
-def _failures(value: object) -> FailureCounts | None:
-    if not isinstance(value, Mapping):
-        return None
-    return FailureCounts({str(k): v for k, v in value.items() if _int(v) is not None})
-
 
 def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
-
-
-def loss_percent(lost: Number | None, decrypted: Number | None) -> float | None:
-    """100 x lost / (decrypted + lost); 0 with no frames; None when either count is unknown."""
-    if lost is None or decrypted is None:
-        return None
-    delivered = lost + decrypted
-    return 100.0 * lost / delivered if delivered else 0.0
-
-
-@dataclass(frozen=True)
-class Summary:
-    """A histogram's summary in ms: sample count, percentiles and the exact maximum."""
-
-    count: Number | None
-    p50: Number | None = None
-    p90: Number | None = None
-    p95: Number | None = None
-    p99: Number | None = None
-    max: Number | None = None
-
-    @classmethod
-    def of(cls, histogram: Histogram) -> Summary | None:
-        """None for an empty histogram (the report writes ``null``)."""
-        data = histogram.summary()
-        return cls.from_json(data) if data is not None else None
-
-    def value(self, function: str) -> Number | None:
-        """``count``, ``max`` or ``pNN``."""
-        return {
-            "count": self.count, "p50": self.p50, "p90": self.p90, "p95": self.p95, "p99": self.p99, "max": self.max,
-        }.get(function)  # fmt: skip
-
-    def to_json(self) -> dict[str, Any]:
-        return {"count": self.count, **{f"p{p}": self.value(f"p{p}") for p in PERCENTILES}, "max": self.max}
-
-    @classmethod
-    def from_json(cls, data: object) -> Summary | None:
-        if not isinstance(data, Mapping):
-            return None
-        return cls(
-            count=_json_number(data.get("count")),
-            p50=_json_number(data.get("p50")),
-            p90=_json_number(data.get("p90")),
-            p95=_json_number(data.get("p95")),
-            p99=_json_number(data.get("p99")),
-            max=_json_number(data.get("max")),
-        )
-
-
-@dataclass(frozen=True)
-class Participants:
-    planned: Number | None = None
-    joined: Number | None = None
-    failed: Number | None = None
-    intruders: Number | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"planned": self.planned, "joined": self.joined, "failed": self.failed, "intruders": self.intruders}
-
-    @classmethod
-    def from_json(cls, data: object) -> Participants | None:
-        if not isinstance(data, Mapping):
-            return None
-        return cls(*(_json_number(data.get(k)) for k in ("planned", "joined", "failed", "intruders")))
-
-
-@dataclass(frozen=True)
-class Frames:
-    sent: Number | None = None
-    received: Number | None = None
-    decrypted: Number | None = None
-    decoded: Number | None = None
-    lost: Number | None = None
-
-    NAMES = ("sent", "received", "decrypted", "decoded", "lost")
-
-    def get(self, name: str) -> Number | None:
-        return {
-            "sent": self.sent, "received": self.received, "decrypted": self.decrypted, "decoded": self.decoded,
-            "lost": self.lost,
-        }.get(name)  # fmt: skip
-
-    def to_json(self) -> dict[str, Any]:
-        return {name: self.get(name) for name in self.NAMES}
-
-    @classmethod
-    def from_json(cls, data: object) -> Frames | None:
-        if not isinstance(data, Mapping):
-            return None
-        return cls(*(_json_number(data.get(k)) for k in cls.NAMES))
-
-
-@dataclass(frozen=True)
-class Freezes:
-    count: Number | None = None
-    total_ms: Number | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"count": self.count, "total_ms": self.total_ms}
-
-    @classmethod
-    def from_json(cls, data: object) -> Freezes | None:
-        if not isinstance(data, Mapping):
-            return None
-        return cls(_json_number(data.get("count")), _json_number(data.get("total_ms")))
-
-
-@dataclass(frozen=True)
-class Metrics:
-    """What legitimate subscribers measured (and what intruders managed), in a room or in all."""
-
-    join_ms: Summary | None = None
-    first_frame_ms: Summary | None = None
-    latency_ms: Summary | None = None
-    latency_video_ms: Summary | None = None
-    latency_audio_ms: Summary | None = None
-    frames: Frames | None = None
-    decrypt_failures: FailureCounts | None = None
-    intruder_decrypts: Number | None = None
-    intruder_failures: FailureCounts | None = None
-    freezes: Freezes | None = None
-
-    @property
-    def loss_percent(self) -> float | None:
-        """100 x lost / (decrypted + lost), 0 with no frames (the one place it is computed)."""
-        if self.frames is None:
-            return None
-        return loss_percent(self.frames.lost, self.frames.decrypted)
-
-    def summary(self, name: str) -> Summary | None:
-        return {
-            "join_ms": self.join_ms, "first_frame_ms": self.first_frame_ms, "latency_ms": self.latency_ms,
-            "latency_video_ms": self.latency_video_ms, "latency_audio_ms": self.latency_audio_ms,
-        }.get(name)  # fmt: skip
-
-    def to_json(self) -> dict[str, Any]:
-        def s(summary: Summary | None) -> dict[str, Any] | None:
-            return summary.to_json() if summary is not None else None
-
-        return {
-            "join_ms": s(self.join_ms),
-            "first_frame_ms": s(self.first_frame_ms),
-            "latency_ms": s(self.latency_ms),
-            "latency_video_ms": s(self.latency_video_ms),
-            "latency_audio_ms": s(self.latency_audio_ms),
-            "frames": self.frames.to_json() if self.frames is not None else None,
-            "decrypt_failures": dict(self.decrypt_failures) if self.decrypt_failures is not None else None,
-            "intruder_decrypts": self.intruder_decrypts,
-            "intruder_failures": dict(self.intruder_failures) if self.intruder_failures is not None else None,
-            "freezes": self.freezes.to_json() if self.freezes is not None else None,
-        }
-
-    @classmethod
-    def from_json(cls, data: object) -> Metrics | None:
-        if not isinstance(data, Mapping):
-            return None
-        return cls(
-            join_ms=Summary.from_json(data.get("join_ms")),
-            first_frame_ms=Summary.from_json(data.get("first_frame_ms")),
-            latency_ms=Summary.from_json(data.get("latency_ms")),
-            latency_video_ms=Summary.from_json(data.get("latency_video_ms")),
-            latency_audio_ms=Summary.from_json(data.get("latency_audio_ms")),
-            frames=Frames.from_json(data.get("frames")),
-            decrypt_failures=_failures(data.get("decrypt_failures")),
-            intruder_decrypts=_json_number(data.get("intruder_decrypts")),
-            intruder_failures=_failures(data.get("intruder_failures")),
-            freezes=Freezes.from_json(data.get("freezes")),
-        )
-
-
-@dataclass(frozen=True)
-class RoomReport:
-    """One room: the same participants and metrics as the whole report (assertions apply)."""
-
-    room: str | None
-    participants: Participants | None = None
-    metrics: Metrics | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "room": self.room,
-            "participants": self.participants.to_json() if self.participants is not None else None,
-            "metrics": self.metrics.to_json() if self.metrics is not None else None,
-        }
-
-    @classmethod
-    def from_json(cls, data: object) -> RoomReport | None:
-        if not isinstance(data, Mapping):
-            return None
-        room = data.get("room")
-        return cls(
-            str(room) if isinstance(room, str | int) and not isinstance(room, bool) else None,
-            Participants.from_json(data.get("participants")),
-            Metrics.from_json(data.get("metrics")),
-        )
 
 
 @dataclass(frozen=True)
@@ -312,13 +71,13 @@ class Generator:
         if not isinstance(data, Mapping):
             return None
         return cls(
-            workers=_json_number(data.get("workers")),
-            cpu_percent=_json_number(data.get("cpu_percent")),
-            cpu_percent_max=_json_number(data.get("cpu_percent_max")),
+            workers=number(data.get("workers")),
+            cpu_percent=number(data.get("cpu_percent")),
+            cpu_percent_max=number(data.get("cpu_percent_max")),
             loop_lag_ms=Summary.from_json(data.get("loop_lag_ms")),
-            saturated=_bool(data.get("saturated")),
-            saturation_reasons=tuple(r for r in _list(data.get("saturation_reasons")) if isinstance(r, str)),
-            event_loop=_text(data.get("event_loop")),
+            saturated=boolean(data.get("saturated")),
+            saturation_reasons=tuple(r for r in sequence(data.get("saturation_reasons")) if isinstance(r, str)),
+            event_loop=text(data.get("event_loop")),
         )
 
 
@@ -345,12 +104,12 @@ class AssertionOutcome:
     def from_json(cls, data: object) -> AssertionOutcome | None:
         if not isinstance(data, Mapping):
             return None
-        value = _json_number(data.get("value"))
+        value = number(data.get("value"))
         return cls(
             str(data.get("expr", "")),
             float(value) if value is not None else None,
             data.get("ok") is True,
-            _text(data.get("reason")) or None,
+            text(data.get("reason")) or None,
             data.get("default") is True,
         )
 
@@ -398,7 +157,7 @@ class Interval:
     def from_json(cls, data: object) -> Interval | None:
         if not isinstance(data, Mapping):
             return None
-        values = {k: _json_number(data[k]) for k in INTERVAL_FIELDS if k in data}
+        values = {k: number(data[k]) for k in INTERVAL_FIELDS if k in data}
         return cls(values, {str(k): v for k, v in data.items() if k not in INTERVAL_FIELDS})
 
 
@@ -421,8 +180,8 @@ class ShardInfo:
             return None
         merged = data.get("merged")
         return cls(
-            _int(data.get("index")),
-            _int(data.get("count")) or 1,
+            integer(data.get("index")),
+            integer(data.get("count")) or 1,
             tuple(m for m in merged if isinstance(m, int)) if isinstance(merged, list) else None,
         )
 
@@ -483,23 +242,23 @@ class ScenarioInfo:
         if not isinstance(data, Mapping):
             return None
         return cls(
-            rooms=_json_number(data.get("rooms")),
-            publishers=_json_number(data.get("publishers")),
-            subscribers=_json_number(data.get("subscribers")),
-            intruders=_json_number(data.get("intruders")),
-            duration=_json_number(data.get("duration")),
-            ramp=_json_number(data.get("ramp")),
-            decode_every=_json_number(data.get("decode_every")),
-            e2ee=_bool(data.get("e2ee")),
-            suite=_json_number(data.get("suite")),
-            probe=_bool(data.get("probe")),
-            media=_text(data.get("media")),
-            room_ids=tuple(str(r) for r in _list(data.get("room_ids"))),
-            assertions=tuple(str(a) for a in _list(data.get("assertions"))),
-            target=_text(data.get("target")),
-            workers=_json_number(data.get("workers")),
+            rooms=number(data.get("rooms")),
+            publishers=number(data.get("publishers")),
+            subscribers=number(data.get("subscribers")),
+            intruders=number(data.get("intruders")),
+            duration=number(data.get("duration")),
+            ramp=number(data.get("ramp")),
+            decode_every=number(data.get("decode_every")),
+            e2ee=boolean(data.get("e2ee")),
+            suite=number(data.get("suite")),
+            probe=boolean(data.get("probe")),
+            media=text(data.get("media")),
+            room_ids=tuple(str(r) for r in sequence(data.get("room_ids"))),
+            assertions=tuple(str(a) for a in sequence(data.get("assertions"))),
+            target=text(data.get("target")),
+            workers=number(data.get("workers")),
             shard=ShardInfo.from_json(data.get("shard")),
-            run_id=_text(data.get("run_id")),
+            run_id=text(data.get("run_id")),
             extra={str(k): v for k, v in data.items() if k not in SCENARIO_FIELDS},
         )
 
@@ -527,10 +286,10 @@ class RawData:
         if not isinstance(data, Mapping) or not isinstance(data.get("finals"), list):
             return None
         return cls(
-            _int(data.get("shard")),
+            integer(data.get("shard")),
             tuple(WorkerFinal.from_json(f) for f in data["finals"] if isinstance(f, Mapping)),
-            tuple(WorkerSnapshot.from_json(s) for s in _list(data.get("snapshots")) if isinstance(s, Mapping)),
-            {str(k): v for k, v in _mapping(data.get("planned_per_room")).items() if isinstance(v, int)},
+            tuple(WorkerSnapshot.from_json(s) for s in sequence(data.get("snapshots")) if isinstance(s, Mapping)),
+            {str(k): v for k, v in mapping(data.get("planned_per_room")).items() if isinstance(v, int)},
         )
 
 
@@ -591,7 +350,7 @@ class LoadReport:
     @classmethod
     def from_json(cls, data: object) -> LoadReport:
         """Read any JSON value (a non-object reads as an empty report); never raises."""
-        d = _mapping(data)
+        d = mapping(data)
 
         def ints(value: object) -> tuple[int, ...] | None:
             return tuple(i for i in value if isinstance(i, int)) if isinstance(value, list) else None
@@ -600,22 +359,24 @@ class LoadReport:
             scenario=ScenarioInfo.from_json(d.get("scenario")),
             participants=Participants.from_json(d.get("participants")),
             metrics=Metrics.from_json(d.get("metrics")),
-            rooms=tuple(r for r in map(RoomReport.from_json, _list(d.get("rooms"))) if r is not None),
+            rooms=tuple(r for r in map(RoomReport.from_json, sequence(d.get("rooms"))) if r is not None),
             generator=Generator.from_json(d.get("generator")),
-            assertions=tuple(a for a in map(AssertionOutcome.from_json, _list(d.get("assertions"))) if a is not None),
-            intervals=tuple(i for i in map(Interval.from_json, _list(d.get("intervals"))) if i is not None),
-            histograms={str(k): v for k, v in _mapping(d.get("histograms")).items() if isinstance(v, str)},
+            assertions=tuple(
+                a for a in map(AssertionOutcome.from_json, sequence(d.get("assertions"))) if a is not None
+            ),
+            intervals=tuple(i for i in map(Interval.from_json, sequence(d.get("intervals"))) if i is not None),
+            histograms={str(k): v for k, v in mapping(d.get("histograms")).items() if isinstance(v, str)},
             histogram_max_ms={
-                str(k): float(v) for k, v in _mapping(d.get("histogram_max_ms")).items() if _json_number(v) is not None
+                str(k): float(v) for k, v in mapping(d.get("histogram_max_ms")).items() if number(v) is not None
             },
-            started_at=_text(d.get("started_at")),
-            duration_s=_json_number(d.get("duration_s")),
-            version=_json_number(d.get("version")),
-            schema=_int(d.get("schema")),
-            tool=_text(d.get("tool")),
-            errors=tuple(str(e) for e in _list(d.get("errors"))),
-            verdict=_text(d.get("verdict")),
-            exit_status=_int(d.get("exit_status")),
+            started_at=text(d.get("started_at")),
+            duration_s=number(d.get("duration_s")),
+            version=number(d.get("version")),
+            schema=integer(d.get("schema")),
+            tool=text(d.get("tool")),
+            errors=tuple(str(e) for e in sequence(d.get("errors"))),
+            verdict=text(d.get("verdict")),
+            exit_status=integer(d.get("exit_status")),
             missing_shards=ints(d.get("missing_shards")),
             interrupted_shards=ints(d.get("interrupted_shards")),
             raw=RawData.from_json(d.get("raw")),
