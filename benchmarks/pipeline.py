@@ -50,9 +50,10 @@ from rich.console import Console
 from rich.table import Table
 
 import sealrtc
-from sealrtc import eventloop, transform
+from sealrtc import transform
 from sealrtc.media import PreEncodedVideoTrack, ToneAudioTrack
 from sealrtc.media.sources import PreEncodedAudioTrack, encode_vp8_clip
+from sealrtc.shell import eventloop
 
 SECRET = "benchmark"
 SUITE = [6]

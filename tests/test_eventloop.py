@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from sealrtc import eventloop
+from sealrtc.shell import eventloop
 
 pytestmark = pytest.mark.unit
 
@@ -30,12 +30,12 @@ def test_sealrtc_loop_asyncio_forces_the_standard_loop(monkeypatch: pytest.Monke
 
 @pytest.mark.network
 def test_the_cli_runs_on_uvloop() -> None:
-    """The agents' CLI entry goes through :func:`sealrtc.eventloop.run` (checked in a subprocess;
+    """The agents' CLI entry goes through :func:`sealrtc.shell.eventloop.run` (checked in a subprocess;
     the publish fails to connect, which does not matter here). The relay and the demo, which host
     the relay, stay on asyncio's loop."""
     code = (
         "import asyncio, sys\n"
-        "from sealrtc import eventloop\n"
+        "from sealrtc.shell import eventloop\n"
         "from sealrtc.cli import main\n"
         "seen = []\n"
         "real = eventloop.run\n"

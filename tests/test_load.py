@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from sealrtc.report import first_problem
 from sealrtc.signaling.janus import JanusError, JanusSession
 from sealrtc.testing.janus_server import JanusServer, cleanup, start_janus
 
@@ -41,9 +42,10 @@ class Load:
         return data
 
 
-async def load(tmp_path: Path, name: str, *args: str) -> Load:
+async def load(tmp_path: Path, name: str, *args: str, env: dict[str, str] | None = None) -> Load:
     require_namespace()
-    env = {k: v for k, v in os.environ.items() if k != "SEALRTC_SECRET"} | {"SEALRTC_SECRET": SECRET}
+    base = {k: v for k, v in os.environ.items() if k not in ("SEALRTC_SECRET", "SEALRTC_LOOP")}
+    env = base | {"SEALRTC_SECRET": SECRET} | (env or {})
     json_path = tmp_path / f"{name}.json"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "sealrtc", "load", *args, "--json", str(json_path),
@@ -77,6 +79,8 @@ async def test_multi_room_run_with_intruders_and_assertions(tmp_path: Path) -> N
     assert len(report["rooms"]) == 2 and all(r["participants"]["intruders"] == 1 for r in report["rooms"])
     assert [a["ok"] for a in report["assertions"]] == [True, True, True]
     assert report["verdict"] == "pass" and report["generator"]["workers"] == 2
+    assert report["generator"]["event_loop"] == "uvloop" and report["schema"] == 1
+    assert first_problem(report) is None and first_problem(failing.report) is None
     assert len(report["intervals"]) >= 5 and report["intervals"][-1]["joined"] == 6
     with open(tmp_path / "pass.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -90,6 +94,16 @@ async def test_multi_room_run_with_intruders_and_assertions(tmp_path: Path) -> N
     assert result["ok"] is False and result["value"] > 0.001
     assert failing.report["verdict"] == "fail"
     assert "assertion(s) failed" in failing.stderr
+
+
+async def test_sealrtc_loop_asyncio_reaches_the_workers(tmp_path: Path) -> None:
+    run = await load(tmp_path, "asyncio", "--subscribers", "1", "--duration", "3", "--workers", "1", "--quiet",
+                     env={"SEALRTC_LOOP": "asyncio"})  # fmt: skip
+    await run.wait()
+    assert run.returncode == 0, run.stderr
+    report = run.report
+    assert report["generator"]["event_loop"] == "asyncio" and first_problem(report) is None
+    assert report["metrics"]["frames"]["decrypted"] > 0
 
 
 async def test_bad_expressions_and_settings_are_refused_before_the_run(tmp_path: Path) -> None:

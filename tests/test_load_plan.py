@@ -8,10 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sealrtc.load.aggregate import RoomTotals, build_report, merge_intervals, pack, saturation_reasons
+from sealrtc.load.aggregate import build_report, merge_intervals, saturation_reasons
 from sealrtc.load.plan import INTRUDER, PUBLISHER, SUBSCRIBER, assign, plan, shard
+from sealrtc.load.records import RoomTotals, WorkerFinal, WorkerSnapshot, pack
 from sealrtc.load.scenario import Scenario, ScenarioError, build, load_file
 from sealrtc.metrics import Histogram
+from sealrtc.report.model import ScenarioInfo
 
 pytestmark = pytest.mark.unit
 
@@ -130,8 +132,9 @@ def test_report_merges_workers_exactly() -> None:
          "generator": {"cpu_percent": 97.0, "loop_lag": pack(histogram(3))}},
     ]  # fmt: skip
     report = build_report(
-        scenario={"rooms": 2}, room_names=["r1", "r2"], finals=finals, snapshots=[], started_at="x", duration_s=3
-    )
+        scenario=ScenarioInfo(rooms=2), room_names=["r1", "r2"], finals=[WorkerFinal.from_json(f) for f in finals],
+        snapshots=[], started_at="x", duration_s=3,
+    ).to_json()  # fmt: skip
     union = histogram(*a_values, *b_values)
     assert report["metrics"]["latency_ms"] == union.summary()
     assert report["participants"] == {"planned": 6, "joined": 5, "failed": 0, "intruders": 0}
@@ -151,7 +154,7 @@ def test_intervals_sum_deltas_and_merge_percentiles() -> None:
          "latency": pack(histogram(50)), "cpu_percent": 40.0},
         {"t": 2, "worker": 0, "joined": 2, "video_tracks": 2, "video_frames": 58, "latency": None, "cpu_percent": 10.0},
     ]  # fmt: skip
-    rows = merge_intervals(snaps)
+    rows = [row.to_json() for row in merge_intervals(map(WorkerSnapshot.from_json, snaps))]
     assert [r["t"] for r in rows] == [1, 2]
     assert rows[0]["joined"] == 5 and rows[0]["frames_decrypted"] == 240 and rows[0]["lost"] == 1
     assert rows[0]["fps"] == 30 and rows[0]["cpu_percent"] == 30
@@ -167,7 +170,7 @@ def test_a_worker_with_two_snapshots_in_one_tick_is_counted_once() -> None:
         {"t": 6, "worker": 1, "joined": 3, "intruders": 1, "frames_decrypted": 40, "cpu_percent": 50.0},
         {"t": 6, "worker": 0, "joined": 3, "intruders": 1, "frames_decrypted": 5, "cpu_percent": 70.0},
     ]
-    (row,) = merge_intervals(snaps)
+    (row,) = [row.to_json() for row in merge_intervals(map(WorkerSnapshot.from_json, snaps))]
     assert row["joined"] == 6 and row["intruders"] == 2 and row["workers"] == 2
     assert row["frames_decrypted"] == 95 and row["cpu_percent"] == 60
 
@@ -192,8 +195,9 @@ def test_exporter_turns_interval_histograms_into_cumulative_buckets() -> None:
     room = {"joined": 2, "failed": 0, "intruders": 1, "joins": [120.0], "frames_decrypted": 90, "lost": 1,
             "intruder_decrypts": 0, "decrypt_failures": {"unknown_key": 0},
             "latency": pack(histogram(4, 40, 400))}  # fmt: skip
-    metrics.take({"worker": 0, "cpu_percent": 55.0, "loop_lag": pack(histogram(2)), "rooms": {"r1": room}})
-    metrics.take({"worker": 0, "cpu_percent": 60.0, "rooms": {"r1": room | {"joins": []}}})
+    metrics.take(WorkerSnapshot.from_json({"worker": 0, "cpu_percent": 55.0, "loop_lag": pack(histogram(2)),
+                                           "rooms": {"r1": room}}))  # fmt: skip
+    metrics.take(WorkerSnapshot.from_json({"worker": 0, "cpu_percent": 60.0, "rooms": {"r1": room | {"joins": []}}}))
     registry = CollectorRegistry()
     registry.register(metrics)
     get = registry.get_sample_value

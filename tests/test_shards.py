@@ -16,6 +16,7 @@ import pytest
 
 from sealrtc.cli.load import _shard
 from sealrtc.metrics import Histogram
+from sealrtc.report import first_problem
 
 from .rtc_helpers import require_namespace
 
@@ -98,6 +99,7 @@ async def test_two_shards_merge_to_the_whole_scenario(tmp_path: Path) -> None:
     assert rc0 == 0, err0
     assert rc1 == 0, err1
     reports = [json.loads((tmp_path / f"s{i}.json").read_text()) for i in (0, 1)]
+    assert [first_problem(r) for r in reports] == [None, None]
     parts = [r["participants"]["planned"] for r in reports]
     assert sum(parts) == 3 * 3 and all(p > 0 for p in parts)  # each shard planned its own part
     assert reports[0]["scenario"]["shard"] == {"index": 0, "count": 2}
@@ -111,6 +113,7 @@ async def test_two_shards_merge_to_the_whole_scenario(tmp_path: Path) -> None:
     rc, err = await finish(merge)
     assert rc == 0, err
     merged: dict[str, Any] = json.loads((tmp_path / "all.json").read_text())
+    assert first_problem(merged) is None
     assert merged["participants"] == {"planned": 9, "joined": 9, "failed": 0, "intruders": 3}
     union = Histogram()
     for r in reports:

@@ -27,6 +27,8 @@ class ExitStatus(IntEnum):
     USAGE = 2
     SECRET_MISMATCH = 3
     """Frames arrived but none decrypted, for key reasons (unknown key / bad tag)."""
+    SATURATED = 4
+    """``load``: the generator saturated, so its numbers cannot be trusted (whatever they say)."""
     INTERRUPTED = 130
 
 

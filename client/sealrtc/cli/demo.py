@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from ..isolation import inside_namespace, run_isolated
 from .common import ExitStatus, random_demo_secret, read_secret, write_json
+from .isolation import inside_namespace, run_isolated
 
 
 def run_demo_command(args: argparse.Namespace, argv: list[str]) -> ExitStatus:

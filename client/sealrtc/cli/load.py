@@ -11,8 +11,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .common import (
     CliError,
@@ -22,20 +21,14 @@ from .common import (
     random_demo_secret,
     read_secret,
     read_token,
-    write_json,
 )
-from .console import Reporter
+from .display import LiveView, choose_display
+from .output import check_output_target, load_summary, write_outputs
+
+if TYPE_CHECKING:
+    from ..load.runner import LoadRun
 
 DEFAULT_ASSERTIONS = ("joined == planned", "decrypt_failures == 0", "intruder_decrypts == 0")
-SATURATED = 4
-
-
-def _check_target(path: str | None, flag: str) -> None:
-    if path:
-        try:
-            check_json_target(path)
-        except CliError as exc:
-            raise CliError(str(exc).replace("--json", flag)) from None
 
 
 def _scenario(args: argparse.Namespace) -> Any:
@@ -61,44 +54,49 @@ def _scenario(args: argparse.Namespace) -> Any:
         raise CliError(str(exc), ExitStatus.USAGE) from None
 
 
-def _interval_row(run: Any) -> tuple[Sequence[str], list[Sequence[Any]]]:
-    from ..load.aggregate import merge_intervals
+class LoadProgress:
+    """The live view of a run: the last second and the whole run so far, over all workers (the
+    runner keeps both up to date as snapshots arrive)."""
 
-    header = ("", "joined", "intruders", "fps", "p50 ms", "p95 ms", "lost", "freezes", "decrypt fail",
+    HEADER = ("", "joined", "intruders", "fps", "p50 ms", "p95 ms", "lost", "freezes", "decrypt fail",
               "intruder decrypts", "CPU %", "loop lag ms")  # fmt: skip
-    planned = run.scenario.planned
-    # each worker's latest snapshot, whatever its tick: workers a tick apart still make one row
-    latest = merge_intervals([s | {"t": 0} for s in run.latest.values()]) if run.latest else []
-    totals = merge_intervals([s | {"t": 0} for s in run.snapshots]) if run.snapshots else []
-    rows: list[Sequence[Any]] = []
-    if latest:
-        r = latest[-1]
-        rows.append(("last second", f"{r['joined']}/{planned}", r["intruders"], r["fps"], r["latency_p50"],
-                     r["latency_p95"], r["lost"], r["freezes"], r["decrypt_failures"], r["intruder_decrypts"],
-                     r["cpu_percent"], r["loop_lag_ms"]))  # fmt: skip
-    if totals:
-        r = totals[-1]
-        rows.append(("whole run", "", "", None, r["latency_p50"], r["latency_p95"], r["lost"], r["freezes"],
-                     r["decrypt_failures"], r["intruder_decrypts"], None, r["loop_lag_ms"]))  # fmt: skip
-    return header, rows
 
+    def __init__(self, planned: int) -> None:
+        self.planned = planned
+        self.run: LoadRun | None = None
 
-def _line(run: Any) -> str:
-    _, rows = _interval_row(run)
-    if not rows:
-        return "starting"
-    r = rows[0]
+    def rows(self) -> tuple[Sequence[str], list[Sequence[Any]]]:
+        rows: list[Sequence[Any]] = []
+        last = self.run.live.last_second() if self.run is not None else None
+        whole = self.run.live.whole_run() if self.run is not None else None
+        if last is not None:
+            g = last.get
+            rows.append(("last second", f"{g('joined')}/{self.planned}", g("intruders"), g("fps"), g("latency_p50"),
+                         g("latency_p95"), g("lost"), g("freezes"), g("decrypt_failures"), g("intruder_decrypts"),
+                         g("cpu_percent"), g("loop_lag_ms")))  # fmt: skip
+        if whole is not None:
+            g = whole.get
+            rows.append(("whole run", "", "", None, g("latency_p50"), g("latency_p95"), g("lost"), g("freezes"),
+                         g("decrypt_failures"), g("intruder_decrypts"), None, g("loop_lag_ms")))  # fmt: skip
+        return self.HEADER, rows
 
-    def n(value: Any, unit: str = "") -> str:
-        return "-" if value is None else f"{value:.1f}{unit}"
+    def line(self) -> str:
+        _, rows = self.rows()
+        if not rows:
+            return "starting"
+        r = rows[0]
 
-    return (f"joined {r[1]}, {n(r[3])} fps, p50 {n(r[4], ' ms')}, p95 {n(r[5], ' ms')}, lost {r[6]}, "
-            f"freezes {r[7]}, decrypt failures {r[8]}, intruder decrypts {r[9]}, CPU {n(r[10], '%')}")  # fmt: skip
+        def n(value: Any, unit: str = "") -> str:
+            return "-" if value is None else f"{value:.1f}{unit}"
+
+        return (f"joined {r[1]}, {n(r[3])} fps, p50 {n(r[4], ' ms')}, p95 {n(r[5], ' ms')}, lost {r[6]}, "
+                f"freezes {r[7]}, decrypt failures {r[8]}, intruder decrypts {r[9]}, CPU {n(r[10], '%')}")  # fmt: skip
 
 
 async def run_load_command(args: argparse.Namespace) -> int:
     from ..load.runner import LoadError, run_load
     from ..report.assertions import AssertionSyntaxError, check_all
+    from ..report.judge import judge
 
     scenario = _scenario(args)
     given = args.assertion or list(scenario.assertions)  # --assert flags replace the file's
@@ -111,8 +109,8 @@ async def run_load_command(args: argparse.Namespace) -> int:
     check_json_target(args.json)
     check_url(args.server, "--server", ("http", "https"))
     check_url(args.janus, "--janus", ("ws", "wss"))
-    _check_target(args.csv, "--csv")
-    _check_target(args.html, "--html")
+    check_output_target(args.csv, "--csv")
+    check_output_target(args.html, "--html")
     if args.janus and args.server:
         raise CliError("give one target: --janus or --server (or neither for the embedded relay)", ExitStatus.USAGE)
     from ..load.runner import worker_count
@@ -133,17 +131,17 @@ async def run_load_command(args: argparse.Namespace) -> int:
         if secret is None:
             secret = random_demo_secret()
     kind = "janus" if args.janus else "whip" if args.server else "relay"
-    reporter = Reporter("load", quiet=args.quiet, duration=scenario.duration)
-    holder: dict[str, Any] = {}
-    reporter._rows = lambda: _interval_row(holder["run"]) if "run" in holder else (("",), [])
-    reporter._line = lambda: _line(holder["run"]) if "run" in holder else "starting"
+    progress = LoadProgress(scenario.planned)
+    display = choose_display(
+        "load", quiet=args.quiet, view=LiveView(progress.rows, progress.line), duration=scenario.duration
+    )
 
-    def tick(run: Any, elapsed: float) -> None:
-        holder["run"] = run
-        reporter.tick(elapsed)
+    def tick(run: LoadRun, elapsed: float) -> None:
+        progress.run = run
+        display.tick(elapsed)
 
     try:
-        with reporter:
+        with display:
             run, report, _ = await run_load(
                 scenario,
                 target_kind=kind,
@@ -160,106 +158,10 @@ async def run_load_command(args: argparse.Namespace) -> int:
             )
     except LoadError as exc:
         raise CliError(str(exc)) from None
-    status, results = judge(report, assertions, defaults=not given, interrupted=run.interrupted)
-    write_outputs(report, args)
-    _summary(reporter, report, results, status, wrote=bool(args.json or args.csv or args.html))
-    return status
-
-
-def judge(report: dict[str, Any], assertions: list[Any], *, defaults: bool, interrupted: bool) -> tuple[int, list[Any]]:
-    """Evaluate assertions into the report, set its verdict and exit status; return both."""
-    from ..report.assertions import evaluate
-
-    results = [evaluate(a, report) for a in assertions]
-    report["assertions"] = [
-        {"expr": r.expr, "value": r.value, "ok": r.ok, **({"reason": r.reason} if r.reason else {})}
-        | ({"default": True} if defaults else {})
-        for r in results
-    ]
-    status: int
-    if interrupted:
-        status, verdict = ExitStatus.INTERRUPTED, "interrupted"
-    elif report["generator"]["saturated"]:
-        status, verdict = SATURATED, "saturated"
-    elif any(not r.ok for r in results):
-        status, verdict = ExitStatus.FAILURE, "fail"
-    else:
-        status, verdict = ExitStatus.OK, "pass"
-    report["verdict"] = verdict
-    report["exit_status"] = int(status)
-    return int(status), results
-
-
-def write_outputs(report: dict[str, Any], args: argparse.Namespace) -> None:
-    """Write the reports asked for; ``-`` means stdout for each of them."""
-    write_json(args.json, report)
-    if args.csv:
-        from ..report.csv import intervals_csv, write_intervals_csv
-
-        if args.csv == "-":
-            sys.stdout.write(intervals_csv(report))
-        else:
-            write_intervals_csv(report, Path(args.csv))
-    if args.html:
-        from ..report.html import render_html
-
-        if args.html == "-":
-            sys.stdout.write(render_html(report))
-        else:
-            Path(args.html).write_text(render_html(report), encoding="utf-8")
-
-
-def _number(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-def _latency_text(h: dict[str, Any] | None) -> str:
-    h = h or {}
-    return f"p50 {h.get('p50', '-')}  p95 {h.get('p95', '-')}  p99 {h.get('p99', '-')}  ({h.get('count', 0)} frames)"
-
-
-def _summary(reporter: Reporter, report: dict[str, Any], results: list[Any], status: int, wrote: bool = True) -> None:
-    m, p, g = report["metrics"], report["participants"], report["generator"]
-    lat = m["latency_ms"] or {}
-    rows: list[Sequence[Any]] = [
-        ("participants", f"{p['joined']}/{p['planned']} joined, {p['failed']} failed, {p['intruders']} intruders"),
-        ("latency ms", f"p50 {lat.get('p50', '-')}  p95 {lat.get('p95', '-')}  p99 {lat.get('p99', '-')}"
-                       f"  max {lat.get('max', '-')}  ({lat.get('count', 0)} frames)"),
-        *[
-            (f"{kind} latency ms", _latency_text(m.get(f"latency_{kind}_ms")))
-            for kind in ("video", "audio")
-            if m.get(f"latency_{kind}_ms")
-        ],
-        ("frames", "  ".join(f"{k} {v}" for k, v in m["frames"].items())),
-        ("freezes", f"{m['freezes']['count']} ({m['freezes']['total_ms']} ms)"),
-        ("decrypt failures", sum(m["decrypt_failures"].values())),
-        ("intruders", f"{m['intruder_decrypts']} decrypted, {sum(m['intruder_failures'].values())} refused"),
-        ("generator", f"{g['workers']} worker(s), CPU {g['cpu_percent']}% (busiest {g['cpu_percent_max']}%), "
-                      f"loop lag p99 {(g['loop_lag_ms'] or {}).get('p99', '-')} ms (all workers merged)"),
-    ]  # fmt: skip
-    for r in results:
-        rows.append((f"assert {r.expr}", f"{'ok' if r.ok else 'FAILED'} (value {_number(r.value)})"))
-        if not r.ok and reporter.quiet:
-            reporter.say(f"assertion failed: {r.expr} ({r.reason or f'value {_number(r.value)}'})")
-    for reason in g["saturation_reasons"]:
-        reporter.say(f"generator saturated: {reason} — its latencies are not trustworthy; use more workers or "
-                     "fewer participants")  # fmt: skip
-    for error in report.get("errors", [])[:5]:
-        reporter.say(f"error: {error}")
-    failed = sum(not r.ok for r in results)
-    missing = report.get("missing_shards") or []
-    verdicts = {
-        0: "every assertion holds",
-        1: f"{failed} assertion(s) failed" if failed else f"shard(s) {', '.join(map(str, missing))} missing",
-        SATURATED: "the generator saturated: numbers not trustworthy"
-        + (f" (and {failed} assertion(s) failed)" if failed else ""),
-        130: "partial reports written" if wrote else "the results so far are above",
-    }
-    mode = "" if report["scenario"].get("e2ee", True) else ", plain: no E2EE"
-    title = f"sealrtc {reporter.command} summary ({report['duration_s']} s, {report['scenario']['target']}{mode})"
-    reporter.summary(title, ("", "value"), rows, verdicts.get(status, "failed"), status == 0, status=status)
+    judgement = judge(report, assertions, defaults=not given, interrupted=run.interrupted)
+    write_outputs(judgement, args)
+    load_summary(display, judgement, wrote=bool(args.json or args.csv or args.html))
+    return judgement.exit_status
 
 
 def _shard(text: str | None) -> tuple[int, int]:
@@ -308,7 +210,7 @@ def _start_at(text: str | None, duration: float) -> float | None:
 
 def run_load_entry(args: argparse.Namespace, argv: list[str]) -> int:
     """Re-executes inside a private network namespace for the embedded relay (like the demo)."""
-    from ..isolation import inside_namespace, run_isolated
+    from .isolation import inside_namespace, run_isolated
 
     if not args.janus and not args.server and not args.no_isolate and not inside_namespace():
         return run_isolated([sys.executable, "-m", "sealrtc", *argv[1:]])

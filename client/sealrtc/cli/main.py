@@ -8,8 +8,8 @@ import json
 import logging
 import sys
 
-from .. import eventloop
 from ..errors import InvalidSecret, SealError
+from ..shell import eventloop
 from .args import build_parser
 from .common import CliError, ExitStatus, RunLoop, random_demo_secret, read_secret, write_json
 

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from .common import CliError, ExitStatus, RunLoop, check_target, keys_from, read_token
-from .console import Reporter, finish
+from .display import LiveView, choose_display
+from .output import finish
 
 
 def _rows(agent: Any) -> tuple[Sequence[str], list[Sequence[Any]]]:
@@ -60,8 +61,8 @@ async def run_publish(args: argparse.Namespace) -> ExitStatus:
     keys = keys_from(args)
     tracks = await _media_tracks(args)
     agent = PublisherAgent(keys, probe=args.probe, **tracks)
-    reporter = Reporter(
-        "publish", quiet=args.quiet, duration=args.duration, rows=lambda: _rows(agent), line=lambda: _line(agent)
+    display = choose_display(
+        "publish", quiet=args.quiet, duration=args.duration, view=LiveView(lambda: _rows(agent), lambda: _line(agent))
     )
     run = RunLoop(args.duration, agent.failed)
     try:
@@ -69,8 +70,8 @@ async def run_publish(args: argparse.Namespace) -> ExitStatus:
             await agent.publish_janus(args.janus, int(args.room))
         else:
             await agent.publish_whip(args.whip, token=read_token(args))
-        with reporter:
-            await run.run(reporter.tick)
+        with display:
+            await run.run(display.tick)
     finally:
         await agent.close()
     summary = agent.summary()
@@ -82,6 +83,6 @@ async def run_publish(args: argparse.Namespace) -> ExitStatus:
     else:
         status, verdict = ExitStatus.OK, f"{frames} frames sent" + (" (E2EE)" if keys is not None else " (plain)")
     return ExitStatus(
-        finish(reporter, summary, elapsed=run.elapsed, interrupted=run.interrupted, status=status, verdict=verdict,
+        finish(display, summary, elapsed=run.elapsed, interrupted=run.interrupted, status=status, verdict=verdict,
                json_target=args.json, table=_rows(agent))
     )  # fmt: skip

@@ -15,7 +15,8 @@ from .common import (
     keys_from,
     read_token,
 )
-from .console import Reporter, finish
+from .display import LiveView, choose_display
+from .output import finish
 
 NO_MEDIA_NOTICE_AFTER = 5.0
 
@@ -72,10 +73,9 @@ async def run_subscribe(args: argparse.Namespace) -> ExitStatus:
     if args.feed is not None and not args.janus:
         raise CliError("--feed only applies with --janus", ExitStatus.USAGE)
     keys = keys_from(args)
-    reporter = Reporter("subscribe", quiet=args.quiet, duration=args.duration)
-    agent = SubscriberAgent(keys, decode=not args.no_decode, record_dir=record_dir, on_notice=reporter.say)
-    reporter._rows = lambda: _rows(agent)
-    reporter._line = lambda: _line(agent)
+    view = LiveView(lambda: _rows(agent), lambda: _line(agent))  # read once the run has started
+    display = choose_display("subscribe", quiet=args.quiet, duration=args.duration, view=view)
+    agent = SubscriberAgent(keys, decode=not args.no_decode, record_dir=record_dir, on_notice=display.say)
     run = RunLoop(args.duration, agent.failed)
     feed_seen = args.feed is None
     room_had_publishers = False
@@ -98,26 +98,26 @@ async def run_subscribe(args: argparse.Namespace) -> ExitStatus:
             agent.refresh()
             if elapsed >= NO_MEDIA_NOTICE_AFTER and agent.connect.get("first_rtp") is None:
                 agent.notice(f"no media yet from {_where(args)}: is anyone publishing there?", key="no-media")
-            reporter.tick(elapsed)
+            display.tick(elapsed)
 
-        with reporter:
+        with display:
             await run.run(tick)
     finally:
         await agent.close()
     summary = agent.summary()
     if record_dir is not None:  # where the files went (the directory may have just been created)
         for recording in summary["recordings"]:
-            reporter.say(f"recorded {recording['frames']} frames to {recording['path']}")
+            display.say(f"recorded {recording['frames']} frames to {recording['path']}")
         if not summary["recordings"]:
             missing = "arrived" if agent.keys is None else "decrypted"
-            reporter.say(f"nothing recorded in {record_dir}: no frame {missing}")
+            display.say(f"nothing recorded in {record_dir}: no frame {missing}")
     if args.janus:
         feeds = [t["publisher"] for t in summary["tracks"]]
         feed_seen = feed_seen or f"feed {args.feed}" in feeds
         room_had_publishers = room_had_publishers or bool(feeds)
     status, verdict = _judge(args, agent, summary, feed_seen=feed_seen, room_had_publishers=room_had_publishers)
     return ExitStatus(
-        finish(reporter, summary, elapsed=run.elapsed, interrupted=run.interrupted, status=status, verdict=verdict,
+        finish(display, summary, elapsed=run.elapsed, interrupted=run.interrupted, status=status, verdict=verdict,
                json_target=args.json, table=_rows_from_summary(summary))
     )  # fmt: skip
 

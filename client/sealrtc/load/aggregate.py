@@ -1,20 +1,22 @@
 """Combine what workers (or shards) measured into one report: exact histogram merges, summed
-counters, intervals over time, saturation. Pure: dicts in, dicts out.
+counters, intervals over time, saturation, and participants that never reported. Pure: typed
+records in (:mod:`.records`), a typed :class:`~sealrtc.report.model.LoadReport` out.
 
-A worker sends a *snapshot* every second (deltas since the last one, interval histograms) and a
-*final* at the end (per-room totals and cumulative histograms). Histograms travel as
-``[hdrhistogram encoding, exact max]`` pairs so merging loses nothing.
+:func:`build_report` is the one builder: ``sealrtc load`` calls it with its workers' data and
+``sealrtc report merge`` with the pooled data of every shard, so a merged report is, room by room
+and in total, the report one process would have built from the same workers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
 
-from ..errors import DECRYPT_FAILURE_REASONS
 from ..metrics import Histogram
+from ..report.measures import Frames, Freezes, Metrics, Participants, RoomReport, Summary
+from ..report.model import Generator, Interval, LoadReport, RawData, ScenarioInfo
+from .records import RoomTotals, WorkerFinal, WorkerId, WorkerSnapshot, unpack
 
-HISTOGRAMS = ("join_ms", "first_frame_ms", "latency_ms", "latency_video_ms", "latency_audio_ms")
 SATURATION_CPU_PERCENT = 90.0
 """A worker that kept a core this busy has no headroom: its timings include its own queueing."""
 SATURATION_LOOP_LAG_MS = 100.0
@@ -24,114 +26,43 @@ SATURATION_MEDIAN_LAG_MS = 10.0
 SATURATION_BUSY_SHARE = 0.25
 """Share of a worker's seconds at >= SATURATION_CPU_PERCENT that marks it saturated."""
 
-Packed = list[Any]  # [encoding, max_ms]
+
+def participants(totals: RoomTotals) -> Participants:
+    return Participants(totals.planned, totals.joined, totals.failed, totals.intruders)
 
 
-def pack(histogram: Histogram) -> Packed | None:
-    return [histogram.encode(), histogram.max_ms] if histogram.count else None
-
-
-def unpack(packed: Packed | None) -> Histogram:
-    if not packed:
-        return Histogram()
-    return Histogram.decode(str(packed[0]), max_ms=packed[1])
-
-
-def _failures() -> dict[str, int]:
-    return dict.fromkeys(DECRYPT_FAILURE_REASONS, 0)
-
-
-@dataclass
-class RoomTotals:
-    """Everything measured in one room (by one worker, or merged over several)."""
-
-    planned: int = 0
-    joined: int = 0
-    failed: int = 0
-    intruders: int = 0
-    histograms: dict[str, Histogram] = field(default_factory=lambda: {n: Histogram() for n in HISTOGRAMS})
-    frames: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(("sent", "received", "decrypted", "decoded", "lost"), 0)
+def metrics(totals: RoomTotals) -> Metrics:
+    h = totals.histograms
+    return Metrics(
+        join_ms=Summary.of(h["join_ms"]),
+        first_frame_ms=Summary.of(h["first_frame_ms"]),
+        latency_ms=Summary.of(h["latency_ms"]),
+        latency_video_ms=Summary.of(h["latency_video_ms"]),
+        latency_audio_ms=Summary.of(h["latency_audio_ms"]),
+        frames=Frames(*(totals.frames.get(name, 0) for name in Frames.NAMES)),
+        decrypt_failures=totals.decrypt_failures,
+        intruder_decrypts=totals.intruder_decrypts,
+        intruder_failures=totals.intruder_failures,
+        freezes=Freezes(totals.freezes_count, round(totals.freezes_ms, 1)),
     )
-    decrypt_failures: dict[str, int] = field(default_factory=_failures)
-    intruder_decrypts: int = 0
-    intruder_failures: dict[str, int] = field(default_factory=_failures)
-    freezes_count: int = 0
-    freezes_ms: float = 0.0
-
-    def add(self, other: RoomTotals) -> None:
-        self.planned += other.planned
-        self.joined += other.joined
-        self.failed += other.failed
-        self.intruders += other.intruders
-        for name in HISTOGRAMS:
-            self.histograms[name].merge(other.histograms[name])
-        for key, value in other.frames.items():
-            self.frames[key] = self.frames.get(key, 0) + value
-        for reason, n in other.decrypt_failures.items():
-            self.decrypt_failures[reason] = self.decrypt_failures.get(reason, 0) + n
-        for reason, n in other.intruder_failures.items():
-            self.intruder_failures[reason] = self.intruder_failures.get(reason, 0) + n
-        self.intruder_decrypts += other.intruder_decrypts
-        self.freezes_count += other.freezes_count
-        self.freezes_ms += other.freezes_ms
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "planned": self.planned,
-            "joined": self.joined,
-            "failed": self.failed,
-            "intruders": self.intruders,
-            "histograms": {n: pack(h) for n, h in self.histograms.items()},
-            "frames": dict(self.frames),
-            "decrypt_failures": dict(self.decrypt_failures),
-            "intruder_decrypts": self.intruder_decrypts,
-            "intruder_failures": dict(self.intruder_failures),
-            "freezes": [self.freezes_count, self.freezes_ms],
-        }
-
-    @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> RoomTotals:
-        totals = cls(
-            planned=int(data["planned"]),
-            joined=int(data["joined"]),
-            failed=int(data["failed"]),
-            intruders=int(data["intruders"]),
-            frames={k: int(v) for k, v in data["frames"].items()},
-            decrypt_failures={k: int(v) for k, v in data["decrypt_failures"].items()},
-            intruder_decrypts=int(data["intruder_decrypts"]),
-            intruder_failures={k: int(v) for k, v in data["intruder_failures"].items()},
-            freezes_count=int(data["freezes"][0]),
-            freezes_ms=float(data["freezes"][1]),
-        )
-        for name in HISTOGRAMS:  # (reports of older versions lack the per-kind latencies)
-            totals.histograms[name] = unpack(data["histograms"].get(name))
-        return totals
-
-    def participants(self) -> dict[str, int]:
-        return {"planned": self.planned, "joined": self.joined, "failed": self.failed, "intruders": self.intruders}
-
-    def metrics(self) -> dict[str, Any]:
-        return {
-            "join_ms": self.histograms["join_ms"].summary(),
-            "first_frame_ms": self.histograms["first_frame_ms"].summary(),
-            "latency_ms": self.histograms["latency_ms"].summary(),
-            "latency_video_ms": self.histograms["latency_video_ms"].summary(),
-            "latency_audio_ms": self.histograms["latency_audio_ms"].summary(),
-            "frames": dict(self.frames),
-            "decrypt_failures": dict(self.decrypt_failures),
-            "intruder_decrypts": self.intruder_decrypts,
-            "intruder_failures": dict(self.intruder_failures),
-            "freezes": {"count": self.freezes_count, "total_ms": round(self.freezes_ms, 1)},
-        }
 
 
-def merge_rooms(finals: list[dict[str, Any]]) -> dict[str, RoomTotals]:
-    """Per-room totals over every worker's final (rooms keyed by name)."""
+def merge_rooms(finals: Iterable[WorkerFinal], planned_per_room: Mapping[str, int]) -> dict[str, RoomTotals]:
+    """Per-room totals over every worker's final (rooms keyed by name).
+
+    The missing-worker rule lives here and only here: a room that planned more participants
+    than its reporting workers account for counts the difference as failed (their worker
+    crashed, hung or never started; a shard's planned participants travel in its report).
+    """
     rooms: dict[str, RoomTotals] = {}
     for final in finals:
-        for name, wire in final.get("rooms", {}).items():
-            rooms.setdefault(name, RoomTotals()).add(RoomTotals.from_wire(wire))
+        for name, totals in final.rooms.items():
+            rooms.setdefault(name, RoomTotals()).add(totals)
+    for name, want in planned_per_room.items():
+        room = rooms.setdefault(name, RoomTotals())
+        if room.planned < want:
+            room.failed += want - room.planned
+            room.planned = want
     return rooms
 
 
@@ -139,48 +70,93 @@ INTERVAL_SUMS = ("frames_decrypted", "video_frames", "lost", "freezes", "decrypt
 INTERVAL_LEVELS = ("joined", "failed", "intruders", "video_tracks")
 
 
-def merge_intervals(snapshots: list[dict[str, Any]], tick: float = 1.0) -> list[dict[str, Any]]:
+def _row(t: float, group: Sequence[WorkerSnapshot], latency: Histogram, lag: Histogram, tick: float = 1.0) -> Interval:
+    latest = list({snap.worker: snap for snap in group}.values())
+    sums = {k: sum(int(getattr(s, k)) for s in group) for k in INTERVAL_SUMS}
+    levels = {k: sum(int(getattr(s, k)) for s in latest) for k in INTERVAL_LEVELS}
+    cpus = [s.cpu_percent for s in latest if s.cpu_percent is not None]
+    fps = sums["video_frames"] / levels["video_tracks"] / tick if levels["video_tracks"] else None
+    return Interval(
+        {
+            "t": round(t, 3),
+            "joined": levels["joined"],
+            "intruders": levels["intruders"],
+            "failed": levels["failed"],
+            "frames_decrypted": sums["frames_decrypted"],
+            "fps": round(fps, 2) if fps is not None else None,
+            "latency_p50": _round(latency.percentile(50)),
+            "latency_p95": _round(latency.percentile(95)),
+            "lost": sums["lost"],
+            "freezes": sums["freezes"],
+            "decrypt_failures": sums["decrypt_failures"],
+            "intruder_decrypts": sums["intruder_decrypts"],
+            "cpu_percent": round(sum(cpus) / len(cpus), 1) if cpus else None,
+            "loop_lag_ms": _round(lag.percentile(99)),
+            "workers": len(latest),
+        }
+    )
+
+
+def merge_intervals(snapshots: Iterable[WorkerSnapshot], tick: float = 1.0) -> list[Interval]:
     """One row per tick over all workers: sums of deltas, levels summed, percentiles from merged
     interval histograms, CPU as the mean over workers (each worker's % of one core).
 
-    A worker can land two snapshots in one tick (a late loop, or the caller folding the whole
-    run into one row): deltas and histograms add up, but levels such as "joined" come from each
-    worker's latest snapshot only, or a participant would be counted twice."""
-    by_t: dict[float, list[dict[str, Any]]] = {}
+    A worker can land two snapshots in one tick (a late loop): deltas and histograms add up,
+    but levels such as "joined" come from each worker's latest snapshot only, or a participant
+    would be counted twice."""
+    by_t: dict[float, list[WorkerSnapshot]] = {}
     for snap in snapshots:
-        by_t.setdefault(round(float(snap["t"]) / tick) * tick, []).append(snap)
-    rows: list[dict[str, Any]] = []
+        by_t.setdefault(round(snap.t / tick) * tick, []).append(snap)
+    rows: list[Interval] = []
     for t in sorted(by_t):
         group = by_t[t]
-        latest = list({snap.get("worker"): snap for snap in group}.values())
         latency, lag = Histogram(), Histogram()
         for snap in group:
-            latency.merge(unpack(snap.get("latency")))
-            lag.merge(unpack(snap.get("loop_lag")))
-        sums = {k: sum(int(s.get(k, 0)) for s in group) for k in INTERVAL_SUMS}
-        levels = {k: sum(int(s.get(k, 0)) for s in latest) for k in INTERVAL_LEVELS}
-        cpus = [float(s["cpu_percent"]) for s in latest if s.get("cpu_percent") is not None]
-        fps = sums["video_frames"] / levels["video_tracks"] / tick if levels["video_tracks"] else None
-        rows.append(
+            latency.merge(unpack(snap.latency))
+            lag.merge(unpack(snap.loop_lag))
+        rows.append(_row(t, group, latency, lag, tick))
+    return rows
+
+
+class LiveTotals:
+    """The live view's numbers, kept up to date as snapshots arrive (a running merge: nothing is
+    merged again at each redraw)."""
+
+    def __init__(self) -> None:
+        self.latest: dict[WorkerId, WorkerSnapshot] = {}
+        self._sums = dict.fromkeys(INTERVAL_SUMS, 0)
+        self._latency = Histogram()
+        self._lag = Histogram()
+
+    def add(self, snapshot: WorkerSnapshot) -> None:
+        self.latest[snapshot.worker] = snapshot
+        for key in INTERVAL_SUMS:
+            self._sums[key] += int(getattr(snapshot, key))
+        self._latency.merge(unpack(snapshot.latency))
+        self._lag.merge(unpack(snapshot.loop_lag))
+
+    def last_second(self) -> Interval | None:
+        """Each worker's latest snapshot, whatever its tick: workers a tick apart make one row."""
+        if not self.latest:
+            return None
+        latest = list(self.latest.values())
+        latency, lag = Histogram(), Histogram()
+        for snap in latest:
+            latency.merge(unpack(snap.latency))
+            lag.merge(unpack(snap.loop_lag))
+        return _row(0.0, latest, latency, lag)
+
+    def whole_run(self) -> Interval | None:
+        if not self.latest:
+            return None
+        return Interval(
             {
-                "t": round(t, 3),
-                "joined": levels["joined"],
-                "intruders": levels["intruders"],
-                "failed": levels["failed"],
-                "frames_decrypted": sums["frames_decrypted"],
-                "fps": round(fps, 2) if fps is not None else None,
-                "latency_p50": _round(latency.percentile(50)),
-                "latency_p95": _round(latency.percentile(95)),
-                "lost": sums["lost"],
-                "freezes": sums["freezes"],
-                "decrypt_failures": sums["decrypt_failures"],
-                "intruder_decrypts": sums["intruder_decrypts"],
-                "cpu_percent": round(sum(cpus) / len(cpus), 1) if cpus else None,
-                "loop_lag_ms": _round(lag.percentile(99)),
-                "workers": len(latest),
+                "latency_p50": _round(self._latency.percentile(50)),
+                "latency_p95": _round(self._latency.percentile(95)),
+                **{k: v for k, v in self._sums.items() if k != "video_frames"},
+                "loop_lag_ms": _round(self._lag.percentile(99)),
             }
         )
-    return rows
 
 
 def _round(value: float | None) -> float | None:
@@ -188,7 +164,7 @@ def _round(value: float | None) -> float | None:
 
 
 def saturation_reasons(
-    worker: int | str, cpu_percent: float | None, loop_lag: Histogram, cpu_intervals: list[float] | None = None
+    worker: int | str, cpu_percent: float | None, loop_lag: Histogram, cpu_intervals: Sequence[float] | None = None
 ) -> list[str]:
     """Why a worker's numbers cannot be trusted (empty: they can).
 
@@ -215,41 +191,50 @@ def saturation_reasons(
     return reasons
 
 
-def generator_section(finals: list[dict[str, Any]]) -> tuple[dict[str, Any], Histogram]:
+def generator_section(finals: Sequence[WorkerFinal]) -> tuple[Generator, Histogram]:
     lag = Histogram()
     reasons: list[str] = []
     cpus: list[float] = []
+    loops = {final.generator.event_loop for final in finals if final.generator.event_loop is not None}
     for final in finals:
-        gen = final.get("generator", {})
-        worker_lag = unpack(gen.get("loop_lag"))
+        worker_lag = unpack(final.generator.loop_lag)
         lag.merge(worker_lag)
-        cpu = gen.get("cpu_percent")
+        cpu = final.generator.cpu_percent
         if cpu is not None:
-            cpus.append(float(cpu))
-        intervals = [float(c) for c in gen.get("cpu_intervals", []) if c is not None]
-        reasons += saturation_reasons(final.get("worker", 0), cpu, worker_lag, intervals)
-    section = {
-        "workers": len(finals),
-        "cpu_percent": round(sum(cpus) / len(cpus), 1) if cpus else None,
-        "cpu_percent_max": round(max(cpus), 1) if cpus else None,
-        "loop_lag_ms": lag.summary(),
-        "saturated": bool(reasons),
-        "saturation_reasons": reasons,
-    }
+            cpus.append(cpu)
+        reasons += saturation_reasons(final.worker, cpu, worker_lag, final.generator.cpu_intervals)
+    section = Generator(
+        workers=len(finals),
+        cpu_percent=round(sum(cpus) / len(cpus), 1) if cpus else None,
+        cpu_percent_max=round(max(cpus), 1) if cpus else None,
+        loop_lag_ms=Summary.of(lag),
+        saturated=bool(reasons),
+        saturation_reasons=tuple(reasons),
+        event_loop=(loops.pop() if len(loops) == 1 else "mixed") if loops else None,
+    )
     return section, lag
 
 
 def build_report(
     *,
-    scenario: dict[str, Any],
-    room_names: list[str],
-    finals: list[dict[str, Any]],
-    snapshots: list[dict[str, Any]],
+    scenario: ScenarioInfo,
+    room_names: Sequence[str],
+    finals: Sequence[WorkerFinal],
+    snapshots: Sequence[WorkerSnapshot],
     started_at: str,
     duration_s: float,
-) -> dict[str, Any]:
-    """The report without assertions and verdict (the caller adds them)."""
-    rooms = merge_rooms(finals)
+    planned_per_room: Mapping[str, int] | None = None,
+    errors: Sequence[str] = (),
+    raw: RawData | None = None,
+    missing_shards: Sequence[int] | None = None,
+    interrupted_shards: Sequence[int] | None = None,
+) -> LoadReport:
+    """The report without assertions and verdict (:func:`sealrtc.report.judge.judge` adds them).
+
+    ``planned_per_room``: the participants each room planned, reported or not (see
+    :func:`merge_rooms`); rooms are listed in ``room_names`` order and the totals are their sum.
+    """
+    rooms = merge_rooms(finals, planned_per_room or {})
     total = RoomTotals()
     for name in room_names:
         total.add(rooms.setdefault(name, RoomTotals()))
@@ -257,21 +242,24 @@ def build_report(
     histograms = {n: h.encode() for n, h in total.histograms.items() if h.count}
     if lag.count:
         histograms["loop_lag_ms"] = lag.encode()
-    return {
-        "version": 1,
-        "tool": "sealrtc load",
-        "started_at": started_at,
-        "duration_s": round(duration_s, 2),
-        "scenario": scenario,
-        "participants": total.participants(),
-        "metrics": total.metrics(),
-        "rooms": [
-            {"room": name, "participants": rooms[name].participants(), "metrics": rooms[name].metrics()}
-            for name in room_names
-        ],
-        "generator": generator,
-        "assertions": [],
-        "intervals": merge_intervals(snapshots),
-        "histograms": histograms,
-        "histogram_max_ms": {n: h.max_ms for n, h in total.histograms.items() if h.count},
-    }
+    return LoadReport(
+        started_at=started_at,
+        duration_s=round(duration_s, 2),
+        scenario=scenario,
+        participants=participants(total),
+        metrics=metrics(total),
+        rooms=tuple(RoomReport(name, participants(rooms[name]), metrics(rooms[name])) for name in room_names),
+        generator=generator,
+        intervals=tuple(merge_intervals(snapshots)),
+        histograms=histograms,
+        histogram_max_ms={n: h.max_ms for n, h in total.histograms.items() if h.count and h.max_ms is not None},
+        errors=tuple(errors)[:50],
+        missing_shards=tuple(missing_shards) if missing_shards is not None else None,
+        interrupted_shards=tuple(interrupted_shards) if interrupted_shards is not None else None,
+        raw=raw,
+    )
+
+
+def relabel(snapshot: WorkerSnapshot, worker: WorkerId) -> WorkerSnapshot:
+    """The snapshot as a shard's raw section keeps it: labelled ``SHARD.WORKER``, rooms dropped."""
+    return dataclasses.replace(snapshot, worker=worker, rooms={})

@@ -10,12 +10,14 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from .aggregate import unpack
+from ..failures import FailureCounts
+from .records import RoomSnapshot, WorkerSnapshot, unpack
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0, 5.0)
 JOIN_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -47,6 +49,21 @@ class _Buckets:
         return out
 
 
+@dataclass
+class _Room:
+    """A room's live numbers: levels per worker (a worker reports its own), counters summed."""
+
+    joined: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    intruders: dict[str, int] = field(default_factory=dict)
+    frames_decrypted: int = 0
+    frames_lost: int = 0
+    intruder_decrypts: int = 0
+    decrypt_failures: FailureCounts = field(default_factory=FailureCounts)
+    latency: _Buckets = field(default_factory=lambda: _Buckets(LATENCY_BUCKETS_S))
+    join: _Buckets = field(default_factory=lambda: _Buckets(JOIN_BUCKETS_S))
+
+
 class LoadMetrics(Collector):
     """Fed from the event loop, read by the exporter's HTTP thread: a lock makes each snapshot
     appear whole (a scrape never sees a room's frames without their latencies)."""
@@ -54,51 +71,42 @@ class LoadMetrics(Collector):
     def __init__(self, shard: str) -> None:
         self.shard = shard
         self._lock = threading.Lock()
-        self.rooms: dict[str, dict[str, Any]] = {}
+        self.rooms: dict[str, _Room] = {}
         self.workers: dict[str, dict[str, float]] = {}
 
-    def _room(self, name: str) -> dict[str, Any]:
+    def _room(self, name: str) -> _Room:
         room = self.rooms.get(name)
         if room is None:
-            room = self.rooms[name] = {
-                "joined": {},
-                "failed": {},
-                "intruders": {},
-                "frames_decrypted": 0,
-                "frames_lost": 0,
-                "intruder_decrypts": 0,
-                "decrypt_failures": {},
-                "latency": _Buckets(LATENCY_BUCKETS_S),
-                "join": _Buckets(JOIN_BUCKETS_S),
-            }
+            room = self.rooms[name] = _Room()
         return room
 
-    def take(self, snapshot: dict[str, Any]) -> None:
-        decoded = {
-            name: (unpack(data.get("latency")).values(), data) for name, data in snapshot.get("rooms", {}).items()
-        }
-        lag = unpack(snapshot.get("loop_lag")).percentile(99)
+    def take(self, snapshot: WorkerSnapshot) -> None:
+        decoded = {name: (unpack(data.latency).values(), data) for name, data in snapshot.rooms.items()}
+        lag = unpack(snapshot.loop_lag).percentile(99)
         with self._lock:
-            self._take(str(snapshot.get("worker", 0)), decoded, snapshot, lag)
+            self._take(str(snapshot.worker), decoded, snapshot, lag)
 
-    def _take(self, worker: str, decoded: dict[str, Any], snapshot: dict[str, Any], lag: float | None) -> None:
+    def _take(
+        self,
+        worker: str,
+        decoded: dict[str, tuple[list[tuple[float, int]], RoomSnapshot]],
+        snapshot: WorkerSnapshot,
+        lag: float | None,
+    ) -> None:
         for name, (latencies, data) in decoded.items():
             room = self._room(name)
-            for level in ("joined", "failed", "intruders"):
-                room[level][worker] = int(data.get(level, 0))
-            room["frames_decrypted"] += int(data.get("frames_decrypted", 0))
-            room["frames_lost"] += int(data.get("lost", 0))
-            room["intruder_decrypts"] += int(data.get("intruder_decrypts", 0))
-            for reason, n in data.get("decrypt_failures", {}).items():
-                room["decrypt_failures"][reason] = room["decrypt_failures"].get(reason, 0) + int(n)
+            room.joined[worker] = data.joined
+            room.failed[worker] = data.failed
+            room.intruders[worker] = data.intruders
+            room.frames_decrypted += data.frames_decrypted
+            room.frames_lost += data.lost
+            room.intruder_decrypts += data.intruder_decrypts
+            room.decrypt_failures.add(data.decrypt_failures)
             for value_ms, count in latencies:
-                room["latency"].add(value_ms / 1000, count)
-            for join_ms in data.get("joins", []):
-                room["join"].add(float(join_ms) / 1000)
-        self.workers[worker] = {
-            "cpu": float(snapshot.get("cpu_percent") or 0.0),
-            "lag": (lag or 0.0) / 1000,
-        }
+                room.latency.add(value_ms / 1000, count)
+            for join_ms in data.joins:
+                room.join.add(join_ms / 1000)
+        self.workers[worker] = {"cpu": snapshot.cpu_percent or 0.0, "lag": (lag or 0.0) / 1000}
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
@@ -125,15 +133,15 @@ class LoadMetrics(Collector):
         join = HistogramMetricFamily("sealrtc_load_join_seconds", "Time to join (connected)", labels=labels)
         for name, room in sorted(self.rooms.items()):
             values = [self.shard, name]
-            for level in ("joined", "failed", "intruders"):
-                participants.add_metric([*values, level], sum(room[level].values()))
-            frames.add_metric([*values, "decrypted"], room["frames_decrypted"])
-            frames.add_metric([*values, "lost"], room["frames_lost"])
-            for reason, n in sorted(room["decrypt_failures"].items()):
+            for level, by_worker in (("joined", room.joined), ("failed", room.failed), ("intruders", room.intruders)):
+                participants.add_metric([*values, level], sum(by_worker.values()))
+            frames.add_metric([*values, "decrypted"], room.frames_decrypted)
+            frames.add_metric([*values, "lost"], room.frames_lost)
+            for reason, n in sorted(room.decrypt_failures.items()):
                 failures.add_metric([*values, reason], n)
-            intruders.add_metric(values, room["intruder_decrypts"])
-            latency.add_metric(values, room["latency"].exposition(), room["latency"].sum)
-            join.add_metric(values, room["join"].exposition(), room["join"].sum)
+            intruders.add_metric(values, room.intruder_decrypts)
+            latency.add_metric(values, room.latency.exposition(), room.latency.sum)
+            join.add_metric(values, room.join.exposition(), room.join.sum)
         cpu = GaugeMetricFamily(
             "sealrtc_load_generator_cpu_percent", "Worker CPU, % of one core (last second)", labels=["shard", "worker"]
         )

@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .aggregate import build_report
+from ..report.model import LoadReport, RawData, ScenarioInfo
+from .aggregate import LiveTotals, build_report, relabel
 from .plan import Participant, assign, plan
+from .records import WorkerFinal, WorkerMessage, WorkerSnapshot, read_message
 from .scenario import Scenario
 from .worker import WorkerConfig, worker_main
 
@@ -184,24 +186,22 @@ class LoadRun:
     scenario: Scenario
     planned: list[Participant]
     names: list[str]
-    snapshots: list[dict[str, Any]] = field(default_factory=list)
-    finals: dict[int, dict[str, Any]] = field(default_factory=dict)
+    snapshots: list[WorkerSnapshot] = field(default_factory=list)
+    finals: dict[int, WorkerFinal] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
-    latest: dict[int, dict[str, Any]] = field(default_factory=dict)
+    live: LiveTotals = field(default_factory=LiveTotals)
     interrupted: bool = False
     started_wall: float = 0.0
 
-    def take(self, message: dict[str, Any]) -> None:
-        kind = message.get("type")
-        worker = int(message.get("worker", -1))
-        if kind == "snapshot":
+    def take(self, message: WorkerMessage) -> None:
+        if isinstance(message, WorkerSnapshot):
             self.snapshots.append(message)
-            self.latest[worker] = message
-        elif kind == "final":
-            self.finals[worker] = message
-            self.errors += message.get("errors", [])
-        elif kind == "crash":
-            self.errors.append(f"worker {worker} crashed: {message.get('error')}")
+            self.live.add(message)
+        elif isinstance(message, WorkerFinal):
+            self.finals[int(message.worker)] = message
+            self.errors += message.errors
+        else:
+            self.errors.append(f"worker {message.worker} crashed: {message.error}")
 
 
 async def run_load(
@@ -218,7 +218,7 @@ async def run_load(
     start_at: float | None = None,
     metrics_port: int | None = None,
     token: str | None = None,
-) -> tuple[LoadRun, dict[str, Any], Target]:
+) -> tuple[LoadRun, LoadReport, Target]:
     """Run the scenario (or shard ``shard[0]`` of ``shard[1]`` of it); return the collected
     state, the (assertion-less) report and the target."""
     names = room_names(scenario, target_kind, run_id)
@@ -305,9 +305,9 @@ async def run_load(
                     pending.append(messages.get_nowait())
                 except queue_module.Empty:
                     break
-            for item in pending:
+            for item in map(read_message, pending):
                 run.take(item)
-                if exporter is not None and item.get("type") == "snapshot":
+                if exporter is not None and isinstance(item, WorkerSnapshot):
                     exporter.take(item)
             if time.monotonic() >= next_tick:
                 next_tick += 1.0
@@ -333,48 +333,45 @@ async def run_load(
         if target.kind == "janus":
             await destroy_janus_rooms(target)
     duration = max(0.0, min(time.time(), start_at + scenario.duration) - start_at)
-    scenario_info = scenario.as_dict() | {"target": target.describe(), "workers": len(processes)}
-    scenario_info |= {"shard": {"index": index, "count": shards}, "run_id": run_id}
-    report = build_report(
-        scenario=scenario_info,
-        room_names=names,
-        finals=list(run.finals.values()),
-        snapshots=run.snapshots,
-        started_at=datetime.fromtimestamp(start_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        duration_s=duration,
+    info = ScenarioInfo.from_json(
+        scenario.as_dict()
+        | {"target": target.describe(), "workers": len(processes), "shard": {"index": index, "count": shards}}
+        | {"run_id": run_id}
     )
-    planned_per_room: dict[str, int] = {}
-    for p in participants:
-        planned_per_room[names[p.room]] = planned_per_room.get(names[p.room], 0) + p.legitimate
-    _fill_missing_workers(report, planned_per_room)
-    report["errors"] = run.errors[:50]
-    report["raw"] = raw_section(run, index, planned_per_room)
+    assert info is not None
+    started = datetime.fromtimestamp(start_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    report = shard_report(run, info, index, started_at=started, duration_s=duration)
     return run, report, target
 
 
-def raw_section(run: LoadRun, shard: int, planned_per_room: dict[str, int]) -> dict[str, Any]:
-    """What ``sealrtc report merge`` needs to rebuild a merged report exactly: every worker's
-    final and snapshots (per-room live data dropped), labelled by shard."""
-    finals = []
-    for worker, final in sorted(run.finals.items()):
-        finals.append(final | {"worker": f"{shard}.{worker}"})
-    snapshots = [
-        {k: v for k, v in snap.items() if k != "rooms"} | {"worker": f"{shard}.{snap.get('worker')}"}
-        for snap in run.snapshots
-    ]
-    return {"shard": shard, "finals": finals, "snapshots": snapshots, "planned_per_room": planned_per_room}
+def planned_per_room(participants: list[Participant], names: list[str]) -> dict[str, int]:
+    """Legitimate participants each room planned (whether their worker reports or not)."""
+    planned: dict[str, int] = {}
+    for p in participants:
+        planned[names[p.room]] = planned.get(names[p.room], 0) + p.legitimate
+    return planned
 
 
-def _fill_missing_workers(report: dict[str, Any], planned_per_room: dict[str, int]) -> None:
-    """A worker that never reported still planned its participants: they count as failed."""
-    total_planned = sum(planned_per_room.values())
-    for room in report["rooms"]:
-        want = planned_per_room.get(room["room"], 0)
-        have = room["participants"]["planned"]
-        if have < want:
-            room["participants"]["planned"] = want
-            room["participants"]["failed"] += want - have
-    missing = total_planned - report["participants"]["planned"]
-    if missing > 0:
-        report["participants"]["planned"] = total_planned
-        report["participants"]["failed"] += missing
+def shard_report(run: LoadRun, scenario: ScenarioInfo, shard: int, *, started_at: str, duration_s: float) -> LoadReport:
+    """The run's report (without assertions), and in its ``raw`` section what ``sealrtc report
+    merge`` needs to rebuild a merged report exactly: every worker's final and snapshots
+    (per-room live data dropped), labelled ``SHARD.WORKER``, and the rooms' planned participants."""
+    planned = planned_per_room(run.planned, run.names)
+    finals = [final for _, final in sorted(run.finals.items())]
+    raw = RawData(
+        shard,
+        tuple(final.relabelled(f"{shard}.{final.worker}") for final in finals),
+        tuple(relabel(snap, f"{shard}.{snap.worker}") for snap in run.snapshots),
+        planned,
+    )
+    return build_report(
+        scenario=scenario,
+        room_names=run.names,
+        finals=finals,
+        snapshots=run.snapshots,
+        planned_per_room=planned,
+        started_at=started_at,
+        duration_s=duration_s,
+        errors=run.errors,
+        raw=raw,
+    )

@@ -17,9 +17,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..failures import FailureCounts
 from ..metrics import Histogram
-from .aggregate import RoomTotals, pack
+from ..shell import eventloop
 from .plan import INTRUDER, PUBLISHER, Participant
+from .records import GeneratorFinal, RoomSnapshot, RoomTotals, WorkerCrash, WorkerFinal, WorkerSnapshot, pack
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +58,19 @@ class _Joined:
     reported_join: bool = False
 
 
-def _room_snapshot() -> dict[str, Any]:
-    return {
-        "joined": 0, "failed": 0, "intruders": 0, "joins": [], "decrypted": 0, "lost": 0,
-        "intruder_decrypts": 0, "failures": {}, "latency": Histogram(),
-    }  # fmt: skip
+@dataclass
+class _RoomSecond:
+    """One room's numbers while a snapshot is taken (cumulative counters, this second's joins)."""
+
+    joined: int = 0
+    failed: int = 0
+    intruders: int = 0
+    joins: list[float] = field(default_factory=list)
+    decrypted: int = 0
+    lost: int = 0
+    intruder_decrypts: int = 0
+    failures: FailureCounts = field(default_factory=FailureCounts)
+    latency: Histogram = field(default_factory=Histogram)
 
 
 @dataclass
@@ -180,37 +190,37 @@ class Worker:
     def _is_failed(self, entry: _Joined) -> bool:
         return entry.failed or bool(entry.agent.failed.is_set())
 
-    def snapshot(self, t: float, cpu_percent: float | None) -> dict[str, Any]:
+    def snapshot(self, t: float, cpu_percent: float | None) -> WorkerSnapshot:
         """Deltas since the last snapshot, for the whole worker and per room (the per-room part
         feeds the live Prometheus metrics; reports keep only the totals)."""
         totals = dict.fromkeys(("decrypted", "video", "lost", "freezes", "failures", "intruder"), 0)
         video_tracks = joined = failed = intruders = 0
         latency = Histogram()
-        rooms: dict[str, dict[str, Any]] = {}
+        rooms: dict[str, _RoomSecond] = {}
         for entry in self.joined:
             p = entry.participant
             name = self.config.room_names[p.room]
-            room = rooms.setdefault(name, _room_snapshot())
+            room = rooms.setdefault(name, _RoomSecond())
             if entry.join_ms is not None and not entry.reported_join:
                 entry.reported_join = True
-                room["joins"].append(round(entry.join_ms, 3))
+                room.joins.append(round(entry.join_ms, 3))
             if self._is_failed(entry):
                 failed += p.legitimate
-                room["failed"] += p.legitimate
+                room.failed += p.legitimate
                 continue
             if p.role == PUBLISHER:
                 joined += 1
-                room["joined"] += 1
+                room.joined += 1
                 continue
             numbers = self._subscriber_numbers(entry)
             if p.role == INTRUDER:
                 intruders += 1
-                room["intruders"] += 1
+                room.intruders += 1
                 totals["intruder"] += numbers["decrypted"]
-                room["intruder_decrypts"] += numbers["decrypted"]
+                room.intruder_decrypts += numbers["decrypted"]
                 continue
             joined += 1
-            room["joined"] += 1
+            room.joined += 1
             if entry.join_ms is None:
                 dtls = entry.agent.connect.get("dtls")
                 if dtls is not None:
@@ -218,56 +228,56 @@ class Worker:
             video_tracks += numbers["video_tracks"]
             for key in ("decrypted", "video", "lost", "freezes"):
                 totals[key] += numbers[key]
-            room["decrypted"] += numbers["decrypted"]
-            room["lost"] += numbers["lost"]
-            for reason, n in numbers["failures"].items():
-                room["failures"][reason] = room["failures"].get(reason, 0) + n
-            totals["failures"] += sum(numbers["failures"].values())
+            room.decrypted += numbers["decrypted"]
+            room.lost += numbers["lost"]
+            failures = FailureCounts(numbers["failures"])
+            room.failures.add(failures)
+            totals["failures"] += failures.total
             interval = Histogram()
             for session in entry.agent.sessions:
                 for _, metrics in session.receive_metrics():
                     interval.merge(metrics.take_interval())
             latency.merge(interval)
-            room["latency"].merge(interval)
+            room.latency.merge(interval)
         failed += sum(self.failed_joins.values())
         previous = self._previous
         lag, self.interval_lag = self.interval_lag, Histogram()
-        per_room: dict[str, Any] = {}
-        for name, room in rooms.items():
-            per_room[name] = {
-                "joined": room["joined"],
-                "failed": room["failed"],
-                "intruders": room["intruders"],
-                "joins": room["joins"],
-                "frames_decrypted": previous.delta(f"{name}:decrypted", room["decrypted"]),
-                "lost": previous.delta(f"{name}:lost", room["lost"]),
-                "intruder_decrypts": previous.delta(f"{name}:intruder", room["intruder_decrypts"]),
-                "decrypt_failures": {
-                    reason: previous.delta(f"{name}:fail:{reason}", n) for reason, n in room["failures"].items()
-                },
-                "latency": pack(room["latency"]),
-            }
-        return {
-            "type": "snapshot",
-            "worker": self.config.worker,
-            "t": round(t),
-            "joined": joined,
-            "failed": failed,
-            "intruders": intruders,
-            "video_tracks": video_tracks,
-            "frames_decrypted": previous.delta("decrypted", totals["decrypted"]),
-            "video_frames": previous.delta("video", totals["video"]),
-            "lost": previous.delta("lost", totals["lost"]),
-            "freezes": previous.delta("freezes", totals["freezes"]),
-            "decrypt_failures": previous.delta("failures", totals["failures"]),
-            "intruder_decrypts": previous.delta("intruder", totals["intruder"]),
-            "cpu_percent": cpu_percent,
-            "latency": pack(latency),
-            "loop_lag": pack(lag),
-            "rooms": per_room,
+        per_room = {
+            name: RoomSnapshot(
+                joined=room.joined,
+                failed=room.failed,
+                intruders=room.intruders,
+                joins=tuple(room.joins),
+                frames_decrypted=previous.delta(f"{name}:decrypted", room.decrypted),
+                lost=previous.delta(f"{name}:lost", room.lost),
+                intruder_decrypts=previous.delta(f"{name}:intruder", room.intruder_decrypts),
+                decrypt_failures=FailureCounts(
+                    {reason: previous.delta(f"{name}:fail:{reason}", n) for reason, n in room.failures.items()}
+                ),
+                latency=pack(room.latency),
+            )
+            for name, room in rooms.items()
         }
+        return WorkerSnapshot(
+            worker=self.config.worker,
+            t=round(t),
+            joined=joined,
+            failed=failed,
+            intruders=intruders,
+            video_tracks=video_tracks,
+            frames_decrypted=previous.delta("decrypted", totals["decrypted"]),
+            video_frames=previous.delta("video", totals["video"]),
+            lost=previous.delta("lost", totals["lost"]),
+            freezes=previous.delta("freezes", totals["freezes"]),
+            decrypt_failures=previous.delta("failures", totals["failures"]),
+            intruder_decrypts=previous.delta("intruder", totals["intruder"]),
+            cpu_percent=cpu_percent,
+            latency=pack(latency),
+            loop_lag=pack(lag),
+            rooms=per_room,
+        )
 
-    def final(self, cpu_percent: float | None) -> dict[str, Any]:
+    def final(self, cpu_percent: float | None) -> WorkerFinal:
         rooms: dict[str, RoomTotals] = {}
         for p in self.config.participants:
             totals = rooms.setdefault(self.config.room_names[p.room], RoomTotals())
@@ -292,8 +302,7 @@ class Worker:
             numbers = self._subscriber_numbers(entry)
             if p.role == INTRUDER:
                 totals.intruder_decrypts += numbers["decrypted"]
-                for reason, n in numbers["failures"].items():
-                    totals.intruder_failures[reason] = totals.intruder_failures.get(reason, 0) + n
+                totals.intruder_failures.add(numbers["failures"])
                 continue
             agent.refresh()
             connect = agent.connect.as_dict()
@@ -313,19 +322,9 @@ class Worker:
             totals.frames["lost"] += numbers["lost"]
             totals.freezes_count += numbers["freezes"]
             totals.freezes_ms += numbers["freezes_ms"]
-            for reason, n in numbers["failures"].items():
-                totals.decrypt_failures[reason] = totals.decrypt_failures.get(reason, 0) + n
-        return {
-            "type": "final",
-            "worker": self.config.worker,
-            "rooms": {name: totals.to_wire() for name, totals in rooms.items()},
-            "generator": {
-                "cpu_percent": cpu_percent,
-                "cpu_intervals": self.cpu_intervals,
-                "loop_lag": pack(self.loop_lag),
-            },
-            "errors": self.errors,
-        }
+            totals.decrypt_failures.add(numbers["failures"])
+        generator = GeneratorFinal(cpu_percent, tuple(self.cpu_intervals), pack(self.loop_lag), eventloop.loop_name())
+        return WorkerFinal(self.config.worker, rooms, generator, tuple(self.errors))
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -375,7 +374,7 @@ class Worker:
                 # after a stall the next tick is the next whole one ahead, never a burst of
                 # catch-up ticks measuring CPU over microseconds.
                 ticks = max(ticks + 1, round((wall_now - start) / TICK))
-                self.send(self.snapshot(ticks * TICK, round(cpu, 1)))
+                self.send(self.snapshot(ticks * TICK, round(cpu, 1)).to_json())
                 next_tick = max(next_tick + TICK, start + (ticks + 1) * TICK)
         finally:
             for task in joins:
@@ -384,7 +383,7 @@ class Worker:
             final = self.final(round(cpu_total, 1))
             lag_task.cancel()
             await self._close_all()
-            self.send(final)
+            self.send(final.to_json())
 
     async def _close_all(self) -> None:
         async def close(agent: Any) -> None:
@@ -404,12 +403,7 @@ def worker_main(config: WorkerConfig, secret: str | None, queue: Any, stop: Any)
 
     del agents, keys
     worker = Worker(config, secret, queue.put, stop)
-    runner: Any = asyncio.run
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        runner = uvloop.run
     try:
-        runner(worker.run())
+        eventloop.run(worker.run())  # uvloop unless SEALRTC_LOOP=asyncio, as every command
     except Exception as exc:  # a worker crash is reported, not silent
-        queue.put({"type": "crash", "worker": config.worker, "error": f"{exc.__class__.__name__}: {exc}"})
+        queue.put(WorkerCrash(config.worker, f"{exc.__class__.__name__}: {exc}").to_json())

@@ -14,7 +14,7 @@ Grammar::
     FUNC       := p50 | p90 | p95 | p99 | max | count
     HISTOGRAM  := latency_ms | latency_video_ms | latency_audio_ms | join_ms | first_frame_ms | loop_lag_ms
 
-Names (counters): ``planned joined failed intruders`` (``report["participants"]``),
+Names (counters): ``planned joined failed intruders`` (the report's ``participants``),
 ``decrypt_failures`` and ``decrypt_failures.REASON``, ``intruder_decrypts``,
 ``intruder_failures`` and ``intruder_failures.REASON``, ``frames.sent frames.received
 frames.decrypted frames.decoded frames.lost``, ``freezes`` (= ``freezes.count``),
@@ -38,9 +38,11 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from ..errors import DECRYPT_FAILURE_REASONS, SealError
+from .jsonread import Number as Value
+from .measures import Metrics, RoomReport
+from .model import LoadReport
 
 __all__ = [
     "COUNTERS",
@@ -362,69 +364,76 @@ class _Missing(Exception):
     """A value the report lacks; the message is the result's reason."""
 
 
-def _number(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _Missing(f"no {what} in the report")
+Measured = LoadReport | RoomReport
+"""What assertions read: a whole report, or one room of it (the same participants and metrics)."""
+
+
+def _need(value: Value | None, path: str) -> float:
+    if value is None:
+        raise _Missing(f"no {path} in the report")
     return float(value)
 
 
-def _section(report: Mapping[str, Any], *path: str) -> Any:
-    node: Any = report
-    for key in path:
-        if not isinstance(node, Mapping) or key not in node:
-            raise _Missing(f"no {'.'.join(path)} in the report")
-        node = node[key]
-    return node
+def _metrics(report: Measured, path: str) -> Metrics:
+    if report.metrics is None:
+        raise _Missing(f"no {path} in the report")
+    return report.metrics
 
 
-def _total(section: Any, name: str) -> float:
-    if not isinstance(section, Mapping):
-        raise _Missing(f"no {name} in the report")
-    return sum(_number(v, f"{name}.{k}") for k, v in section.items())
+def _failures(report: Measured, head: str, reason: str) -> float:
+    metrics = _metrics(report, f"metrics.{head}")
+    counts = metrics.decrypt_failures if head == "decrypt_failures" else metrics.intruder_failures
+    if counts is None:
+        raise _Missing(f"no metrics.{head} in the report")
+    return float(counts.get(reason, 0) if reason else counts.total)  # a reason never seen was never counted
 
 
-def _counter(report: Mapping[str, Any], name: str) -> float:
+def _counter(report: Measured, name: str) -> float:
     if name in ("planned", "joined", "failed", "intruders"):
-        return _number(_section(report, "participants", name), name)
+        if report.participants is None:
+            raise _Missing(f"no participants.{name} in the report")
+        return _need(getattr(report.participants, name), f"participants.{name}")
     if name == "cpu_percent":
-        return _number(_section(report, "generator", "cpu_percent"), name)
+        generator = report.generator if isinstance(report, LoadReport) else None
+        return _need(generator.cpu_percent if generator is not None else None, "generator.cpu_percent")
     if name == "intruder_decrypts":
-        return _number(_section(report, "metrics", "intruder_decrypts"), name)
+        return _need(_metrics(report, "metrics.intruder_decrypts").intruder_decrypts, "metrics.intruder_decrypts")
     if name == "loss_percent":
-        lost = _counter(report, "frames.lost")
-        delivered = _counter(report, "frames.decrypted") + lost
-        return 100.0 * lost / delivered if delivered else 0.0
+        _counter(report, "frames.lost")  # says which count is missing
+        _counter(report, "frames.decrypted")
+        return _need(_metrics(report, "metrics.frames").loss_percent, "metrics.frames")
     if name == "freezes":
         name = "freezes.count"
-    head, _, reason = name.partition(".")
+    head, _, leaf = name.partition(".")
     if head in ("decrypt_failures", "intruder_failures"):
-        section = _section(report, "metrics", head)
-        if not reason:
-            return _total(section, head)
-        if not isinstance(section, Mapping):
-            raise _Missing(f"no {head} in the report")
-        return _number(section.get(reason, 0), name)  # a reason never seen was never counted
-    return _number(_section(report, "metrics", head, reason), name)
+        return _failures(report, head, leaf)
+    path = f"metrics.{name}"
+    metrics = _metrics(report, path)
+    if head == "frames":
+        return _need(metrics.frames.get(leaf) if metrics.frames is not None else None, path)
+    freezes = metrics.freezes
+    return _need(getattr(freezes, leaf) if freezes is not None else None, path)
 
 
-def _histogram(report: Mapping[str, Any], operand: Percentile) -> float:
+def _histogram(report: Measured, operand: Percentile) -> float:
     if operand.histogram == "loop_lag_ms":
-        summary = _section(report, "generator", "loop_lag_ms")
+        generator = report.generator if isinstance(report, LoadReport) else None
+        if generator is None:
+            raise _Missing("no generator.loop_lag_ms in the report")
+        summary = generator.loop_lag_ms
     else:
-        summary = _section(report, "metrics", operand.histogram)
+        summary = _metrics(report, f"metrics.{operand.histogram}").summary(operand.histogram)
     if summary is None:
         if operand.function == "count":
             return 0.0
         raise _Missing(f"no {_SAMPLES[operand.histogram]} samples")
-    if not isinstance(summary, Mapping):
-        raise _Missing(f"no {operand.histogram} in the report")
-    value = summary.get(operand.function)
-    if value is None and summary.get("count") == 0 and operand.function != "count":
+    value = summary.value(operand.function)
+    if value is None and summary.count == 0 and operand.function != "count":
         raise _Missing(f"no {_SAMPLES[operand.histogram]} samples")
-    return _number(value, f"{operand.function}({operand.histogram})")
+    return _need(value, f"{operand.function}({operand.histogram})")
 
 
-def _value(report: Mapping[str, Any], operand: Operand) -> float:
+def _value(report: Measured, operand: Operand) -> float:
     if isinstance(operand, Number):
         return operand.value
     if isinstance(operand, Counter):
@@ -436,7 +445,7 @@ def _format(value: float) -> str:
     return str(int(value)) if value == int(value) and abs(value) < 1e15 else f"{value:.6g}"
 
 
-def _compare(report: Mapping[str, Any], comparison: Comparison) -> tuple[bool, float | None, str | None]:
+def _compare(report: Measured, comparison: Comparison) -> tuple[bool, float | None, str | None]:
     """(holds, measured value, reason); the measured side is the left one unless it is a constant."""
     left, right = comparison.left, comparison.right
     measured_is_left = not isinstance(left, Number) or isinstance(right, Number)
@@ -458,8 +467,11 @@ def _shown(operand: Operand, value: float) -> str:
     return label if isinstance(operand, Number) else f"{label} = {_format(value)}"
 
 
-def evaluate(assertion: Assertion, report: Mapping[str, object]) -> AssertionResult:
-    """Evaluate a parsed assertion on a report (or one room of it: the same shape)."""
+def evaluate(assertion: Assertion, report: Measured | Mapping[str, object]) -> AssertionResult:
+    """Evaluate a parsed assertion on a report (or one room of it). A mapping is report JSON,
+    read with :meth:`LoadReport.from_json` (a room's JSON has the report's shape)."""
+    if not isinstance(report, LoadReport | RoomReport):
+        report = LoadReport.from_json(report)
     ok, value, reason = False, None, None
     for all_of in assertion.any_of:
         for comparison in all_of:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+
+from .model import INTERVAL_FIELDS, Interval, LoadReport
 
 __all__ = ["INTERVAL_COLUMNS", "intervals_csv", "write_intervals_csv"]
 
@@ -35,13 +37,6 @@ INTERVAL_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _intervals(report: Mapping[str, object]) -> list[Mapping[str, object]]:
-    intervals = report.get("intervals")
-    if not isinstance(intervals, Sequence):
-        return []
-    return [row for row in intervals if isinstance(row, Mapping)]
-
-
 def _cell(value: object) -> str:
     if value is None:
         return ""
@@ -50,20 +45,28 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def intervals_csv(report: Mapping[str, object]) -> str:
-    """The intervals of ``report`` as CSV text (header first; ``\\r\\n`` line ends, as csv writes)."""
-    rows = _intervals(report)
-    extra = sorted({str(key) for row in rows for key in row} - set(INTERVAL_COLUMNS))
+def _value(row: Interval, column: str) -> object:
+    return row.get(column) if column in INTERVAL_FIELDS else row.extra.get(column)
+
+
+def intervals_csv(report: LoadReport | Mapping[str, object]) -> str:
+    """The intervals of ``report`` as CSV text (header first; ``\\r\\n`` line ends, as csv writes).
+    A mapping is report JSON, read with :meth:`LoadReport.from_json`."""
+    if not isinstance(report, LoadReport):
+        report = LoadReport.from_json(report)
+    rows = report.intervals
+    present = {name for row in rows for name in INTERVAL_FIELDS if row.has(name)}
+    extra = sorted((present | {str(key) for row in rows for key in row.extra}) - set(INTERVAL_COLUMNS))
     columns = (*INTERVAL_COLUMNS, *extra)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row.get(column)) for column in columns])
+        writer.writerow([_cell(_value(row, column)) for column in columns])
     return out.getvalue()
 
 
-def write_intervals_csv(report: Mapping[str, object], path: str | os.PathLike[str]) -> None:
+def write_intervals_csv(report: LoadReport | Mapping[str, object], path: str | os.PathLike[str]) -> None:
     """Write :func:`intervals_csv` to ``path`` (UTF-8)."""
     with open(path, "w", encoding="utf-8", newline="") as f:
         f.write(intervals_csv(report))

@@ -4,22 +4,17 @@ The page loads nothing: no script, font, stylesheet or image URL, and a Content-
 (``default-src 'none'``) forbids any. Every string taken from the report is HTML-escaped.
 Missing sections and null values render as "—" (or a chart saying "no data").
 
-Report shape (version 1, written by ``sealrtc load``): ``scenario``, ``participants``
-(planned/joined/failed/intruders), ``metrics`` (histogram summaries ``join_ms``,
-``first_frame_ms``, ``latency_ms`` = ``{count, p50, p90, p95, p99, max}`` or null; ``frames``,
-``decrypt_failures``, ``intruder_decrypts``, ``intruder_failures``, ``freezes``), ``rooms``
-(``{room, participants, metrics}``), ``generator`` (``cpu_percent``, ``loop_lag_ms``, ``saturated``,
-``saturation_reasons``), ``assertions`` (``{expr, value, ok, reason}``), ``intervals`` (see
-:mod:`sealrtc.report.csv`), ``verdict`` and ``exit_status``.
+The page reads a typed :class:`~sealrtc.report.model.LoadReport` (its JSON: ``report.schema.json``).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from html import escape
-from typing import Any
 
+from .jsonread import Number
+from .measures import Frames, Freezes, Metrics, Participants, RoomReport, Summary
+from .model import LoadReport
 from .plot import PALETTE, Series, line_chart
 
 __all__ = ["render_html"]
@@ -71,123 +66,99 @@ def _e(value: object) -> str:
     return escape(str(value), quote=True)
 
 
-def _get(node: object, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(node, Mapping):
-            return None
-        node = node.get(key)
-    return node
-
-
-def _num(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def _count(value: object) -> str:
-    n = _num(value)
+def _count(n: Number | None) -> str:
     return DASH if n is None else (f"{int(n):,}" if n == int(n) else f"{n:,.1f}")
 
 
-def _ms(value: object) -> str:
-    n = _num(value)
+def _ms(n: Number | None) -> str:
     if n is None:
         return DASH
     return f"{n:,.0f} ms" if n >= 100 else f"{n:.1f} ms"
 
 
-def _value(value: object) -> str:
-    n = _num(value)
+def _value(n: Number | None) -> str:
     return DASH if n is None else f"{n:.5g}"
 
 
-def _total(section: object) -> float | None:
-    if not isinstance(section, Mapping):
-        return None
-    values = [_num(v) for v in section.values()]
-    return sum(v for v in values if v is not None)
+def _p(summary: Summary | None, function: str) -> Number | None:
+    return summary.value(function) if summary is not None else None
 
 
-def _loss_percent(metrics: object) -> float | None:
-    lost, decrypted = _num(_get(metrics, "frames", "lost")), _num(_get(metrics, "frames", "decrypted"))
-    if lost is None or decrypted is None:
-        return None
-    return 100.0 * lost / (lost + decrypted) if lost + decrypted else 0.0
-
-
-def _scenario(report: Mapping[str, Any]) -> str:
-    s = _get(report, "scenario")
-    if not isinstance(s, Mapping):
+def _scenario(report: LoadReport) -> str:
+    s = report.scenario
+    if s is None:
         return "scenario unknown"
     parts = []
     per_room = ", ".join(
-        f"{_count(s.get(k))} {label}"
-        for k, label in (("publishers", "pub"), ("subscribers", "sub"), ("intruders", "intruder"))
+        f"{_count(n)} {label}"
+        for n, label in ((s.publishers, "pub"), (s.subscribers, "sub"), (s.intruders, "intruder"))
     )
-    parts.append(f"{_count(s.get('rooms'))} rooms {TIMES} ({per_room})")
-    parts.append(f"{_count(s.get('duration'))} s, ramp {_value(s.get('ramp'))}/s")
-    parts.append(f"target: {s.get('target', DASH)}")
-    e2ee = s.get("e2ee")
-    parts.append(f"E2EE {'on' if e2ee else 'OFF'}" + (f" (suite {s.get('suite')})" if e2ee and "suite" in s else ""))
-    parts.append(f"media: {s.get('media', DASH)}")
-    parts.append(f"probes {'on' if s.get('probe') else 'off'}")
-    decode_every = _num(s.get("decode_every"))
-    if decode_every is not None:
-        parts.append(f"1 subscriber in {_count(decode_every)} decodes" if decode_every else "verify-only (no decoding)")
-    parts.append(f"{_count(s.get('workers'))} workers")
+    parts.append(f"{_count(s.rooms)} rooms {TIMES} ({per_room})")
+    parts.append(f"{_count(s.duration)} s, ramp {_value(s.ramp)}/s")
+    parts.append(f"target: {s.target if s.target is not None else DASH}")
+    suite = f" (suite {s.suite})" if s.e2ee and s.suite is not None else ""
+    parts.append(f"E2EE {'on' if s.e2ee else 'OFF'}" + suite)
+    parts.append(f"media: {s.media if s.media is not None else DASH}")
+    parts.append(f"probes {'on' if s.probe else 'off'}")
+    if s.decode_every is not None:
+        parts.append(
+            f"1 subscriber in {_count(s.decode_every)} decodes" if s.decode_every else "verify-only (no decoding)"
+        )
+    parts.append(f"{_count(s.workers)} workers")
     return " · ".join(_e(p) for p in parts)
+
+
+def _opt(value: object) -> object:
+    return DASH if value is None else value
 
 
 def _card(label: str, value: str, level: str = "") -> str:
     return f'<div class="card {level}"><div class="label">{_e(label)}</div><div class="value">{value}</div></div>'
 
 
-def _headline(report: Mapping[str, Any]) -> str:
-    p, m = _get(report, "participants"), _get(report, "metrics")
-    planned, joined, failed = (_num(_get(p, k)) for k in ("planned", "joined", "failed"))
-    latency = _get(m, "latency_ms")
-    lost, loss = _get(m, "frames", "lost"), _loss_percent(m)
-    freezes = _get(m, "freezes", "count")
-    failures, intruder = _total(_get(m, "decrypt_failures")), _num(_get(m, "intruder_decrypts"))
-    short = joined is not None and planned is not None and joined < planned
+def _headline(report: LoadReport) -> str:
+    p, m = report.participants or Participants(), report.metrics or Metrics()
+    frames, freezes_section = m.frames or Frames(), m.freezes or Freezes()
+    lost, loss, freezes = frames.lost, m.loss_percent, freezes_section.count
+    failures = m.decrypt_failures.total if m.decrypt_failures is not None else None
+    intruder = m.intruder_decrypts
+    short = p.joined is not None and p.planned is not None and p.joined < p.planned
     cards = [
-        _card("joined / planned", f"{_count(joined)} / {_count(planned)}", "bad" if short or (failed or 0) > 0 else ""),
-        _card("latency p50", _e(_ms(_get(latency, "p50")))),
-        _card("latency p95", _e(_ms(_get(latency, "p95")))),
-        _card("latency p99", _e(_ms(_get(latency, "p99")))),
+        _card(
+            "joined / planned",
+            f"{_count(p.joined)} / {_count(p.planned)}",
+            "bad" if short or (p.failed or 0) > 0 else "",
+        ),
+        _card("latency p50", _e(_ms(_p(m.latency_ms, "p50")))),
+        _card("latency p95", _e(_ms(_p(m.latency_ms, "p95")))),
+        _card("latency p99", _e(_ms(_p(m.latency_ms, "p99")))),
         *[
-            _card(f"{kind} latency p95", _e(_ms(_get(m, f"latency_{kind}_ms", "p95"))))
-            for kind in ("video", "audio")
-            if _get(m, f"latency_{kind}_ms") is not None
+            _card(f"{kind} latency p95", _e(_ms(_p(summary, "p95"))))
+            for kind, summary in (("video", m.latency_video_ms), ("audio", m.latency_audio_ms))
+            if summary is not None
         ],
         _card(
             "frames lost",
             _e(_count(lost)) + (f" <small>({loss:.2f} %)</small>" if loss is not None else ""),
-            "warn" if (_num(lost) or 0) > 0 else "",
+            "warn" if (lost or 0) > 0 else "",
         ),
-        _card("freezes", _e(_count(freezes)), "warn" if (_num(freezes) or 0) > 0 else ""),
+        _card("freezes", _e(_count(freezes)), "warn" if (freezes or 0) > 0 else ""),
         _card("decrypt failures", _e(_count(failures)), "warn" if (failures or 0) > 0 else ""),
         _card("intruder decrypts", _e(_count(intruder)), "bad" if (intruder or 0) > 0 else ""),
     ]
     return f'<section class="cards">{"".join(cards)}</section>'
 
 
-def _column(intervals: Sequence[Mapping[str, Any]], key: str) -> list[float | None]:
-    return [_num(row.get(key)) for row in intervals]
-
-
-def _charts(report: Mapping[str, Any]) -> str:
-    raw = _get(report, "intervals")
-    intervals = [row for row in raw if isinstance(row, Mapping)] if isinstance(raw, Sequence) else []
-    xs = _column(intervals, "t")
-    x_max = _num(_get(report, "duration_s"))
+def _charts(report: LoadReport) -> str:
+    intervals = report.intervals
+    xs = [row.get("t") for row in intervals]
 
     def chart(title: str, y_label: str, *series: tuple[str, str, str], integer: bool = False) -> str:
         lines = [
-            Series(label, _column(intervals, key), PALETTE[i], unit) for i, (label, key, unit) in enumerate(series)
+            Series(label, [row.get(key) for row in intervals], PALETTE[i], unit)
+            for i, (label, key, unit) in enumerate(series)
         ]
-        svg = line_chart(title, xs, lines, y_label=y_label, x_max=x_max, integer=integer)
+        svg = line_chart(title, xs, lines, y_label=y_label, x_max=report.duration_s, integer=integer)
         return f"<figure><figcaption>{_e(title)}</figcaption>{svg}</figure>"
 
     people = [("joined", "joined", ""), ("intruders", "intruders", "")]
@@ -220,55 +191,51 @@ def _table(headers: Sequence[str], rows: Sequence[str], empty: str, text_columns
     return f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
-def _assertions(report: Mapping[str, Any]) -> str:
-    raw = _get(report, "assertions")
+def _assertions(report: LoadReport) -> str:
     rows = []
-    for a in raw if isinstance(raw, Sequence) else []:
-        if not isinstance(a, Mapping):
-            continue
-        ok = a.get("ok") is True
-        mark = '<span class="ok">PASS</span>' if ok else '<span class="no">FAIL</span>'
-        default = ' <span class="tag">default</span>' if a.get("default") is True else ""
+    for a in report.assertions:
+        mark = '<span class="ok">PASS</span>' if a.ok else '<span class="no">FAIL</span>'
+        default = ' <span class="tag">default</span>' if a.default else ""
         rows.append(
-            f'<tr class="{"" if ok else "problem"}"><td>{mark}</td>'
-            f'<td class="expr">{_e(a.get("expr", ""))}{default}</td>'
-            f'<td>{_e(_value(a.get("value")))}</td><td class="text">{_e(a.get("reason") or "")}</td></tr>'
+            f'<tr class="{"" if a.ok else "problem"}"><td>{mark}</td>'
+            f'<td class="expr">{_e(a.expr)}{default}</td>'
+            f'<td>{_e(_value(a.value))}</td><td class="text">{_e(a.reason or "")}</td></tr>'
         )
     return _table(("result", "assertion", "measured", "reason"), rows, "no assertions", (0, 1, 3))
 
 
-def _room_row(room: Mapping[str, Any]) -> str:
-    p, m = room.get("participants"), room.get("metrics")
-    latency = _get(m, "latency_ms")
-    failures, intruder = _total(_get(m, "decrypt_failures")), _num(_get(m, "intruder_decrypts"))
-    planned, joined, failed = (_num(_get(p, k)) for k in ("planned", "joined", "failed"))
+def _room_row(room: RoomReport) -> str:
+    p, m = room.participants or Participants(), room.metrics or Metrics()
+    frames, freezes = m.frames or Frames(), (m.freezes or Freezes()).count
+    failures = m.decrypt_failures.total if m.decrypt_failures is not None else None
+    intruder = m.intruder_decrypts
     problem = (
-        (failed or 0) > 0
+        (p.failed or 0) > 0
         or (intruder or 0) > 0
-        or (joined is not None and planned is not None and joined < planned)
-        or (_num(_get(m, "frames", "lost")) or 0) > 0
-        or (_num(_get(m, "freezes", "count")) or 0) > 0
+        or (p.joined is not None and p.planned is not None and p.joined < p.planned)
+        or (frames.lost or 0) > 0
+        or (freezes or 0) > 0
         or (failures or 0) > 0
     )
     cells = [
-        f"{_count(joined)} / {_count(planned)}",
-        _count(failed),
-        _ms(_get(latency, "p50")),
-        _ms(_get(latency, "p95")),
-        _ms(_get(latency, "p99")),
-        _count(_get(m, "frames", "decrypted")),
-        _count(_get(m, "frames", "lost")),
-        _count(_get(m, "freezes", "count")),
+        f"{_count(p.joined)} / {_count(p.planned)}",
+        _count(p.failed),
+        _ms(_p(m.latency_ms, "p50")),
+        _ms(_p(m.latency_ms, "p95")),
+        _ms(_p(m.latency_ms, "p99")),
+        _count(frames.decrypted),
+        _count(frames.lost),
+        _count(freezes),
         _count(failures),
         _count(intruder),
     ]
     tds = "".join(f"<td>{_e(c)}</td>" for c in cells)
-    return f'<tr class="{"problem" if problem else ""}"><td>{_e(room.get("room", "?"))}</td>{tds}</tr>'
+    name = room.room if room.room is not None else "?"
+    return f'<tr class="{"problem" if problem else ""}"><td>{_e(name)}</td>{tds}</tr>'
 
 
-def _rooms(report: Mapping[str, Any]) -> str:
-    raw = _get(report, "rooms")
-    rows = [_room_row(r) for r in raw if isinstance(r, Mapping)] if isinstance(raw, Sequence) else []
+def _rooms(report: LoadReport) -> str:
+    rows = [_room_row(r) for r in report.rooms]
     headers = (
         "room",
         "joined",
@@ -285,58 +252,55 @@ def _rooms(report: Mapping[str, Any]) -> str:
     return _table(headers, rows, "no rooms")
 
 
-def _histograms(report: Mapping[str, Any]) -> str:
+def _histograms(report: LoadReport) -> str:
+    m = report.metrics or Metrics()
     rows = []
     for label, summary in (
-        ("end-to-end latency", _get(report, "metrics", "latency_ms")),
-        ("video latency", _get(report, "metrics", "latency_video_ms")),
-        ("audio latency", _get(report, "metrics", "latency_audio_ms")),
-        ("join", _get(report, "metrics", "join_ms")),
-        ("first frame", _get(report, "metrics", "first_frame_ms")),
-        ("generator loop lag", _get(report, "generator", "loop_lag_ms")),
+        ("end-to-end latency", m.latency_ms),
+        ("video latency", m.latency_video_ms),
+        ("audio latency", m.latency_audio_ms),
+        ("join", m.join_ms),
+        ("first frame", m.first_frame_ms),
+        ("generator loop lag", report.generator.loop_lag_ms if report.generator is not None else None),
     ):
-        cells = [_count(_get(summary, "count") or 0)] + [
-            _ms(_get(summary, k)) for k in ("p50", "p90", "p95", "p99", "max")
-        ]
+        cells = [_count(_p(summary, "count") or 0)] + [_ms(_p(summary, k)) for k in ("p50", "p90", "p95", "p99", "max")]
         rows.append(f"<tr><td>{_e(label)}</td>{''.join(f'<td>{_e(c)}</td>' for c in cells)}</tr>")
     return _table(("ms", "samples", "p50", "p90", "p95", "p99", "max"), rows, "")
 
 
-def _reasons(report: Mapping[str, Any]) -> str:
+def _reasons(report: LoadReport) -> str:
+    m = report.metrics or Metrics()
     rows = []
-    for label, key in (("decrypt failures", "decrypt_failures"), ("intruder failures", "intruder_failures")):
-        section = _get(report, "metrics", key)
-        for reason, n in section.items() if isinstance(section, Mapping) else ():
+    for label, counts in (("decrypt failures", m.decrypt_failures), ("intruder failures", m.intruder_failures)):
+        for reason, n in (counts or {}).items():
             rows.append(f"<tr><td>{_e(label)}</td><td class='text'>{_e(reason)}</td><td>{_e(_count(n))}</td></tr>")
     return _table(("counter", "reason", "frames"), rows, "no failures recorded", (0, 1))
 
 
-def _warning(report: Mapping[str, Any]) -> str:
-    if _get(report, "generator", "saturated") is not True:
+def _warning(report: LoadReport) -> str:
+    generator = report.generator
+    if generator is None or generator.saturated is not True:
         return ""
-    reasons = _get(report, "generator", "saturation_reasons")
-    items = (
-        "".join(f"<li>{_e(r)}</li>" for r in reasons)
-        if isinstance(reasons, Sequence) and not isinstance(reasons, str)
-        else ""
-    )
+    items = "".join(f"<li>{_e(r)}</li>" for r in generator.saturation_reasons)
     return (
         '<div class="warning" role="alert">The load generator was saturated: its own CPU or event loop was the'
         f" bottleneck, so these numbers are suspect.{f'<ul>{items}</ul>' if items else ''}</div>"
     )
 
 
-def render_html(report: Mapping[str, object]) -> str:
-    """The whole report page as one string (UTF-8 HTML5, nothing external)."""
-    verdict = str(report.get("verdict") or "unknown")
-    assertions = _get(report, "assertions")
-    results = [a for a in assertions if isinstance(a, Mapping)] if isinstance(assertions, Sequence) else []
-    passed = sum(1 for a in results if a.get("ok") is True)
-    rooms, planned = _num(_get(report, "scenario", "rooms")), _num(_get(report, "participants", "planned"))
+def render_html(report: LoadReport | Mapping[str, object]) -> str:
+    """The whole report page as one string (UTF-8 HTML5, nothing external). A mapping is report
+    JSON, read with :meth:`LoadReport.from_json` (whatever it holds, the page renders)."""
+    if not isinstance(report, LoadReport):
+        report = LoadReport.from_json(report)
+    verdict = report.verdict or "unknown"
+    passed = sum(1 for a in report.assertions if a.ok)
+    rooms = report.scenario.rooms if report.scenario is not None else None
+    planned = report.participants.planned if report.participants is not None else None
     title = f"sealrtc load — {verdict} — {_count(rooms)} rooms, {_count(planned)} participants"
-    started = _e(report.get("started_at") or DASH)
-    duration = _num(report.get("duration_s"))
-    summary = f"{passed} of {len(results)} assertions passed" if results else "no assertions"
+    started = _e(report.started_at or DASH)
+    duration = report.duration_s
+    summary = f"{passed} of {len(report.assertions)} assertions passed" if report.assertions else "no assertions"
     return "".join(
         [
             '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
@@ -359,8 +323,8 @@ def render_html(report: Mapping[str, object]) -> str:
             _histograms(report),
             _reasons(report),
             "</div>",
-            f"<footer>{_e(report.get('tool') or 'sealrtc load')} report,"
-            f" schema version {_e(report.get('version', DASH))}, exit status {_e(report.get('exit_status', DASH))}."
+            f"<footer>{_e(report.tool or 'sealrtc load')} report,"
+            f" schema version {_e(_opt(report.version))}, exit status {_e(_opt(report.exit_status))}."
             " Percentiles come from merged HdrHistograms"
             " (the JSON report holds them); interval counts are per interval.</footer>",
             "</main></body></html>",

@@ -1,0 +1,234 @@
+"""What a person sees while a command runs and when it ends, behind one small protocol.
+
+:func:`choose_display` picks, once per command, a :class:`RichDisplay` (a live table on a
+terminal), a :class:`LineDisplay` (a plain progress line every few seconds, for logs and pipes)
+or a :class:`NullDisplay` (``--quiet``: no progress, no summary table). The command hands it a
+:class:`LiveView` (what to show) and calls ``tick()``, ``say()`` and ``summary()``; it never
+reaches into a display.
+
+Everything goes to stderr: stdout is kept for ``--json -``. Notices (a secret mismatch, an empty
+room, media that looks encrypted) are printed the moment they are known, in every display.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol, TextIO
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from .common import ExitStatus
+
+__all__ = ["Display", "LineDisplay", "LiveView", "NullDisplay", "RichDisplay", "TableRows", "choose_display", "fmt"]
+
+PLAIN_LINE_EVERY = 5.0
+
+TableRows = tuple[Sequence[str], list[Sequence[Any]]]
+"""A table as (header, rows)."""
+
+
+@dataclass(frozen=True)
+class LiveView:
+    """What a running command shows: a table (rich display) and a one-line form (plain lines)."""
+
+    rows: Callable[[], TableRows]
+    line: Callable[[], str]
+
+
+class Display(Protocol):
+    """The three displays' common face (a context manager around the run)."""
+
+    command: str
+    quiet: bool
+
+    def __enter__(self) -> Display: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    def tick(self, elapsed: float) -> None:
+        """Once a second while the command runs."""
+
+    def say(self, text: str) -> None:
+        """A notice: shown at once (never suppressed by --quiet)."""
+
+    def summary(
+        self, title: str, header: Sequence[str], rows: list[Sequence[Any]], verdict: str, ok: bool, *, status: int
+    ) -> None:
+        """The end: a summary table (not with --quiet) and the verdict line (always)."""
+
+
+def choose_display(
+    command: str,
+    *,
+    quiet: bool = False,
+    view: LiveView | None = None,
+    duration: float | None = None,
+    stream: TextIO | None = None,
+) -> Display:
+    """``--quiet``: :class:`NullDisplay`; a terminal: :class:`RichDisplay`; else :class:`LineDisplay`."""
+    stream = stream or sys.stderr
+    if quiet:
+        return NullDisplay(command, stream=stream)
+    if stream.isatty():
+        return RichDisplay(command, view=view, duration=duration, stream=stream)
+    return LineDisplay(command, view=view, stream=stream)
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def _label(ok: bool, status: int) -> str:
+    if ok:
+        return "OK"
+    if status == ExitStatus.INTERRUPTED:
+        return "INTERRUPTED"
+    return "SATURATED" if status == ExitStatus.SATURATED else "FAILED"
+
+
+class LineDisplay:
+    """Plain lines: progress every few seconds, a key/value summary, the verdict line."""
+
+    quiet = False
+
+    def __init__(self, command: str, *, view: LiveView | None = None, stream: TextIO | None = None) -> None:
+        self.command = command
+        self.stream = stream or sys.stderr
+        self._view = view
+        self._last_line = 0.0
+
+    def __enter__(self) -> Display:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+    def tick(self, elapsed: float) -> None:
+        if self._view is not None and elapsed - self._last_line >= PLAIN_LINE_EVERY:
+            self._last_line = elapsed
+            print(f"[{elapsed:5.1f} s] {self._view.line()}", file=self.stream, flush=True)
+
+    def say(self, text: str) -> None:
+        print(f"sealrtc {self.command}: {text}", file=self.stream, flush=True)
+
+    def summary(
+        self, title: str, header: Sequence[str], rows: list[Sequence[Any]], verdict: str, ok: bool, *, status: int
+    ) -> None:
+        print(title, file=self.stream)
+        for row in rows:
+            if len(header) == 2:  # a key/value table
+                print(f"  {fmt(row[0])}: {fmt(row[1])}", file=self.stream)
+                continue
+            cells = [f"{name}={fmt(v)}" for name, v in zip(header[1:], row[1:], strict=False)]
+            print(f"  {fmt(row[0])}: " + " ".join(cells), file=self.stream)
+        self.verdict(verdict, ok, status)
+
+    def verdict(self, verdict: str, ok: bool, status: int) -> None:
+        print(f"sealrtc {self.command}: {_label(ok, status)}: {verdict}", file=self.stream, flush=True)
+
+
+class NullDisplay(LineDisplay):
+    """``--quiet``: nothing while the command runs, and only the verdict at the end (notices
+    still show). On a terminal the verdict is coloured, as the rich display prints it."""
+
+    quiet = True
+
+    def __init__(self, command: str, *, stream: TextIO | None = None) -> None:
+        super().__init__(command, stream=stream)
+        self._console = (
+            Console(file=self.stream, force_terminal=True, highlight=False) if self.stream.isatty() else None
+        )
+
+    def tick(self, elapsed: float) -> None:
+        return None
+
+    def summary(
+        self, title: str, header: Sequence[str], rows: list[Sequence[Any]], verdict: str, ok: bool, *, status: int
+    ) -> None:
+        if self._console is not None:
+            _rich_verdict(self._console, verdict, ok, status)
+        else:
+            self.verdict(verdict, ok, status)
+
+
+def _rich_verdict(console: Console, verdict: str, ok: bool, status: int) -> None:
+    colour = "green" if ok else "yellow" if status == ExitStatus.INTERRUPTED else "red"
+    console.print(f"[{colour}]{_label(ok, status)}[/{colour}]: {verdict}", highlight=False)
+
+
+class RichDisplay:
+    """A terminal: a live table redrawn by rich (on its own thread), a rich summary table."""
+
+    quiet = False
+
+    def __init__(
+        self,
+        command: str,
+        *,
+        view: LiveView | None = None,
+        duration: float | None = None,
+        stream: TextIO | None = None,
+    ) -> None:
+        self.command = command
+        self.stream = stream or sys.stderr
+        self.console = Console(file=self.stream, force_terminal=True, highlight=False)
+        self._view = view
+        self._duration = duration
+        self._live: Live | None = None
+
+    def __enter__(self) -> Display:
+        if self._view is not None:
+            self._live = Live(self._table(0.0), console=self.console, refresh_per_second=2, transient=True)
+            self._live.__enter__()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._live is not None:
+            self._live.__exit__(exc_type, exc, tb)
+            self._live = None
+
+    def _table(self, elapsed: float) -> Table:
+        assert self._view is not None
+        total = f" / {self._duration:.0f}" if self._duration else ""
+        header, rows = self._view.rows()
+        return _rich_table(f"sealrtc {self.command} — {elapsed:4.0f}{total} s", header, rows)
+
+    def tick(self, elapsed: float) -> None:
+        if self._live is not None:
+            self._live.update(self._table(elapsed))
+
+    def say(self, text: str) -> None:
+        if self._live is not None:
+            self._live.console.print(f"[yellow]![/yellow] {text}", markup=True, highlight=False)
+        else:
+            print(f"sealrtc {self.command}: {text}", file=self.stream, flush=True)
+
+    def summary(
+        self, title: str, header: Sequence[str], rows: list[Sequence[Any]], verdict: str, ok: bool, *, status: int
+    ) -> None:
+        self.console.print(_rich_table(title, header, rows))
+        _rich_verdict(self.console, verdict, ok, status)
+
+
+def _rich_table(title: str, header: Sequence[str], rows: list[Sequence[Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for i, name in enumerate(header):
+        table.add_column(name, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*[fmt(v) for v in row])
+    return table

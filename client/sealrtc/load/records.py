@@ -1,0 +1,338 @@
+"""What load workers send their parent, as typed records: snapshots, finals, crashes.
+
+A worker sends a :class:`WorkerSnapshot` every second (deltas since the last one, interval
+histograms) and a :class:`WorkerFinal` at the end (per-room totals, cumulative histograms, its
+CPU and event-loop lag). The same records, as JSON, are the ``raw`` section of a report, from
+which ``sealrtc report merge`` rebuilds a merged report exactly. Histograms travel as
+``[hdrhistogram encoding, exact max]`` pairs so merging loses nothing.
+
+Readers (``from_json``) take what a worker or a report file holds; a field a snapshot lacks is
+0 (tests and older reports send partial snapshots). Report files are checked against the JSON
+Schema before they are read.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..failures import FailureCounts
+from ..metrics import Histogram
+
+HISTOGRAMS = ("join_ms", "first_frame_ms", "latency_ms", "latency_video_ms", "latency_audio_ms")
+FRAME_COUNTERS = ("sent", "received", "decrypted", "decoded", "lost")
+
+Packed = tuple[str, float | None]
+"""A histogram on the wire: its standard compressed encoding and its exact maximum (ms)."""
+
+WorkerId = int | str
+"""A worker's number in its run; ``"SHARD.WORKER"`` once pooled from shards."""
+
+
+def pack(histogram: Histogram) -> Packed | None:
+    return (histogram.encode(), histogram.max_ms) if histogram.count else None
+
+
+def unpack(packed: Packed | None) -> Histogram:
+    if not packed:
+        return Histogram()
+    return Histogram.decode(str(packed[0]), max_ms=packed[1])
+
+
+def packed_from_json(data: object) -> Packed | None:
+    if isinstance(data, list | tuple) and len(data) == 2 and isinstance(data[0], str):
+        top = data[1]
+        return (data[0], float(top) if isinstance(top, int | float) and not isinstance(top, bool) else None)
+    return None
+
+
+def packed_to_json(packed: Packed | None) -> list[Any] | None:
+    return list(packed) if packed is not None else None
+
+
+def _int(data: Mapping[str, Any], key: str) -> int:
+    value = data.get(key, 0)
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def _float(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _worker(value: object) -> WorkerId:
+    return value if isinstance(value, int | str) and not isinstance(value, bool) else 0
+
+
+def _failures(value: object) -> FailureCounts:
+    if not isinstance(value, Mapping):
+        return FailureCounts()
+    return FailureCounts({str(k): int(v) for k, v in value.items() if isinstance(v, int) and not isinstance(v, bool)})
+
+
+@dataclass
+class RoomTotals:
+    """Everything measured in one room (by one worker, or merged over several): the builder's
+    accumulator and the per-room part of a :class:`WorkerFinal`."""
+
+    planned: int = 0
+    joined: int = 0
+    failed: int = 0
+    intruders: int = 0
+    histograms: dict[str, Histogram] = field(default_factory=lambda: {n: Histogram() for n in HISTOGRAMS})
+    frames: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FRAME_COUNTERS, 0))
+    decrypt_failures: FailureCounts = field(default_factory=FailureCounts)
+    intruder_decrypts: int = 0
+    intruder_failures: FailureCounts = field(default_factory=FailureCounts)
+    freezes_count: int = 0
+    freezes_ms: float = 0.0
+
+    def add(self, other: RoomTotals) -> None:
+        self.planned += other.planned
+        self.joined += other.joined
+        self.failed += other.failed
+        self.intruders += other.intruders
+        for name in HISTOGRAMS:
+            self.histograms[name].merge(other.histograms[name])
+        for key, value in other.frames.items():
+            self.frames[key] = self.frames.get(key, 0) + value
+        self.decrypt_failures.add(other.decrypt_failures)
+        self.intruder_failures.add(other.intruder_failures)
+        self.intruder_decrypts += other.intruder_decrypts
+        self.freezes_count += other.freezes_count
+        self.freezes_ms += other.freezes_ms
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "planned": self.planned,
+            "joined": self.joined,
+            "failed": self.failed,
+            "intruders": self.intruders,
+            "histograms": {n: packed_to_json(pack(h)) for n, h in self.histograms.items()},
+            "frames": dict(self.frames),
+            "decrypt_failures": dict(self.decrypt_failures),
+            "intruder_decrypts": self.intruder_decrypts,
+            "intruder_failures": dict(self.intruder_failures),
+            "freezes": [self.freezes_count, self.freezes_ms],
+        }
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> RoomTotals:
+        freezes = data.get("freezes") or [0, 0.0]
+        totals = cls(
+            planned=_int(data, "planned"),
+            joined=_int(data, "joined"),
+            failed=_int(data, "failed"),
+            intruders=_int(data, "intruders"),
+            frames=dict.fromkeys(FRAME_COUNTERS, 0) | {k: int(v) for k, v in (data.get("frames") or {}).items()},
+            decrypt_failures=_failures(data.get("decrypt_failures")),
+            intruder_decrypts=_int(data, "intruder_decrypts"),
+            intruder_failures=_failures(data.get("intruder_failures")),
+            freezes_count=int(freezes[0]),
+            freezes_ms=float(freezes[1]),
+        )
+        histograms = data.get("histograms") or {}
+        for name in HISTOGRAMS:  # (reports of older versions lack the per-kind latencies)
+            totals.histograms[name] = unpack(packed_from_json(histograms.get(name)))
+        return totals
+
+
+@dataclass(frozen=True)
+class RoomSnapshot:
+    """One room's part of a worker's second, for the live Prometheus metrics (reports keep only
+    the worker totals)."""
+
+    joined: int = 0
+    failed: int = 0
+    intruders: int = 0
+    joins: tuple[float, ...] = ()
+    """Join times (ms) of participants that connected during this second."""
+    frames_decrypted: int = 0
+    lost: int = 0
+    intruder_decrypts: int = 0
+    decrypt_failures: FailureCounts = field(default_factory=FailureCounts)
+    latency: Packed | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "joined": self.joined,
+            "failed": self.failed,
+            "intruders": self.intruders,
+            "joins": list(self.joins),
+            "frames_decrypted": self.frames_decrypted,
+            "lost": self.lost,
+            "intruder_decrypts": self.intruder_decrypts,
+            "decrypt_failures": dict(self.decrypt_failures),
+            "latency": packed_to_json(self.latency),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RoomSnapshot:
+        return cls(
+            joined=_int(data, "joined"),
+            failed=_int(data, "failed"),
+            intruders=_int(data, "intruders"),
+            joins=tuple(float(j) for j in data.get("joins") or ()),
+            frames_decrypted=_int(data, "frames_decrypted"),
+            lost=_int(data, "lost"),
+            intruder_decrypts=_int(data, "intruder_decrypts"),
+            decrypt_failures=_failures(data.get("decrypt_failures")),
+            latency=packed_from_json(data.get("latency")),
+        )
+
+
+@dataclass(frozen=True)
+class WorkerSnapshot:
+    """One worker's second: counters are deltas since its previous snapshot, ``joined``,
+    ``failed``, ``intruders`` and ``video_tracks`` are levels, histograms cover the second."""
+
+    worker: WorkerId
+    t: float
+    """Seconds since the run's start at the end of the second this snapshot covers."""
+    joined: int = 0
+    failed: int = 0
+    intruders: int = 0
+    video_tracks: int = 0
+    frames_decrypted: int = 0
+    video_frames: int = 0
+    lost: int = 0
+    freezes: int = 0
+    decrypt_failures: int = 0
+    intruder_decrypts: int = 0
+    cpu_percent: float | None = None
+    latency: Packed | None = None
+    loop_lag: Packed | None = None
+    rooms: dict[str, RoomSnapshot] = field(default_factory=dict)
+
+    def to_json(self, *, rooms: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": "snapshot",
+            "worker": self.worker,
+            "t": self.t,
+            "joined": self.joined,
+            "failed": self.failed,
+            "intruders": self.intruders,
+            "video_tracks": self.video_tracks,
+            "frames_decrypted": self.frames_decrypted,
+            "video_frames": self.video_frames,
+            "lost": self.lost,
+            "freezes": self.freezes,
+            "decrypt_failures": self.decrypt_failures,
+            "intruder_decrypts": self.intruder_decrypts,
+            "cpu_percent": self.cpu_percent,
+            "latency": packed_to_json(self.latency),
+            "loop_lag": packed_to_json(self.loop_lag),
+        }
+        if rooms:
+            out["rooms"] = {name: room.to_json() for name, room in self.rooms.items()}
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WorkerSnapshot:
+        rooms = data.get("rooms") or {}
+        return cls(
+            worker=_worker(data.get("worker")),
+            t=_float(data.get("t")) or 0.0,
+            joined=_int(data, "joined"),
+            failed=_int(data, "failed"),
+            intruders=_int(data, "intruders"),
+            video_tracks=_int(data, "video_tracks"),
+            frames_decrypted=_int(data, "frames_decrypted"),
+            video_frames=_int(data, "video_frames"),
+            lost=_int(data, "lost"),
+            freezes=_int(data, "freezes"),
+            decrypt_failures=_int(data, "decrypt_failures"),
+            intruder_decrypts=_int(data, "intruder_decrypts"),
+            cpu_percent=_float(data.get("cpu_percent")),
+            latency=packed_from_json(data.get("latency")),
+            loop_lag=packed_from_json(data.get("loop_lag")),
+            rooms={str(name): RoomSnapshot.from_json(room) for name, room in rooms.items()},
+        )
+
+
+@dataclass(frozen=True)
+class GeneratorFinal:
+    """How loaded a worker was over the whole run, and on which event loop it ran."""
+
+    cpu_percent: float | None = None
+    cpu_intervals: tuple[float, ...] = ()
+    loop_lag: Packed | None = None
+    event_loop: str | None = None
+    """``"uvloop"`` or ``"asyncio"`` (None in reports written before it was recorded)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cpu_percent": self.cpu_percent,
+            "cpu_intervals": list(self.cpu_intervals),
+            "loop_lag": packed_to_json(self.loop_lag),
+            "event_loop": self.event_loop,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> GeneratorFinal:
+        loop = data.get("event_loop")
+        return cls(
+            cpu_percent=_float(data.get("cpu_percent")),
+            cpu_intervals=tuple(c for c in map(_float, data.get("cpu_intervals") or ()) if c is not None),
+            loop_lag=packed_from_json(data.get("loop_lag")),
+            event_loop=loop if isinstance(loop, str) else None,
+        )
+
+
+@dataclass(frozen=True)
+class WorkerFinal:
+    """A worker's whole run: per-room totals (its planned participants included) and load."""
+
+    worker: WorkerId
+    rooms: dict[str, RoomTotals] = field(default_factory=dict)
+    generator: GeneratorFinal = field(default_factory=GeneratorFinal)
+    errors: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": "final",
+            "worker": self.worker,
+            "rooms": {name: totals.to_wire() for name, totals in self.rooms.items()},
+            "generator": self.generator.to_json(),
+            "errors": list(self.errors),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WorkerFinal:
+        return cls(
+            worker=_worker(data.get("worker")),
+            rooms={str(name): RoomTotals.from_wire(room) for name, room in (data.get("rooms") or {}).items()},
+            generator=GeneratorFinal.from_json(data.get("generator") or {}),
+            errors=tuple(str(e) for e in data.get("errors") or ()),
+        )
+
+    def relabelled(self, worker: WorkerId) -> WorkerFinal:
+        return WorkerFinal(worker, self.rooms, self.generator, self.errors)
+
+
+@dataclass(frozen=True)
+class WorkerCrash:
+    """A worker died with an exception (reported, never silent)."""
+
+    worker: WorkerId
+    error: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "crash", "worker": self.worker, "error": self.error}
+
+
+WorkerMessage = WorkerSnapshot | WorkerFinal | WorkerCrash
+
+
+def read_message(data: Mapping[str, Any]) -> WorkerMessage:
+    """A message from a worker's queue. Messages cross the process boundary as JSON-ready
+    dicts (``to_json()``), the form the report's raw section keeps too."""
+    kind = data.get("type")
+    if kind == "snapshot":
+        return WorkerSnapshot.from_json(data)
+    if kind == "final":
+        return WorkerFinal.from_json(data)
+    return WorkerCrash(_worker(data.get("worker")), str(data.get("error", f"unknown message {kind!r}")))

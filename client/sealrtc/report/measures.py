@@ -1,0 +1,211 @@
+"""What a room, or the whole run, measured: participants, frames, failures, freezes and histogram
+summaries, as typed report sections (``participants`` and ``metrics`` in the report JSON)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..failures import FailureCounts
+from ..metrics import Histogram
+from ..metrics.histogram import PERCENTILES
+from .jsonread import Number, failures, number
+
+__all__ = ["Frames", "Freezes", "Metrics", "Participants", "RoomReport", "Summary", "loss_percent"]
+
+
+def loss_percent(lost: Number | None, decrypted: Number | None) -> float | None:
+    """100 x lost / (decrypted + lost); 0 with no frames; None when either count is unknown."""
+    if lost is None or decrypted is None:
+        return None
+    delivered = lost + decrypted
+    return 100.0 * lost / delivered if delivered else 0.0
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A histogram's summary in ms: sample count, percentiles and the exact maximum."""
+
+    count: Number | None
+    p50: Number | None = None
+    p90: Number | None = None
+    p95: Number | None = None
+    p99: Number | None = None
+    max: Number | None = None
+
+    @classmethod
+    def of(cls, histogram: Histogram) -> Summary | None:
+        """None for an empty histogram (the report writes ``null``)."""
+        data = histogram.summary()
+        return cls.from_json(data) if data is not None else None
+
+    def value(self, function: str) -> Number | None:
+        """``count``, ``max`` or ``pNN``."""
+        return {
+            "count": self.count, "p50": self.p50, "p90": self.p90, "p95": self.p95, "p99": self.p99, "max": self.max,
+        }.get(function)  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        return {"count": self.count, **{f"p{p}": self.value(f"p{p}") for p in PERCENTILES}, "max": self.max}
+
+    @classmethod
+    def from_json(cls, data: object) -> Summary | None:
+        if not isinstance(data, Mapping):
+            return None
+        return cls(
+            count=number(data.get("count")),
+            p50=number(data.get("p50")),
+            p90=number(data.get("p90")),
+            p95=number(data.get("p95")),
+            p99=number(data.get("p99")),
+            max=number(data.get("max")),
+        )
+
+
+@dataclass(frozen=True)
+class Participants:
+    planned: Number | None = None
+    joined: Number | None = None
+    failed: Number | None = None
+    intruders: Number | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"planned": self.planned, "joined": self.joined, "failed": self.failed, "intruders": self.intruders}
+
+    @classmethod
+    def from_json(cls, data: object) -> Participants | None:
+        if not isinstance(data, Mapping):
+            return None
+        return cls(*(number(data.get(k)) for k in ("planned", "joined", "failed", "intruders")))
+
+
+@dataclass(frozen=True)
+class Frames:
+    sent: Number | None = None
+    received: Number | None = None
+    decrypted: Number | None = None
+    decoded: Number | None = None
+    lost: Number | None = None
+
+    NAMES = ("sent", "received", "decrypted", "decoded", "lost")
+
+    def get(self, name: str) -> Number | None:
+        return {
+            "sent": self.sent, "received": self.received, "decrypted": self.decrypted, "decoded": self.decoded,
+            "lost": self.lost,
+        }.get(name)  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: self.get(name) for name in self.NAMES}
+
+    @classmethod
+    def from_json(cls, data: object) -> Frames | None:
+        if not isinstance(data, Mapping):
+            return None
+        return cls(*(number(data.get(k)) for k in cls.NAMES))
+
+
+@dataclass(frozen=True)
+class Freezes:
+    count: Number | None = None
+    total_ms: Number | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"count": self.count, "total_ms": self.total_ms}
+
+    @classmethod
+    def from_json(cls, data: object) -> Freezes | None:
+        if not isinstance(data, Mapping):
+            return None
+        return cls(number(data.get("count")), number(data.get("total_ms")))
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """What legitimate subscribers measured (and what intruders managed), in a room or in all."""
+
+    join_ms: Summary | None = None
+    first_frame_ms: Summary | None = None
+    latency_ms: Summary | None = None
+    latency_video_ms: Summary | None = None
+    latency_audio_ms: Summary | None = None
+    frames: Frames | None = None
+    decrypt_failures: FailureCounts | None = None
+    intruder_decrypts: Number | None = None
+    intruder_failures: FailureCounts | None = None
+    freezes: Freezes | None = None
+
+    @property
+    def loss_percent(self) -> float | None:
+        """100 x lost / (decrypted + lost), 0 with no frames (the one place it is computed)."""
+        if self.frames is None:
+            return None
+        return loss_percent(self.frames.lost, self.frames.decrypted)
+
+    def summary(self, name: str) -> Summary | None:
+        return {
+            "join_ms": self.join_ms, "first_frame_ms": self.first_frame_ms, "latency_ms": self.latency_ms,
+            "latency_video_ms": self.latency_video_ms, "latency_audio_ms": self.latency_audio_ms,
+        }.get(name)  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        def s(summary: Summary | None) -> dict[str, Any] | None:
+            return summary.to_json() if summary is not None else None
+
+        return {
+            "join_ms": s(self.join_ms),
+            "first_frame_ms": s(self.first_frame_ms),
+            "latency_ms": s(self.latency_ms),
+            "latency_video_ms": s(self.latency_video_ms),
+            "latency_audio_ms": s(self.latency_audio_ms),
+            "frames": self.frames.to_json() if self.frames is not None else None,
+            "decrypt_failures": dict(self.decrypt_failures) if self.decrypt_failures is not None else None,
+            "intruder_decrypts": self.intruder_decrypts,
+            "intruder_failures": dict(self.intruder_failures) if self.intruder_failures is not None else None,
+            "freezes": self.freezes.to_json() if self.freezes is not None else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> Metrics | None:
+        if not isinstance(data, Mapping):
+            return None
+        return cls(
+            join_ms=Summary.from_json(data.get("join_ms")),
+            first_frame_ms=Summary.from_json(data.get("first_frame_ms")),
+            latency_ms=Summary.from_json(data.get("latency_ms")),
+            latency_video_ms=Summary.from_json(data.get("latency_video_ms")),
+            latency_audio_ms=Summary.from_json(data.get("latency_audio_ms")),
+            frames=Frames.from_json(data.get("frames")),
+            decrypt_failures=failures(data.get("decrypt_failures")),
+            intruder_decrypts=number(data.get("intruder_decrypts")),
+            intruder_failures=failures(data.get("intruder_failures")),
+            freezes=Freezes.from_json(data.get("freezes")),
+        )
+
+
+@dataclass(frozen=True)
+class RoomReport:
+    """One room: the same participants and metrics as the whole report (assertions apply)."""
+
+    room: str | None
+    participants: Participants | None = None
+    metrics: Metrics | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "room": self.room,
+            "participants": self.participants.to_json() if self.participants is not None else None,
+            "metrics": self.metrics.to_json() if self.metrics is not None else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> RoomReport | None:
+        if not isinstance(data, Mapping):
+            return None
+        room = data.get("room")
+        return cls(
+            str(room) if isinstance(room, str | int) and not isinstance(room, bool) else None,
+            Participants.from_json(data.get("participants")),
+            Metrics.from_json(data.get("metrics")),
+        )
