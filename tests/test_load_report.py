@@ -27,6 +27,8 @@ from sealrtc.report.model import LoadReport, ScenarioInfo
 
 from .report_fixture import sample_report
 
+pytestmark = pytest.mark.unit
+
 SCENARIO = Scenario(rooms=3, subscribers=3, intruders=1, duration=5)
 NAMES = ["room-a", "room-b", "room-c"]
 DEFAULTS = ("joined == planned", "decrypt_failures == 0", "intruder_decrypts == 0")
