@@ -22,6 +22,7 @@ from sealrtc import (
     UnknownKey,
     sframe,
 )
+from sealrtc.sframe import HeaderReader
 from sealrtc.transform import MAX_RECEIVE_KIDS, MAX_RETIRED_KIDS
 
 from .conftest import FakeClock
@@ -228,11 +229,19 @@ def test_fast_path_keeps_the_key_cache_order_and_replay_floors_with_many_senders
     assert fast._retired and fast.stats.failures["replayed"] > 0  # evictions and replays happened
 
 
+class _ForgetfulReader(HeaderReader):
+    """Remembers nothing: every header goes to ``sframe.decode_header``."""
+
+    def remember(self, data: bytes, offset: int, kid: int) -> None:
+        pass
+
+
 class _SlowHeaderDecryptor(FrameDecryptor):
     """The reference: every header parsed by ``sframe.decode_header`` (no fast path armed)."""
 
-    def _remember_header(self, data: bytes, n: int, kid: int) -> None:
-        pass
+    def __init__(self, keys: SharedSecret, codec: str) -> None:
+        super().__init__(keys, codec=codec)
+        self._headers = _ForgetfulReader()
 
 
 def _outcome(dec: FrameDecryptor, data: bytes) -> object:
@@ -270,7 +279,7 @@ def test_fast_header_parse_matches_decode_header(
     frame = VP8_DELTA if codec == "vp8" else OPUS
     for ct in (enc.encrypt(frame) for _ in range(300)):  # CTRs up to 2 bytes
         assert _outcome(fast, ct) == _outcome(slow, ct)
-    assert fast._fast_kid == enc.kid
+    assert fast._headers.kid == enc.kid
     ct = bytearray(enc.encrypt(frame))
     for position, value in edits:
         ct[position % len(ct)] = value
