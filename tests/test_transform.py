@@ -20,8 +20,10 @@ from sealrtc import (
     SecretMismatch,
     SharedSecret,
     UnknownKey,
+    layout,
     sframe,
 )
+from sealrtc.layout import Codec
 from sealrtc.sframe import HeaderReader
 from sealrtc.transform import MAX_RECEIVE_KIDS, MAX_RETIRED_KIDS
 
@@ -402,3 +404,24 @@ def test_bad_mismatch_parameters(keys: SharedSecret) -> None:
         FrameDecryptor(keys, mismatch_threshold=0)
     with pytest.raises(ValueError):
         FrameDecryptor(keys, mismatch_quiet=-1)
+
+
+def test_a_layout_can_refuse_frames(keys: SharedSecret, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A codec's prefix function may raise InvalidFrame (bytes that are not a frame of it): the
+    encryptor refuses and counts such a frame, the decryptor drops it as malformed."""
+
+    def prefix(frame: bytes) -> int:
+        if frame.startswith(b"bad"):
+            raise InvalidFrame("not a frame of this codec")
+        return 2
+
+    monkeypatch.setitem(layout.LAYOUTS, Codec.GENERIC, layout.CodecLayout(Codec.GENERIC, prefix, bool, video=False))
+    enc, dec = pair(keys, "generic")
+    good = enc.encrypt(b"ok frame")
+    assert good[:2] == b"ok" and dec.decrypt(good) == b"ok frame"
+    with pytest.raises(InvalidFrame):
+        enc.encrypt(b"bad frame")
+    assert enc.stats.refused == 1
+    with pytest.raises(MalformedFrame):
+        dec.decrypt(b"bad" + good[2:])
+    assert dec.stats.failures["malformed"] == 1
