@@ -262,11 +262,11 @@ class SubscriberAgent:
         return merged
 
     def totals(self) -> dict[str, int]:
-        tracks = self.track_stats()
-        failures = FailureCounts.sum(t["decrypt_failures"] for t in tracks)
+        tracks = [t for s in self.sessions for t in s.receive_tracks()]
+        failures = FailureCounts.sum(t.decrypt_failures for t in tracks)
         return {
-            "frames_received": sum(t["frames_received"] for t in tracks),
-            "frames_decrypted": sum(t["frames_decrypted"] for t in tracks) if self.keys is not None else 0,
+            "frames_received": sum(t.frames_received for t in tracks),
+            "frames_decrypted": sum(t.frames_accepted for t in tracks) if self.keys is not None else 0,
             "key_failures": failures.key_failures,
             "frames_decoded": sum(self.decoded.values()),
         }
