@@ -30,8 +30,8 @@ from rich.table import Table
 
 import sealrtc
 from media_clip import make_movie  # benchmarks/media_clip.py
+from sealrtc import pipeline as pipeline_module
 from sealrtc.metrics import ReceiveMetrics
-from sealrtc.rtc import session as session_module
 from sealrtc.signaling.whip import delete_resource, whep_subscribe
 
 SECRET = "probe benchmark"
@@ -41,7 +41,7 @@ INSIDE_NS = [0]
 
 def instrument() -> None:
     """Time the two calls probes and metrics add to the receive hook, in the live subscribers."""
-    split, record = session_module.split_probe_fields, ReceiveMetrics.frame
+    split, record = pipeline_module.split_probe, ReceiveMetrics.frame  # type: ignore[attr-defined]
     clock = time.perf_counter_ns
 
     def timed_split(data: bytes) -> object:
@@ -55,7 +55,7 @@ def instrument() -> None:
         record(self, *args)  # type: ignore[arg-type]
         INSIDE_NS[0] += clock() - t0
 
-    session_module.split_probe_fields = timed_split  # type: ignore[assignment]
+    pipeline_module.split_probe = timed_split  # type: ignore[attr-defined,assignment]
     ReceiveMetrics.frame = timed_record  # type: ignore[method-assign,assignment]
 
 
@@ -157,7 +157,7 @@ async def main() -> None:
     )
     console.print(table)
     console.print(
-        "The last column is exact (instrumented time inside split_probe_fields + ReceiveMetrics.frame over the "
+        "The last column is exact (instrumented time inside split_probe + ReceiveMetrics.frame over the "
         "process CPU); B-A is the same quantity by subtraction and carries the run's noise."
     )
 

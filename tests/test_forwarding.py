@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from types import SimpleNamespace
 
 import pytest
 
 from sealrtc.rtc.frames import EncodedFrame
+from sealrtc.rtc.keyframes import forward_keyframe_request
 from sealrtc.rtc.passthrough import ForwardingTrack
 
 pytestmark = pytest.mark.unit
@@ -32,3 +34,16 @@ async def test_keyframe_requests_upstream_are_throttled() -> None:
     for _ in range(50):
         track.request_keyframe()
     assert calls == [1]
+
+
+def test_keyframe_requests_reach_a_source_that_can_make_key_frames() -> None:
+    """One rule for sessions and forwarders: a sender's track with ``request_keyframe()`` gets
+    the PLI/FIR; other tracks (and no track) are left alone."""
+    calls: list[int] = []
+    track = ForwardingTrack("video", on_keyframe_request=lambda: calls.append(1), keyframe_interval=0)
+    forward_keyframe_request(SimpleNamespace(track=track))  # type: ignore[arg-type]
+    forward_keyframe_request(SimpleNamespace(track=track))  # type: ignore[arg-type]
+    assert calls == [1, 1]
+    forward_keyframe_request(SimpleNamespace(track=None))  # type: ignore[arg-type]
+    forward_keyframe_request(SimpleNamespace(track=SimpleNamespace(request_keyframe="not callable")))  # type: ignore[arg-type]
+    assert calls == [1, 1]

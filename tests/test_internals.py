@@ -9,7 +9,8 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-from aiortc.codecs import vpx
+from aiortc.codecs import get_encoder, vpx
+from aiortc.codecs.base import Encoder
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from hypothesis import given
@@ -36,6 +37,11 @@ def test_vp8_depacketize_other_descriptors() -> None:
     assert internals.vp8_depacketize([short_pid, no_ext]) == (frame, 5)
 
 
+def _hooked_encoder(codec: RTCRtpCodecParameters, hook: internals.FrameHook) -> Encoder:
+    """aiortc's encoder for ``codec`` with ``hook`` installed, as the sender hook installs it."""
+    return internals.hook_encoder(get_encoder(codec), hook)
+
+
 def _codec(mime: str, clock_rate: int) -> RTCRtpCodecParameters:
     return RTCRtpCodecParameters(mimeType=mime, clockRate=clock_rate, payloadType=96)
 
@@ -53,7 +59,7 @@ def test_vp8_pack_path_transforms_whole_frames_before_packetization() -> None:
         seen.append(frame)
         return frame[::-1]
 
-    encoder = internals._hooked_encoder(_codec("video/VP8", 90_000), hook)
+    encoder = _hooked_encoder(_codec("video/VP8", 90_000), hook)
     assert isinstance(encoder, vpx.Vp8Encoder)
     frame = os.urandom(3000)
     picture_id = encoder.picture_id
@@ -64,7 +70,7 @@ def test_vp8_pack_path_transforms_whole_frames_before_packetization() -> None:
 
 def test_vp8_encode_path_transforms_the_encoded_frame() -> None:
     seen: list[bytes] = []
-    encoder = internals._hooked_encoder(_codec("video/VP8", 90_000), lambda f: seen.append(f) or b"\x00" + f)
+    encoder = _hooked_encoder(_codec("video/VP8", 90_000), lambda f: seen.append(f) or b"\x00" + f)
     image = av.VideoFrame.from_ndarray(np.zeros((96, 128, 3), np.uint8), format="rgb24").reformat(format="yuv420p")
     image.pts, image.time_base = 0, Fraction(1, 30)
     payloads, _ = encoder.encode(image, force_keyframe=True)
@@ -78,18 +84,18 @@ def test_dropped_or_failing_frames_are_never_sent(caplog: pytest.LogCaptureFixtu
 
     for hook in (lambda frame: None, boom):
         for mime, rate in (("video/VP8", 90_000), ("audio/opus", 48_000), ("video/H264", 90_000)):
-            encoder = internals._hooked_encoder(_codec(mime, rate), hook)
+            encoder = _hooked_encoder(_codec(mime, rate), hook)
             payloads, _ = encoder.pack(_packet(b"\x00\x00\x00\x01\x65" + os.urandom(100), rate))
             assert payloads == []
     assert "frame dropped" in caplog.text
 
 
 def test_opus_payloads_and_h264_annex_b() -> None:
-    opus = internals._hooked_encoder(_codec("audio/opus", 48_000), lambda f: f + b"!")
+    opus = _hooked_encoder(_codec("audio/opus", 48_000), lambda f: f + b"!")
     assert opus.pack(_packet(b"\x78abc", 48_000))[0] == [b"\x78abc!"]
     frames: list[bytes] = []
     h264_frame = b"\x00\x00\x00\x01\x67" + bytes(range(1, 20)) + b"\x00\x00\x00\x01\x65" + os.urandom(2000)
-    hooked = internals._hooked_encoder(_codec("video/H264", 90_000), lambda f: frames.append(f) or f)
+    hooked = _hooked_encoder(_codec("video/H264", 90_000), lambda f: frames.append(f) or f)
     assert hooked.pack(_packet(h264_frame, 90_000))[0] == H264Encoder().pack(_packet(h264_frame, 90_000))[0]
     assert frames == [h264_frame]
 

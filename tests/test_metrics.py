@@ -17,6 +17,7 @@ from sealrtc.metrics import (
     ReceiveMetrics,
     SequenceTracker,
     encode_probe,
+    read_probe,
     split_probe,
 )
 
@@ -33,6 +34,12 @@ def test_probe_round_trip(frame: bytes, stream_id: int, sequence: int, capture_n
 @given(st.binary(max_size=64).filter(lambda b: not b.endswith(b"sRp1")))
 def test_frames_without_trailer_pass_unchanged(frame: bytes) -> None:
     assert split_probe(frame) == (frame, None)
+    assert read_probe(frame) is None
+
+
+def test_read_probe_is_the_typed_view_of_split_probe() -> None:
+    probe = read_probe(b"frame" + encode_probe(1, 2, 3))
+    assert isinstance(probe, Probe) and (probe.stream_id, probe.sequence, probe.capture_ns) == (1, 2, 3)
 
 
 def test_probe_layout_is_big_endian_with_magic() -> None:

@@ -58,6 +58,33 @@ async def test_same_secret_delivers_source_media(pcs: list[RTCPeerConnection]) -
     assert sum(v_in["decrypt_failures"].values()) == 0  # type: ignore[union-attr]
     assert send_stats(pub_session, "video")["frames_encrypted"] >= 40
     assert v_in["codec"] == "video/VP8" and a_in["codec"] == "audio/opus"
+    typed = sub_session.receive_tracks()
+    assert {t.kind for t in typed} == {"video", "audio"}
+    for t in typed:  # the typed view and its JSON agree; under E2EE accepted means decrypted
+        assert t.frames_decrypted is not None and t.frames_accepted == t.frames_decrypted > 0
+        assert t.metrics is not None and t.metrics.frames == t.frames_accepted
+        assert t.as_dict()["frames_accepted"] == t.frames_accepted
+    got.stop()
+
+
+async def test_plain_session_counts_accepted_frames_and_decrypts_nothing(pcs: list[RTCPeerConnection]) -> None:
+    """Without keys every received frame is accepted; nothing reports "0 decrypted" beside it."""
+    pub, sub = pair(pcs)
+    pub_session = sealrtc.attach(pub, None, probe=True)
+    sub_session = sealrtc.attach(sub, None)
+    pub.addTrack(ToneAudioTrack(TONE))
+    got = Collector(sub)
+    await connect(pub, sub)
+    await wait_until(lambda: got.audio_samples >= 48_000, got.changed, 20)
+    audio = recv_stats(sub_session, "audio")
+    assert audio["frames_accepted"] == audio["frames_received"] and audio["frames_received"] >= 40  # type: ignore[operator]
+    assert audio["frames_decrypted"] is None and audio["bytes_in"] is None
+    assert audio["looks_encrypted"] is False
+    sent = send_stats(pub_session, "audio")
+    assert audio["probe_streams"] == [sent["probe_stream"]]  # probes were split off and measured
+    assert sent["frames_sent"] >= 40 and sent["frames_encrypted"] is None and sent["kid_switches"] is None  # type: ignore[operator]
+    (track,) = sub_session.receive_tracks()
+    assert track.frames_decrypted is None and track.decrypt_failures.total == 0
     got.stop()
 
 

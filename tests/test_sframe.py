@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sealrtc import sframe
 from sealrtc.errors import AuthenticationFailed, DecryptError, MalformedFrame
-from sealrtc.sframe import CipherSuite
+from sealrtc.sframe import CipherSuite, HeaderReader
 
 pytestmark = pytest.mark.unit
 
@@ -117,3 +118,65 @@ def test_unknown_suite_is_local_error() -> None:
         sframe.suite_params(0)
     with pytest.raises(ValueError):
         sframe.AeadKey(CipherSuite.AES_128_GCM_SHA256_128, b"short")
+
+
+def _read_or_error(read: Callable[[bytes, int], tuple[int, int, int]], data: bytes, offset: int) -> object:
+    try:
+        return read(data, offset)
+    except MalformedFrame as exc:
+        return str(exc)
+
+
+def _decode_end(data: bytes, offset: int) -> tuple[int, int, int]:
+    kid, ctr, length = sframe.decode_header(data, offset)
+    return kid, ctr, offset + length
+
+
+VALUES = st.one_of(st.integers(0, 9), st.integers(0, 2**16), st.integers(0, 2**64 - 1))
+
+
+@settings(max_examples=1000)
+@given(
+    kid=VALUES,
+    ctr=VALUES,
+    other_ctr=VALUES,
+    prefix=st.binary(max_size=3),
+    edits=st.lists(st.tuples(st.integers(0, 20), st.integers(0, 255)), max_size=3),
+    cut=st.integers(0, 12),
+    tail=st.binary(max_size=4),
+)
+# Handed to decode_header whatever the memory: a non-minimal CTR (leading zero byte), a 1-byte CTR
+# below 8, a CTR one byte short, another KID of the same length, another KID length, empty input.
+@example(kid=2**40, ctr=300, other_ctr=300, prefix=b"", edits=[(7, 0)], cut=0, tail=b"")
+@example(kid=2**40, ctr=300, other_ctr=300, prefix=b"", edits=[(0, 0xD8), (7, 3)], cut=0, tail=b"")
+@example(kid=2**40, ctr=300, other_ctr=300, prefix=b"", edits=[], cut=1, tail=b"")
+@example(kid=2**40, ctr=300, other_ctr=300, prefix=b"", edits=[(3, 0x55)], cut=0, tail=b"")
+@example(kid=2**40, ctr=300, other_ctr=300, prefix=b"", edits=[(0, 0x99)], cut=0, tail=b"")
+@example(kid=5, ctr=300, other_ctr=2, prefix=b"\x01", edits=[], cut=0, tail=b"")
+@example(kid=5, ctr=300, other_ctr=300, prefix=b"", edits=[], cut=3, tail=b"")
+def test_header_reader_matches_decode_header(
+    kid: int, ctr: int, other_ctr: int, prefix: bytes, edits: list[tuple[int, int]], cut: int, tail: bytes
+) -> None:
+    """After remembering a header, the reader parses anything (that KID's headers, edited,
+    truncated, others) exactly as decode_header does: same values, same errors."""
+    reader = HeaderReader()
+    remembered = prefix + sframe.encode_header(kid, ctr)
+    assert reader.read(remembered, len(prefix)) == _decode_end(remembered, len(prefix))
+    reader.remember(remembered, len(prefix), kid)
+    assert reader.kid == kid
+    data = bytearray(prefix + sframe.encode_header(kid, other_ctr))
+    for position, value in edits:
+        data[position % len(data)] = value
+    mutated = bytes(data[: max(0, len(data) - cut)]) + (tail if cut == 0 else b"")
+    for offset in {len(prefix), 0, len(mutated)}:
+        assert _read_or_error(reader.read, mutated, offset) == _read_or_error(_decode_end, mutated, offset)
+    assert reader.read(remembered, len(prefix)) == _decode_end(remembered, len(prefix))  # memory intact
+
+
+@given(kid=VALUES, data=st.binary(max_size=20), offset=st.integers(0, 20))
+def test_header_reader_matches_decode_header_on_arbitrary_bytes(kid: int, data: bytes, offset: int) -> None:
+    reader = HeaderReader()
+    header = sframe.encode_header(kid, 0)
+    reader.remember(header, 0, kid)
+    assert _read_or_error(reader.read, data, offset) == _read_or_error(_decode_end, data, offset)
+    assert _read_or_error(HeaderReader().read, data, offset) == _read_or_error(_decode_end, data, offset)

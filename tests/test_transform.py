@@ -20,8 +20,11 @@ from sealrtc import (
     SecretMismatch,
     SharedSecret,
     UnknownKey,
+    layout,
     sframe,
 )
+from sealrtc.layout import Codec
+from sealrtc.sframe import HeaderReader
 from sealrtc.transform import MAX_RECEIVE_KIDS, MAX_RETIRED_KIDS
 
 from .conftest import FakeClock
@@ -230,11 +233,19 @@ def test_fast_path_keeps_the_key_cache_order_and_replay_floors_with_many_senders
     assert fast._retired and fast.stats.failures["replayed"] > 0  # evictions and replays happened
 
 
+class _ForgetfulReader(HeaderReader):
+    """Remembers nothing: every header goes to ``sframe.decode_header``."""
+
+    def remember(self, data: bytes, offset: int, kid: int) -> None:
+        pass
+
+
 class _SlowHeaderDecryptor(FrameDecryptor):
     """The reference: every header parsed by ``sframe.decode_header`` (no fast path armed)."""
 
-    def _remember_header(self, data: bytes, n: int, kid: int) -> None:
-        pass
+    def __init__(self, keys: SharedSecret, codec: str) -> None:
+        super().__init__(keys, codec=codec)
+        self._headers = _ForgetfulReader()
 
 
 def _outcome(dec: FrameDecryptor, data: bytes) -> object:
@@ -272,7 +283,7 @@ def test_fast_header_parse_matches_decode_header(
     frame = VP8_DELTA if codec == "vp8" else OPUS
     for ct in (enc.encrypt(frame) for _ in range(300)):  # CTRs up to 2 bytes
         assert _outcome(fast, ct) == _outcome(slow, ct)
-    assert fast._fast_kid == enc.kid
+    assert fast._headers.kid == enc.kid
     ct = bytearray(enc.encrypt(frame))
     for position, value in edits:
         ct[position % len(ct)] = value
@@ -395,3 +406,24 @@ def test_bad_mismatch_parameters(keys: SharedSecret) -> None:
         FrameDecryptor(keys, mismatch_threshold=0)
     with pytest.raises(ValueError):
         FrameDecryptor(keys, mismatch_quiet=-1)
+
+
+def test_a_layout_can_refuse_frames(keys: SharedSecret, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A codec's prefix function may raise InvalidFrame (bytes that are not a frame of it): the
+    encryptor refuses and counts such a frame, the decryptor drops it as malformed."""
+
+    def prefix(frame: bytes) -> int:
+        if frame.startswith(b"bad"):
+            raise InvalidFrame("not a frame of this codec")
+        return 2
+
+    monkeypatch.setitem(layout.LAYOUTS, Codec.GENERIC, layout.CodecLayout(Codec.GENERIC, prefix, bool, video=False))
+    enc, dec = pair(keys, "generic")
+    good = enc.encrypt(b"ok frame")
+    assert good[:2] == b"ok" and dec.decrypt(good) == b"ok frame"
+    with pytest.raises(InvalidFrame):
+        enc.encrypt(b"bad frame")
+    assert enc.stats.refused == 1
+    with pytest.raises(MalformedFrame):
+        dec.decrypt(b"bad" + good[2:])
+    assert dec.stats.failures["malformed"] == 1

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .errors import (
-    DECRYPT_FAILURE_REASONS,
     AuthenticationFailed,
     DecryptError,
     InvalidFrame,
@@ -22,10 +21,11 @@ from .errors import (
     ReplayedFrame,
     UnknownKey,
 )
+from .failures import FailureCounts
 from .keys import BaseKey, SharedSecret
-from .layout import Codec, clear_prefix_length, codec_from_name
+from .layout import Codec, codec_from_name, prefix_function
 from .replay import DEFAULT_WINDOW, ReplayWindow
-from .sframe import MAX_VALUE, AeadKey, decode_header, derive_key_salt, header_encoder, suite_params
+from .sframe import MAX_VALUE, AeadKey, HeaderReader, derive_key_salt, header_encoder, suite_params
 
 logger = logging.getLogger(__name__)
 
@@ -96,18 +96,18 @@ class DecryptorStats:
     frames: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
-    failures: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DECRYPT_FAILURE_REASONS, 0))
+    failures: FailureCounts = field(default_factory=FailureCounts)
 
     @property
     def failed(self) -> int:
-        return sum(self.failures.values())
+        return self.failures.total
 
     def as_dict(self) -> dict[str, object]:
         return {
             "frames_decrypted": self.frames,
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
-            "decrypt_failures": dict(self.failures),
+            "decrypt_failures": FailureCounts(self.failures),
         }
 
 
@@ -140,8 +140,7 @@ class FrameEncryptor:
         self._salt = 0
         self._nonce_length = 12
         self._header = header_encoder(0)
-        self._vp8 = self.codec is Codec.VP8
-        self._prefix = clear_prefix_length(self.codec, b"\x00")  # Opus 1, generic 0 (VP8: per frame)
+        self._prefix = prefix_function(self.codec)
 
     def __repr__(self) -> str:
         return f"<FrameEncryptor codec={self.codec.value} kid={self._kid:#x} ctr={self._ctr}>"
@@ -181,10 +180,11 @@ class FrameEncryptor:
         Raises :class:`InvalidFrame` (and counts it) if ``frame`` is shorter than its codec's
         clear prefix: such input is not a frame of that codec and is never sent.
         """
-        if self._vp8:  # clear_prefix_length, inlined (runs once per frame)
-            n = (3 if frame[0] & 0x01 else 10) if frame else 1
-        else:
-            n = self._prefix
+        try:
+            n = self._prefix(frame)
+        except InvalidFrame:
+            self.stats.refused += 1
+            raise
         if len(frame) < n:
             self.stats.refused += 1
             raise InvalidFrame(f"{self.codec.value} frame of {len(frame)} bytes is shorter than its {n}-byte header")
@@ -268,8 +268,7 @@ class FrameDecryptor:
         self._last_verified: float | None = None
         self._tag_length = suite_params(keys.suite).nt
         self._split_tag = suite_params(keys.suite).is_ctr_hmac
-        self._vp8 = self.codec is Codec.VP8
-        self._prefix = clear_prefix_length(self.codec, b"\x00")  # Opus 1, generic 0 (VP8: per frame)
+        self._prefix = prefix_function(self.codec)
         self._kids: OrderedDict[int, _ReceiveKey] = OrderedDict()
         self._retired: dict[int, int] = {}  # evicted KID -> highest verified CTR (insertion order)
         self._verified_since_failure = False
@@ -277,12 +276,8 @@ class FrameDecryptor:
         """KID of the last frame :meth:`decrypt_or_drop` returned."""
         self.last_ctr = 0
         """CTR of the last frame :meth:`decrypt_or_drop` returned."""
-        # The KID part of the last verified frame's header (config byte's high nibble, KID
-        # bytes): a frame that starts the same way has that KID, already validated, and only
-        # its CTR is parsed (any anomaly falls back to decode_header and its errors).
-        self._fast_kid = -1
-        self._fast_high = -1
-        self._fast_kid_bytes = b""
+        self._headers = HeaderReader()
+        """Parses headers, remembering the last verified KID's (its frames parse fastest)."""
 
     def __repr__(self) -> str:
         return f"<FrameDecryptor codec={self.codec.value} frames={self.stats.frames} failed={self.stats.failed}>"
@@ -343,7 +338,7 @@ class FrameDecryptor:
             self._emit(SecretMatch(kid, self.keys.now()))
 
     def _fail(self, exc: DecryptError) -> None:
-        self.stats.failures[exc.reason] = self.stats.failures.get(exc.reason, 0) + 1
+        self.stats.failures.count(exc.reason)
         if self._verified_since_failure:
             # The last verified frame came just before this failure: its time is read here, not on
             # every successful frame (the per-frame path reads no clock).
@@ -369,37 +364,17 @@ class FrameDecryptor:
             while len(self._retired) > MAX_RETIRED_KIDS:
                 del self._retired[next(iter(self._retired))]
 
-    def _remember_header(self, data: bytes, n: int, kid: int) -> None:
-        """Keep the KID part of a verified frame's header for the next frames' fast parse."""
-        config = data[n]
-        self._fast_kid = kid
-        self._fast_high = config >> 4
-        self._fast_kid_bytes = data[n + 1 : n + 2 + ((config >> 4) & 0x07)] if config & 0x80 else b""
-
     def _open(self, data: bytes) -> tuple[bytes, int, int]:
-        if self._vp8:  # clear_prefix_length, inlined (runs once per frame)
-            n = 3 if data and data[0] & 0x01 else 10
-        else:
-            n = self._prefix
+        try:
+            n = self._prefix(data)
+        except InvalidFrame:
+            raise MalformedFrame("not a frame of the stream's codec") from None
         nt = self._tag_length
         size = len(data)
         if size < n + 1 + nt:
             raise MalformedFrame("frame shorter than clear prefix, header and tag")
-        config = data[n]
-        kid_end = n + 1 + len(self._fast_kid_bytes)
-        if config >> 4 == self._fast_high and data.startswith(self._fast_kid_bytes, n + 1):
-            kid = self._fast_kid
-            if config & 0x08:
-                body = kid_end + (config & 0x07) + 1
-                ctr = int.from_bytes(data[kid_end:body], "big") if body <= size and data[kid_end] else 0
-                if ctr < 8:  # truncated or non-minimal: let decode_header say which
-                    kid, ctr, body = decode_header(data, n)
-                    body += n
-            else:
-                ctr, body = config & 0x07, kid_end
-        else:
-            kid, ctr, body = decode_header(data, n)
-            body += n
+        headers = self._headers
+        kid, ctr, body = headers.read(data, n)
         if size < body + nt:
             raise MalformedFrame("frame shorter than clear prefix, header and tag")
         aad = data[n:body] + data[:n]
@@ -420,9 +395,9 @@ class FrameDecryptor:
             except AuthenticationFailed:
                 raise AuthenticationFailed("tag did not verify", kid=kid) from None
             entry.accept(ctr)
-            if kid != self._fast_kid:
+            if kid != headers.kid:
                 self._kids.move_to_end(kid)
-                self._remember_header(data, n, kid)
+                headers.remember(data, n, kid)
             return (data[:n] + plaintext if n else plaintext), kid, ctr
         floor = self._retired.get(kid)
         if floor is not None and ctr <= floor:
@@ -443,6 +418,6 @@ class FrameDecryptor:
                 del self._retired[kid]
             fresh.window.accept(ctr)
             self._remember(kid, fresh)
-            self._remember_header(data, n, kid)
+            headers.remember(data, n, kid)
             return (data[:n] + plaintext if n else plaintext), kid, ctr
         raise AuthenticationFailed("tag did not verify under any known secret", kid=kid)

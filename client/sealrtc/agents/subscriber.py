@@ -19,6 +19,7 @@ from typing import Any
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from ..failures import FailureCounts
 from ..keys import SharedSecret
 from ..metrics import Histogram
 from ..metrics.connect import ConnectPhases
@@ -31,7 +32,6 @@ from .watch import server_gone
 
 logger = logging.getLogger(__name__)
 
-KEY_REASONS = ("unknown_key", "authentication_failed")
 REASON_WORDS = {"unknown_key": "unknown key", "authentication_failed": "authentication failed"}
 
 
@@ -231,9 +231,10 @@ class SubscriberAgent:
 
     def refresh(self) -> None:
         """Update connect phases and diagnoses from the sessions (cheap: call once a second)."""
-        self.connect.mark("first_rtp", _earliest(s.first_received_at() for s in self.sessions))
-        self.connect.mark("first_decrypted", _earliest(s.first_decrypted_at() for s in self.sessions))
-        if self.keys is None and any(t.get("looks_encrypted") for t in self.track_stats()):
+        tracks = [t for s in self.sessions for t in s.receive_tracks()]
+        self.connect.mark("first_rtp", _earliest(t.first_received_at for t in tracks))
+        self.connect.mark("first_decrypted", _earliest(t.first_frame_at for t in tracks))
+        if self.keys is None and any(t.looks_encrypted for t in tracks):
             self.notice(
                 "media looks encrypted (SFrame): this subscriber runs with --no-e2ee; drop --no-e2ee and set "
                 "SEALRTC_SECRET (or --secret-file) to decrypt it",
@@ -255,20 +256,18 @@ class SubscriberAgent:
         """Latency histograms merged per kind over every track (exact HdrHistogram merge)."""
         merged: dict[str, Histogram] = {}
         for session in self.sessions:
-            for track, metrics in session.receive_metrics():
-                merged.setdefault(track.kind, Histogram()).merge(metrics.latency)
+            for track in session.receive_tracks():
+                if track.metrics is not None:
+                    merged.setdefault(track.kind, Histogram()).merge(track.metrics.latency)
         return merged
 
     def totals(self) -> dict[str, int]:
-        tracks = self.track_stats()
-        failures: dict[str, int] = {}
-        for t in tracks:
-            for reason, count in t["decrypt_failures"].items():
-                failures[reason] = failures.get(reason, 0) + count
+        tracks = [t for s in self.sessions for t in s.receive_tracks()]
+        failures = FailureCounts.sum(t.decrypt_failures for t in tracks)
         return {
-            "frames_received": sum(t["frames_received"] for t in tracks),
-            "frames_decrypted": sum(t["frames_decrypted"] for t in tracks) if self.keys is not None else 0,
-            "key_failures": sum(failures.get(r, 0) for r in KEY_REASONS),
+            "frames_received": sum(t.frames_received for t in tracks),
+            "frames_decrypted": sum(t.frames_accepted for t in tracks) if self.keys is not None else 0,
+            "key_failures": failures.key_failures,
             "frames_decoded": sum(self.decoded.values()),
         }
 

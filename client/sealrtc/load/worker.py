@@ -167,7 +167,7 @@ class Worker:
 
     def _subscriber_numbers(self, entry: _Joined) -> dict[str, Any]:
         agent = entry.agent
-        tracks = [t for session in agent.sessions for t in session.receive_counters()]
+        tracks = [vars(t) | {"frames_decrypted": t.frames_accepted} for s in agent.sessions for t in s.receive_tracks()]
         failures: dict[str, int] = {}
         for t in tracks:
             for reason, n in t["decrypt_failures"].items():
@@ -235,7 +235,7 @@ class Worker:
             totals["failures"] += failures.total
             interval = Histogram()
             for session in entry.agent.sessions:
-                for _, metrics in session.receive_metrics():
+                for metrics in [t.metrics for t in session.receive_tracks() if t.metrics is not None]:
                     interval.merge(metrics.take_interval())
             latency.merge(interval)
             room.latency.merge(interval)
@@ -312,7 +312,7 @@ class Worker:
             if first is not None:
                 totals.histograms["first_frame_ms"].record(first)
             for session in agent.sessions:
-                for track, metrics in session.receive_metrics():
+                for track, metrics in [(t, t.metrics) for t in session.receive_tracks() if t.metrics is not None]:
                     totals.histograms["latency_ms"].merge(metrics.latency)
                     if track.kind in ("video", "audio"):
                         totals.histograms[f"latency_{track.kind}_ms"].merge(metrics.latency)

@@ -6,7 +6,7 @@ shells above (the aiortc adapter, the agents) and unit-tested with made-up clock
 
 from .freeze import FreezeDetector
 from .histogram import Histogram, summarize
-from .probe import PROBE_MAGIC, PROBE_SIZE, Probe, ProbeStamper, encode_probe, split_probe
+from .probe import PROBE_MAGIC, PROBE_SIZE, Probe, ProbeStamper, encode_probe, read_probe, split_probe
 from .receive import ReceiveMetrics
 from .sequence import SequenceTracker
 
@@ -20,6 +20,7 @@ __all__ = [
     "ReceiveMetrics",
     "SequenceTracker",
     "encode_probe",
+    "read_probe",
     "split_probe",
     "summarize",
 ]

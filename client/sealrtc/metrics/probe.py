@@ -20,6 +20,10 @@ _FIELDS = struct.Struct(">IIQ")
 _U32 = 1 << 32
 
 
+ProbeFields = tuple[int, int, int]
+"""``(stream_id, sequence, capture_ns)``."""
+
+
 class Probe(NamedTuple):
     stream_id: int
     sequence: int
@@ -31,20 +35,20 @@ def encode_probe(stream_id: int, sequence: int, capture_ns: int) -> bytes:
     return _STRUCT.pack(stream_id % _U32, sequence % _U32, capture_ns, PROBE_MAGIC)
 
 
-def split_probe_fields(frame: bytes) -> tuple[bytes, tuple[int, int, int] | None]:
-    """:func:`split_probe` for the per-frame path: a plain ``(stream_id, sequence, capture_ns)``."""
+def split_probe(frame: bytes) -> tuple[bytes, ProbeFields | None]:
+    """``(frame without trailer, (stream_id, sequence, capture_ns))``, or ``(frame, None)`` when
+    there is no trailer. The per-frame path's splitter: the fields are a plain tuple (equal to
+    a :class:`Probe`, which :func:`read_probe` builds)."""
     if len(frame) < PROBE_SIZE or frame[-4:] != PROBE_MAGIC:
         return frame, None
-    fields = _FIELDS.unpack_from(frame, len(frame) - PROBE_SIZE)
+    fields: ProbeFields = _FIELDS.unpack_from(frame, len(frame) - PROBE_SIZE)
     return frame[:-PROBE_SIZE], fields
 
 
-def split_probe(frame: bytes) -> tuple[bytes, Probe | None]:
-    """``(frame without trailer, probe)``, or ``(frame, None)`` when there is no trailer."""
-    if len(frame) < PROBE_SIZE or frame[-4:] != PROBE_MAGIC:
-        return frame, None
-    stream_id, sequence, capture_ns, _ = _STRUCT.unpack_from(frame, len(frame) - PROBE_SIZE)
-    return frame[:-PROBE_SIZE], Probe(stream_id, sequence, capture_ns)
+def read_probe(frame: bytes) -> Probe | None:
+    """The typed view of :func:`split_probe`: the frame's :class:`Probe`, or None."""
+    fields = split_probe(frame)[1]
+    return Probe._make(fields) if fields is not None else None
 
 
 class ProbeStamper:

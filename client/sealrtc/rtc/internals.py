@@ -60,6 +60,7 @@ __all__ = [
     "AiortcIncompatible",
     "FrameHook",
     "JitterFrame",
+    "hook_encoder",
     "hook_receiver",
     "hook_sender",
     "negotiated_codec_names",
@@ -166,9 +167,9 @@ def hook_sender(
             return
         encoder = sender._RTCRtpSender__encoder  # type: ignore[attr-defined]
         if encoder is None:
-            sender._RTCRtpSender__encoder = _hook_encoder(get_encoder(codec), hook)  # type: ignore[attr-defined]
+            sender._RTCRtpSender__encoder = hook_encoder(get_encoder(codec), hook)  # type: ignore[attr-defined]
         else:  # attached to a sender that already sends: hook its encoder where it is
-            _hook_encoder(encoder, hook)
+            hook_encoder(encoder, hook)
 
     if not sender._RTCRtpSender__started:  # type: ignore[attr-defined]
 
@@ -209,12 +210,7 @@ def hook_sender(
     sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
 
 
-def _hooked_encoder(codec: RTCRtpCodecParameters, hook: FrameHook) -> Encoder:
-    """aiortc's encoder for ``codec``, with ``hook`` applied to each frame before packetization."""
-    return _hook_encoder(get_encoder(codec), hook)
-
-
-def _hook_encoder(encoder: Encoder, hook: FrameHook) -> Encoder:
+def hook_encoder(encoder: Encoder, hook: FrameHook) -> Encoder:
     """Apply ``hook`` to each frame ``encoder`` makes, before packetization (in place).
 
     A hook that raises drops its frame (logged); the wrappers stay one call deep per frame.

@@ -16,10 +16,11 @@ from typing import Any
 from aiortc import RTCPeerConnection, RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from ..layout import codec_from_name, is_keyframe
+from ..layout import keyframe_function
 from ..ratelimit import RateLimiter
 from . import internals
 from .frames import EncodedFrame
+from .keyframes import forward_keyframe_request
 
 logger = logging.getLogger(__name__)
 
@@ -111,17 +112,17 @@ class PassthroughSession:
                 internals.hook_receiver(receiver, partial(self._make_forward, receiver))
             if id(sender) not in self._senders:
                 self._senders.add(id(sender))
-                internals.hook_sender(sender, _untouched, partial(_notify_source, sender))
+                internals.hook_sender(sender, _untouched, partial(forward_keyframe_request, sender))
 
     def _make_forward(self, receiver: RTCRtpReceiver, codec: Any) -> Callable[[Any], bool]:
         mime_type, clock_rate = codec.mimeType, codec.clockRate
-        layout = codec_from_name(mime_type)
+        keyframe_of = keyframe_function(mime_type)
         push = internals.push_to_track
 
         def forward(frame: Any) -> bool:
             self.frames_received += 1
             data: bytes = frame.data
-            push(receiver, EncodedFrame(data, frame.timestamp, mime_type, clock_rate, is_keyframe(layout, data)))
+            push(receiver, EncodedFrame(data, frame.timestamp, mime_type, clock_rate, keyframe_of(data)))
             return False
 
         return forward
@@ -135,9 +136,3 @@ class PassthroughSession:
 def _untouched(codec: Any) -> None:
     """Forwarded frames are sent exactly as they arrived: no frame hook."""
     return None
-
-
-def _notify_source(sender: Any) -> None:
-    request = getattr(sender.track, "request_keyframe", None)
-    if callable(request):
-        request()

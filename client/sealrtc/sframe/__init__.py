@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..errors import MalformedFrame
 from .aead import AeadKey, aead_decrypt, aead_encrypt
-from .header import MAX_VALUE, decode_header, encode_header, header_encoder
+from .header import MAX_VALUE, HeaderReader, decode_header, encode_header, header_encoder
 from .schedule import derive_key_salt, make_nonce
 from .suites import DEFAULT_SUITE, CipherSuite, SuiteParams, suite_params
 
@@ -16,6 +16,7 @@ __all__ = [
     "MAX_VALUE",
     "AeadKey",
     "CipherSuite",
+    "HeaderReader",
     "SuiteParams",
     "aead_decrypt",
     "aead_encrypt",

@@ -96,3 +96,47 @@ def decode_header(data: bytes, offset: int = 0) -> tuple[int, int, int]:
     else:
         ctr = config & 0x07
     return kid, ctr, pos - offset
+
+
+class HeaderReader:
+    """:func:`decode_header` with a memory of one verified KID, for a stream's per-frame path.
+
+    Consecutive frames of one sender share the header's KID part (the config byte's high nibble
+    and the KID bytes). After :meth:`remember` has been told a header whose KID verified, a frame
+    that starts the same way has that KID and only its CTR is parsed here; anything else, and
+    every anomaly (truncated, non-minimal), goes to :func:`decode_header`, so :meth:`read` returns
+    and raises exactly what :func:`decode_header` would.
+    """
+
+    __slots__ = ("_high", "_kid_bytes", "kid")
+
+    def __init__(self) -> None:
+        self.kid = -1
+        """The remembered KID (-1: none yet)."""
+        self._high = -1
+        self._kid_bytes = b""
+
+    def read(self, data: bytes, offset: int = 0) -> tuple[int, int, int]:
+        """Parse a header at ``offset``; return ``(kid, ctr, end)`` with ``end`` the offset just
+        after the header. Raises :class:`MalformedFrame` like :func:`decode_header`."""
+        if offset < len(data):
+            config = data[offset]
+            kid_bytes = self._kid_bytes
+            if config >> 4 == self._high and data.startswith(kid_bytes, offset + 1):
+                start = offset + 1 + len(kid_bytes)
+                if not config & 0x08:
+                    return self.kid, config & 0x07, start
+                end = start + (config & 0x07) + 1
+                if end <= len(data) and data[start]:
+                    ctr = int.from_bytes(data[start:end], "big")
+                    if ctr >= 8:
+                        return self.kid, ctr, end
+        kid, ctr, length = decode_header(data, offset)
+        return kid, ctr, offset + length
+
+    def remember(self, data: bytes, offset: int, kid: int) -> None:
+        """Remember the KID part of the valid header at ``offset`` (whose KID is ``kid``)."""
+        config = data[offset]
+        self.kid = kid
+        self._high = config >> 4
+        self._kid_bytes = data[offset + 1 : offset + 2 + ((config >> 4) & 0x07)] if config & 0x80 else b""
