@@ -18,6 +18,8 @@ from sealrtc.layout import (
     prefix_function,
 )
 
+pytestmark = pytest.mark.unit
+
 CODECS = list(Codec)
 
 

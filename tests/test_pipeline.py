@@ -25,6 +25,8 @@ from sealrtc.pipeline import (
 
 from .conftest import FakeClock
 
+pytestmark = pytest.mark.unit
+
 VP8_KEY = bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A, 0x80, 0x02, 0xE0, 0x01]) + bytes(range(100))
 VP8_DELTA = bytes([0x31, 0x05, 0x00]) + bytes(range(40))
 OPUS = bytes([0x78]) + bytes(range(30))
