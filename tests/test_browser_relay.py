@@ -15,7 +15,8 @@ import pytest
 
 from sealrtc import SharedSecret
 from sealrtc.agents import PublisherAgent, SubscriberAgent
-from sealrtc.relay.server import Relay, _Publisher, start_relay
+from sealrtc.relay.server import Relay, start_relay
+from sealrtc.relay.state import Publisher
 
 from .browser_helpers import chromium, page_stats, serve_sample, start_session, worker_totals
 from .cdp import Page
@@ -47,7 +48,7 @@ def trickled_host_candidates(server: Relay) -> int:
     so these came in through trickle-ICE PATCH (peer-reflexive ones would come from checks)."""
     count = 0
     for _, resource in server._resources.values():
-        if not isinstance(resource, _Publisher):  # the aiortc subscribers put candidates in their offers
+        if not isinstance(resource, Publisher):  # the aiortc subscribers put candidates in their offers
             continue
         for transceiver in resource.pc.getTransceivers()[:1]:
             ice = transceiver.receiver.transport.transport

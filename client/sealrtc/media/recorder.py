@@ -23,6 +23,7 @@ import av
 from av.container import OutputContainer
 from av.stream import Stream
 
+from ..layout import Codec, is_keyframe
 from .errors import MediaError
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ _OPUS_SAMPLES = (480, 960, 1920, 2880)  # SILK frame sizes at 48 kHz: 10, 20, 40
 
 def vp8_keyframe_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) if ``data`` is a VP8 key frame (RFC 6386 9.1), else None."""
-    if len(data) < 10 or data[0] & 1 or data[3:6] != b"\x9d\x01\x2a":
+    if len(data) < 10 or not is_keyframe(Codec.VP8, data) or data[3:6] != b"\x9d\x01\x2a":
         return None
     width, height = struct.unpack_from("<HH", data, 6)
     width, height = width & 0x3FFF, height & 0x3FFF

@@ -52,11 +52,6 @@ KINDS = ("audio", "video")
 SDP_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 RETRY_AFTER = "5"
 
-# The session classes moved to .state; these names stay for code (and tests) that used them.
-_Publisher = Publisher
-_Subscriber = Subscriber
-_Room = Room
-
 
 def sends_media(sdp: str) -> bool:
     """Whether an SDP offer has a media section that sends (sendrecv or sendonly, the default)."""
