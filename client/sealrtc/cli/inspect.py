@@ -126,43 +126,46 @@ HEADER = ("file", "kind", "codec", "frames", "ciphertext", "not v1", "plain", "K
 def show(results: list[Inspected], status: ExitStatus, stream: TextIO) -> None:
     """A table on a terminal, plain lines otherwise, then the verdict (when no file could be read,
     the error lines already said everything)."""
+    reports = [(r.path, r.report) for r in results if r.report is not None]
+    if not reports:
+        return
     verdict = verdict_text(results)
     label = {ExitStatus.OK: "OK", ExitStatus.FAILURE: "FAILED"}.get(status, "ERROR")
-    readable = [r for r in results if r.report is not None]
     if stream.isatty():
         console = Console(file=stream, highlight=False)
-        if readable:
-            notes = any(_notes(r.report) for r in readable if r.report is not None)
-            table = Table(title="sealrtc inspect", title_justify="left", box=box.SIMPLE_HEAD)
-            for i, name in enumerate(HEADER if notes else HEADER[:-1]):
-                numeric = 3 <= i <= 7
-                table.add_column(name, justify="right" if numeric else "left", no_wrap=0 < i < 8,
-                                 overflow="fold", min_width=16 if i == 0 else None)  # fmt: skip
-            for r in readable:
-                assert r.report is not None
-                rep = r.report
-                cells = [
-                    Text(clean(os.path.basename(r.path) or r.path)), rep.kind, rep.codec, str(rep.frames),
-                    str(rep.ciphertext_frames), Text(str(rep.not_v1_frames), style="red" if rep.not_v1_frames else ""),
-                    Text(str(rep.plain_frames), style="red" if rep.plain_frames else ""),
-                    str(len(rep.kids) + rep.kids_not_listed),
-                ]  # fmt: skip
-                table.add_row(*cells, *([Text(_notes(rep))] if notes else []))
-            console.print(table)
-            colour = {ExitStatus.OK: "green", ExitStatus.FAILURE: "red"}.get(status, "yellow")
-            console.print(Text.assemble((label, f"bold {colour}"), f": {verdict}"))
+        console.print(_table(reports))
+        colour = {ExitStatus.OK: "green", ExitStatus.FAILURE: "red"}.get(status, "yellow")
+        console.print(Text.assemble((label, f"bold {colour}"), f": {verdict}"))
         return
-    for r in readable:
-        assert r.report is not None
-        rep = r.report
-        line = (
-            f"{clean(r.path)}: {rep.kind} {rep.codec}, {rep.frames} frames: {rep.ciphertext_frames} ciphertext, "
-            f"{rep.not_v1_frames} not v1, {rep.plain_frames} plain; KIDs {_kids(rep)}"
-        )
+    for path, rep in reports:
         notes = _notes(rep)
-        print(line + (f"; {notes}" if notes else ""), file=stream)
-    if readable:
-        print(f"sealrtc inspect: {label}: {verdict}", file=stream, flush=True)
+        print(
+            f"{clean(path)}: {rep.kind} {rep.codec}, {rep.frames} frames: {rep.ciphertext_frames} ciphertext, "
+            f"{rep.not_v1_frames} not v1, {rep.plain_frames} plain; KIDs {_kids(rep)}"
+            + (f"; {notes}" if notes else ""),
+            file=stream,
+        )
+    print(f"sealrtc inspect: {label}: {verdict}", file=stream, flush=True)
+
+
+def _table(reports: list[tuple[str, RecordingReport]]) -> Table:
+    with_notes = any(_notes(rep) for _, rep in reports)
+    table = Table(title="sealrtc inspect", title_justify="left", box=box.SIMPLE_HEAD)
+    for i, name in enumerate(HEADER if with_notes else HEADER[:-1]):
+        numeric = 3 <= i <= 7
+        table.add_column(name, justify="right" if numeric else "left", no_wrap=0 < i < 8, overflow="fold",
+                         min_width=16 if i == 0 else None)  # fmt: skip
+    for path, rep in reports:
+        cells: list[str | Text] = [
+            Text(clean(os.path.basename(path) or path)), rep.kind, rep.codec, str(rep.frames),
+            str(rep.ciphertext_frames), Text(str(rep.not_v1_frames), style="red" if rep.not_v1_frames else ""),
+            Text(str(rep.plain_frames), style="red" if rep.plain_frames else ""),
+            str(len(rep.kids) + rep.kids_not_listed),
+        ]  # fmt: skip
+        if with_notes:
+            cells.append(Text(_notes(rep)))
+        table.add_row(*cells)
+    return table
 
 
 def run_inspect(args: argparse.Namespace) -> int:

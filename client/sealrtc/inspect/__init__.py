@@ -8,13 +8,14 @@ reassembled at a time.
 
 from .frames import FrameAssembler, RecordedFrame, SequenceOrder
 from .inspector import RecordedTrack, UnsupportedRecording, inspect_recording
-from .judge import MAX_CTR_STEP, SHORTEST_TAG, FrameJudge, Label, v1_header
+from .judge import MAX_CTR_STEP, MIN_RUN, SHORTEST_TAG, FrameJudge, Label, v1_header
 from .mjr import MjrHeader, NotARecording, read_header
 from .report import KidSummary, RecordingReport
 from .rtp import RtpPacket, Vp8Descriptor, parse_rtp, parse_vp8_descriptor
 
 __all__ = [
     "MAX_CTR_STEP",
+    "MIN_RUN",
     "SHORTEST_TAG",
     "FrameAssembler",
     "FrameJudge",

@@ -2,8 +2,11 @@
 
 FFmpeg's decoders through PyAV, one per track, fed every frame in order (VP8 delta frames need
 their references). "Gives media" means the decoder *output* something — a picture for VP8,
-samples for Opus — not that it accepted a header: a ciphertext VP8 key frame keeps its clear
-10-byte header, but its encrypted first partition never decodes to a picture.
+samples for Opus — not that it accepted a header. Even so, decoding alone cannot tell
+ciphertext: a ciphertext VP8 key frame keeps its clear 10-byte header and FFmpeg turns a good
+share of them (a quarter in the tests) into garbage pictures, and any bytes after an Opus TOC
+decode to audio. The judge therefore asks the decoder only about frames that are not in a
+KID/CTR run (:mod:`sealrtc.inspect.judge`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ..layout import Codec, codec_from_name
 from .decoders import keyless_decoder
 from .frames import FrameAssembler, RecordedFrame
-from .judge import SHORTEST_TAG, FrameJudge, Label
+from .judge import SHORTEST_TAG, FrameJudge, Judged, Label
 from .mjr import MjrHeader, MjrPackets, read_header
 from .report import MAX_KIDS, KidSummary, RecordingReport
 
@@ -58,7 +58,7 @@ def inspect_recording(
     unlisted: set[int] = set()
     frames = incomplete = 0
 
-    def count(labels: Iterator[tuple[Label, tuple[int, int] | None]]) -> None:
+    def count(labels: Iterator[Judged]) -> None:
         for label, header in labels:
             counts[label] += 1
             if label is not Label.CIPHERTEXT or header is None:

@@ -3,15 +3,17 @@
 Every frame gets one label, decided in this order:
 
 * **ciphertext** — it parses as frame format v1 (a plausible clear prefix for its codec, a valid
-  SFrame header after it, room for at least the tag) *and* its KID and CTR continue those of a
-  neighbouring frame: same KID, CTR 1 to :data:`MAX_CTR_STEP` higher than the frame before (or
-  lower than the frame after). A sender gives each frame the next CTR of its KID, so ciphertext
-  comes in runs; random bytes parse as an SFrame header most of the time, but they do not.
+  SFrame header after it, room for at least the tag) *and* it belongs to a run of at least
+  :data:`MIN_RUN` such frames in which each has the KID of the one before and a CTR 1 to
+  :data:`MAX_CTR_STEP` higher. A sender gives each frame the next CTR of its KID, so ciphertext
+  comes in long runs. Random bytes parse as an SFrame header most of the time, and slowly
+  changing plain bytes (noise encoded by Opus) make short runs; they do not make runs of 8.
 * **plain** — otherwise, when a decoder without any key gets media out of it: VP8, a picture;
-  Opus, audio (any bytes after a valid TOC byte decode to audio, which is why the run above is
-  checked first).
-* **not_v1** — anything else: not frame format v1, or a lone SFrame-looking header that
-  continues no run, or a frame no decoder accepts.
+  Opus, audio. Decoding comes second because it cannot tell on its own: a ciphertext VP8 key
+  frame keeps its clear header and often still decodes to a garbage picture, and any bytes after
+  a valid Opus TOC byte decode to audio.
+* **not_v1** — anything else: not frame format v1, a run too short to tell (fewer than
+  :data:`MIN_RUN` frames of a KID), or a frame no decoder accepts.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from ..sframe import CipherSuite, decode_header, suite_params
 
 MAX_CTR_STEP = 16
 """Largest CTR step between neighbouring frames of one KID: up to 15 frames lost in between."""
+MIN_RUN = 8
+"""Frames in a KID/CTR run before they count as ciphertext (none of 30 000 plain Opus frames of
+tones, noise, chirps and speech-like signals made a run of 6; noise makes runs of 2 and 3)."""
 SHORTEST_TAG = min(suite_params(suite).nt for suite in CipherSuite)
 """The tag length assumed when the suite is not known: the shortest of any suite (4 bytes)."""
 
@@ -62,11 +67,16 @@ def v1_header(codec: Codec, frame: bytes, tag_length: int = SHORTEST_TAG) -> tup
 class _Frame:
     header: tuple[int, int] | None
     decodes: bool
-    in_run: bool = False
+
+
+Judged = tuple[Label, tuple[int, int] | None]
+"""A frame's label, and its ``(kid, ctr)`` when it parsed as frame format v1."""
 
 
 class FrameJudge:
-    """Labels the frames of one track in order, one frame behind (a label needs the next frame).
+    """Labels the frames of one track in order. A label may wait for later frames (a run is
+    ciphertext once it is :data:`MIN_RUN` long), so at most ``MIN_RUN - 1`` frames are pending:
+    their headers, never their bytes.
 
     ``decodes(frame)`` says whether a keyless decoder gets media from the frame; it sees every
     frame, in order, so that a decoder can keep its references.
@@ -76,23 +86,34 @@ class FrameJudge:
         self.codec = codec
         self.tag_length = tag_length
         self._decodes = decodes
-        self._previous: _Frame | None = None
+        self._pending: list[_Frame] = []
+        self._last: tuple[int, int] | None = None
+        self._length = 0
 
-    def feed(self, data: bytes) -> Iterator[tuple[Label, tuple[int, int] | None]]:
-        """Take the next frame; yield the label (and KID, CTR) of the frame before it."""
+    def feed(self, data: bytes) -> Iterator[Judged]:
+        """Take the next frame; yield the labels that are now known, in frame order."""
         frame = _Frame(v1_header(self.codec, data, self.tag_length), self._decodes(data))
-        previous = self._previous
-        if previous is not None:
-            if continues(previous.header, frame.header):
-                previous.in_run = frame.in_run = True
-            yield _label(previous), previous.header
-        self._previous = frame
+        if not continues(self._last, frame.header):
+            yield from self._release(in_run=False)  # the run before stayed short
+            self._length = 0
+        self._last = frame.header
+        if frame.header is None:
+            yield _label(frame, in_run=False)
+            return
+        self._length += 1
+        self._pending.append(frame)
+        if self._length >= MIN_RUN:
+            yield from self._release(in_run=True)
 
-    def finish(self) -> Iterator[tuple[Label, tuple[int, int] | None]]:
-        """Yield the label of the last frame."""
-        if self._previous is not None:
-            yield _label(self._previous), self._previous.header
-            self._previous = None
+    def finish(self) -> Iterator[Judged]:
+        """Yield the labels still pending at the end of the track."""
+        yield from self._release(in_run=False)
+        self._last, self._length = None, 0
+
+    def _release(self, *, in_run: bool) -> Iterator[Judged]:
+        pending, self._pending = self._pending, []
+        for frame in pending:
+            yield _label(frame, in_run=in_run)
 
 
 def continues(before: tuple[int, int] | None, after: tuple[int, int] | None) -> bool:
@@ -103,7 +124,7 @@ def continues(before: tuple[int, int] | None, after: tuple[int, int] | None) -> 
     )
 
 
-def _label(frame: _Frame) -> Label:
-    if frame.in_run:
-        return Label.CIPHERTEXT
-    return Label.PLAIN if frame.decodes else Label.NOT_V1
+def _label(frame: _Frame, *, in_run: bool) -> Judged:
+    if in_run:
+        return Label.CIPHERTEXT, frame.header
+    return (Label.PLAIN if frame.decodes else Label.NOT_V1), frame.header
