@@ -341,4 +341,3 @@ _pending: set[asyncio.Future[None]] = set()
 def negotiated_codec_names(transceiver: RTCRtpTransceiver) -> list[str]:
     """Negotiated codec mime types of ``transceiver``, preferred first (RTX excluded)."""
     return [c.mimeType for c in transceiver._codecs if not c.mimeType.lower().endswith("/rtx")]
-
