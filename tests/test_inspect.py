@@ -283,6 +283,24 @@ def test_runs_shorter_than_the_minimum_are_not_v1_and_losses_keep_runs() -> None
     assert inspect_recording(mjr("a", "opus", opus_packets(lossy))).ciphertext_frames == len(lossy)
 
 
+def test_frames_that_lost_their_first_packet_do_not_break_the_run() -> None:
+    sealed = encrypt(tuple(b"\x01" + os.urandom(3000) for _ in range(40)), "vp8")  # 3 packets each
+    packets: list[bytes] = []
+    sequence = 1
+    for index, frame in enumerate(sealed):
+        frame_packets = vp8_packets([frame], sequence=sequence, timestamp=3000 * index)
+        sequence += len(frame_packets)
+        if index % 5 == 2:  # the first packet is lost before the server
+            frame_packets = frame_packets[1:]
+        packets += frame_packets
+    assembler_view = list(RecordedTrack(mjr("v", "vp8", packets)).frames())
+    fragments = sum(not f.starts for f in assembler_view)
+    assert fragments == 8 and all(f.starts or not f.complete for f in assembler_view)
+    report = inspect_recording(mjr("v", "vp8", packets))
+    assert report.frames == len(sealed) and report.not_v1_frames == fragments
+    assert report.ciphertext_frames == len(sealed) - fragments and report.incomplete_frames >= fragments
+
+
 def test_a_secret_change_starts_a_new_kid_run() -> None:
     keys = SharedSecret("first")
     encryptor = FrameEncryptor(keys, "opus")

@@ -22,6 +22,9 @@ class RecordedFrame:
     timestamp: int
     complete: bool
     """Every packet from the frame's first to its marker, without a sequence gap."""
+    starts: bool = True
+    """The frame's first packet is there (VP8: S=1, partition 0): its first bytes are the
+    frame's first bytes. A fragment without them cannot be judged."""
 
 
 class SequenceOrder:
@@ -113,7 +116,8 @@ class FrameAssembler:
         parts: list[bytes] = []
         size = 0
         timestamp = 0
-        whole = False  # started with partition 0 and no gap so far
+        starts = False  # the first packet starts partition 0
+        whole = False  # ... and no gap so far
         last = -1
         for ext, packet in ordered:
             try:
@@ -123,10 +127,11 @@ class FrameAssembler:
                 whole = False
                 continue
             if parts and (packet.timestamp != timestamp or descriptor.starts_frame):
-                yield RecordedFrame(b"".join(parts), timestamp, False)  # its marker never came
+                yield RecordedFrame(b"".join(parts), timestamp, False, starts)  # its marker never came
                 parts, size = [], 0
             if not parts:
-                timestamp, whole = packet.timestamp, descriptor.starts_frame
+                timestamp = packet.timestamp
+                starts = whole = descriptor.starts_frame
             elif ext != last + 1:
                 whole = False
             last = ext
@@ -137,7 +142,7 @@ class FrameAssembler:
                 parts.append(data)
                 size += len(data)
             if packet.marker and parts:
-                yield RecordedFrame(b"".join(parts), timestamp, whole)
+                yield RecordedFrame(b"".join(parts), timestamp, whole, starts)
                 parts, size = [], 0
         if parts:
-            yield RecordedFrame(b"".join(parts), timestamp, False)
+            yield RecordedFrame(b"".join(parts), timestamp, False, starts)

@@ -76,7 +76,7 @@ def inspect_recording(
     for frame in track.frames():
         frames += 1
         incomplete += not frame.complete
-        count(judge.feed(frame.data))
+        count(judge.feed(frame.data, starts=frame.starts))
     count(judge.finish())
     return RecordingReport(
         kind=track.header.kind,

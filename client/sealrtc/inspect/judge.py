@@ -13,7 +13,9 @@ Every frame gets one label, decided in this order:
   frame keeps its clear header and often still decodes to a garbage picture, and any bytes after
   a valid Opus TOC byte decode to audio.
 * **not_v1** — anything else: not frame format v1, a run too short to tell (fewer than
-  :data:`MIN_RUN` frames of a KID), or a frame no decoder accepts.
+  :data:`MIN_RUN` frames of a KID), or a frame no decoder accepts. A fragment (a frame whose
+  first packet never reached the server) is not_v1 too, but it does not break the run of the
+  frames around it: packet loss upstream of the server costs the lost frames only.
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ MAX_CTR_STEP = 16
 """Largest CTR step between neighbouring frames of one KID: up to 15 frames lost in between."""
 MIN_RUN = 8
 """Frames in a KID/CTR run before they count as ciphertext (none of 30 000 plain Opus frames of
-tones, noise, chirps and speech-like signals made a run of 6; noise makes runs of 2 and 3)."""
+tones, noise, chirps and speech-like signals made a run of 6; noise and chirps make runs of 2 to
+4)."""
+MAX_PENDING = 1024
+"""Frames (a run not yet :data:`MIN_RUN` long, fragments within it) waiting for their label."""
 SHORTEST_TAG = min(suite_params(suite).nt for suite in CipherSuite)
 """The tag length assumed when the suite is not known: the shortest of any suite (4 bytes)."""
 
@@ -67,6 +72,7 @@ def v1_header(codec: Codec, frame: bytes, tag_length: int = SHORTEST_TAG) -> tup
 class _Frame:
     header: tuple[int, int] | None
     decodes: bool
+    fragment: bool = False
 
 
 Judged = tuple[Label, tuple[int, int] | None]
@@ -75,7 +81,7 @@ Judged = tuple[Label, tuple[int, int] | None]
 
 class FrameJudge:
     """Labels the frames of one track in order. A label may wait for later frames (a run is
-    ciphertext once it is :data:`MIN_RUN` long), so at most ``MIN_RUN - 1`` frames are pending:
+    ciphertext once it is :data:`MIN_RUN` long): at most :data:`MAX_PENDING` frames wait, as
     their headers, never their bytes.
 
     ``decodes(frame)`` says whether a keyless decoder gets media from the frame; it sees every
@@ -90,8 +96,22 @@ class FrameJudge:
         self._last: tuple[int, int] | None = None
         self._length = 0
 
-    def feed(self, data: bytes) -> Iterator[Judged]:
-        """Take the next frame; yield the labels that are now known, in frame order."""
+    def feed(self, data: bytes, *, starts: bool = True) -> Iterator[Judged]:
+        """Take the next frame; yield the labels that are now known, in frame order.
+
+        ``starts=False`` marks a fragment (its first packet is missing): labelled not_v1, never
+        decoded, and transparent to the run around it.
+        """
+        if not starts:
+            fragment = _Frame(None, False, fragment=True)
+            if not self._pending:
+                yield _label(fragment, in_run=False)
+                return
+            self._pending.append(fragment)
+            if len(self._pending) >= MAX_PENDING:
+                yield from self._release(in_run=False)
+                self._last, self._length = None, 0
+            return
         frame = _Frame(v1_header(self.codec, data, self.tag_length), self._decodes(data))
         if not continues(self._last, frame.header):
             yield from self._release(in_run=False)  # the run before stayed short
@@ -125,6 +145,6 @@ def continues(before: tuple[int, int] | None, after: tuple[int, int] | None) -> 
 
 
 def _label(frame: _Frame, *, in_run: bool) -> Judged:
-    if in_run:
+    if in_run and not frame.fragment:
         return Label.CIPHERTEXT, frame.header
     return (Label.PLAIN if frame.decodes else Label.NOT_V1), frame.header
