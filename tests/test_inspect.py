@@ -122,6 +122,16 @@ def test_a_packet_later_than_the_window_is_dropped_and_the_window_is_bounded() -
     assert out == [10, 11, 12, 13, 14, 15, 16, 17] and order.dropped == 1
 
 
+def test_a_new_numbering_restarts_the_order() -> None:
+    order = SequenceOrder(window=4)
+    arrived = [*range(100, 120), *range(40000, 40010)]  # a jump forward of more than half the space
+    out = []
+    for packet in _packets(arrived):
+        out += [p.sequence for _, p in order.push(packet)]
+    out += [p.sequence for _, p in order.flush()]
+    assert out == arrived and order.dropped == 0
+
+
 def test_vp8_frames_reassembled_across_a_wrap_and_reordering() -> None:
     rng = random.Random(5)
     frames = [os.urandom(rng.randint(1, 4000)) for _ in range(40)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -94,11 +95,13 @@ def test_unreadable_files_are_one_sanitised_line_each(
     assert "\x1b" not in err and "\x07" not in err and "\x9b" not in err
 
 
-def test_directories_and_missing_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert inspect(tmp_path, tmp_path / "missing.mjr") == 2
+def test_directories_fifos_and_missing_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    os.mkfifo(tmp_path / "fifo")  # never opened: it would block until a writer came
+    assert inspect(tmp_path, tmp_path / "fifo", tmp_path / "missing.mjr") == 2
     err = capsys.readouterr().err.splitlines()
     assert err == [
-        f"sealrtc inspect: error: {tmp_path}: cannot read: Is a directory",
+        f"sealrtc inspect: error: {tmp_path}: not a regular file",
+        f"sealrtc inspect: error: {tmp_path / 'fifo'}: not a regular file",
         f"sealrtc inspect: error: {tmp_path / 'missing.mjr'}: cannot read: No such file or directory",
     ]
 

@@ -58,11 +58,10 @@ def clean(text: str, limit: int = MAX_NAME) -> str:
 def inspect_file(path: str, tag_length: int = SHORTEST_TAG) -> Inspected:
     """Inspect one file; an unreadable file becomes an :class:`Inspected` with an error."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # before open(): opening a FIFO would block
+            return Inspected(path, error="not a regular file")
         with open(path, "rb") as file:
-            info = os.fstat(file.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                return Inspected(path, error="not a regular file")
-            if info.st_size == 0:
+            if os.fstat(file.fileno()).st_size == 0:
                 return Inspected(path, error="an empty file, not a Janus recording")
             with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
                 return Inspected(path, inspect_recording(data, tag_length=tag_length))

@@ -31,7 +31,9 @@ class SequenceOrder:
     """Puts packets in sequence-number order across the 16-bit wrap, within a bounded window.
 
     Sequence numbers are extended to integers that keep counting past 65535 (RFC 3550 A.1).
-    A duplicate, or a packet older than one already released, is dropped and counted.
+    A duplicate, or a packet older than one already released, is dropped and counted. A packet
+    more than twice the window behind is no late arrival but a new numbering (a restarted
+    sender): what is held is released and the order starts again from it.
     """
 
     def __init__(self, window: int = REORDER_WINDOW) -> None:
@@ -57,6 +59,10 @@ class SequenceOrder:
     def push(self, packet: RtpPacket) -> Iterator[tuple[int, RtpPacket]]:
         """Add a packet; yield ``(extended_sequence, packet)`` for those now due, in order."""
         ext = self._extend(packet.sequence)
+        if self._released is not None and self._released - ext > 2 * self.window:
+            yield from self.flush()
+            self._highest = self._released = None
+            ext = self._extend(packet.sequence)
         if ext in self._held or (self._released is not None and ext <= self._released):
             self.dropped += 1
             return
