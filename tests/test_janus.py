@@ -179,6 +179,26 @@ async def test_server_recordings_hold_only_ciphertext(
     assert band_energy_ratio(decode_audio(clear["audio"]), 48_000, 440.0) > 0.9
 
 
+async def test_recordings_of_a_killed_janus_are_read_up_to_the_cut(
+    janus: JanusServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Janus killed mid-write leaves its recordings cut inside a record (its stdio buffer)."""
+    keys = SharedSecret("killed while recording")
+    pub, sub = PublisherAgent(keys), SubscriberAgent(keys)
+    try:
+        await pub.publish_janus(janus.url, E2EE_ROOM)
+        await sub.subscribe_janus(janus.url, E2EE_ROOM)
+        await until([sub], lambda: sub.decoded["video"] >= 30 and sub.decoded["audio"] >= 30)
+        janus.kill()
+    finally:
+        await asyncio.wait_for(close_all(pub, sub), 15)
+    status, report = inspect_room(janus.rec_dir / str(E2EE_ROOM), tmp_path / "killed.json")
+    assert status == 0
+    assert all(r["frames"] >= 10 and r["ciphertext_frames"] == r["frames"] for r in report.values()), report
+    assert any(r["truncated"] for r in report.values())
+    assert "truncated: read up to the cut" in capsys.readouterr().out
+
+
 async def test_subscriber_before_publishers_follows_them(janus: JanusServer) -> None:
     keys = SharedSecret("follow")
     sub = SubscriberAgent(keys)
