@@ -152,10 +152,9 @@ def test_help_explains_ciphertext_and_the_exit_codes(capsys: pytest.CaptureFixtu
         main(["inspect", "--help"])
     assert info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "'Ciphertext' here means" in text and "KID and CTR continue" in text
-    assert (
-        "exit codes: 0 every frame of every file is ciphertext; 1 some frame is plain or not frame format v1; 2" in text
-    )
+    assert "'Ciphertext' here means" in text and "a run of at least 8 such frames" in text
+    assert "exit codes: 0 every frame of every file is ciphertext; 1 some frame is plain or not frame format v1" in text
+    assert "2 a file is unreadable or not a VP8/Opus recording" in text
 
 
 class _Terminal(io.StringIO):
