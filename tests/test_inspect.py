@@ -34,6 +34,8 @@ from sealrtc.layout import Codec
 from .mjr_writer import mjr, opus_frames, opus_packets, rtp, vp8_frames, vp8_packets
 from .vp8_payloads import vp8_depacketize, vp8_packetize
 
+pytestmark = pytest.mark.unit
+
 
 def encrypt(frames: tuple[bytes, ...], codec: str, keys: SharedSecret | None = None) -> list[bytes]:
     encryptor = FrameEncryptor(keys or SharedSecret("inspected"), codec)

@@ -19,6 +19,8 @@ from sealrtc.cli.main import ExitStatus, main
 
 from .mjr_writer import mjr, opus_frames, opus_packets, vp8_frames, vp8_packets
 
+pytestmark = pytest.mark.unit
+
 REPORT_FIELDS = {
     "path", "kind", "codec", "packets", "unusable_packets", "frames", "ciphertext_frames", "not_v1_frames",
     "plain_frames", "incomplete_frames", "kids", "kids_not_listed", "truncated",
