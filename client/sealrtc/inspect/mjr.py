@@ -45,8 +45,6 @@ class MjrHeader:
     """``"video"``, ``"audio"`` or ``"data"``."""
     codec: str
     """The codec name as Janus wrote it (``"vp8"``, ``"opus"``...), at most 32 characters."""
-    e2ee: bool
-    """Janus' own ``"e"`` flag: the publisher declared end-to-end encryption (not a proof)."""
     packets_offset: int
     """Where the first record starts."""
 
@@ -68,9 +66,10 @@ def read_header(data: Buffer) -> MjrHeader:
         fields = json.loads(data[start : start + length])
     except (ValueError, RecursionError):  # RecursionError: a deeply nested header
         raise NotARecording("a Janus recording with an unreadable JSON header") from None
-    if not isinstance(fields, dict) or fields.get("t") not in KINDS or not isinstance(fields.get("c"), str):
+    kind, codec = (fields.get("t"), fields.get("c")) if isinstance(fields, dict) else (None, None)
+    if not isinstance(kind, str) or kind not in KINDS or not isinstance(codec, str):
         raise NotARecording("a Janus recording whose header names no track kind and codec")
-    return MjrHeader(KINDS[fields["t"]], fields["c"][:32], fields.get("e") is True, start + length)
+    return MjrHeader(KINDS[kind], codec[:32], start + length)
 
 
 class MjrPackets:
@@ -85,8 +84,6 @@ class MjrPackets:
         self._data = data
         self._offset = offset
         self.truncated = False
-        self.truncated_at: int | None = None
-        """Byte offset of the first record that could not be read."""
 
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
         data, pos, end = self._data, self._offset, len(self._data)
@@ -101,4 +98,4 @@ class MjrPackets:
             pos += size
         else:
             return
-        self.truncated, self.truncated_at = True, pos
+        self.truncated = True
