@@ -8,6 +8,7 @@ import json
 import os
 import random
 import tracemalloc
+from functools import cache
 
 import pytest
 from hypothesis import given
@@ -348,3 +349,26 @@ def test_a_hostile_file_costs_memory_in_proportion_to_its_size() -> None:
         finally:
             tracemalloc.stop()
         assert peak < 3 * len(data) + (2 << 20), (peak, len(data))
+
+
+@given(body=st.binary(max_size=3000), codec=st.sampled_from(["vp8", "opus"]))
+def test_any_bytes_after_a_header_are_read_without_an_error(body: bytes, codec: str) -> None:
+    report = inspect_recording(mjr("v", codec, []) + body)
+    assert report.frames == report.ciphertext_frames + report.plain_frames + report.not_v1_frames
+
+
+@cache
+def _recording_to_damage() -> bytes:
+    return mjr("v", "vp8", vp8_packets(encrypt(vp8_frames()[:12], "vp8")))
+
+
+@given(flips=st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), min_size=1, max_size=30))
+def test_a_damaged_recording_is_read_without_an_error(flips: list[tuple[int, int]]) -> None:
+    data = bytearray(_recording_to_damage())
+    for position, value in flips:
+        data[position % len(data)] = value
+    try:
+        report = inspect_recording(bytes(data))
+    except (NotARecording, UnsupportedRecording):
+        return
+    assert report.frames == report.ciphertext_frames + report.plain_frames + report.not_v1_frames
