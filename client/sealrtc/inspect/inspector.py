@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from ..layout import Codec, codec_from_name
-from .decoders import keyless_decoder
+from .decoders import DECODERS, keyless_decoder
 from .frames import FrameAssembler, RecordedFrame
 from .judge import SHORTEST_TAG, FrameJudge, Judged, Label
 from .mjr import MjrHeader, MjrPackets, read_header
@@ -31,7 +31,7 @@ class RecordedTrack:
     def __init__(self, data: Buffer) -> None:
         self.header: MjrHeader = read_header(data)
         codec = codec_from_name(self.header.codec)
-        if self.header.kind == "data" or codec not in (Codec.VP8, Codec.OPUS):
+        if self.header.kind == "data" or codec not in DECODERS:
             what = "a data channel" if self.header.kind == "data" else f"{self.header.kind} in {self.header.codec!r}"
             raise UnsupportedRecording(f"a recording of {what}: inspect reads VP8 and Opus")
         self.codec = codec
