@@ -1,5 +1,5 @@
 """The send hook: frames are transformed whole before aiortc packetizes them, never sent when
-the transform drops or fails; the VP8 (de)packetization helpers round-trip aiortc's payloads."""
+the transform drops or fails."""
 
 from __future__ import annotations
 
@@ -13,28 +13,12 @@ from aiortc.codecs import get_encoder, vpx
 from aiortc.codecs.base import Encoder
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from hypothesis import given
-from hypothesis import strategies as st
 
 from sealrtc.rtc import internals
 
+from .vp8_payloads import vp8_depacketize
+
 pytestmark = pytest.mark.unit
-
-
-@given(size=st.integers(min_value=1, max_value=5000), picture_id=st.integers(min_value=0, max_value=(1 << 15) - 1))
-def test_vp8_round_trip(size: int, picture_id: int) -> None:
-    frame = os.urandom(size)
-    payloads = vpx.Vp8Encoder._packetize(frame, picture_id)
-    assert internals.vp8_depacketize(payloads) == (frame, picture_id)
-    assert internals.vp8_packetize(frame, picture_id) == payloads
-
-
-def test_vp8_depacketize_other_descriptors() -> None:
-    """Short picture ids and no extension: the slow, general path."""
-    frame = b"\x10\x02\x00\x9d\x01\x2a" + bytes(50)
-    short_pid = bytes([0x90, 0x80, 0x05]) + frame[:30]
-    no_ext = bytes([0x00]) + frame[30:]
-    assert internals.vp8_depacketize([short_pid, no_ext]) == (frame, 5)
 
 
 def _hooked_encoder(codec: RTCRtpCodecParameters, hook: internals.FrameHook) -> Encoder:
@@ -75,7 +59,7 @@ def test_vp8_encode_path_transforms_the_encoded_frame() -> None:
     image.pts, image.time_base = 0, Fraction(1, 30)
     payloads, _ = encoder.encode(image, force_keyframe=True)
     assert len(seen) == 1 and seen[0][0] & 0x01 == 0  # one whole key frame
-    assert internals.vp8_depacketize(payloads)[0] == b"\x00" + seen[0]
+    assert vp8_depacketize(payloads)[0] == b"\x00" + seen[0]
 
 
 def test_dropped_or_failing_frames_are_never_sent(caplog: pytest.LogCaptureFixture) -> None:

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 import pytest
 
-from sealrtc import MalformedFrame, SharedSecret, sframe
+from sealrtc import SharedSecret
 from sealrtc.agents import PublisherAgent, SubscriberAgent
-from sealrtc.layout import clear_prefix_length, codec_from_name
+from sealrtc.cli.main import main
+from sealrtc.inspect import RecordedTrack
 from sealrtc.media import pattern_image
-from sealrtc.recording import assemble_frames, read_mjr
 from sealrtc.signaling.janus import JanusError, JanusSession
 from sealrtc.testing.analysis import psnr
 from sealrtc.testing.janus_server import JanusServer, RoomConfig, cleanup, start_janus
@@ -118,24 +120,25 @@ def decode_audio(frames: list[bytes]) -> np.ndarray:
 
 
 def recorded_frames(rec_dir: Path) -> dict[str, list[bytes]]:
+    """The frames the server stored, per kind, read by the inspection engine."""
     out: dict[str, list[bytes]] = {"video": [], "audio": []}
     for path in sorted(rec_dir.glob("*.mjr")):
-        recording = read_mjr(path)
-        if recording.kind in out:
-            out[recording.kind] += assemble_frames([p for _, p in recording.packets], recording.codec)
+        track = RecordedTrack(path.read_bytes())
+        out[track.header.kind] += [frame.data for frame in track.frames()]
     return out
 
 
-def is_frame_format_v1(frame: bytes, codec: str) -> bool:
-    n = clear_prefix_length(codec_from_name(codec), frame)
-    try:
-        _, _, header_length = sframe.decode_header(frame, n)
-    except MalformedFrame:
-        return False
-    return len(frame) >= n + header_length + 10
+def inspect_room(rec_dir: Path, report: Path) -> tuple[int, dict[str, dict[str, Any]]]:
+    """``sealrtc inspect --json`` on a room's recordings: the exit status and the per-kind reports."""
+    status = main(["inspect", "--json", str(report), *map(str, sorted(rec_dir.glob("*.mjr")))])
+    files = json.loads(report.read_text())["files"]
+    assert len(files) == 2
+    return status, {f["kind"]: f for f in files}
 
 
-async def test_server_recordings_hold_only_ciphertext(janus: JanusServer) -> None:
+async def test_server_recordings_hold_only_ciphertext(
+    janus: JanusServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     sealed = PublisherAgent(SharedSecret("recorded"), moving=False)
     plain = PublisherAgent(None, moving=False)
     watcher = SubscriberAgent(SharedSecret("recorded"))
@@ -148,19 +151,55 @@ async def test_server_recordings_hold_only_ciphertext(janus: JanusServer) -> Non
         await close_all(sealed, plain, watcher)  # unpublishing closes the recordings
     reference = pattern_image(320, 240, moving=False)
 
+    status, sealed_report = inspect_room(janus.rec_dir / str(E2EE_ROOM), tmp_path / "e2ee.json")
+    assert status == 0
+    for kind in ("video", "audio"):
+        counts = sealed_report[kind]
+        assert counts["frames"] >= 30 and counts["ciphertext_frames"] == counts["frames"], counts
+        assert len(counts["kids"]) == 1 and not counts["truncated"]
     e2ee = recorded_frames(janus.rec_dir / str(E2EE_ROOM))
-    assert len(e2ee["video"]) >= 30 and len(e2ee["audio"]) >= 30
-    assert all(is_frame_format_v1(f, "vp8") for f in e2ee["video"])
-    assert all(is_frame_format_v1(f, "opus") for f in e2ee["audio"])
+    assert len(e2ee["video"]) == sealed_report["video"]["frames"]
     pictures, _ = decode_video(e2ee["video"])
     assert all(psnr(p, reference) < 20 for p in pictures if p.shape == reference.shape)
     assert band_energy_ratio(decode_audio(e2ee["audio"]), 48_000, 440.0) < 0.5
 
+    status, plain_report = inspect_room(janus.rec_dir / str(PLAIN_ROOM), tmp_path / "plain.json")
+    assert status == 1
+    for kind in ("video", "audio"):
+        counts = plain_report[kind]
+        assert counts["frames"] >= 30 and counts["plain_frames"] == counts["frames"], counts
+        assert counts["ciphertext_frames"] == 0 and counts["kids"] == []
+    text = tmp_path / "notes.txt"
+    text.write_text("not a recording\n")
+    capsys.readouterr()
+    assert main(["inspect", str(text)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"sealrtc inspect: error: {text}: not a Janus recording (no MJR00002 header)\n"
     clear = recorded_frames(janus.rec_dir / str(PLAIN_ROOM))
-    assert len(clear["video"]) >= 30 and len(clear["audio"]) >= 30
+    assert len(clear["video"]) == plain_report["video"]["frames"]
     pictures, _ = decode_video(clear["video"])
     assert pictures and psnr(pictures[-1], reference) > 30
     assert band_energy_ratio(decode_audio(clear["audio"]), 48_000, 440.0) > 0.9
+
+
+async def test_recordings_of_a_killed_janus_are_read_up_to_the_cut(
+    janus: JanusServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Janus killed mid-write leaves its recordings cut inside a record (its stdio buffer)."""
+    keys = SharedSecret("killed while recording")
+    pub, sub = PublisherAgent(keys), SubscriberAgent(keys)
+    try:
+        await pub.publish_janus(janus.url, E2EE_ROOM)
+        await sub.subscribe_janus(janus.url, E2EE_ROOM)
+        await until([sub], lambda: sub.decoded["video"] >= 30 and sub.decoded["audio"] >= 30)
+        janus.kill()
+    finally:
+        await asyncio.wait_for(close_all(pub, sub), 15)
+    status, report = inspect_room(janus.rec_dir / str(E2EE_ROOM), tmp_path / "killed.json")
+    assert status == 0
+    assert all(r["frames"] >= 10 and r["ciphertext_frames"] == r["frames"] for r in report.values()), report
+    assert any(r["truncated"] for r in report.values())
+    assert "truncated: read up to the cut" in capsys.readouterr().out
 
 
 async def test_subscriber_before_publishers_follows_them(janus: JanusServer) -> None:

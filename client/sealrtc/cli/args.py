@@ -398,4 +398,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--quiet", action="store_true", help="no live progress or table")
     demo.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
+
+    inspect = sub.add_parser(
+        "inspect",
+        help="check that Janus recordings (.mjr) hold only ciphertext: what the server stored",
+        description="Reads Janus VideoRoom recordings (.mjr, VP8 video and Opus audio) and labels every frame. "
+        "'Ciphertext' here means: the frame is SFrame frame format v1 (a plausible clear prefix for its codec, a "
+        "valid SFrame header after it, room for the tag) and it belongs to a run of at least 8 such frames, each "
+        "with the KID of the one before and a CTR 1 to 16 higher (a sender's CTR goes up by one per frame; "
+        "random or plain bytes do not make such runs). 'Plain': not ciphertext, and a decoder without any key "
+        "gets media out of it (a VP8 picture, Opus audio). 'Not v1': neither. No key is needed or read. Memory "
+        "stays bounded by the file: recordings are memory-mapped.",
+        epilog="exit codes: 0 every frame of every file is ciphertext; 1 some frame is plain or not frame format "
+        "v1 (wins over 2); 2 a file is unreadable or not a VP8/Opus recording (one line per file; the others "
+        "are still read)",
+    )
+    inspect.add_argument("files", nargs="+", metavar="FILE", help="Janus .mjr recordings")
+    inspect.add_argument(
+        "--json", metavar="FILE", help="write the report as JSON to FILE ('-' for stdout; the table goes to stderr)"
+    )
+    inspect.add_argument(
+        "--suite",
+        type=_suite,
+        metavar="N",
+        help="the SFrame cipher suite 1..8 the senders used: frames must hold its tag (default: any suite, so the "
+        "shortest tag, 4 bytes)",
+    )
     return parser

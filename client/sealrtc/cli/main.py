@@ -94,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
             from .report import run_report_merge
 
             return run_report_merge(args)
+        if args.command == "inspect":
+            from .inspect import run_inspect
+
+            return run_inspect(args)
         if args.command == "load":
             from .load import run_load_entry
 

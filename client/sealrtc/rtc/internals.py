@@ -32,8 +32,6 @@ Private names used:
 * ``RTCRtpReceiver._send_rtcp_pli(ssrc)`` — asks the remote sender for a key frame.
 * ``RTCRtpReceiver._track._queue`` — where encoded frames go when decoding is bypassed.
 * ``RTCRtpTransceiver._codecs`` — the negotiated codecs (to refuse H.264 under E2EE).
-* ``aiortc.codecs.vpx.VpxPayloadDescriptor.parse`` — reads VP8 payload descriptors
-  (:func:`vp8_depacketize` and :func:`vp8_packetize`, for tests and tools).
 * ``aiortc.jitterbuffer.JitterFrame`` (``data``, ``timestamp``).
 """
 
@@ -68,8 +66,6 @@ __all__ = [
     "request_sender_keyframe",
     "send_pli",
     "track_pusher",
-    "vp8_depacketize",
-    "vp8_packetize",
 ]
 
 TESTED_MINOR = "1.16"
@@ -91,7 +87,6 @@ def _check() -> None:
         (RTCRtpSender, "_send_keyframe"),
         (RTCRtpSender, "send"),
         (RTCRtpReceiver, "_send_rtcp_pli"),
-        (vpx.VpxPayloadDescriptor, "parse"),
         (vpx.Vp8Encoder, "_packetize"),
         (h264.H264Encoder, "_packetize"),
         (h264.H264Encoder, "_split_bitstream"),
@@ -342,25 +337,3 @@ _pending: set[asyncio.Future[None]] = set()
 def negotiated_codec_names(transceiver: RTCRtpTransceiver) -> list[str]:
     """Negotiated codec mime types of ``transceiver``, preferred first (RTX excluded)."""
     return [c.mimeType for c in transceiver._codecs if not c.mimeType.lower().endswith("/rtx")]
-
-
-def vp8_depacketize(payloads: list[bytes]) -> tuple[bytes, int]:
-    """Join VP8 RTP payloads back into one frame; return it and the first picture id."""
-    first = payloads[0] if payloads else b""
-    # Fast path: aiortc's packetizer always writes X=1, I=1 and a 15-bit picture id (4 bytes).
-    if all(len(p) > 4 and p[0] & 0x80 and p[1] == 0x80 and p[2] & 0x80 for p in payloads):
-        return b"".join([p[4:] for p in payloads]), ((first[2] & 0x7F) << 8) | first[3]
-    parts: list[bytes] = []
-    picture_id = 0
-    for i, payload in enumerate(payloads):
-        descriptor, data = vpx.VpxPayloadDescriptor.parse(payload)
-        if i == 0 and descriptor.picture_id is not None:
-            picture_id = descriptor.picture_id
-        parts.append(data)
-    return b"".join(parts), picture_id
-
-
-def vp8_packetize(frame: bytes, picture_id: int) -> list[bytes]:
-    """Split a frame into VP8 RTP payloads the way aiortc's own encoder does."""
-    payloads: list[bytes] = vpx.Vp8Encoder._packetize(frame, picture_id)
-    return payloads
