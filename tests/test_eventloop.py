@@ -10,6 +10,8 @@ import pytest
 
 from sealrtc.shell import eventloop
 
+from .rtc_helpers import require_namespace
+
 pytestmark = pytest.mark.unit
 
 
@@ -33,6 +35,7 @@ def test_the_cli_runs_on_uvloop() -> None:
     """The agents' CLI entry goes through :func:`sealrtc.shell.eventloop.run` (checked in a subprocess;
     the publish fails to connect, which does not matter here). The relay and the demo, which host
     the relay, stay on asyncio's loop."""
+    require_namespace()  # the publish tries 127.0.0.1:9: only inside the private namespace
     code = (
         "import asyncio, sys\n"
         "from sealrtc.shell import eventloop\n"

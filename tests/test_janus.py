@@ -26,6 +26,7 @@ from sealrtc.testing.janus_server import JanusServer, RoomConfig, cleanup, start
 
 from .media_helpers import band_energy_ratio
 from .rtc_helpers import require_namespace
+from .waiting import eventually
 
 pytestmark = [pytest.mark.network, pytest.mark.janus]
 
@@ -47,18 +48,9 @@ async def janus() -> AsyncIterator[JanusServer]:
 
 
 async def until(agents: list[SubscriberAgent], predicate: Callable[[], bool], timeout: float = 20) -> None:
-    """Wait on the agents' change events until ``predicate()`` holds."""
-
-    async def loop() -> None:
-        while not predicate():
-            waits = [asyncio.ensure_future(a.changed.wait()) for a in agents]
-            _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            for w in pending:
-                w.cancel()
-            for a in agents:
-                a.changed.clear()
-
-    await asyncio.wait_for(loop(), timeout)
+    """Wait on the agents' change events until ``predicate()`` holds (fails naming the source line)."""
+    what = f"the condition of line {sys._getframe(1).f_lineno}"
+    await eventually(predicate, timeout=timeout, what=what, event=tuple(a.changed for a in agents))
 
 
 async def close_all(*agents: PublisherAgent | SubscriberAgent) -> None:

@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 from sealrtc.load.aggregate import build_report, merge_intervals, saturation_reasons
 from sealrtc.load.plan import INTRUDER, PUBLISHER, SUBSCRIBER, assign, plan, shard
-from sealrtc.load.records import RoomTotals, WorkerFinal, WorkerSnapshot, pack
 from sealrtc.load.scenario import Scenario, ScenarioError, build, load_file
 from sealrtc.metrics import Histogram
 from sealrtc.report.model import ScenarioInfo
+from sealrtc.report.records import RoomTotals, WorkerFinal, WorkerSnapshot, pack
 
 pytestmark = pytest.mark.unit
 

@@ -17,13 +17,13 @@ from sealrtc.cli.display import LineDisplay, LiveView, NullDisplay, choose_displ
 from sealrtc.cli.main import main
 from sealrtc.load.aggregate import LiveTotals, build_report, merge_intervals, relabel
 from sealrtc.load.plan import INTRUDER, PUBLISHER, Participant, assign, plan, shard
-from sealrtc.load.records import GeneratorFinal, RoomTotals, WorkerFinal, WorkerSnapshot, pack, read_message
 from sealrtc.load.runner import LoadRun, planned_per_room, shard_report
 from sealrtc.load.scenario import Scenario
 from sealrtc.metrics import Histogram
 from sealrtc.report import check_all, first_problem, judge
 from sealrtc.report.judge import Verdict
 from sealrtc.report.model import LoadReport, ScenarioInfo
+from sealrtc.report.records import GeneratorFinal, RoomTotals, WorkerFinal, WorkerSnapshot, pack, read_message
 
 from .report_fixture import sample_report
 

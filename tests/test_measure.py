@@ -7,6 +7,7 @@ delays or drops ciphertext frames. The subscriber's numbers must move as caused.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ from sealrtc.testing.analysis import psnr
 
 from .media_helpers import Collector, band_energy_ratio
 from .rtc_helpers import connect, new_pc
+from .waiting import eventually
 
 pytestmark = pytest.mark.network
 
@@ -36,13 +38,9 @@ def recv(session: sealrtc.E2EESession, kind: str) -> dict[str, Any]:
 
 
 async def poll(predicate: Callable[[], bool], timeout: float = 30) -> None:
-    """Frames arrive every 20-33 ms and no single event spans the chain: poll at that cadence."""
-
-    async def loop() -> None:
-        while not predicate():
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(loop(), timeout)
+    """Frames arrive every 20-33 ms and no single event spans the chain: poll at that cadence
+    (fails naming the caller's line)."""
+    await eventually(predicate, timeout=timeout, what=f"the condition of line {sys._getframe(1).f_lineno}")
 
 
 Impair = Callable[[str, EncodedFrame, ForwardingTrack], None]

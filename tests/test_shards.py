@@ -19,6 +19,7 @@ from sealrtc.metrics import Histogram
 from sealrtc.report import first_problem
 
 from .rtc_helpers import require_namespace
+from .waiting import eventually
 
 pytestmark = pytest.mark.network
 
@@ -78,15 +79,17 @@ async def test_two_shards_merge_to_the_whole_scenario(tmp_path: Path) -> None:
     )  # fmt: skip
     # scrape both shards while they run: joined participants and decrypted frames appear
     scraped: dict[int, str] = {}
-    for _ in range(200):
-        await asyncio.sleep(0.1)  # polling an HTTP endpoint; no event crosses processes
+
+    async def both_shards_decrypt() -> bool:  # polling HTTP endpoints: no event crosses processes
         for port in (m0, m1):
             try:
                 scraped[port] = await scrape(port)
             except aiohttp.ClientError:
                 continue
-        if all((sample(scraped.get(p, ""), "sealrtc_load_frames_total", kind="decrypted") or 0) > 0 for p in (m0, m1)):
-            break
+        decrypted = (sample(scraped.get(p, ""), "sealrtc_load_frames_total", kind="decrypted") for p in (m0, m1))
+        return all((n or 0) > 0 for n in decrypted)
+
+    await eventually(both_shards_decrypt, timeout=20, what="both shards' /metrics to show decrypted frames")
     for port, shard in ((m0, "0"), (m1, "1")):
         text = scraped[port]
         assert (sample(text, "sealrtc_load_participants", shard=shard, state="joined") or 0) >= 1

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from ..metrics import Histogram
 from ..report.measures import Frames, Freezes, Metrics, Participants, RoomReport, Summary
 from ..report.model import Generator, Interval, LoadReport, RawData, ScenarioInfo
-from .records import RoomTotals, WorkerFinal, WorkerId, WorkerSnapshot, unpack
+from ..report.records import RoomTotals, WorkerFinal, WorkerId, WorkerSnapshot, unpack
 
 SATURATION_CPU_PERCENT = 90.0
 """A worker that kept a core this busy has no headroom: its timings include its own queueing."""

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from ..errors import SealError
 from ..report.model import LoadReport, RawData, ScenarioInfo, ShardInfo
+from ..report.records import WorkerFinal, WorkerSnapshot
 from .aggregate import build_report
-from .records import WorkerFinal, WorkerSnapshot
 
 SCENARIO_KEYS = ("rooms", "publishers", "subscribers", "intruders", "e2ee", "suite", "probe", "run_id")
 

@@ -25,9 +25,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..report.model import LoadReport, RawData, ScenarioInfo
+from ..report.records import WorkerFinal, WorkerMessage, WorkerSnapshot, read_message
 from .aggregate import LiveTotals, build_report, relabel
 from .plan import Participant, assign, plan
-from .records import WorkerFinal, WorkerMessage, WorkerSnapshot, read_message
 from .scenario import Scenario
 from .worker import WorkerConfig, worker_main
 

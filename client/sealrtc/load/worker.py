@@ -19,9 +19,9 @@ from typing import Any
 
 from ..failures import FailureCounts
 from ..metrics import Histogram
+from ..report.records import GeneratorFinal, RoomSnapshot, RoomTotals, WorkerCrash, WorkerFinal, WorkerSnapshot, pack
 from ..shell import eventloop
 from .plan import INTRUDER, PUBLISHER, Participant
-from .records import GeneratorFinal, RoomSnapshot, RoomTotals, WorkerCrash, WorkerFinal, WorkerSnapshot, pack
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..load.records import WorkerFinal, WorkerSnapshot
 from .jsonread import Number, boolean, integer, mapping, number, sequence, text
 from .measures import Metrics, Participants, RoomReport, Summary
+from .records import WorkerFinal, WorkerSnapshot
 
 __all__ = [
     "INTERVAL_FIELDS",
