@@ -33,6 +33,8 @@ Private names used:
 * ``RTCRtpReceiver._track._queue`` — where encoded frames go when decoding is bypassed.
 * ``RTCRtpTransceiver._codecs`` — the negotiated codecs (to refuse H.264 under E2EE).
 * ``aiortc.jitterbuffer.JitterFrame`` (``data``, ``timestamp``).
+* ``RTCIceTransport._send`` and ``RTCIceTransport._connection.data_received`` (aioice) — wrapped
+  per transport by :func:`wrap_ice_datagrams` for link impairment (:mod:`sealrtc.rtc.impair`).
 """
 
 from __future__ import annotations
@@ -40,11 +42,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
+import aioice
 import aiortc
-from aiortc import RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import RTCIceTransport, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import get_encoder, h264, vpx
 from aiortc.codecs.base import Encoder
 from aiortc.jitterbuffer import JitterFrame
@@ -61,11 +64,13 @@ __all__ = [
     "hook_encoder",
     "hook_receiver",
     "hook_sender",
+    "ice_transports",
     "negotiated_codec_names",
     "push_to_track",
     "request_sender_keyframe",
     "send_pli",
     "track_pusher",
+    "wrap_ice_datagrams",
 ]
 
 TESTED_MINOR = "1.16"
@@ -337,3 +342,54 @@ _pending: set[asyncio.Future[None]] = set()
 def negotiated_codec_names(transceiver: RTCRtpTransceiver) -> list[str]:
     """Negotiated codec mime types of ``transceiver``, preferred first (RTX excluded)."""
     return [c.mimeType for c in transceiver._codecs if not c.mimeType.lower().endswith("/rtx")]
+
+
+# -- ICE datagrams (link impairment) --------------------------------------------------------
+# Private names: ``RTCIceTransport._send`` (aiortc: the coroutine DTLS sends every datagram
+# with, bound to aioice's ``Connection.send`` at construction) and ``RTCIceTransport._connection``
+# (aioice's ``Connection``), whose ``data_received(data, component)`` every received data datagram
+# goes through. ICE's own checks (STUN) bypass both: impairment never breaks consent.
+
+SendDatagram = Callable[[bytes], Coroutine[Any, Any, None]]
+ReceiveDatagram = Callable[[bytes, int], None]
+
+
+def _check_ice() -> None:
+    missing: list[str] = []
+    if not {"_send", "_recv", "_connection"} <= set(RTCIceTransport.__init__.__code__.co_names):
+        missing.append("RTCIceTransport(_connection, _send, _recv)")
+    if not callable(getattr(aioice.Connection, "data_received", None)):
+        missing.append("aioice.Connection.data_received")
+    if missing:
+        raise AiortcIncompatible(
+            f"sealrtc's link impairment was tested with aiortc {TESTED_MINOR}.x; the installed aiortc "
+            f"{getattr(aiortc, '__version__', '?')} lacks {', '.join(missing)}. Install aiortc=={TESTED_MINOR}.*"
+        )
+
+
+_check_ice()
+
+
+def ice_transports(pc: Any) -> list[RTCIceTransport]:
+    """Every ICE transport of ``pc`` in use now (media and data channels; bundled ones once)."""
+    found: dict[int, RTCIceTransport] = {}
+    for transceiver in pc.getTransceivers():
+        for part in (transceiver.sender, transceiver.receiver):
+            dtls = getattr(part, "transport", None)
+            if dtls is not None:
+                found.setdefault(id(dtls.transport), dtls.transport)
+    if pc.sctp is not None:
+        found.setdefault(id(pc.sctp.transport.transport), pc.sctp.transport.transport)
+    return list(found.values())
+
+
+def wrap_ice_datagrams(
+    transport: RTCIceTransport,
+    wrap_send: Callable[[SendDatagram], SendDatagram],
+    wrap_receive: Callable[[ReceiveDatagram], ReceiveDatagram],
+) -> None:
+    """Route every data datagram ``transport`` sends through ``wrap_send(send)`` and every one it
+    receives through ``wrap_receive(deliver)``, for this transport only."""
+    setattr(transport, "_send", wrap_send(transport._send))  # noqa: B010 (an instance attribute, patched)
+    connection = transport._connection
+    setattr(connection, "data_received", wrap_receive(connection.data_received))  # noqa: B010
