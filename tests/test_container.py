@@ -547,6 +547,21 @@ def test_k8s_relay_runs_as_its_manifest_says(image: Image, tmp_path: Path) -> No
     assert "stopped" in logs.stderr and token not in logs.stdout + logs.stderr
 
 
+def test_compose_relay_runs_as_written(image: Image, tmp_path: Path) -> None:
+    """compose.yaml's relay command, locked down as the file says, with its token as a compose
+    secret file (owner 10001, mode 0400, as docker/README.md makes it): it reads the token, starts
+    on 0.0.0.0 and stops."""
+    relay = load_yaml(DOCKER / "compose.yaml")[0]["services"]["relay"]
+    token = secrets.token_urlsafe(24)
+    run = podman(
+        "run", "--rm", "--pull=never", "--network", "none", *compose_locks(relay),
+        *compose_secrets(relay, tmp_path, {"sealrtc_token": token}), image.tag, *relay["command"], "--duration", "2",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "sealrtc relay on http://0.0.0.0:8080" in run.stderr and "stopped" in run.stderr
+    assert token not in run.stdout + run.stderr
+
+
 @pytest.mark.unit
 def test_k8s_janus_config_is_docker_janus_config() -> None:
     docs = {(d["kind"], d["metadata"]["name"]): d for d in load_yaml(DOCKER / "k8s/janus.yaml")}
