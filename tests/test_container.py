@@ -500,10 +500,45 @@ def test_k8s_manifests_validate_strictly(version: str, tmp_path: Path) -> None:
     assert subprocess.run([*validate, str(typo)], capture_output=True, check=False).returncode == 1
 
 
+def load_job_against_the_relay(image: Image, tmp_path: Path, token: str) -> dict[str, Any]:
+    """One shard of the load Job, scaled down, switched to the relay as docker/README.md says
+    (--server instead of --janus, plus --token-file from the Secret the Job mounts)."""
+    pod = k8s_pod(DOCKER / "k8s/load-job.yaml")
+    (container,) = pod["containers"]
+    values = {"JOB_COMPLETION_INDEX": "0", "SHARDS": "1", "RUN_ID": "run-relay", "START_AT": str(int(time.time()))}
+    scaled = {"rooms": "1", "subscribers": "2", "intruders": "1", "duration": "5", "ramp": "20"}
+    args = []
+    for arg in (expand(a, values) for a in container["args"]):
+        key = arg.removeprefix("--").split("=", 1)[0]
+        if key == "janus":
+            arg = f"--server=http://{os.environ['SEALRTC_HOST_ADDRESS']}:8080"
+        elif key in scaled:
+            arg = f"--{key}={scaled[key]}"
+        elif key == "metrics-listen":
+            continue
+        args.append(arg)
+    args.append("--token-file=/run/secrets/sealrtc-relay-token/token")
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    reports.chmod(0o777)
+    (tmp_path / "load").mkdir()
+    secret_values = {"sealrtc-e2ee": {"secret": secrets.token_urlsafe(16)}, "sealrtc-relay-token": {"token": token}}
+    run = podman(
+        "run", "--rm", "--pull=never", "--network", "host", *k8s_locks(pod, container),
+        *k8s_volumes(pod, container, tmp_path / "load", reports, secret_values), image.tag, *args,
+        timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert token not in run.stdout + run.stderr
+    report: dict[str, Any] = json.loads((reports / "run-relay.shard-0.json").read_text())
+    return report
+
+
 def test_k8s_relay_runs_as_its_manifest_says(image: Image, tmp_path: Path) -> None:
     """The relay Deployment's arguments, security context (non-root, read-only root file system
     with no writable tmpfs either, no capabilities) and token Secret, as the image runs them: it
-    serves only requests carrying the Secret's token, never logs it, and stops on SIGTERM."""
+    refuses requests without the Secret's token, serves one shard of the load Job switched to it
+    as docker/README.md says, never logs the token, and stops on SIGTERM."""
     docs = {(d["kind"], d["metadata"]["name"]): d for d in load_yaml(DOCKER / "k8s/relay.yaml")}
     pod = docs[("Deployment", "sealrtc-relay")]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
@@ -538,6 +573,9 @@ def test_k8s_relay_runs_as_its_manifest_says(image: Image, tmp_path: Path) -> No
                 time.sleep(0.1)
         assert status(None) == 401 and status("Bearer wrong-token") == 401
         assert status(f"Bearer {token}") == 400  # past authentication: the body is no SDP offer
+        report = load_job_against_the_relay(image, tmp_path, token)
+        assert report["participants"] == {"planned": 3, "joined": 3, "failed": 0, "intruders": 1}, report["errors"]
+        assert report["verdict"] == "pass"
     finally:
         stop = podman("stop", "-t", "10", name)
         logs = podman("logs", name)
