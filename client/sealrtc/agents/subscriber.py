@@ -71,6 +71,7 @@ class SubscriberAgent:
         self.recorders: dict[str, Any] = {}
         self._told: set[str] = set()
         self._token: str | None = None
+        self._endpoint: str | None = None  # the URL the token is for
         self._tasks: list[asyncio.Task[Any]] = []
 
     # -- wiring -------------------------------------------------------------------------------
@@ -190,6 +191,7 @@ class SubscriberAgent:
     async def subscribe_whep(self, url: str, *, token: str | None = None) -> None:
         """``token``: a bearer token for servers that require one (never logged)."""
         self._token = token
+        self._endpoint = url
         self.resource = await whep_subscribe(self.new_pc(), url, token=token)
         self.connect.mark("signaling", time.monotonic())
         self._tasks.append(asyncio.ensure_future(self._watch(server_gone(url))))
@@ -318,7 +320,7 @@ class SubscriberAgent:
         for task in self._tasks:
             task.cancel()
         if self.resource is not None:
-            await delete_resource(self.resource, token=self._token)
+            await delete_resource(self.resource, token=self._token, endpoint=self._endpoint)
         if self.room is not None and not self.failed.is_set():
             await self.room.close()
         if self.janus is not None:

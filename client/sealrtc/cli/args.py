@@ -335,7 +335,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--start-at", metavar="TIME", help="common start of every shard's ramp: ISO 8601 UTC or Unix seconds"
     )
     load.add_argument(
-        "--metrics-port", type=port_number, metavar="P", help="serve Prometheus /metrics on port P during the run"
+        "--metrics-port",
+        type=port_number,
+        metavar="P",
+        help="serve Prometheus /metrics on 127.0.0.1:P during the run (this machine only)",
+    )
+    load.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="serve Prometheus /metrics on HOST:PORT, e.g. 0.0.0.0:9100 for a scraper on another machine",
     )
     load.add_argument(
         "--assert",
@@ -379,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--assert", dest="assertion", action="append", metavar="EXPR", help="default: the shards' own assertions"
     )
     merge.add_argument("--quiet", action="store_true", help="print only the verdict")
+    merge.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
 
     demo = sub.add_parser(
         "demo",
@@ -424,4 +433,5 @@ def build_parser() -> argparse.ArgumentParser:
         help="the SFrame cipher suite 1..8 the senders used: frames must hold its tag (default: any suite, so the "
         "shortest tag, 4 bytes)",
     )
+    inspect.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
     return parser

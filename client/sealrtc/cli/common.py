@@ -17,6 +17,8 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
+from ..text import clean
+
 
 class ExitStatus(IntEnum):
     """Documented exit codes (README "Exit codes")."""
@@ -143,7 +145,7 @@ def read_token(args: argparse.Namespace) -> str | None:
 
 
 def warn(text: str) -> None:
-    print(f"sealrtc: warning: {text}", file=sys.stderr, flush=True)
+    print(f"sealrtc: warning: {clean(text)}", file=sys.stderr, flush=True)
 
 
 def keys_from(args: argparse.Namespace) -> Any:
