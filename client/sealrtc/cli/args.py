@@ -366,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
         "report",
         help="merge shard reports of one load run (exact histogram merge, assertions recomputed)",
         description="sealrtc report merge shard-*.json --json all.json --html all.html --assert EXPR",
-        epilog="exit codes as in load: 0 pass; 1 an assertion failed, a shard is missing or a file is bad; 2 usage; "
+        epilog="exit codes as in load: 0 pass; 1 an assertion failed or a shard is missing; 2 usage or a refused file; "
         "4 a shard's generator saturated",
     )
     report_sub = report.add_subparsers(dest="report_command", required=True, metavar="ACTION", parser_class=_Parser)
@@ -376,8 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
         description="Merge the --json reports of the shards of one sharded load run (sealrtc load --shard I/N "
         "--run-id ID): histograms merged exactly, counters summed, assertions recomputed.",
-        epilog="exit codes: 0 every assertion holds; 1 an assertion failed, a shard is missing or a file is bad; "
-        "2 usage; 4 a shard's generator saturated",
+        epilog="exit codes: 0 every assertion holds; 1 an assertion failed or a shard is missing; 2 usage or a file "
+        "that is not a valid report (refused in one line); 4 a shard's generator saturated",
     )
     merge.add_argument("reports", nargs="+", metavar="REPORT.json", help="the shards' --json reports")
     merge.add_argument("--json", metavar="FILE", help="merged JSON report ('-' for stdout)")
