@@ -226,7 +226,13 @@ def _metrics_address(port: int | None, listen: str | None) -> tuple[str, int] | 
     if listen is None:
         return None if port is None else ("127.0.0.1", port)
     host, colon, number = listen.rpartition(":")
-    if not colon or not host or not (number.isascii() and number.isdigit()) or not 1 <= int(number) <= 65535:
+    if (
+        "://" in listen
+        or not colon
+        or not host
+        or not (number.isascii() and number.isdigit())
+        or not 1 <= int(number) <= 65535
+    ):
         raise CliError(f"--metrics-listen takes HOST:PORT, e.g. 0.0.0.0:9100 or 127.0.0.1:9100 (got {listen!r})",
                        ExitStatus.USAGE)  # fmt: skip
     return host.strip("[]"), int(number)

@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..errors import SealError
 from .jsonread import integer, mapping, sequence
 from .model import LoadReport
-from .records import HistogramError
+from .records import HistogramError, check_encoded
 from .schema import first_problem
 
 __all__ = ["MAX_DIGITS", "MAX_RECORDS", "MAX_REPORT_BYTES", "MAX_SHARDS", "ReportFileError", "read_report"]
@@ -84,12 +84,38 @@ def _check_counts(name: str, data: dict[str, Any]) -> None:
         raise ReportFileError(f"{name}: more than {MAX_RECORDS} worker records in raw")
 
 
+def _check_snapshots(report: LoadReport) -> None:
+    """The histograms decoded only when the merge needs them, checked now (one line, the file)."""
+    if report.raw is None:
+        return
+    for snapshot in report.raw.snapshots:
+        for packed in (snapshot.latency, snapshot.loop_lag, *(r.latency for r in snapshot.rooms.values())):
+            if packed:
+                check_encoded(str(packed[0]))
+    for final in report.raw.finals:
+        if final.generator.loop_lag:
+            check_encoded(str(final.generator.loop_lag[0]))
+
+
+def _read_at_most(file: BinaryIO, limit: int) -> bytes:
+    """Up to ``limit`` bytes, in chunks (``read(limit)`` would allocate ``limit`` at once)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = file.read(min(1024 * 1024, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def read_report(path: str) -> LoadReport:
     """The typed report in the file at ``path``, or :class:`ReportFileError`."""
     name = path
     try:
         with Path(path).open("rb") as file:
-            raw = file.read(MAX_REPORT_BYTES + 1)
+            raw = _read_at_most(file, MAX_REPORT_BYTES + 1)
     except OSError as exc:
         raise ReportFileError(f"cannot read {name}: {exc.strerror}") from None
     if len(raw) > MAX_REPORT_BYTES:
@@ -100,7 +126,9 @@ def read_report(path: str) -> LoadReport:
         raise ReportFileError(f"{name} is not a valid sealrtc load report: {problem}")
     _check_counts(name, data)
     try:
-        return LoadReport.from_json(data)
+        report = LoadReport.from_json(data)  # decodes the finals' histograms (each checked first)
+        _check_snapshots(report)
+        return report
     except HistogramError as exc:
         raise ReportFileError(f"{name}: {exc}") from None
     except (ValueError, TypeError, OverflowError, KeyError, IndexError, AttributeError) as exc:
