@@ -20,7 +20,7 @@ from ..rtc import E2EESession, attach
 from ..rtc.closing import close_peer
 from ..signaling.janus import JanusSession, VideoRoomPublisher
 from ..signaling.whip import delete_resource, whip_publish
-from .watch import server_gone
+from .watch import MediaActivity, server_gone
 
 MAX_PLAINTEXT_DIGESTS = 200_000
 
@@ -68,7 +68,8 @@ class PublisherAgent:
         self._token = token
         self._endpoint = url
         self.resource = await whip_publish(self.pc, url, token=token)
-        self._watch = asyncio.ensure_future(self._watch_for(server_gone(url)))
+        activity = MediaActivity(lambda: [self.pc])
+        self._watch = asyncio.ensure_future(self._watch_for(server_gone(url, media=activity.arrived)))
 
     async def publish_janus(self, url: str, room: int) -> None:
         self.janus = await JanusSession.connect(url)

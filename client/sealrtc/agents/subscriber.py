@@ -28,7 +28,7 @@ from ..rtc.closing import close_peer
 from ..rtc.session import TrackSecretEvent
 from ..signaling.janus import JanusSession, VideoRoomSubscriber
 from ..signaling.whip import delete_resource, whep_subscribe
-from .watch import server_gone
+from .watch import MediaActivity, server_gone
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +194,8 @@ class SubscriberAgent:
         self._endpoint = url
         self.resource = await whep_subscribe(self.new_pc(), url, token=token)
         self.connect.mark("signaling", time.monotonic())
-        self._tasks.append(asyncio.ensure_future(self._watch(server_gone(url))))
+        activity = MediaActivity(lambda: self.pcs)
+        self._tasks.append(asyncio.ensure_future(self._watch(server_gone(url, media=activity.arrived))))
 
     async def subscribe_janus(self, url: str, room: int, *, feed: int | None = None) -> None:
         """Subscribe to every publisher of ``room`` (or only to publisher id ``feed``)."""
