@@ -379,5 +379,6 @@ def test_metrics_listen_on_loopback_unless_told() -> None:
     for bad in ("9100", "host:", "host:99999", "http://x:1"):
         with pytest.raises(CliError):
             _metrics_address(None, bad)
-    with pytest.raises(CliError, match="not both"):
-        _metrics_address(9100, "0.0.0.0:9100")
+    assert _metrics_address(9100, "0.0.0.0:9100") == ("0.0.0.0", 9100)
+    with pytest.raises(CliError, match="two ports"):
+        _metrics_address(9100, "0.0.0.0:9200")

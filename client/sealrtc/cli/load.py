@@ -220,9 +220,8 @@ def _start_at(text: str | None, duration: float) -> float | None:
 
 def _metrics_address(port: int | None, listen: str | None) -> tuple[str, int] | None:
     """``--metrics-port P`` is loopback:P (this machine only); ``--metrics-listen HOST:PORT`` says
-    where, e.g. ``0.0.0.0:9100`` for a scraper elsewhere."""
-    if port is not None and listen is not None:
-        raise CliError("give --metrics-port P (on 127.0.0.1) or --metrics-listen HOST:PORT, not both", ExitStatus.USAGE)
+    where, e.g. ``0.0.0.0:9100`` for a scraper elsewhere (and wins over a ``--metrics-port`` of
+    the same port)."""
     if listen is None:
         return None if port is None else ("127.0.0.1", port)
     host, colon, number = listen.rpartition(":")
@@ -234,6 +233,9 @@ def _metrics_address(port: int | None, listen: str | None) -> tuple[str, int] | 
         or not 1 <= int(number) <= 65535
     ):
         raise CliError(f"--metrics-listen takes HOST:PORT, e.g. 0.0.0.0:9100 or 127.0.0.1:9100 (got {listen!r})",
+                       ExitStatus.USAGE)  # fmt: skip
+    if port is not None and port != int(number):  # both may be given (a manifest), but agreeing
+        raise CliError(f"--metrics-port {port} and --metrics-listen {listen} name two ports: give one",
                        ExitStatus.USAGE)  # fmt: skip
     return host.strip("[]"), int(number)
 
