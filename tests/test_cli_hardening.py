@@ -382,3 +382,34 @@ def test_metrics_listen_on_loopback_unless_told() -> None:
     assert _metrics_address(9100, "0.0.0.0:9100") == ("0.0.0.0", 9100)
     with pytest.raises(CliError, match="two ports"):
         _metrics_address(9100, "0.0.0.0:9200")
+
+
+# -- item 5: the watcher's rule (pure: the TCP check and the media path are stand-ins) ------------
+
+
+@pytest.mark.parametrize(
+    ("reachable", "media", "checks"),
+    [
+        ([False] * 20, [False] * 20, 2),  # dead: two refusals, nothing arrived between them
+        ([False] * 20, [True, True, True, False], 4),  # refusing while media flows: alive until it stops
+        ([False, True, False, False], [True, False, False, False], 4),  # a success resets the count
+    ],
+)
+async def test_the_watcher_ends_a_run_only_when_refused_and_silent(
+    monkeypatch: pytest.MonkeyPatch, reachable: list[bool], media: list[bool], checks: int
+) -> None:
+    from sealrtc.agents import watch
+
+    tcp, arrived = iter(reachable), iter(media)
+    made: list[bool] = []
+
+    async def fake_reachable(host: str, port: int) -> bool:
+        made.append(next(tcp))
+        return made[-1]
+
+    async def fake_media() -> bool:
+        return next(arrived)
+
+    monkeypatch.setattr(watch, "_reachable", fake_reachable)
+    reason = await watch.server_gone("http://relay.invalid:8080/whip/x", media=fake_media, interval=0)
+    assert "relay.invalid:8080" in reason and len(made) == checks

@@ -77,16 +77,25 @@ async def server_gone(
     failures: int = FAILURES,
 ) -> str:
     """Return (only) when the HTTP server of ``url`` stopped accepting connections and ``media``
-    (e.g. :meth:`MediaActivity.arrived`) says nothing arrived since the previous check."""
+    (e.g. :meth:`MediaActivity.arrived`) says nothing arrived between two refused checks.
+
+    ``media`` is asked only while the server refuses (a healthy run costs no statistics): the
+    first refusal sets its baseline, each following one asks what arrived since."""
     parts = urlsplit(url)
     host = parts.hostname or "127.0.0.1"
     port = parts.port or (443 if parts.scheme == "https" else 80)
     missed = 0
+    baseline = False
     while True:
         await asyncio.sleep(interval)  # a polling period: there is no event to wait for
+        if await _reachable(host, port):
+            missed, baseline = 0, False
+            continue
+        missed += 1
         flowing = await media() if media is not None else False
-        missed = 0 if await _reachable(host, port) else missed + 1
-        if missed >= failures and not flowing:
+        fresh = baseline or media is None  # "since the previous look" means something
+        baseline = True
+        if missed >= failures and fresh and not flowing:
             return f"lost the connection to the server at {host}:{port} (it no longer accepts connections)"
-        if missed >= failures:
+        if missed >= failures and flowing:
             logger.info("%s:%s refuses new connections, but media still arrives: the session lives", host, port)
