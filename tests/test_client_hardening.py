@@ -223,7 +223,7 @@ async def test_a_dead_relay_is_still_found_fast(monkeypatch: pytest.MonkeyPatch)
     assert target.process is not None
     agent = PublisherAgent(SharedSecret("liveness", context=b"r"))
     try:
-        await agent.publish_whip(f"{target.url}/whip/dead")
+        await agent.publish_whip(f"{target.url}/whip/dead", token=target.token)  # the per-run token, if any
         await eventually(lambda: agent.frames_sent()["video"] > 30 and agent.pc.connectionState == "connected",
                          timeout=20, what="the publisher's media flowing")  # fmt: skip
         target.process.kill()  # no goodbye: no DTLS close, no FIN on the media path
