@@ -284,3 +284,33 @@ async def test_silent_janus_after_upgrade_times_out_and_closes(
 @pytest.mark.unit
 def test_default_deadline_is_seconds() -> None:
     assert 1 <= janus_module.DEFAULT_TIMEOUT <= 30
+
+
+async def test_error_reasons_reach_the_terminal_as_one_clean_line(fake: tuple[FakeJanus, str]) -> None:
+    server, url = fake
+    reason = "\x1b[2J\x1b]0;owned\x07No such [blink]plugin[/blink]\nsealrtc publish: OK: fake" + "x" * 10_000
+    server.reply = replacing(
+        "attach", lambda t: [{"janus": "error", "transaction": t, "error": {"code": 460, "reason": reason}}]
+    )
+    session = await JanusSession.connect(url, timeout=5)
+    try:
+        with pytest.raises(JanusError) as info:
+            await session.attach()
+    finally:
+        await session.close()
+    text = str(info.value)
+    assert_clean(info.value)
+    assert "\x1b" not in text and "\x07" not in text and text.startswith("Janus error 460: \\x1b[2J\\x1b]0;owned")
+
+
+async def test_a_message_over_the_bound_closes_the_session_with_a_reason(fake: tuple[FakeJanus, str]) -> None:
+    server, url = fake
+    session = await JanusSession.connect(url, timeout=5)
+    try:
+        huge = json.dumps({"janus": "event", "session_id": SESSION_ID, "pad": "x" * (janus_module.MAX_MESSAGE + 1)})
+        await server.push(huge)
+        await asyncio.wait_for(session.closed.wait(), 10)
+        reason = await session.lost()
+        assert "unusable message" in reason and "\n" not in reason and len(reason) < 300
+    finally:
+        await session.close()

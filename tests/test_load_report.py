@@ -204,7 +204,7 @@ def test_merge_refuses_an_invalid_report_in_one_line(tmp_path: Path, capsys: pyt
     bad["rooms"][1]["participants"]["failed"] = None
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(bad))
-    assert main(["report", "merge", str(path), "--json", str(tmp_path / "out.json")]) == 1
+    assert main(["report", "merge", str(path), "--json", str(tmp_path / "out.json")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (
         f"sealrtc report: error: {path} is not a valid sealrtc load report: "

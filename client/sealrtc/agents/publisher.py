@@ -20,7 +20,7 @@ from ..rtc import E2EESession, attach
 from ..rtc.closing import close_peer
 from ..signaling.janus import JanusSession, VideoRoomPublisher
 from ..signaling.whip import delete_resource, whip_publish
-from .watch import server_gone
+from .watch import MediaActivity, server_gone
 
 MAX_PLAINTEXT_DIGESTS = 200_000
 
@@ -57,6 +57,7 @@ class PublisherAgent:
         self.failure: str | None = None
         self._watch: asyncio.Task[None] | None = None
         self._token: str | None = None
+        self._endpoint: str | None = None  # the URL the token is for
 
     def _record(self, frame: bytes) -> None:
         if len(self.plaintext_digests) < MAX_PLAINTEXT_DIGESTS:
@@ -65,8 +66,10 @@ class PublisherAgent:
     async def publish_whip(self, url: str, *, token: str | None = None) -> None:
         """``token``: a bearer token for servers that require one (never logged)."""
         self._token = token
+        self._endpoint = url
         self.resource = await whip_publish(self.pc, url, token=token)
-        self._watch = asyncio.ensure_future(self._watch_for(server_gone(url)))
+        activity = MediaActivity(lambda: [self.pc])
+        self._watch = asyncio.ensure_future(self._watch_for(server_gone(url, media=activity.arrived)))
 
     async def publish_janus(self, url: str, room: int) -> None:
         self.janus = await JanusSession.connect(url)
@@ -111,7 +114,7 @@ class PublisherAgent:
         if self._watch is not None:
             self._watch.cancel()
         if self.resource is not None:
-            await delete_resource(self.resource, token=self._token)
+            await delete_resource(self.resource, token=self._token, endpoint=self._endpoint)
         if self.room is not None and not self.failed.is_set():
             await self.room.leave()
         if self.janus is not None:

@@ -28,7 +28,7 @@ from ..rtc.closing import close_peer
 from ..rtc.session import TrackSecretEvent
 from ..signaling.janus import JanusSession, VideoRoomSubscriber
 from ..signaling.whip import delete_resource, whep_subscribe
-from .watch import server_gone
+from .watch import MediaActivity, server_gone
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class SubscriberAgent:
         self.recorders: dict[str, Any] = {}
         self._told: set[str] = set()
         self._token: str | None = None
+        self._endpoint: str | None = None  # the URL the token is for
         self._tasks: list[asyncio.Task[Any]] = []
 
     # -- wiring -------------------------------------------------------------------------------
@@ -190,9 +191,11 @@ class SubscriberAgent:
     async def subscribe_whep(self, url: str, *, token: str | None = None) -> None:
         """``token``: a bearer token for servers that require one (never logged)."""
         self._token = token
+        self._endpoint = url
         self.resource = await whep_subscribe(self.new_pc(), url, token=token)
         self.connect.mark("signaling", time.monotonic())
-        self._tasks.append(asyncio.ensure_future(self._watch(server_gone(url))))
+        activity = MediaActivity(lambda: self.pcs)
+        self._tasks.append(asyncio.ensure_future(self._watch(server_gone(url, media=activity.arrived))))
 
     async def subscribe_janus(self, url: str, room: int, *, feed: int | None = None) -> None:
         """Subscribe to every publisher of ``room`` (or only to publisher id ``feed``)."""
@@ -318,7 +321,7 @@ class SubscriberAgent:
         for task in self._tasks:
             task.cancel()
         if self.resource is not None:
-            await delete_resource(self.resource, token=self._token)
+            await delete_resource(self.resource, token=self._token, endpoint=self._endpoint)
         if self.room is not None and not self.failed.is_set():
             await self.room.close()
         if self.janus is not None:

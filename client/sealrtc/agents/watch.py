@@ -1,9 +1,14 @@
-"""Is the signaling server still there? A WHIP/WHEP session has no channel that would tell.
+"""Is the signaling server gone? A WHIP/WHEP session has no channel that would tell.
 
-Once media flows, WebRTC does not notice a dead WHIP/WHEP server for ~30 s (ICE consent
-freshness) — longer than many runs. So the agents check, every couple of seconds, that the
-server still accepts TCP connections on its port; two refusals (or time-outs) in a row and the
-run fails with a reason instead of running to its end.
+An agent's liveness is its media path: while packets keep arriving on its peer connections'
+transports (media, RTCP reports, DTLS), the session is alive, whatever else happens to the server
+(a relay under a connection flood refuses new TCP connections, yet forwards the established
+session's media). But once media flows, WebRTC itself only notices a dead server after ~30 s (ICE
+consent freshness), longer than many runs. So every couple of seconds the agent looks at both:
+whether packets arrived since the last look (:class:`MediaActivity`), and whether the server
+still accepts TCP connections on its port. The run fails with a reason only when the server
+refused (or timed out) twice in a row *and* nothing arrived meanwhile: a dead server is still
+found in ~4 s, a busy one never ends a session whose media flows.
 """
 
 from __future__ import annotations
@@ -11,13 +16,46 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
+
+from aiortc import RTCPeerConnection
 
 logger = logging.getLogger(__name__)
 
 CHECK_INTERVAL = 2.0
 CONNECT_TIMEOUT = 2.0
 FAILURES = 2
+
+
+class MediaActivity:
+    """Whether packets arrived on the transports of some peer connections since the last look
+    (aiortc's transport statistics: every datagram received, media, RTCP and DTLS alike)."""
+
+    def __init__(self, pcs: Callable[[], Iterable[RTCPeerConnection]]) -> None:
+        self._pcs = pcs
+        self._last = 0
+
+    async def received(self) -> int:
+        total = 0
+        for pc in list(self._pcs()):
+            if pc.connectionState == "closed":
+                continue
+            with contextlib.suppress(Exception):  # a peer closing meanwhile counts nothing
+                report = await pc.getStats()
+                seen: set[str] = set()
+                for stats in report.values():
+                    if getattr(stats, "type", None) == "transport" and stats.id not in seen:
+                        seen.add(stats.id)
+                        total += int(getattr(stats, "packetsReceived", 0) or 0)
+        return total
+
+    async def arrived(self) -> bool:
+        """True when more packets arrived than at the previous call."""
+        total = await self.received()
+        moved = total > self._last
+        self._last = max(self._last, total)
+        return moved
 
 
 async def _reachable(host: str, port: int) -> bool:
@@ -31,14 +69,33 @@ async def _reachable(host: str, port: int) -> bool:
     return True
 
 
-async def server_gone(url: str, *, interval: float = CHECK_INTERVAL, failures: int = FAILURES) -> str:
-    """Return (only) when the HTTP server of ``url`` stopped accepting connections."""
+async def server_gone(
+    url: str,
+    *,
+    media: Callable[[], Awaitable[bool]] | None = None,
+    interval: float = CHECK_INTERVAL,
+    failures: int = FAILURES,
+) -> str:
+    """Return (only) when the HTTP server of ``url`` stopped accepting connections and ``media``
+    (e.g. :meth:`MediaActivity.arrived`) says nothing arrived between two refused checks.
+
+    ``media`` is asked only while the server refuses (a healthy run costs no statistics): the
+    first refusal sets its baseline, each following one asks what arrived since."""
     parts = urlsplit(url)
     host = parts.hostname or "127.0.0.1"
     port = parts.port or (443 if parts.scheme == "https" else 80)
     missed = 0
+    baseline = False
     while True:
         await asyncio.sleep(interval)  # a polling period: there is no event to wait for
-        missed = 0 if await _reachable(host, port) else missed + 1
-        if missed >= failures:
+        if await _reachable(host, port):
+            missed, baseline = 0, False
+            continue
+        missed += 1
+        flowing = await media() if media is not None else False
+        fresh = baseline or media is None  # "since the previous look" means something
+        baseline = True
+        if missed >= failures and fresh and not flowing:
             return f"lost the connection to the server at {host}:{port} (it no longer accepts connections)"
+        if missed >= failures and flowing:
+            logger.info("%s:%s refuses new connections, but media still arrives: the session lives", host, port)

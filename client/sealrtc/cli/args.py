@@ -335,7 +335,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--start-at", metavar="TIME", help="common start of every shard's ramp: ISO 8601 UTC or Unix seconds"
     )
     load.add_argument(
-        "--metrics-port", type=port_number, metavar="P", help="serve Prometheus /metrics on port P during the run"
+        "--metrics-port",
+        type=port_number,
+        metavar="P",
+        help="serve Prometheus /metrics on 127.0.0.1:P during the run (this machine only)",
+    )
+    load.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="serve Prometheus /metrics on HOST:PORT, e.g. 0.0.0.0:9100 for a scraper on another machine",
     )
     load.add_argument(
         "--assert",
@@ -358,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
         "report",
         help="merge shard reports of one load run (exact histogram merge, assertions recomputed)",
         description="sealrtc report merge shard-*.json --json all.json --html all.html --assert EXPR",
-        epilog="exit codes as in load: 0 pass; 1 an assertion failed, a shard is missing or a file is bad; 2 usage; "
+        epilog="exit codes as in load: 0 pass; 1 an assertion failed or a shard is missing; 2 usage or a refused file; "
         "4 a shard's generator saturated",
     )
     report_sub = report.add_subparsers(dest="report_command", required=True, metavar="ACTION", parser_class=_Parser)
@@ -368,8 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
         description="Merge the --json reports of the shards of one sharded load run (sealrtc load --shard I/N "
         "--run-id ID): histograms merged exactly, counters summed, assertions recomputed.",
-        epilog="exit codes: 0 every assertion holds; 1 an assertion failed, a shard is missing or a file is bad; "
-        "2 usage; 4 a shard's generator saturated",
+        epilog="exit codes: 0 every assertion holds; 1 an assertion failed or a shard is missing; 2 usage or a file "
+        "that is not a valid report (refused in one line); 4 a shard's generator saturated",
     )
     merge.add_argument("reports", nargs="+", metavar="REPORT.json", help="the shards' --json reports")
     merge.add_argument("--json", metavar="FILE", help="merged JSON report ('-' for stdout)")
@@ -379,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--assert", dest="assertion", action="append", metavar="EXPR", help="default: the shards' own assertions"
     )
     merge.add_argument("--quiet", action="store_true", help="print only the verdict")
+    merge.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
 
     demo = sub.add_parser(
         "demo",
@@ -424,4 +433,5 @@ def build_parser() -> argparse.ArgumentParser:
         help="the SFrame cipher suite 1..8 the senders used: frames must hold its tag (default: any suite, so the "
         "shortest tag, 4 bytes)",
     )
+    inspect.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
     return parser

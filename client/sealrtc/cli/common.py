@@ -17,6 +17,8 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
+from ..text import clean
+
 
 class ExitStatus(IntEnum):
     """Documented exit codes (README "Exit codes")."""
@@ -63,8 +65,22 @@ def port_number(text: str) -> int:
 
 
 def check_url(url: str | None, flag: str, schemes: tuple[str, ...]) -> None:
-    """Refuse, before the run, a URL of the wrong kind (a usage error)."""
-    if url is not None and not url.lower().startswith(tuple(f"{s}://" for s in schemes)):
+    """Refuse, before the run, a URL of the wrong kind or with credentials in it (a usage error).
+
+    A ``user:pass@`` in the URL would be copied wherever the URL goes (reports, logs, errors):
+    it is refused, and the error shows the URL without it."""
+    if url is None:
+        return
+    scheme, sep, rest = url.partition("://")
+    authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if sep and "@" in authority:
+        shown = f"{scheme}://{rest[rest.index('@') + 1 :]}"
+        raise CliError(
+            f"{flag} {clean(shown)}: the URL holds a user name or password (user:pass@): remove it; a server that "
+            "wants credentials takes a bearer token with --token-file",
+            ExitStatus.USAGE,
+        )
+    if not url.lower().startswith(tuple(f"{s}://" for s in schemes)):
         raise CliError(f"{flag} {url}: must start with {' or '.join(f'{s}://' for s in schemes)}", ExitStatus.USAGE)
 
 
@@ -98,8 +114,7 @@ def read_secret(args: argparse.Namespace, *, required: bool) -> str | None:
                 f"cannot read --secret-file: {exc.strerror} (the path is not shown, in case it is a secret given "
                 "by mistake)"
             ) from None
-        if stat.S_ISREG(mode) and mode & (stat.S_IRGRP | stat.S_IROTH):
-            warn(f"--secret-file {path} is readable by other users: chmod 600 {path}")
+        _warn_if_shared(mode, "--secret-file", path)
         secret = _decode_secret(raw.splitlines()[0] if raw.splitlines() else b"", f"--secret-file {path}")
         if not secret.strip():
             raise CliError(f"--secret-file {path} holds no secret on its first line")
@@ -124,16 +139,25 @@ def _decode_secret(raw: bytes, where: str) -> str:
         raise CliError(f"{where} is not valid UTF-8 text: save the secret as UTF-8") from None
 
 
+def _warn_if_shared(mode: int, flag: str, path: str) -> None:
+    """A file of secrets (E2EE secret, bearer token) that other users can read deserves a warning."""
+    if stat.S_ISREG(mode) and mode & (stat.S_IRGRP | stat.S_IROTH):
+        warn(f"{flag} {path} is readable by other users: chmod 600 {path}")
+
+
 def read_token(args: argparse.Namespace) -> str | None:
-    """A WHIP/WHEP bearer token from ``--token-file`` or ``SEALRTC_TOKEN`` (None: send none)."""
+    """A WHIP/WHEP bearer token from ``--token-file`` or ``SEALRTC_TOKEN`` (None: send none);
+    a token file other users can read gets the secret file's warning."""
     path = getattr(args, "token_file", None)
     if path:
         try:
             lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+            mode = Path(path).stat().st_mode
         except OSError as exc:
             raise CliError(f"cannot read --token-file {path}: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise CliError(f"--token-file {path} is not UTF-8 text") from None
+        _warn_if_shared(mode, "--token-file", path)
         token = next((line for line in lines if line and not line.startswith("#")), "")
         if not token:
             raise CliError(f"--token-file {path} holds no token")
@@ -143,7 +167,7 @@ def read_token(args: argparse.Namespace) -> str | None:
 
 
 def warn(text: str) -> None:
-    print(f"sealrtc: warning: {text}", file=sys.stderr, flush=True)
+    print(f"sealrtc: warning: {clean(text)}", file=sys.stderr, flush=True)
 
 
 def keys_from(args: argparse.Namespace) -> Any:
@@ -172,6 +196,24 @@ def check_json_target(target: str | None) -> None:
         raise CliError(f"--json {target}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise CliError(f"--json {target}: not writable")
+    _try_open(path, target)
+
+
+def _try_open(path: Path, target: str) -> None:
+    """Open a regular (or missing) file for appending, as the end of the run will: ``os.access``
+    says yes to root for places where writing still fails (``/sys``, read-only file systems).
+    A file created by the probe is removed again; FIFOs and devices are left alone (opening
+    one could block)."""
+    existed = path.exists()
+    if existed and not path.is_file():
+        return
+    try:
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise CliError(f"--json {target}: not writable ({exc.strerror})") from None
+    if not existed:
+        path.unlink(missing_ok=True)
 
 
 def check_record_dir(target: str | None) -> Path | None:

@@ -8,6 +8,11 @@ reaches into a display.
 
 Everything goes to stderr: stdout is kept for ``--json -``. Notices (a secret mismatch, an empty
 room, media that looks encrypted) are printed the moment they are known, in every display.
+
+Every display passes every string it shows (notices, titles, cells, the verdict) through
+:func:`sealrtc.text.clean`, and the rich display hands them to rich as :class:`~rich.text.Text`:
+text from a server, a shard report or another process can neither move the cursor nor style,
+link or break the output (``[/bold]`` in a report's target is printed as is).
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from typing import Any, Protocol, TextIO
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
+from ..text import clean
 from .common import ExitStatus
 
 __all__ = ["Display", "LineDisplay", "LiveView", "NullDisplay", "RichDisplay", "TableRows", "choose_display", "fmt"]
@@ -82,11 +89,12 @@ def choose_display(
 
 
 def fmt(value: Any) -> str:
+    """A table cell as safe text (``-`` for a missing value)."""
     if value is None:
         return "-"
     if isinstance(value, float):
         return f"{value:.1f}"
-    return str(value)
+    return clean(value)
 
 
 def _label(ok: bool, status: int) -> str:
@@ -119,15 +127,15 @@ class LineDisplay:
     def tick(self, elapsed: float) -> None:
         if self._view is not None and elapsed - self._last_line >= PLAIN_LINE_EVERY:
             self._last_line = elapsed
-            print(f"[{elapsed:5.1f} s] {self._view.line()}", file=self.stream, flush=True)
+            print(f"[{elapsed:5.1f} s] {clean(self._view.line())}", file=self.stream, flush=True)
 
     def say(self, text: str) -> None:
-        print(f"sealrtc {self.command}: {text}", file=self.stream, flush=True)
+        print(f"sealrtc {self.command}: {clean(text)}", file=self.stream, flush=True)
 
     def summary(
         self, title: str, header: Sequence[str], rows: list[Sequence[Any]], verdict: str, ok: bool, *, status: int
     ) -> None:
-        print(title, file=self.stream)
+        print(clean(title), file=self.stream)
         for row in rows:
             if len(header) == 2:  # a key/value table
                 print(f"  {fmt(row[0])}: {fmt(row[1])}", file=self.stream)
@@ -137,7 +145,7 @@ class LineDisplay:
         self.verdict(verdict, ok, status)
 
     def verdict(self, verdict: str, ok: bool, status: int) -> None:
-        print(f"sealrtc {self.command}: {_label(ok, status)}: {verdict}", file=self.stream, flush=True)
+        print(f"sealrtc {self.command}: {_label(ok, status)}: {clean(verdict)}", file=self.stream, flush=True)
 
 
 class NullDisplay(LineDisplay):
@@ -166,7 +174,7 @@ class NullDisplay(LineDisplay):
 
 def _rich_verdict(console: Console, verdict: str, ok: bool, status: int) -> None:
     colour = "green" if ok else "yellow" if status == ExitStatus.INTERRUPTED else "red"
-    console.print(f"[{colour}]{_label(ok, status)}[/{colour}]: {verdict}", highlight=False)
+    console.print(Text.assemble((_label(ok, status), colour), ": ", clean(verdict)), highlight=False)
 
 
 class RichDisplay:
@@ -214,9 +222,9 @@ class RichDisplay:
 
     def say(self, text: str) -> None:
         if self._live is not None:
-            self._live.console.print(f"[yellow]![/yellow] {text}", markup=True, highlight=False)
+            self._live.console.print(Text.assemble(("!", "yellow"), " ", clean(text)), highlight=False)
         else:
-            print(f"sealrtc {self.command}: {text}", file=self.stream, flush=True)
+            print(f"sealrtc {self.command}: {clean(text)}", file=self.stream, flush=True)
 
     def summary(
         self, title: str, header: Sequence[str], rows: list[Sequence[Any]], verdict: str, ok: bool, *, status: int
@@ -226,9 +234,9 @@ class RichDisplay:
 
 
 def _rich_table(title: str, header: Sequence[str], rows: list[Sequence[Any]]) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=Text(clean(title)), title_justify="left")
     for i, name in enumerate(header):
-        table.add_column(name, justify="left" if i == 0 else "right")
+        table.add_column(Text(clean(name)), justify="left" if i == 0 else "right")
     for row in rows:
-        table.add_row(*[fmt(v) for v in row])
+        table.add_row(*[Text(fmt(v)) for v in row])
     return table

@@ -26,6 +26,7 @@ from rich.text import Text
 
 from ..inspect import SHORTEST_TAG, NotARecording, RecordingReport, UnsupportedRecording, inspect_recording
 from ..sframe import suite_params
+from ..text import clean
 from .common import ExitStatus, check_json_target, write_json
 
 MAX_NAME = 200
@@ -44,15 +45,6 @@ class Inspected:
         if self.report is None:
             return {"path": self.path, "error": self.error}
         return {"path": self.path} | self.report.to_json()
-
-
-def clean(text: str, limit: int = MAX_NAME) -> str:
-    """``text`` made safe for a terminal: control and other unprintable characters escaped
-    (``\\x1b``), cut in the middle beyond ``limit`` characters."""
-    safe = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
-    if len(safe) > limit:
-        safe = safe[: limit // 2 - 1] + "…" + safe[-(limit // 2) :]
-    return safe
 
 
 def inspect_file(path: str, tag_length: int = SHORTEST_TAG) -> Inspected:
@@ -134,12 +126,13 @@ def show(results: list[Inspected], status: ExitStatus, stream: TextIO) -> None:
         console = Console(file=stream, highlight=False)
         console.print(_table(reports))
         colour = {ExitStatus.OK: "green", ExitStatus.FAILURE: "red"}.get(status, "yellow")
-        console.print(Text.assemble((label, f"bold {colour}"), f": {verdict}"))
+        console.print(Text.assemble((label, f"bold {colour}"), ": ", Text(clean(verdict))))
         return
     for path, rep in reports:
         notes = _notes(rep)
         print(
-            f"{clean(path)}: {rep.kind} {rep.codec}, {rep.frames} frames: {rep.ciphertext_frames} ciphertext, "
+            f"{clean(path, MAX_NAME)}: {clean(rep.kind)} {clean(rep.codec)}, {rep.frames} frames: "
+            f"{rep.ciphertext_frames} ciphertext, "
             f"{rep.not_v1_frames} not v1, {rep.plain_frames} plain; KIDs {_kids(rep)}"
             + (f"; {notes}" if notes else ""),
             file=stream,
@@ -156,7 +149,8 @@ def _table(reports: list[tuple[str, RecordingReport]]) -> Table:
                          min_width=16 if i == 0 else None)  # fmt: skip
     for path, rep in reports:
         cells: list[str | Text] = [
-            Text(clean(os.path.basename(path) or path)), rep.kind, rep.codec, str(rep.frames),
+            Text(clean(os.path.basename(path) or path, MAX_NAME)), Text(clean(rep.kind)), Text(clean(rep.codec)),
+            str(rep.frames),
             str(rep.ciphertext_frames), Text(str(rep.not_v1_frames), style="red" if rep.not_v1_frames else ""),
             Text(str(rep.plain_frames), style="red" if rep.plain_frames else ""),
             str(len(rep.kids) + rep.kids_not_listed),
@@ -174,7 +168,11 @@ def run_inspect(args: argparse.Namespace) -> int:
     for path in args.files:
         result = inspect_file(path, tag_length)
         if result.error is not None:
-            print(f"sealrtc inspect: error: {clean(path)}: {clean(result.error)}", file=sys.stderr, flush=True)
+            print(
+                f"sealrtc inspect: error: {clean(path, MAX_NAME)}: {clean(result.error, MAX_NAME)}",
+                file=sys.stderr,
+                flush=True,
+            )
         results.append(result)
     status = exit_status(results)
     write_json(

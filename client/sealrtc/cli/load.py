@@ -28,6 +28,8 @@ from .output import check_output_target, load_summary, write_outputs
 if TYPE_CHECKING:
     from ..load.runner import LoadRun
 
+MAX_START_AHEAD = 7 * 86400
+"""``--start-at`` further ahead than this is a mistake (a shard would wait for days)."""
 DEFAULT_ASSERTIONS = ("joined == planned", "decrypt_failures == 0", "intruder_decrypts == 0")
 
 
@@ -125,6 +127,7 @@ async def run_load_command(args: argparse.Namespace) -> int:
     if shard[1] > 1 and not args.run_id and not scenario.room_ids:
         raise CliError("--shard needs --run-id ID (every shard derives the same rooms from it)", ExitStatus.USAGE)
     start_at = _start_at(args.start_at, scenario.duration)
+    metrics = _metrics_address(args.metrics_port, args.metrics_listen)
     secret = None
     if scenario.e2ee:
         secret = read_secret(args, required=shard[1] > 1)
@@ -153,7 +156,7 @@ async def run_load_command(args: argparse.Namespace) -> int:
                 shard=shard,
                 run_id=args.run_id,
                 start_at=start_at,
-                metrics_port=args.metrics_port,
+                metrics_listen=metrics,
                 token=read_token(args) if args.server else None,
             )
     except LoadError as exc:
@@ -190,6 +193,7 @@ def _shard(text: str | None) -> tuple[int, int]:
 
 def _start_at(text: str | None, duration: float) -> float | None:
     """``--start-at``: ISO 8601 (``2026-11-26T08:30:00Z``) or Unix seconds; the shards' common start."""
+    import math
     import time
     from datetime import datetime
 
@@ -200,12 +204,40 @@ def _start_at(text: str | None, duration: float) -> float | None:
     except ValueError:
         try:
             value = datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-        except ValueError:
+        except (ValueError, OverflowError, OSError):
             raise CliError(f"--start-at must be ISO 8601 (2026-11-26T08:30:00Z) or Unix seconds, got {text!r}",
                            ExitStatus.USAGE) from None  # fmt: skip
-    if value + duration < time.time():
+    if not math.isfinite(value):
+        raise CliError(f"--start-at must be a time, got {text!r}", ExitStatus.USAGE)
+    now = time.time()
+    if value > now + MAX_START_AHEAD:
+        raise CliError(f"--start-at {text} is more than {MAX_START_AHEAD // 86400} days ahead: give a nearer time "
+                       "(ISO 8601 UTC or Unix seconds)", ExitStatus.USAGE)  # fmt: skip
+    if value + duration < now:
         raise CliError(f"--start-at {text} is over: the whole run would be in the past", ExitStatus.USAGE)
     return value
+
+
+def _metrics_address(port: int | None, listen: str | None) -> tuple[str, int] | None:
+    """``--metrics-port P`` is loopback:P (this machine only); ``--metrics-listen HOST:PORT`` says
+    where, e.g. ``0.0.0.0:9100`` for a scraper elsewhere (and wins over a ``--metrics-port`` of
+    the same port)."""
+    if listen is None:
+        return None if port is None else ("127.0.0.1", port)
+    host, colon, number = listen.rpartition(":")
+    if (
+        "://" in listen
+        or not colon
+        or not host
+        or not (number.isascii() and number.isdigit())
+        or not 1 <= int(number) <= 65535
+    ):
+        raise CliError(f"--metrics-listen takes HOST:PORT, e.g. 0.0.0.0:9100 or 127.0.0.1:9100 (got {listen!r})",
+                       ExitStatus.USAGE)  # fmt: skip
+    if port is not None and port != int(number):  # both may be given (a manifest), but agreeing
+        raise CliError(f"--metrics-port {port} and --metrics-listen {listen} name two ports: give one",
+                       ExitStatus.USAGE)  # fmt: skip
+    return host.strip("[]"), int(number)
 
 
 def run_load_entry(args: argparse.Namespace, argv: list[str]) -> int:

@@ -10,6 +10,7 @@ import sys
 
 from ..errors import InvalidSecret, SealError
 from ..shell import eventloop
+from ..text import clean
 from .args import build_parser
 from .common import CliError, ExitStatus, RunLoop, random_demo_secret, read_secret, write_json
 
@@ -115,8 +116,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sealrtc {args.command}: interrupted", file=sys.stderr)
         return ExitStatus.INTERRUPTED
     except CliError as exc:
-        print(f"sealrtc {args.command}: error: {exc}", file=sys.stderr)
+        print(f"sealrtc {args.command}: error: {clean(exc)}", file=sys.stderr)
         return exc.status
     except (InvalidSecret, SealError) as exc:
-        print(f"sealrtc {args.command}: error: {exc}", file=sys.stderr)
+        print(f"sealrtc {args.command}: error: {clean(exc)}", file=sys.stderr)
+        return ExitStatus.FAILURE
+    except Exception as exc:
+        # The last resort: a bug. One line by default (the exception's type only: its text may
+        # quote data or a secret); -v shows the traceback for a bug report.
+        if verbose:
+            raise
+        print(
+            f"sealrtc {args.command}: internal error ({exc.__class__.__name__}): this is a bug; run again with -v "
+            "for the traceback and report it",
+            file=sys.stderr,
+        )
         return ExitStatus.FAILURE

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +37,25 @@ def write_outputs(judgement: Judgement, args: argparse.Namespace) -> None:
         if args.csv == "-":
             sys.stdout.write(intervals_csv(report))
         else:
-            write_intervals_csv(report, Path(args.csv))
+            with _writing("--csv", args.csv):
+                write_intervals_csv(report, Path(args.csv))
     if args.html:
         from ..report.html import render_html
 
         if args.html == "-":
             sys.stdout.write(render_html(report))
         else:
-            Path(args.html).write_text(render_html(report), encoding="utf-8")
+            with _writing("--html", args.html):
+                Path(args.html).write_text(render_html(report), encoding="utf-8")
+
+
+@contextlib.contextmanager
+def _writing(flag: str, target: str) -> Iterator[None]:
+    """A report that cannot be written after all (the disk filled up during the run): one line."""
+    try:
+        yield
+    except OSError as exc:
+        raise CliError(f"cannot write {flag} {target}: {exc.strerror or exc.__class__.__name__}") from None
 
 
 def _shown(value: float | None) -> str:

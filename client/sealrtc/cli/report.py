@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from .common import CliError, ExitStatus, check_json_target
 from .display import choose_display
@@ -14,9 +12,10 @@ from .output import check_output_target, load_summary, write_outputs
 def run_report_merge(args: argparse.Namespace) -> int:
     from ..load.merge import MergeError, merge_reports
     from ..report.assertions import AssertionSyntaxError, check_all
+    from ..report.inputs import ReportFileError, read_report
     from ..report.judge import judge
     from ..report.model import LoadReport
-    from ..report.schema import first_problem
+    from ..report.records import HistogramError
 
     check_json_target(args.json)
     check_output_target(args.csv, "--csv")
@@ -24,17 +23,9 @@ def run_report_merge(args: argparse.Namespace) -> int:
     reports: list[tuple[str, LoadReport]] = []
     for name in args.reports:
         try:
-            data = json.loads(Path(name).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise CliError(f"cannot read {name}: {exc.strerror}") from None
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise CliError(f"{name} is not a JSON report") from None
-        if not isinstance(data, dict):
-            raise CliError(f"{name} is not a JSON report")
-        problem = first_problem(data)
-        if problem is not None:
-            raise CliError(f"{name} is not a valid sealrtc load report: {problem}")
-        reports.append((name, LoadReport.from_json(data)))
+            reports.append((name, read_report(name)))
+        except ReportFileError as exc:
+            raise CliError(str(exc), ExitStatus.USAGE) from None
     texts = args.assertion
     if not texts:
         texts = list(dict.fromkeys(a.expr for _, r in reports for a in r.assertions))
@@ -44,7 +35,7 @@ def run_report_merge(args: argparse.Namespace) -> int:
         raise CliError(f"--assert: {exc}", ExitStatus.USAGE) from None
     try:
         merged = merge_reports(reports)
-    except MergeError as exc:
+    except (MergeError, HistogramError) as exc:
         raise CliError(str(exc)) from None
     judgement = judge(merged, assertions, defaults=not args.assertion)
     write_outputs(judgement, args)

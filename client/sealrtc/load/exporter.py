@@ -2,16 +2,21 @@
 
 :class:`LoadMetrics` is fed the workers' per-second snapshots and turns them into metric
 families on each scrape (a custom collector: HdrHistogram interval data becomes Prometheus
-histogram buckets without replaying samples). Only :func:`serve` opens a socket.
+histogram buckets without replaying samples). Only :func:`serve` opens a socket: on loopback
+unless told otherwise (``--metrics-listen``), with a bounded number of connections, each timed
+out when idle.
 """
 
 from __future__ import annotations
 
 import bisect
+import socket
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -155,10 +160,81 @@ class LoadMetrics(Collector):
         yield from (participants, frames, failures, intruders, latency, join, cpu, lag)
 
 
-def serve(metrics: LoadMetrics, port: int, host: str = "0.0.0.0") -> Any:
-    """Start the ``/metrics`` HTTP server in a thread; returns (server, thread)."""
-    from prometheus_client import start_http_server
+IDLE_TIMEOUT = 5.0
+"""Seconds a metrics connection may stay silent (a scrape sends its request at once)."""
+MAX_CONNECTIONS = 8
+"""Connections served at once; more are closed at once (a scraper retries on its next interval)."""
+
+
+class _Handler(WSGIRequestHandler):
+    """One request per connection, silent (no access log on stderr), idle sockets time out."""
+
+    timeout = IDLE_TIMEOUT
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+class MetricsServer(WSGIServer):
+    """``/metrics`` over a bounded pool of threads: at most ``max_connections`` connections are
+    served at once, each silent one for at most ``idle_timeout`` seconds; any connection past
+    the budget is closed at once. (prometheus_client's own server starts a thread per connection
+    with no timeout: 300 idle connections made 300 threads.)"""
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        idle_timeout: float = IDLE_TIMEOUT,
+    ) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        handler = type("Handler", (_Handler,), {"timeout": idle_timeout})
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._pool = ThreadPoolExecutor(max_workers=max_connections, thread_name_prefix="sealrtc-metrics")
+        self._thread: threading.Thread | None = None
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        self._pool.submit(self._serve_one, request, client_address)
+
+    def _serve_one(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:  # a broken or timed-out scrape concerns nobody
+            pass
+        finally:
+            self.shutdown_request(request)
+            self._slots.release()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.serve_forever, name="sealrtc-metrics", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop listening, and wait for the connections being served."""
+        self.shutdown()
+        self.server_close()
+        self._pool.shutdown(wait=True)
+
+
+def serve(
+    metrics: LoadMetrics,
+    address: tuple[str, int],
+    *,
+    max_connections: int = MAX_CONNECTIONS,
+    idle_timeout: float = IDLE_TIMEOUT,
+) -> MetricsServer:
+    """Serve ``/metrics`` on ``address`` (host, port; port 0: any) in a thread; the caller
+    closes the returned server. ``--metrics-port P`` means ``("127.0.0.1", P)``."""
+    from prometheus_client import make_wsgi_app
 
     registry = CollectorRegistry()
     registry.register(metrics)
-    return start_http_server(port, addr=host, registry=registry)
+    server = MetricsServer(address, max_connections=max_connections, idle_timeout=idle_timeout)
+    server.set_app(make_wsgi_app(registry))
+    server.start()
+    return server

@@ -12,6 +12,8 @@ from ..report.model import LoadReport, RawData, ScenarioInfo, ShardInfo
 from ..report.records import WorkerFinal, WorkerSnapshot
 from .aggregate import build_report
 
+MISSING_SHOWN = 20
+"""Missing shard numbers named in the error line (the report's ``missing_shards`` lists all)."""
 SCENARIO_KEYS = ("rooms", "publishers", "subscribers", "intruders", "e2ee", "suite", "probe", "run_id")
 
 
@@ -61,9 +63,18 @@ def merge_reports(reports: Sequence[tuple[str, LoadReport]]) -> LoadReport:
                 names.append(room_report.room)
         errors += [f"shard {shard}: {e}" for e in report.errors]
     count = _shard_count(first_scenario, len(reports))
+    for name, report in reports:
+        if _shard_count(report.scenario, count) != count:
+            raise MergeError(f"{name} says the run has {_shard_count(report.scenario, count)} shards, "
+                             f"{first_name} says {count}")  # fmt: skip
+        if report.raw is not None and not 0 <= (report.raw.shard or 0) < count:
+            raise MergeError(f"{name} is shard {report.raw.shard}, not one of the run's {count}")
     missing = sorted(set(range(count)) - set(shards))
     if missing:
-        errors.insert(0, f"shards missing from the merge: {', '.join(map(str, missing))} of {count}")
+        shown = ", ".join(map(str, missing[:MISSING_SHOWN])) + (
+            f" and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
+        )
+        errors.insert(0, f"shards missing from the merge: {shown} of {count}")
     workers = sum(int(r.scenario.workers or 0) for _, r in reports if r.scenario is not None)
     scenario = dataclasses.replace(first_scenario, shard=ShardInfo(None, count, tuple(sorted(shards))), workers=workers)
     return build_report(

@@ -27,6 +27,7 @@ from typing import Any
 from ..report.model import LoadReport, RawData, ScenarioInfo
 from ..report.records import WorkerFinal, WorkerMessage, WorkerSnapshot, read_message
 from .aggregate import LiveTotals, build_report, relabel
+from .environment import without_secrets
 from .plan import Participant, assign, plan
 from .scenario import Scenario
 from .worker import WorkerConfig, worker_main
@@ -63,6 +64,7 @@ async def start_relay(duration: float) -> Target:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "sealrtc", "relay", "--listen", "127.0.0.1:0", "--duration", str(duration),
         stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        env=without_secrets(os.environ),  # the relay never holds key material
     )  # fmt: skip
     assert proc.stderr is not None
     try:
@@ -216,7 +218,7 @@ async def run_load(
     shard: tuple[int, int] = (0, 1),
     run_id: str | None = None,
     start_at: float | None = None,
-    metrics_port: int | None = None,
+    metrics_listen: tuple[str, int] | None = None,
     token: str | None = None,
 ) -> tuple[LoadRun, LoadReport, Target]:
     """Run the scenario (or shard ``shard[0]`` of ``shard[1]`` of it); return the collected
@@ -230,14 +232,15 @@ async def run_load(
         participants = shard_of(participants, index, shards)
     count = min(worker_count(workers), max(1, len(participants)))
     exporter = None
-    if metrics_port is not None:
+    if metrics_listen is not None:
         from .exporter import LoadMetrics, serve
 
         exporter = LoadMetrics(str(index))
         try:
-            serve(exporter, metrics_port)
+            serve(exporter, metrics_listen)  # serves until the process ends: a last scrape sees the end
         except OSError as exc:
-            raise LoadError(f"--metrics-port {metrics_port}: {exc.strerror or exc}") from None
+            where = f"{metrics_listen[0]}:{metrics_listen[1]}"
+            raise LoadError(f"cannot serve metrics on {where}: {exc.strerror or exc}") from None
     if target_kind == "relay":
         target = await start_relay(scenario.duration + FINAL_GRACE + 30)
     elif target_kind == "janus":

@@ -76,6 +76,9 @@ class Scenario:
         return out
 
 
+MAX_FILE = 1024 * 1024
+"""Largest scenario file read (bytes)."""
+
 _TYPES = {f.name: f.type for f in fields(Scenario)}
 _FILE_NAMES = (set(_TYPES) - {"assertions"}) | {"assert", "no_e2ee"}
 """Setting names a scenario file may use (dashes read as underscores)."""
@@ -85,21 +88,18 @@ def load_file(path: str | Path) -> dict[str, Any]:
     """Read a scenario file (``.toml``, ``.yaml``/``.yml``) into settings; errors are one line."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as file:
+            raw = file.read(MAX_FILE + 1)  # never more: a scenario is a few lines
+        text = raw.decode("utf-8")
     except OSError as exc:
         raise ScenarioError(f"cannot read scenario {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ScenarioError(f"scenario {path} is not UTF-8 text") from None
+    if len(raw) > MAX_FILE:
+        raise ScenarioError(f"scenario {path} is over {MAX_FILE // 1024} KiB: a scenario is a few settings")
     data: Any
     if p.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise ScenarioError("YAML scenarios need PyYAML (pip install pyyaml); TOML works as is") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ScenarioError(f"scenario {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        data = _yaml(text, path)
     else:
         try:
             data = tomllib.loads(text)
@@ -128,6 +128,31 @@ def load_file(path: str | Path) -> dict[str, Any]:
         except ScenarioError as exc:
             raise ScenarioError(f"scenario {path}: {exc}") from None
     return settings
+
+
+def _yaml(text: str, path: str | Path) -> Any:
+    """Safe YAML without aliases: ``*name`` is refused where it is met, so a "billion laughs"
+    file (aliases of aliases, expanding to gigabytes) is refused before anything expands."""
+    try:
+        import yaml
+    except ImportError:
+        raise ScenarioError("YAML scenarios need PyYAML (pip install pyyaml); TOML works as is") from None
+
+    class NoAliasLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                line = self.peek_event().start_mark.line + 1
+                raise ScenarioError(f"scenario {path}: line {line}: YAML aliases (*name) are not allowed in a "
+                                    "scenario: write the value out")  # fmt: skip
+            return super().compose_node(parent, index)
+
+    loader = NoAliasLoader(text)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"scenario {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    finally:
+        loader.dispose()
 
 
 def build(file_settings: dict[str, Any], flag_settings: dict[str, Any]) -> Scenario:

@@ -13,13 +13,18 @@ Schema before they are read.
 
 from __future__ import annotations
 
+import base64
 import math
+import struct
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import SealError
 from ..failures import FailureCounts
 from ..metrics import Histogram
+from ..metrics.histogram import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
 
 HISTOGRAMS = ("join_ms", "first_frame_ms", "latency_ms", "latency_video_ms", "latency_audio_ms")
 FRAME_COUNTERS = ("sent", "received", "decrypted", "decoded", "lost")
@@ -35,10 +40,59 @@ def pack(histogram: Histogram) -> Packed | None:
     return (histogram.encode(), histogram.max_ms) if histogram.count else None
 
 
+MAX_ENCODED = 1024 * 1024
+"""Characters of one encoded histogram (a full one of ours is some tens of KiB)."""
+MAX_DECOMPRESSED = 1024 * 1024
+"""Bytes one histogram may decompress to: every bucket of ours fits in a few hundred KiB."""
+_COMPRESSION_COOKIE = 0x1C849304
+_PAYLOAD_HEADER = struct.Struct(">IIIIQQd")  # cookie, length, offset, digits, lowest, highest, ratio
+
+
+class HistogramError(SealError):
+    """An encoded histogram that is refused: malformed, too big, or not one of ours (one line)."""
+
+
+def check_encoded(text: str) -> None:
+    """Refuse, before decoding, an encoded histogram that would be costly: over
+    :data:`MAX_ENCODED` characters, a zlib payload that inflates past :data:`MAX_DECOMPRESSED`
+    bytes (a zlib bomb is cut there, never inflated whole), or a header for another range or
+    precision than ours (which would make the decoder allocate for it)."""
+    if len(text) > MAX_ENCODED:
+        raise HistogramError(f"an encoded histogram is over {MAX_ENCODED // 1024} KiB")
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        raise HistogramError("an encoded histogram is not base64") from None
+    if len(raw) < 8:
+        raise HistogramError("an encoded histogram is too short")
+    cookie, length = struct.unpack_from(">II", raw)
+    if cookie & ~0xF0 != _COMPRESSION_COOKIE or length != len(raw) - 8:
+        raise HistogramError("an encoded histogram is not an HdrHistogram encoding")
+    inflater = zlib.decompressobj()
+    try:
+        payload = inflater.decompress(raw[8:], MAX_DECOMPRESSED)
+    except zlib.error:
+        raise HistogramError("an encoded histogram does not decompress") from None
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise HistogramError(f"an encoded histogram decompresses to more than {MAX_DECOMPRESSED // 1024} KiB "
+                             "(or is cut short): refused")  # fmt: skip
+    if len(payload) < _PAYLOAD_HEADER.size:
+        raise HistogramError("an encoded histogram is too short")
+    _, _, _, digits, lowest, highest, _ = _PAYLOAD_HEADER.unpack_from(payload)
+    if (digits, lowest, highest) != (SIGNIFICANT_DIGITS, LOWEST_US, HIGHEST_US):
+        raise HistogramError("an encoded histogram has another range or precision than sealrtc's")
+
+
 def unpack(packed: Packed | None) -> Histogram:
+    """The histogram of a packed pair; a refused encoding raises :class:`HistogramError`."""
     if not packed:
         return Histogram()
-    return Histogram.decode(str(packed[0]), max_ms=packed[1])
+    text = str(packed[0])
+    check_encoded(text)
+    try:
+        return Histogram.decode(text, max_ms=packed[1])
+    except Exception:  # hdrh's own exceptions, ValueError, ctypes errors: all "malformed"
+        raise HistogramError("an encoded histogram is malformed") from None
 
 
 def packed_from_json(data: object) -> Packed | None:

@@ -3,7 +3,8 @@
 * :class:`JanusSession` — one Janus session over one WebSocket: transactions registered before
   sending (events may beat their ``ack``), asynchronous events routed to plugin handles,
   keepalives every 25 s, clean detach/destroy, and a deadline on every connect and request (a
-  server that accepts TCP but never upgrades to WebSocket costs seconds, not minutes).
+  server that accepts TCP but never upgrades to WebSocket costs seconds, not minutes), and a
+  bound on every message read (:data:`MAX_MESSAGE`).
 * :class:`JanusError` — Janus' numeric code and reason (e.g. 426 no such room, 433 room
   requires end-to-end encrypted media); malformed replies are JanusErrors too (see
   :mod:`.janus_protocol`), and malformed asynchronous events are skipped, never fatal.
@@ -25,6 +26,7 @@ import aiohttp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from ..rtc.closing import close_peer
+from ..text import first_line
 from .janus_protocol import (
     CONNECTION_FAILED,
     PROTOCOL_ERROR,
@@ -57,6 +59,9 @@ DEFAULT_TIMEOUT = 10.0
 """Seconds for the WebSocket handshake and for each request's answer."""
 ACK_ANSWERED = frozenset({"keepalive"})
 """Requests Janus answers with a bare ``ack`` (for the others an ack only means "received")."""
+MAX_MESSAGE = 1024 * 1024
+"""Largest Janus message read (aiohttp closes the WebSocket past it); real ones are a few KiB,
+an SDP with many feeds some tens."""
 MAX_ERRORS = 32
 """Errors a :class:`VideoRoomSubscriber` keeps (the newest)."""
 
@@ -124,6 +129,7 @@ class JanusSession:
                     protocols=("janus-protocol",),
                     timeout=aiohttp.ClientWSTimeout(ws_close=timeout),
                     heartbeat=None,
+                    max_msg_size=MAX_MESSAGE,
                 )
         except TimeoutError:
             await http.close()
@@ -194,6 +200,9 @@ class JanusSession:
     async def _read(self) -> None:
         try:
             async for msg in self._ws:
+                if msg.type == aiohttp.WSMsgType.ERROR:  # e.g. a message over MAX_MESSAGE: aiohttp closes
+                    self.closed_reason = f"unusable message: {first_line(msg.data)}"
+                    break
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     continue
                 try:
@@ -202,7 +211,7 @@ class JanusSession:
                     continue
                 if isinstance(message, dict):  # anything else is not a Janus message: ignored
                     self._dispatch(message)
-            self.closed_reason = "closed by Janus"
+            self.closed_reason = self.closed_reason or "closed by Janus"
         except Exception as exc:  # the reader must end cleanly whatever happens
             self.closed_reason = f"{exc.__class__.__name__}"
         finally:
@@ -265,8 +274,7 @@ def _data(reply: dict[str, Any]) -> dict[str, Any]:
 
 
 def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else exc.__class__.__name__
+    return first_line(exc) or exc.__class__.__name__
 
 
 def _answer_jsep(pc: RTCPeerConnection) -> dict[str, Any]:

@@ -12,12 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import SealError
+from ..text import one_line
 
 CONNECTION_FAILED = 0
 """Pseudo-code for transport failures (unreachable, closed, timed out)."""
 PROTOCOL_ERROR = -1
 """Pseudo-code for replies that do not follow the Janus API (missing or mistyped fields)."""
-MAX_REASON = 200
 
 
 class JanusError(SealError):
@@ -28,12 +28,6 @@ class JanusError(SealError):
         super().__init__(reason if plain else f"Janus error {code}: {reason}")
         self.code = code
         self.reason = reason
-
-
-def one_line(text: object) -> str:
-    """Server-supplied text made safe for a one-line message (no newlines, bounded length)."""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= MAX_REASON else flat[: MAX_REASON - 3] + "..."
 
 
 def malformed(what: str) -> JanusError:
