@@ -11,10 +11,8 @@ tests fail, never skip.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.server
-import io
 import json
 import os
 import re
@@ -477,7 +475,7 @@ def test_compose_load_replicas_each_claim_a_distinct_shard(image: Image, tmp_pat
         argv = (reports / "run-t" / f"shard-{i}.json").read_text().split("\n")
         assert argv[:3] == ["load", "--janus", "ws://janus:8188"]
         for flag, value in (("--shard", f"{i}/3"), ("--run-id", "run-t"), ("--workers", "1"),
-                            ("--secret-file", "/run/secrets/sealrtc_secret"), ("--metrics-port", "9100"),
+                            ("--secret-file", "/run/secrets/sealrtc_secret"), ("--metrics-listen", "0.0.0.0:9100"),
                             ("--token-file", "/run/secrets/sealrtc_token")):  # fmt: skip
             assert argv[argv.index(flag) + 1] == value
         assert "--start-at" not in argv  # START_AT unset: no common start
@@ -674,21 +672,6 @@ def expand(arg: str, values: dict[str, str]) -> str:
     return re.sub(r"\$\((\w+)\)", lambda m: values[m.group(1)], arg)
 
 
-def until_metrics_listen_lands(args: list[str]) -> list[str]:
-    """The load Job sets ``--metrics-listen HOST:PORT``, which issue 17's exporter change (item 13)
-    adds to the CLI with these manifests. A CLI without it gets the port as ``--metrics-port``
-    (which then listened on every address); with it, ``args`` as written."""
-    from sealrtc.cli.args import build_parser
-
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            build_parser().parse_args(["load", "--metrics-listen=0.0.0.0:9100"])
-        return args
-    except SystemExit:
-        prefix = "--metrics-listen="
-        return [f"--metrics-port={a.rsplit(':', 1)[1]}" if a.startswith(prefix) else a for a in args]
-
-
 @pytest.mark.unit
 def test_deployment_commands_parse_with_the_cli() -> None:
     from sealrtc.cli.args import build_parser
@@ -697,7 +680,7 @@ def test_deployment_commands_parse_with_the_cli() -> None:
     (job,) = load_yaml(DOCKER / "k8s/load-job.yaml")
     values = {"JOB_COMPLETION_INDEX": "3", "SHARDS": "20", "RUN_ID": "run-1", "START_AT": "2026-11-26T08:30:00Z"}
     args = [expand(a, values) for a in job["spec"]["template"]["spec"]["containers"][0]["args"]]
-    parsed = parser.parse_args(until_metrics_listen_lands(args))
+    parsed = parser.parse_args(args)
     assert parsed.shard == "3/20" and parsed.run_id == "run-1"
     assert parsed.secret_file == "/run/secrets/sealrtc-e2ee/secret"
     relay = next(d for d in load_yaml(DOCKER / "k8s/relay.yaml") if d["kind"] == "Deployment")
@@ -777,7 +760,7 @@ def test_the_k8s_job_and_merge_run_as_written(image: Image, janus_url: str, tmp_
         (tmp_path / f"shard-{index}").mkdir()
         volumes = k8s_volumes(pod, container, tmp_path / f"shard-{index}", reports, secret_values)
         cmd = ["podman", "run", "--rm", "--pull=never", "--network", "host", *k8s_locks(pod, container), *volumes,
-               image.tag, *until_metrics_listen_lands(args)]  # fmt: skip
+               image.tag, *args]  # fmt: skip
         shards.append(
             subprocess.Popen(cmd, env=podman_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         )
