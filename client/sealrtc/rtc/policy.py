@@ -34,5 +34,5 @@ def check_negotiated_codecs(pc: RTCPeerConnection) -> None:
         if names and not e2ee_supported(names[0]):
             raise UnsupportedCodec(
                 f"{names[0]} was negotiated for {transceiver.kind} (mid {transceiver.mid}), but sealrtc "
-                "cannot end-to-end encrypt it yet: offer VP8"
+                "cannot end-to-end encrypt it: offer VP8 or H.264"
             )
