@@ -31,8 +31,9 @@ VP8_KEY = bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A, 0x80, 0x02, 0xE0, 0x01]) + 
 VP8_DELTA = bytes([0x31, 0x05, 0x00]) + bytes(range(40))
 OPUS = bytes([0x78]) + bytes(range(30))
 GENERIC = bytes(range(25))
-H264_IDR = bytes.fromhex("00000001 6742c01fd90141fa10000003001000000303c8f1832480 00000001 68ce3880 00000001 6588 8400") + bytes(range(1, 200))
-H264_P = bytes.fromhex("00000001 419a 0000 0300 0003 01") + bytes(range(3, 90))  # emulation prevention in the slice data
+H264_SPS = "00000001 6742c01fd90141fa10000003001000000303c8f1832480"  # libx264's
+H264_IDR = bytes.fromhex(H264_SPS + "00000001 68ce3880 00000001 6588 8400") + bytes(range(1, 200))
+H264_P = bytes.fromhex("00000001 419a 0000 0300 0003 01") + bytes(range(3, 90))  # with emulation prevention
 FRAMES = {
     Codec.VP8: [VP8_KEY, VP8_DELTA, VP8_DELTA],
     Codec.OPUS: [OPUS, OPUS],

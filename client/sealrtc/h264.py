@@ -93,7 +93,7 @@ class _Bits:
     """Reads bits of a NAL's RBSP from its stream bytes (emulation prevention removed), knowing
     the stream offset of every byte it read."""
 
-    __slots__ = ("data", "end", "pos", "bit", "byte", "zeros", "last")
+    __slots__ = ("bit", "byte", "data", "end", "last", "pos", "zeros")
 
     def __init__(self, data: bytes, pos: int) -> None:
         self.data = data

@@ -2,9 +2,9 @@
 codec and the packetizer (send) and between the jitter buffer and the decoder (receive).
 
 Send: normalise the encoder's frame (H.264), observe the plaintext, count key frames, stamp a
-probe after the clear prefix, encrypt, ask for a key frame after a KID switch, count what was sent, refused or dropped. Receive:
-decrypt or drop (E2EE) or accept and sniff (plain), split off the probe, record metrics, count,
-note the first frame times. Bytes in, bytes (or None: drop the frame) out.
+probe after the clear prefix, encrypt, ask for a key frame after a KID switch, count what was
+sent, refused or dropped. Receive: decrypt or drop (E2EE) or accept and sniff (plain), split
+off the probe, record metrics, count, note the first frame times. Bytes in, bytes (or None: drop the frame) out.
 
 Each step is a closure specialised once per track and codec, with everything it needs bound
 as locals: per frame it does no string work and allocates only the bytes it returns. Clocks
