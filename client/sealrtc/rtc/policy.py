@@ -41,8 +41,7 @@ def prefer_video_codec(pc: RTCPeerConnection, codec: str) -> None:
     wanted = [
         c
         for c in RTCRtpSender.getCapabilities("video").codecs
-        if c.mimeType.lower() in (f"video/{name}", "video/rtx")
-        and c.parameters.get("packetization-mode", "1") == "1"
+        if c.mimeType.lower() in (f"video/{name}", "video/rtx") and c.parameters.get("packetization-mode", "1") == "1"
     ]
     for transceiver in pc.getTransceivers():
         if transceiver.kind == "video":
