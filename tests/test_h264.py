@@ -14,7 +14,10 @@ from hypothesis import strategies as st
 
 from sealrtc import FrameDecryptor, FrameEncryptor, SharedSecret, h264
 from sealrtc.errors import AuthenticationFailed, DecryptError, InvalidFrame, MalformedFrame
+from sealrtc.inspect import RecordedTrack, inspect_recording
 from sealrtc.layout import Codec, clear_prefix_length, e2ee_supported, is_keyframe, layout_of, prefix_function
+
+from .mjr_writer import mjr, rtp
 
 pytestmark = pytest.mark.unit
 
@@ -247,3 +250,34 @@ def test_libx264_frames_decode_after_the_round_trip(keys: SharedSecret) -> None:
         decoded += len(decoder.decode(av.Packet(back)))
     assert decoded >= 5
     assert dec.stats.failed == 0
+
+
+def h264_packets(frames: list[bytes]) -> list[bytes]:
+    """The RTP packets aiortc sends for ``frames`` (marker on each frame's last packet)."""
+    packets, sequence = [], 1
+    for index, frame in enumerate(frames):
+        payloads = H264Encoder._packetize(H264Encoder._split_bitstream(frame))
+        for j, payload in enumerate(payloads):
+            packets.append(rtp(sequence, 3000 * index, payload, marker=j == len(payloads) - 1))
+            sequence += 1
+    return packets
+
+
+@pytest.fixture(scope="module")
+def x264_frames() -> list[bytes]:
+    return [h264.normalise(frame) for frame in _x264_frames(20)]
+
+
+def test_inspect_reassembles_h264_and_finds_only_ciphertext(keys: SharedSecret, x264_frames: list[bytes]) -> None:
+    encryptor = FrameEncryptor(keys, Codec.H264)
+    sealed = [encryptor.encrypt(frame) for frame in x264_frames]
+    track = RecordedTrack(mjr("v", "h264", h264_packets(sealed)))
+    assert [f.data for f in track.frames()] == sealed
+    report = inspect_recording(mjr("v", "h264", h264_packets(sealed)))
+    assert report.frames == len(sealed) and report.ciphertext_frames == report.frames and report.only_ciphertext
+
+
+def test_inspect_calls_plain_h264_plain(x264_frames: list[bytes]) -> None:
+    report = inspect_recording(mjr("v", "h264", h264_packets(x264_frames)))
+    assert report.frames == len(x264_frames) and report.ciphertext_frames == 0
+    assert report.plain_frames >= len(x264_frames) - 1
