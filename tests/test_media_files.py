@@ -163,6 +163,27 @@ def test_mp4_h264_aac_becomes_vp8_and_opus(tmp_path: Path) -> None:
     assert abs(clip.duration - 4.5) < 0.1 and not clip.from_cache and clip.source == "a.mp4"
 
 
+def test_h264_clip_is_cached_apart_and_decodes(tmp_path: Path) -> None:
+    source = make_media(tmp_path / "a.webm", "libvpx", "libopus", seconds=2.5)
+    vp8 = load_clip(source, cache_dir=tmp_path / "cache")
+    clip = load_clip(source, cache_dir=tmp_path / "cache", video_codec="h264")
+    assert clip.video_codec == "h264" and vp8.video_codec == "vp8" and clip.key != vp8.key
+    assert not clip.from_cache and clip.video is not None
+    keyframes = [f for f in clip.video if f.keyframe]
+    assert len(keyframes) == 2 and all(b"\x00\x00\x01\x67" in f.data for f in keyframes)  # SPS in band
+    decoder = av.CodecContext.create("h264", "r")
+    pictures = sum(len(decoder.decode(av.Packet(f.data))) for f in clip.video)
+    assert pictures >= len(clip.video) - 1
+    again = load_clip(source, cache_dir=tmp_path / "cache", video_codec="h264")
+    assert (
+        again.from_cache
+        and again.video_codec == "h264"
+        and [f.data for f in again.video or ()] == [f.data for f in clip.video]
+    )
+    with pytest.raises(MediaError, match="vp9"):
+        load_clip(source, cache_dir=tmp_path / "cache", video_codec="vp9")
+
+
 @pytest.mark.parametrize(
     ("name", "video", "audio"),
     [("b.webm", "libvpx-vp9", "libopus"), ("c.mkv", "mpeg4", "flac"), ("d.webm", "libvpx", "libopus")],

@@ -174,11 +174,13 @@ async def test_malformed_requests(
             assert response.status == 200
 
 
-def test_demo_end_to_end(tmp_path: Path) -> None:
+@pytest.mark.parametrize("codec", ["vp8", "h264"])
+def test_demo_end_to_end(tmp_path: Path, codec: str) -> None:
     require_namespace()
     out = tmp_path / "demo.json"
+    demo = ["demo", "--duration", "4", "--json", str(out), "--quiet", "--video-codec", codec]
     result = subprocess.run(
-        [sys.executable, "-m", "sealrtc", "demo", "--duration", "4", "--json", str(out), "--quiet"],
+        [sys.executable, "-m", "sealrtc", *demo],
         capture_output=True,
         text=True,
         timeout=120,
@@ -193,7 +195,8 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert summary["publisher"]["plaintext_frames_recorded"] > 0
 
 
-def test_cli_relay_publish_subscribe(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("codec", "mime"), [("vp8", "video/VP8"), ("h264", "video/H264")])
+def test_cli_relay_publish_subscribe(tmp_path: Path, codec: str, mime: str) -> None:
     """The three commands as a user runs them, as separate processes."""
     require_namespace()
     import os
@@ -213,7 +216,7 @@ def test_cli_relay_publish_subscribe(tmp_path: Path) -> None:
         assert relay.stderr is not None
         assert "sealrtc relay on" in relay.stderr.readline()  # printed once it listens
         publisher = subprocess.Popen(
-            [*cmd, "publish", "--whip", f"{base}/whip/cli", "--duration", "30"],
+            [*cmd, "publish", "--whip", f"{base}/whip/cli", "--duration", "30", "--video-codec", codec],
             env=env,
             stderr=subprocess.PIPE,
             text=True,
@@ -230,6 +233,7 @@ def test_cli_relay_publish_subscribe(tmp_path: Path) -> None:
         summary = json.loads(out.read_text())
         assert summary["frames_decrypted"] > 0 and summary["frames_decoded"] > 0
         assert {t["kind"] for t in summary["tracks"]} == {"audio", "video"}
+        assert next(t for t in summary["tracks"] if t["kind"] == "video")["codec"] == mime
         assert "cli relay secret" not in result.stderr + result.stdout
     finally:
         for process in (publisher, relay):
