@@ -33,7 +33,7 @@ from sealrtc.media import (
 )
 from sealrtc.media import clips as clips_module
 from sealrtc.media.recorder import opus_head, opus_packet_samples, vp8_keyframe_size
-from sealrtc.media.sources import encode_vp8_clip
+from sealrtc.media.sources import encode_h264_clip, encode_vp8_clip
 from sealrtc.media.transcode import align, fit_size
 from sealrtc.testing.analysis import dominant_frequency, psnr
 
@@ -545,8 +545,21 @@ def test_recorder_with_no_frames_leaves_no_file(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_h264_recording_is_an_mpegts_file_that_decodes(tmp_path: Path) -> None:
+    clip = encode_h264_clip(frames=40, gop=20)
+    recorder = TrackRecorder.open(tmp_path / "video", "video/H264")
+    recorder.write(clip[1][0], 0)  # a delta frame before any IDR frame: skipped
+    for i, (data, _) in enumerate(clip):
+        recorder.write(data, 1_000 + 3000 * i)
+    recorder.close()
+    assert recorder.path == tmp_path / "video.ts" and recorder.frames_written == 40 and recorder.frames_skipped == 1
+    with av.open(str(recorder.path)) as container:
+        pictures = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(pictures) == 40 and psnr(pictures[0], pattern_image(320, 240, 0)) > 30
+
+
 def test_recorder_refuses_other_codecs_and_missing_directories(tmp_path: Path) -> None:
-    for codec in ("video/H264", "audio/PCMU", "vp8"):
+    for codec in ("video/VP9", "audio/PCMU", "vp8"):
         with pytest.raises(MediaError, match="cannot record"):
             TrackRecorder.open(tmp_path / "x", codec)
     with pytest.raises(MediaError, match="not a directory"):

@@ -270,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     subscribe.add_argument(
         "--record",
         metavar="DIR",
-        help="remux each track's decrypted frames, without re-encoding, into DIR (VP8 -> .webm, Opus -> .ogg)",
+        help="remux each track's decrypted frames, without re-encoding, into DIR "
+        "(VP8 -> .webm, H.264 -> .ts, Opus -> .ogg)",
     )
     subscribe.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
     subscribe.add_argument("--token-file", metavar="PATH", help=TOKEN_HELP)
