@@ -281,3 +281,31 @@ def test_inspect_calls_plain_h264_plain(x264_frames: list[bytes]) -> None:
     report = inspect_recording(mjr("v", "h264", h264_packets(x264_frames)))
     assert report.frames == len(x264_frames) and report.ciphertext_frames == 0
     assert report.plain_frames >= len(x264_frames) - 1
+
+
+class _FakeCodec:
+    def __init__(self, mime: str) -> None:
+        self.mimeType = mime
+
+
+class _FakeTransceiver:
+    def __init__(self, kind: str, mimes: list[str]) -> None:
+        self.kind, self.mid = kind, "0"
+        self._codecs = [_FakeCodec(m) for m in mimes]
+
+
+class _FakePc:
+    def __init__(self, *transceivers: _FakeTransceiver) -> None:
+        self.transceivers = transceivers
+
+    def getTransceivers(self) -> list[_FakeTransceiver]:
+        return list(self.transceivers)
+
+
+def test_e2ee_refuses_a_negotiated_video_codec_without_layout() -> None:
+    from sealrtc.errors import UnsupportedCodec
+    from sealrtc.rtc.policy import check_negotiated_codecs
+
+    check_negotiated_codecs(_FakePc(_FakeTransceiver("video", ["video/H264", "video/rtx"])))  # type: ignore[arg-type]
+    with pytest.raises(UnsupportedCodec, match="VP9"):
+        check_negotiated_codecs(_FakePc(_FakeTransceiver("video", ["video/VP9"])))  # type: ignore[arg-type]

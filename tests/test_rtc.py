@@ -11,7 +11,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 import sealrtc
 from sealrtc import SharedSecret
 from sealrtc.media import PreEncodedVideoTrack, TestPatternVideoTrack, ToneAudioTrack
-from sealrtc.media.sources import encode_vp8_clip
+from sealrtc.media.sources import encode_h264_clip, encode_vp8_clip
 from sealrtc.rtc.frames import EncodedFrame
 from sealrtc.rtc.passthrough import ForwardingTrack, PassthroughSession
 from sealrtc.rtc.policy import prefer_video_codec
@@ -253,6 +253,21 @@ async def test_h264_same_secret_delivers_the_test_pattern(pcs: list[RTCPeerConne
     assert v_in["codec"] == v_out["codec"] == "video/H264"
     assert v_in["frames_decrypted"] >= 40 and sum(v_in["decrypt_failures"].values()) == 0  # type: ignore[union-attr]
     assert v_out["frames_encrypted"] >= 40 and v_out["frames_dropped"] == 0
+    got.stop()
+
+
+async def test_pre_encoded_h264_is_sealed_and_decoded(pcs: list[RTCPeerConnection]) -> None:
+    """The pack() path (a --media clip): libx264 access units normalised, sealed, decoded."""
+    pub, sub = pair(pcs)
+    sealrtc.attach(pub, SharedSecret("clip", context=b"h264"))
+    sub_session = sealrtc.attach(sub, SharedSecret("clip", context=b"h264"))
+    pub.addTrack(PreEncodedVideoTrack(encode_h264_clip(60)))
+    prefer_video_codec(pub, "h264")
+    got = Collector(sub)
+    await connect(pub, sub)
+    await wait_until(lambda: got.video_count >= 40, got.changed, 30)
+    v_in = recv_stats(sub_session, "video")
+    assert v_in["codec"] == "video/H264" and sum(v_in["decrypt_failures"].values()) == 0  # type: ignore[union-attr]
     got.stop()
 
 
