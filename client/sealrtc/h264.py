@@ -133,10 +133,6 @@ class _Bits:
                 raise InvalidFrame("H.264 Exp-Golomb code is too long")
         return (1 << leading) - 1 + self.u(leading)
 
-    def se(self) -> int:
-        k = self.ue()
-        return (k + 1) // 2 if k & 1 else -(k // 2)
-
 
 @dataclass(frozen=True)
 class SliceHeader:
@@ -238,10 +234,20 @@ class _BitWriter:
 _HIGH_PROFILES = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135})
 
 
-def restrict_sps(nal: bytes) -> bytes:
-    """``nal`` (an SPS, header included) with a VUI whose ``bitstream_restriction_flag`` is 1,
-    ``max_num_reorder_frames`` 0 and ``max_dec_frame_buffering`` equal to ``max_num_ref_frames``,
-    which Chromium's receiver leaves as it is; ``nal`` itself when it already is such an SPS."""
+@dataclass(frozen=True)
+class _Sps:
+    """What :func:`restrict_sps` needs of an SPS: its RBSP bits up to (not including) the
+    ``bitstream_restriction_flag`` (or the ``vui_parameters_present_flag`` when it has no VUI),
+    ``max_num_ref_frames``, and the bitstream restriction when there is one."""
+
+    head: list[int]
+    has_vui: bool
+    max_ref: int
+    restriction: tuple[int, list[int], int, int] | None
+    """``(motion_vectors_over_pic_boundaries, [four ue fields], reorder, buffering)``."""
+
+
+def _read_sps(nal: bytes) -> _Sps:
     bits = _Bits(nal, 1)
     copied: list[int] = []
 
@@ -258,9 +264,8 @@ def restrict_sps(nal: bytes) -> bytes:
                 raise InvalidFrame("H.264 Exp-Golomb code is too long")
         return (1 << leading) - 1 + take(leading)
 
-    def take_se() -> int:
-        k = take_ue()
-        return (k + 1) // 2 if k & 1 else -(k // 2)
+    def take_se() -> None:
+        take_ue()
 
     profile = take(8)
     take(16)  # constraint flags, level
@@ -294,108 +299,62 @@ def restrict_sps(nal: bytes) -> bytes:
         for _ in range(4):
             take_ue()
     before_vui = len(copied)
+    if not take(1):  # vui_parameters_present_flag
+        return _Sps(copied[:before_vui], False, max_ref, None)
+    if take(1) and take(8) == 255:  # aspect_ratio_info_present_flag, aspect_ratio_idc
+        take(32)
+    if take(1):
+        take(1)
+    if take(1):  # video_signal_type_present_flag
+        take(4)
+        if take(1):
+            take(24)
+    if take(1):
+        take_ue()
+        take_ue()
+    if take(1):  # timing_info_present_flag
+        take(32)
+        take(32)
+        take(1)
+    if take(1) or take(1):  # nal_hrd_parameters_present_flag, vcl_hrd_parameters_present_flag
+        raise InvalidFrame("H.264 SPS with HRD parameters is not supported")
+    take(1)  # pic_struct_present_flag
+    head = copied[:]
+    if not bits.u(1):  # bitstream_restriction_flag
+        return _Sps(head, True, max_ref, None)
+    mv_over = bits.u(1)
+    fields = [bits.ue() for _ in range(4)]
+    return _Sps(head, True, max_ref, (mv_over, fields, bits.ue(), bits.ue()))
+
+
+def restrict_sps(nal: bytes) -> bytes:
+    """``nal`` (an SPS, header included) with a VUI whose ``bitstream_restriction_flag`` is 1,
+    ``max_num_reorder_frames`` 0 and ``max_dec_frame_buffering`` equal to ``max_num_ref_frames``,
+    which Chromium's receiver leaves as it is; ``nal`` itself when it already is such an SPS."""
+    sps = _read_sps(nal)
     writer = _BitWriter()
-    if take(1):  # vui_parameters_present_flag
-        if take(1) and take(8) == 255:  # aspect_ratio_info_present_flag, aspect_ratio_idc
-            take(32)
-        if take(1):
-            take(1)
-        if take(1):  # video_signal_type_present_flag
-            take(4)
-            if take(1):
-                take(24)
-        if take(1):
-            take_ue()
-            take_ue()
-        if take(1):  # timing_info_present_flag
-            take(32)
-            take(32)
-            take(1)
-        if take(1) or take(1):  # nal_hrd_parameters_present_flag, vcl_hrd_parameters_present_flag
-            raise InvalidFrame("H.264 SPS with HRD parameters is not supported")
-        take(1)  # pic_struct_present_flag
-        restriction_at = len(copied)
-        writer.bits = copied[:restriction_at]
-        if take(1):  # bitstream_restriction_flag
-            mv_over = bits.u(1)
-            fields = [bits.ue() for _ in range(4)]
-            reorder, buffering = bits.ue(), bits.ue()
-            if reorder == 0 and buffering <= max_ref:
-                return nal
-        else:
-            mv_over, fields = 1, [2, 1, 16, 16]
-    else:
-        writer.bits = copied[:before_vui]
+    writer.bits = sps.head[:]
+    mv_over, fields = 1, [2, 1, 16, 16]
+    if sps.restriction is not None:
+        mv_over, fields, reorder, buffering = sps.restriction
+        if reorder == 0 and buffering <= sps.max_ref:
+            return nal
+    if not sps.has_vui:
         writer.u(1, 1)  # vui_parameters_present_flag
         writer.u(8, 0)  # aspect ratio, overscan, signal type, chroma loc, timing, 2 HRD, pic_struct
-        mv_over, fields = 1, [2, 1, 16, 16]
     writer.u(1, 1)  # bitstream_restriction_flag
     writer.u(1, mv_over)
     for value in fields:
         writer.ue(value)
     writer.ue(0)  # max_num_reorder_frames
-    writer.ue(max_ref)  # max_dec_frame_buffering
+    writer.ue(sps.max_ref)  # max_dec_frame_buffering
     return nal[:1] + escape(writer.rbsp())
 
 
-def parse_sps_restriction(nal: bytes) -> tuple[int, int, int] | None:
+def sps_restriction(nal: bytes) -> tuple[int, int, int] | None:
     """``(max_num_ref_frames, max_num_reorder_frames, max_dec_frame_buffering)`` of an SPS, or
     None when it has no bitstream restriction (for tests and inspection)."""
-    restricted = restrict_sps(nal)
-    return _restriction_of(restricted) if restricted == nal else None
-
-
-def _restriction_of(nal: bytes) -> tuple[int, int, int]:
-    # Only called on SPSs restrict_sps left as they are: re-parse just the tail fields.
-    bits = _Bits(nal, 1)
-    profile = bits.u(8)
-    bits.u(16)
-    bits.ue()
-    if profile in _HIGH_PROFILES:
-        if bits.ue() == 3:
-            bits.u(1)
-        bits.ue()
-        bits.ue()
-        bits.u(2)
-    bits.ue()
-    poc_type = bits.ue()
-    if poc_type == 0:
-        bits.ue()
-    elif poc_type == 1:
-        bits.u(1)
-        bits.se()
-        bits.se()
-        for _ in range(bits.ue()):
-            bits.se()
-    max_ref = bits.ue()
-    bits.u(1)
-    bits.ue()
-    bits.ue()
-    if not bits.u(1):
-        bits.u(1)
-    bits.u(1)
-    if bits.u(1):
-        for _ in range(4):
-            bits.ue()
-    bits.u(1)
-    if bits.u(1) and bits.u(8) == 255:
-        bits.u(32)
-    if bits.u(1):
-        bits.u(1)
-    if bits.u(1):
-        bits.u(4)
-        if bits.u(1):
-            bits.u(24)
-    if bits.u(1):
-        bits.ue()
-        bits.ue()
-    if bits.u(1):
-        bits.u(32)
-        bits.u(32)
-        bits.u(1)
-    bits.u(3)
-    bits.u(1)
-    bits.u(1)
-    for _ in range(4):
-        bits.ue()
-    return max_ref, bits.ue(), bits.ue()
+    sps = _read_sps(nal)
+    if sps.restriction is None:
+        return None
+    return sps.max_ref, sps.restriction[2], sps.restriction[3]
