@@ -13,8 +13,9 @@ and spread next to the ratio of the totals. Everything is bounded and stops by i
 
 Modes:
 
-* ``pair`` (default): one pair at a time, pre-encoded VP8 640x360 30 fps (aiortc's ``pack()``
-  path, so no encoder hides the cost) and an Opus tone encoded live. Subscribers either decode
+* ``pair`` (default): one pair at a time, pre-encoded VP8 640x360 30 fps, the same in H.264
+  (constrained baseline; aiortc's ``pack()`` path, so no encoder hides the cost) and an Opus
+  tone encoded live. Subscribers either decode
   (plain = aiortc without sealrtc) or verify only (``attach(decode=False)``; plain = a sealrtc
   session without keys, which hands over the same encoded frames without decrypting them).
   An in-situ table follows, as in ``pairs``.
@@ -52,13 +53,16 @@ from rich.table import Table
 import sealrtc
 from sealrtc import transform
 from sealrtc.media import PreEncodedVideoTrack, ToneAudioTrack
-from sealrtc.media.sources import PreEncodedAudioTrack, encode_vp8_clip
+from sealrtc.media.sources import PreEncodedAudioTrack, encode_h264_clip, encode_vp8_clip
+from sealrtc.rtc.policy import prefer_video_codec
 from sealrtc.shell import eventloop
 
 SECRET = "benchmark"
 SUITE = [6]
 """The SFrame cipher suite of E2EE runs (``--suite``; 6 = sealrtc's default)."""
 Tracks = Callable[[], list[MediaStreamTrack]]
+H264_CASES: set[int] = set()
+"""``id()`` of the track factories whose video is H.264 (their publishers offer only H.264)."""
 
 
 @dataclass
@@ -129,6 +133,8 @@ async def run_round(make: Tracks, pairs: int, e2ee: bool, decode: bool, seconds:
         for track in make():
             sources.append(track)
             pub.addTrack(track)
+        if id(make) in H264_CASES:
+            prefer_video_codec(pub, "h264")
         sub.on("track", lambda t: tasks.append(asyncio.ensure_future(pump(t))))
         await pub.setLocalDescription(await pub.createOffer())
         await sub.setRemoteDescription(pub.localDescription)
@@ -284,9 +290,14 @@ def ratio_table(title: str) -> Table:
     return table
 
 
-def media(clip: list[tuple[bytes, bool]], opus: list[bytes]) -> dict[str, Tracks]:
+def media(clip: list[tuple[bytes, bool]], h264: list[tuple[bytes, bool]], opus: list[bytes]) -> dict[str, Tracks]:
+    def h264_track() -> list[MediaStreamTrack]:
+        return [PreEncodedVideoTrack(h264)]
+
+    H264_CASES.add(id(h264_track))
     return {
         "VP8": lambda: [PreEncodedVideoTrack(clip)],
+        "H.264": h264_track,
         "Opus": lambda: [ToneAudioTrack()],
         "VP8+Opus": lambda: [PreEncodedVideoTrack(clip), PreEncodedAudioTrack(opus)],
     }
@@ -298,7 +309,8 @@ async def main(args: argparse.Namespace) -> None:
             "run inside a private namespace: scripts/isolated python benchmarks/pipeline.py (the project's Python)"
         )
     clip = encode_vp8_clip(frames=90, width=640, height=360, gop=90)
-    tracks = media(clip, opus_packets())
+    h264 = encode_h264_clip(frames=90, width=640, height=360, gop=90)
+    tracks = media(clip, h264, opus_packets())
     console = Console(width=200)
     loop = f"{eventloop.loop_name()}, suite {SUITE[0]:#06x}"
     load = os.getloadavg()[0]
@@ -308,7 +320,7 @@ async def main(args: argparse.Namespace) -> None:
         )
         situ = in_situ_table("The frame transform in situ (one timed E2EE round per case)")
         for decode in (False, True):
-            for name in ("VP8", "Opus"):
+            for name in ("VP8", "H.264", "Opus"):
                 case = f"{name} {'decoding' if decode else 'verify-only'}"
                 result = await abba(tracks[name], 1, decode, args.rounds, args.seconds)
                 table.add_row(*ratio_row(case, result))

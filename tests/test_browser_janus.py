@@ -30,13 +30,24 @@ async def janus() -> AsyncIterator[JanusServer]:
     cleanup(server)
 
 
-async def test_browser_publishes_to_janus_sealrtc_subscribes(janus: JanusServer) -> None:
+CODECS = pytest.mark.parametrize(("codec", "mime"), [("vp8", "video/VP8"), ("h264", "video/H264")])
+
+
+@CODECS
+async def test_browser_publishes_to_janus_sealrtc_subscribes(janus: JanusServer, codec: str, mime: str) -> None:
     good = SubscriberAgent(SharedSecret(SECRET, context=CONTEXT.encode()))
     try:
         async with serve_sample() as site, chromium() as browser:
             page = await browser.new_page(f"{site}/index.html")
             await start_session(
-                page, mode="publish", transport="janus", url=janus.url, room=str(ROOM), context=CONTEXT, secret=SECRET
+                page,
+                mode="publish",
+                transport="janus",
+                url=janus.url,
+                room=str(ROOM),
+                context=CONTEXT,
+                secret=SECRET,
+                **{"video-codec": codec},
             )
             await good.subscribe_janus(janus.url, ROOM)
 
@@ -47,8 +58,8 @@ async def test_browser_publishes_to_janus_sealrtc_subscribes(janus: JanusServer)
                 event=good.changed,
             )
             tracks = good.summary()["tracks"]
-            assert {t["codec"] for t in tracks} == {"video/VP8", "audio/opus"}
-            assert all(t["frames_decrypted"] > 0 for t in tracks)
+            assert {t["codec"] for t in tracks} == {mime, "audio/opus"}
+            assert all(t["frames_decrypted"] > 0 and sum(t["decrypt_failures"].values()) == 0 for t in tracks)
             stats = await page_stats(page)
             assert worker_totals(stats, "encrypt", "video")["frames_out"] > 0
             await page.evaluate("window.sealrtc.stop()")
@@ -56,8 +67,11 @@ async def test_browser_publishes_to_janus_sealrtc_subscribes(janus: JanusServer)
         await good.close()
 
 
-async def test_sealrtc_publishes_to_janus_browser_decrypts_and_renders(janus: JanusServer) -> None:
-    pub = PublisherAgent(SharedSecret(SECRET, context=CONTEXT.encode()), moving=False)
+@CODECS
+async def test_sealrtc_publishes_to_janus_browser_decrypts_and_renders(
+    janus: JanusServer, codec: str, mime: str
+) -> None:
+    pub = PublisherAgent(SharedSecret(SECRET, context=CONTEXT.encode()), moving=False, video_codec=codec)
     try:
         await pub.publish_janus(janus.url, ROOM)
         async with serve_sample() as site, chromium() as browser:
@@ -67,6 +81,7 @@ async def test_sealrtc_publishes_to_janus_browser_decrypts_and_renders(janus: Ja
             )
             result = await rendered(page)
             assert worker_totals(result["stats"], "decrypt", "video")["frames_out"] >= 10
+            assert {s["codec"] for s in result["stats"]["worker"] if s["kind"] == "video"} == {codec}
             await settled_picture(page)
             await page.evaluate("window.sealrtc.stop()")
     finally:

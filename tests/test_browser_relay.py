@@ -226,3 +226,45 @@ async def test_browser_changes_the_secret_on_the_fly(relay: tuple[Relay, str]) -
             assert sub.events == []  # the staged secret means no mismatch
     finally:
         await sub.close()
+
+
+async def test_h264_browser_to_sealrtc_and_sealrtc_to_browser(relay: tuple[Relay, str]) -> None:
+    """Both directions in H.264 through the relay: the browser's frames decrypt in sealrtc, and
+    sealrtc's test pattern renders in the browser."""
+    server, base = relay
+    keys = SharedSecret(SECRET, context=CONTEXT.encode())
+    good = SubscriberAgent(keys)
+    pub = PublisherAgent(SharedSecret(SECRET, context=CONTEXT.encode()), moving=False, video_codec="h264")
+    try:
+        await pub.publish_whip(f"{base}/whip/h264-out")
+        async with serve_sample() as site, chromium() as browser:
+            sender = await browser.new_page(f"{site}/index.html")
+            await start_session(
+                sender, mode="publish", transport="whip", url=f"{base}/whip/h264-in", context=CONTEXT, secret=SECRET,
+                **{"video-codec": "h264"},
+            )  # fmt: skip
+            await good.subscribe_whep(f"{base}/whep/h264-in")
+            await eventually(
+                lambda: good.decoded["video"] >= 20,
+                timeout=30,
+                what="20 decoded H.264 frames from the browser",
+                event=good.changed,
+            )
+            video = next(t for t in good.summary()["tracks"] if t["kind"] == "video")
+            assert video["codec"] == "video/H264" and sum(video["decrypt_failures"].values()) == 0
+            await sender.evaluate("window.sealrtc.stop()")
+
+            viewer = await browser.new_page(f"{site}/index.html")
+            await start_session(
+                viewer, mode="subscribe", transport="whip", url=f"{base}/whep/h264-out", context=CONTEXT, secret=SECRET,
+                **{"video-codec": "h264"},
+            )  # fmt: skip
+            result = await rendered(viewer)
+            assert worker_totals(result["stats"], "decrypt", "video")["frames_out"] >= 10
+            assert {s["codec"] for s in result["stats"]["worker"] if s["kind"] == "video"} == {"h264"}
+            await settled_picture(viewer)
+            await viewer.evaluate("window.sealrtc.stop()")
+        assert server.stats.frames_dropped_slow_subscriber == 0
+    finally:
+        await good.close()
+        await pub.close()

@@ -1,7 +1,7 @@
 """samples/browser/sealrtc.js in headless Chromium against sealrtc's own vectors, both ways.
 
 Frames encrypted by Python decrypt in the browser and frames encrypted by the browser decrypt in
-Python, for every suite, Opus/VP8/generic layouts and a secret that is not in NFC; plus the RFC
+Python, for every suite, Opus/VP8/H.264/generic layouts and a secret that is not in NFC; plus the RFC
 9605 vectors of tests/vectors/sframe.json and the receive rules (replay, tamper, events).
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from sealrtc import FrameDecryptor, FrameEncryptor, SharedSecret
+from sealrtc import FrameDecryptor, FrameEncryptor, SharedSecret, h264
 from sealrtc.keys import derive_base_key
 from sealrtc.layout import clear_prefix_length, codec_from_name
 
@@ -32,6 +32,11 @@ FRAMES = {
     "opus": [bytes([0x78]) + bytes(range(40)), bytes([0x78, 1, 2, 3])],
     "vp8": [bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A, 0x80, 0x02, 0xE0, 0x01]) + b"key" * 30, b"\x31\x01\x00delta"],
     "generic": [b"", b"generic frame payload" * 10],
+    "h264": [
+        bytes.fromhex("00000001 6742c01fd90141fa10000003001000000303c8f1832480 00000001 68ce3880 00000001 658884")
+        + h264.escape(bytes(range(256)) * 3),  # libx264's SPS; zero runs in the slice data are escaped
+        bytes.fromhex("00000001 419a") + h264.escape(bytes(8) + b"\x01\x02"),
+    ],
 }
 
 JS_ROUNDTRIP = """
@@ -171,6 +176,63 @@ async def test_python_and_browser_frames_decrypt_both_ways() -> None:
             assert decryptor.decrypt(data).hex() == plaintext, label
             prefix = clear_prefix_length(codec_from_name(case["codec"]), bytes.fromhex(plaintext))
             assert data[:prefix].hex() == plaintext[: 2 * prefix], label  # the clear prefix stays readable
+
+
+JS_H264 = """
+async (c) => {
+  const m = await import('/sealrtc.js');
+  const escaped = c.escapes.map(([raw, zeros]) => m.toHex(m.h264Escape(m.fromHex(raw), zeros)));
+  const unescaped = c.escapes.map(([raw, zeros], i) => m.toHex(m.h264Unescape(m.fromHex(escaped[i]), zeros)));
+  const normalised = c.frames.map((f) => m.toHex(m.normaliseFrame('h264', m.fromHex(f))));
+  const headers = c.frames.map((f) => {
+    const n = m.normaliseFrame('h264', m.fromHex(f));
+    const h = m.parseSliceHeader(n, m.firstVcl(n) + 1);
+    return [h.firstMb, h.sliceType, h.ppsId, h.end];
+  });
+  const refused = [];
+  for (const bad of c.bad) {
+    try { m.clearPrefixLength('h264', m.fromHex(bad)); refused.push(false); }
+    catch (e) { refused.push(e.constructor.name); }
+  }
+  let malformed = '';
+  try { m.h264Unescape(m.fromHex('aa000001')); } catch (e) { malformed = e.constructor.name; }
+  return { escaped, unescaped, normalised, headers, refused, malformed };
+}
+"""
+
+
+def _sps_without_vui() -> bytes:
+    # profile 66, constraints c0, level 31, sps id 0, log2_max_frame_num-4 0, poc type 0, log2 lsb-4 2,
+    # max_num_ref_frames 1, gaps 0, 20x15 MBs, frame_mbs_only, direct_8x8, no cropping, no VUI
+    bits = "1" + "1" + "1" + "011" + "010" + "0" + "000010100" + "0001111" + "1" + "1" + "0" + "0" + "1"  # + stop bit
+    bits += "0" * (-len(bits) % 8)
+    return b"\x67\x42\xc0\x1f" + int(bits, 2).to_bytes(len(bits) // 8, "big")
+
+
+async def test_h264_layout_in_the_browser_matches_python() -> None:
+    escapes = [("000000", 0), ("000001", 0), ("000003", 0), ("000004", 0), ("00000000", 0), ("0000000001", 0),
+               ("01", 2), ("0000", 1), (bytes(range(256)).hex() * 2, 1)]  # fmt: skip
+    start = b"\x00\x00\x00\x01"
+    frames = [
+        start + _sps_without_vui() + b"\x00\x00\x01\x09\xf0" + start + b"\x68\xce\x38\x80" + b"\x00\x00" + start
+        + b"\x65\x88\x84\x00\x10",
+        *FRAMES["h264"],
+    ]  # fmt: skip
+    bad = ["", "0000000168ce3880", "6588", "0000000165"]
+    async with serve_sample() as base, chromium() as browser:
+        page = await browser.new_page(f"{base}/index.html")
+        got = await page.call(JS_H264, {"escapes": escapes, "frames": [f.hex() for f in frames], "bad": bad})
+    assert got["escaped"] == [h264.escape(bytes.fromhex(raw), zeros).hex() for raw, zeros in escapes]
+    assert got["escaped"][:8] == ["00000300", "00000301", "00000303", "000004", "0000030000", "00000300000301",
+                                  "0301", "000300"]  # fmt: skip
+    assert got["unescaped"] == [raw for raw, _ in escapes]
+    assert h264.restrict_sps(_sps_without_vui()) != _sps_without_vui()
+    assert got["normalised"] == [h264.normalise(f).hex() for f in frames]
+    for frame, header in zip(frames, got["headers"], strict=True):
+        plain = h264.normalise(frame)
+        parsed = h264.parse_slice_header(plain, h264.first_vcl(plain) + 1)
+        assert header == [parsed.first_mb, parsed.slice_type, parsed.pps_id, parsed.end]
+    assert got["refused"] == ["InvalidFrame"] * len(bad) and got["malformed"] == "InvalidFrame"
 
 
 async def test_rfc9605_vectors_and_receive_rules_in_the_browser() -> None:

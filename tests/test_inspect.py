@@ -203,8 +203,8 @@ def test_what_is_not_a_recording(data: bytes, message: str) -> None:
 def test_unsupported_tracks() -> None:
     with pytest.raises(UnsupportedRecording, match="data channel"):
         RecordedTrack(mjr("d", "text", []))
-    with pytest.raises(UnsupportedRecording, match="'h264'"):
-        RecordedTrack(mjr("v", "h264", []))
+    with pytest.raises(UnsupportedRecording, match="'vp9'"):
+        RecordedTrack(mjr("v", "vp9", []))
     header = read_header(mjr("a", "opus", [], header=json.dumps({"t": "a", "c": "opus" * 20}).encode()))
     assert header.kind == "audio" and len(header.codec) == 32
 

@@ -82,7 +82,7 @@ def test_a_text_file_exits_2_with_one_line(recordings: dict[str, Path]) -> None:
     [
         ("evil\x1b]0;owned\x07\x1b[2J.mjr", b"text", "evil\\x1b]0;owned\\x07\\x1b[2J.mjr: not a Janus recording"),
         ("codec.mjr", mjr("v", "\x1b[31mvp9\x9b", []), "codec.mjr: a recording of video in '\\x1b[31mvp9\\x9b'"),
-        ("data.mjr", mjr("d", "text", []), "a recording of a data channel: inspect reads VP8 and Opus"),
+        ("data.mjr", mjr("d", "text", []), "a recording of a data channel: inspect reads VP8, H.264 and Opus"),
         ("old.mjr", b"MJR00001" + bytes(64), "an MJR00001 recording"),
         ("empty.mjr", b"", "an empty file"),
     ],

@@ -174,6 +174,32 @@ async def test_server_recordings_hold_only_ciphertext(
     assert band_energy_ratio(decode_audio(clear["audio"]), 48_000, 440.0) > 0.9
 
 
+async def test_h264_through_a_require_e2ee_room_is_all_ciphertext(janus: JanusServer, tmp_path: Path) -> None:
+    pub = PublisherAgent(SharedSecret("janus h264", context=b"1001"), moving=False, video_codec="h264")
+    good = SubscriberAgent(SharedSecret("janus h264", context=b"1001"))
+    bad = SubscriberAgent(SharedSecret("wrong secret", context=b"1001"))
+    try:
+        await pub.publish_janus(janus.url, E2EE_ROOM)
+        await good.subscribe_janus(janus.url, E2EE_ROOM)
+        await bad.subscribe_janus(janus.url, E2EE_ROOM)
+        await until(
+            [good, bad],
+            lambda: (
+                good.decoded["video"] >= 40
+                and any(e["kind"] == "video" and e["type"] == "secret_mismatch" for e in bad.events)
+            ),
+        )
+        assert bad.decoded["video"] == 0
+        video = next(t for t in good.summary()["tracks"] if t["kind"] == "video")
+        assert video["codec"] == "video/H264" and sum(video["decrypt_failures"].values()) == 0
+        assert next(t for t in bad.summary()["tracks"] if t["kind"] == "video")["frames_decrypted"] == 0
+    finally:
+        await close_all(pub, good, bad)
+    status, report = inspect_room(janus.rec_dir / str(E2EE_ROOM), tmp_path / "h264.json")
+    assert status == 0 and report["video"]["codec"] == "h264"
+    assert report["video"]["frames"] >= 30 and report["video"]["ciphertext_frames"] == report["video"]["frames"]
+
+
 async def test_recordings_of_a_killed_janus_are_read_up_to_the_cut(
     janus: JanusServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

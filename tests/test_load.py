@@ -106,6 +106,19 @@ async def test_sealrtc_loop_asyncio_reaches_the_workers(tmp_path: Path) -> None:
     assert report["metrics"]["frames"]["decrypted"] > 0
 
 
+async def test_h264_run_from_a_scenario_file(tmp_path: Path) -> None:
+    scenario = tmp_path / "h264.toml"
+    scenario.write_text('video-codec = "h264"\nsubscribers = 2\nduration = 5\ndecode-every = 2\n')
+    run = await load(tmp_path, "h264", "--scenario", str(scenario), "--workers", "1", "--quiet")
+    await run.wait()
+    assert run.returncode == 0, run.stderr
+    report = run.report
+    assert report["scenario"]["video_codec"] == "h264" and report["scenario"]["e2ee"] is True
+    metrics = report["metrics"]
+    assert sum(metrics["decrypt_failures"].values()) == 0 and metrics["latency_video_ms"]["count"] > 50
+    assert first_problem(report) is None
+
+
 async def test_bad_expressions_and_settings_are_refused_before_the_run(tmp_path: Path) -> None:
     bad = await load(tmp_path, "bad", "--assert", "p95(latncy_ms) < 250")
     await bad.wait(timeout=30)

@@ -33,7 +33,7 @@ from sealrtc.media import (
 )
 from sealrtc.media import clips as clips_module
 from sealrtc.media.recorder import opus_head, opus_packet_samples, vp8_keyframe_size
-from sealrtc.media.sources import encode_vp8_clip
+from sealrtc.media.sources import encode_h264_clip, encode_vp8_clip
 from sealrtc.media.transcode import align, fit_size
 from sealrtc.testing.analysis import dominant_frequency, psnr
 
@@ -161,6 +161,27 @@ def test_mp4_h264_aac_becomes_vp8_and_opus(tmp_path: Path) -> None:
     check_audio(clip, 2, 4.5)
     check_same_length(clip)
     assert abs(clip.duration - 4.5) < 0.1 and not clip.from_cache and clip.source == "a.mp4"
+
+
+def test_h264_clip_is_cached_apart_and_decodes(tmp_path: Path) -> None:
+    source = make_media(tmp_path / "a.webm", "libvpx", "libopus", seconds=2.5)
+    vp8 = load_clip(source, cache_dir=tmp_path / "cache")
+    clip = load_clip(source, cache_dir=tmp_path / "cache", video_codec="h264")
+    assert clip.video_codec == "h264" and vp8.video_codec == "vp8" and clip.key != vp8.key
+    assert not clip.from_cache and clip.video is not None
+    keyframes = [f for f in clip.video if f.keyframe]
+    assert len(keyframes) == 2 and all(b"\x00\x00\x01\x67" in f.data for f in keyframes)  # SPS in band
+    decoder = av.CodecContext.create("h264", "r")
+    pictures = sum(len(decoder.decode(av.Packet(f.data))) for f in clip.video)
+    assert pictures >= len(clip.video) - 1
+    again = load_clip(source, cache_dir=tmp_path / "cache", video_codec="h264")
+    assert (
+        again.from_cache
+        and again.video_codec == "h264"
+        and [f.data for f in again.video or ()] == [f.data for f in clip.video]
+    )
+    with pytest.raises(MediaError, match="vp9"):
+        load_clip(source, cache_dir=tmp_path / "cache", video_codec="vp9")
 
 
 @pytest.mark.parametrize(
@@ -524,8 +545,21 @@ def test_recorder_with_no_frames_leaves_no_file(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_h264_recording_is_an_mpegts_file_that_decodes(tmp_path: Path) -> None:
+    clip = encode_h264_clip(frames=40, gop=20)
+    recorder = TrackRecorder.open(tmp_path / "video", "video/H264")
+    recorder.write(clip[1][0], 0)  # a delta frame before any IDR frame: skipped
+    for i, (data, _) in enumerate(clip):
+        recorder.write(data, 1_000 + 3000 * i)
+    recorder.close()
+    assert recorder.path == tmp_path / "video.ts" and recorder.frames_written == 40 and recorder.frames_skipped == 1
+    with av.open(str(recorder.path)) as container:
+        pictures = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(pictures) == 40 and psnr(pictures[0], pattern_image(320, 240, 0)) > 30
+
+
 def test_recorder_refuses_other_codecs_and_missing_directories(tmp_path: Path) -> None:
-    for codec in ("video/H264", "audio/PCMU", "vp8"):
+    for codec in ("video/VP9", "audio/PCMU", "vp8"):
         with pytest.raises(MediaError, match="cannot record"):
             TrackRecorder.open(tmp_path / "x", codec)
     with pytest.raises(MediaError, match="not a directory"):

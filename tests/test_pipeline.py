@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from sealrtc import FrameDecryptor, FrameEncryptor, SharedSecret
-from sealrtc.layout import Codec, clear_prefix_length
+from sealrtc.layout import Codec, clear_prefix_length, layout_of
 from sealrtc.metrics import PROBE_SIZE, ProbeStamper, encode_probe, split_probe
 from sealrtc.metrics.probe import ProbeFields
 from sealrtc.metrics.sniff import EncryptionSniffer
@@ -31,7 +31,15 @@ VP8_KEY = bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A, 0x80, 0x02, 0xE0, 0x01]) + 
 VP8_DELTA = bytes([0x31, 0x05, 0x00]) + bytes(range(40))
 OPUS = bytes([0x78]) + bytes(range(30))
 GENERIC = bytes(range(25))
-FRAMES = {Codec.VP8: [VP8_KEY, VP8_DELTA, VP8_DELTA], Codec.OPUS: [OPUS, OPUS], Codec.GENERIC: [GENERIC]}
+H264_SPS = "00000001 6742c01fd90141fa10000003001000000303c8f1832480"  # libx264's
+H264_IDR = bytes.fromhex(H264_SPS + "00000001 68ce3880 00000001 6588 8400") + bytes(range(1, 200))
+H264_P = bytes.fromhex("00000001 419a 0000 0300 0003 01") + bytes(range(3, 90))  # with emulation prevention
+FRAMES = {
+    Codec.VP8: [VP8_KEY, VP8_DELTA, VP8_DELTA],
+    Codec.OPUS: [OPUS, OPUS],
+    Codec.GENERIC: [GENERIC],
+    Codec.H264: [H264_IDR, H264_P],
+}
 
 
 class Clocks:
@@ -114,23 +122,24 @@ def test_frames_round_trip_and_are_counted(keys: SharedSecret, codec: Codec, pro
     record = Recorder()
     receive, received, decryptor, sniffer = receiver(codec, keys if e2ee else None, clocks=clocks, record=record)
     frames = FRAMES[codec]
+    stamped = probe and (e2ee or layout_of(codec).probe_in_clear)  # never in clear H.264
     wire = [send(frame) for frame in frames]
     assert all(w is not None for w in wire)
     for i, (frame, w) in enumerate(zip(frames, wire, strict=True)):
         assert w is not None
         n = clear_prefix_length(codec, frame)
         assert w[:n] == frame[:n]  # the clear prefix stays readable, also with a probe
-        assert (w == frame + encode_probe(7, i, clocks.ns)) if (probe and not e2ee) else (w != frame) is e2ee
+        assert (w == frame + encode_probe(7, i, clocks.ns)) if (stamped and not e2ee) else (w != frame) is e2ee
         clocks.seconds.advance(0.033)
         assert receive(w) == frame  # probe split off after decryption
     assert (sent.frames_sent, sent.bytes_sent) == (len(frames), sum(len(w) for w in wire if w is not None))
-    assert sent.keyframes_sent == (1 if codec is Codec.VP8 else 0)  # key frames are counted for video only
+    assert sent.keyframes_sent == (1 if layout_of(codec).video else 0)  # key frames are counted for video only
     assert (sent.frames_refused, sent.frames_dropped) == (0, 0)
     assert (received.frames_received, received.frames_accepted) == (len(frames), len(frames))
     assert received.first_received_at == received.first_frame_at == 1000.033
     assert [c[2] for c in record.calls] == [len(f) for f in frames]
     assert [c[3] for c in record.calls] == (
-        [(7, i, clocks.ns) for i in range(len(frames))] if probe else [None] * len(frames)
+        [(7, i, clocks.ns) for i in range(len(frames))] if stamped else [None] * len(frames)
     )
     if e2ee:
         assert encryptor is not None and decryptor is not None

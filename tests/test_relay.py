@@ -69,6 +69,34 @@ async def test_publish_and_subscribe_with_and_without_secret(relay: tuple[Relay,
             await agent.close()
 
 
+async def test_h264_is_forwarded_byte_exact(relay: tuple[Relay, str]) -> None:
+    """H.264 under E2EE through the relay: every frame forwarded (none lost as a "slow
+    subscriber"), decoded with the secret, nothing decrypted without it."""
+    server, base = relay
+    pub = PublisherAgent(SharedSecret("relay h264", context=b"r2"), record_plaintext=True, video_codec="h264")
+    good = SubscriberAgent(SharedSecret("relay h264", context=b"r2"))
+    bad = SubscriberAgent(SharedSecret("not the secret", context=b"r2"))
+    try:
+        await pub.publish_whip(f"{base}/whip/h264")
+        await good.subscribe_whep(f"{base}/whep/h264")
+        await bad.subscribe_whep(f"{base}/whep/h264")
+        await eventually(
+            lambda: good.decoded["video"] >= 30 and good.decoded["audio"] >= 20 and len(bad.events) >= 2,
+            timeout=20,
+            what="30 decoded H.264 frames with the secret, two mismatch events without",
+            event=(good.changed, bad.changed),
+        )
+        assert bad.decoded == {"video": 0, "audio": 0}
+        assert server.stats.frames_dropped_slow_subscriber == 0
+        assert good.session is not None
+        video = next(t for t in good.session.stats()["tracks"] if t["kind"] == "video")
+        assert video["codec"] == "video/H264" and sum(video["decrypt_failures"].values()) == 0
+        assert pub.plaintext_digests and not (pub.plaintext_digests & server.forwarded_digests)
+    finally:
+        for agent in (pub, good, bad):
+            await agent.close()
+
+
 async def test_rooms_are_isolated(relay: tuple[Relay, str]) -> None:
     _, base = relay
     pub_a = PublisherAgent(SharedSecret("room a"))
@@ -146,11 +174,13 @@ async def test_malformed_requests(
             assert response.status == 200
 
 
-def test_demo_end_to_end(tmp_path: Path) -> None:
+@pytest.mark.parametrize("codec", ["vp8", "h264"])
+def test_demo_end_to_end(tmp_path: Path, codec: str) -> None:
     require_namespace()
     out = tmp_path / "demo.json"
+    demo = ["demo", "--duration", "4", "--json", str(out), "--quiet", "--video-codec", codec]
     result = subprocess.run(
-        [sys.executable, "-m", "sealrtc", "demo", "--duration", "4", "--json", str(out), "--quiet"],
+        [sys.executable, "-m", "sealrtc", *demo],
         capture_output=True,
         text=True,
         timeout=120,
@@ -165,7 +195,8 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert summary["publisher"]["plaintext_frames_recorded"] > 0
 
 
-def test_cli_relay_publish_subscribe(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("codec", "mime"), [("vp8", "video/VP8"), ("h264", "video/H264")])
+def test_cli_relay_publish_subscribe(tmp_path: Path, codec: str, mime: str) -> None:
     """The three commands as a user runs them, as separate processes."""
     require_namespace()
     import os
@@ -185,7 +216,7 @@ def test_cli_relay_publish_subscribe(tmp_path: Path) -> None:
         assert relay.stderr is not None
         assert "sealrtc relay on" in relay.stderr.readline()  # printed once it listens
         publisher = subprocess.Popen(
-            [*cmd, "publish", "--whip", f"{base}/whip/cli", "--duration", "30"],
+            [*cmd, "publish", "--whip", f"{base}/whip/cli", "--duration", "30", "--video-codec", codec],
             env=env,
             stderr=subprocess.PIPE,
             text=True,
@@ -202,6 +233,7 @@ def test_cli_relay_publish_subscribe(tmp_path: Path) -> None:
         summary = json.loads(out.read_text())
         assert summary["frames_decrypted"] > 0 and summary["frames_decoded"] > 0
         assert {t["kind"] for t in summary["tracks"]} == {"audio", "video"}
+        assert next(t for t in summary["tracks"] if t["kind"] == "video")["codec"] == mime
         assert "cli relay secret" not in result.stderr + result.stdout
     finally:
         for process in (publisher, relay):

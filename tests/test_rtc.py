@@ -11,9 +11,10 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 import sealrtc
 from sealrtc import SharedSecret
 from sealrtc.media import PreEncodedVideoTrack, TestPatternVideoTrack, ToneAudioTrack
-from sealrtc.media.sources import encode_vp8_clip
+from sealrtc.media.sources import encode_h264_clip, encode_vp8_clip
 from sealrtc.rtc.frames import EncodedFrame
 from sealrtc.rtc.passthrough import ForwardingTrack, PassthroughSession
+from sealrtc.rtc.policy import prefer_video_codec
 from sealrtc.rtc.session import TrackSecretEvent
 from sealrtc.testing.analysis import psnr
 
@@ -236,19 +237,85 @@ async def test_tampering_forwarder_is_detected_without_crash(pcs: list[RTCPeerCo
     got.stop()
 
 
-async def test_h264_is_refused_under_e2ee(pcs: list[RTCPeerConnection]) -> None:
-    from aiortc import RTCRtpSender
-
+async def test_h264_same_secret_delivers_the_test_pattern(pcs: list[RTCPeerConnection]) -> None:
     pub, sub = pair(pcs)
-    sealrtc.attach(pub, SharedSecret("x"))
-    transceiver = pub.addTransceiver(TestPatternVideoTrack(), direction="sendonly")
-    h264 = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/H264"]
-    transceiver.setCodecPreferences(h264)  # the user insists on H.264
-    await pub.setLocalDescription(await pub.createOffer())
-    await sub.setRemoteDescription(pub.localDescription)
-    await sub.setLocalDescription(await sub.createAnswer())
-    with pytest.raises(sealrtc.UnsupportedCodec, match="H264"):
-        await pub.setRemoteDescription(sub.localDescription)
+    pub_session = sealrtc.attach(pub, SharedSecret("same secret", context=b"h264"))
+    sub_session = sealrtc.attach(sub, SharedSecret("same secret", context=b"h264"))
+    video = TestPatternVideoTrack(moving=False)
+    pub.addTrack(video)
+    prefer_video_codec(pub, "h264")
+    got = Collector(sub)
+    await connect(pub, sub)
+    await wait_until(lambda: got.video_count >= 40, got.changed, 30)
+    assert got.last_video is not None
+    assert psnr(got.last_video, video.pattern(0)) > 30
+    v_in, v_out = recv_stats(sub_session, "video"), send_stats(pub_session, "video")
+    assert v_in["codec"] == v_out["codec"] == "video/H264"
+    assert v_in["frames_decrypted"] >= 40 and sum(v_in["decrypt_failures"].values()) == 0  # type: ignore[union-attr]
+    assert v_out["frames_encrypted"] >= 40 and v_out["frames_dropped"] == 0
+    got.stop()
+
+
+async def test_pre_encoded_h264_is_sealed_and_decoded(pcs: list[RTCPeerConnection]) -> None:
+    """The pack() path (a --media clip): libx264 access units normalised, sealed, decoded."""
+    pub, sub = pair(pcs)
+    sealrtc.attach(pub, SharedSecret("clip", context=b"h264"))
+    sub_session = sealrtc.attach(sub, SharedSecret("clip", context=b"h264"))
+    pub.addTrack(PreEncodedVideoTrack(encode_h264_clip(60)))
+    prefer_video_codec(pub, "h264")
+    got = Collector(sub)
+    await connect(pub, sub)
+    await wait_until(lambda: got.video_count >= 40, got.changed, 30)
+    v_in = recv_stats(sub_session, "video")
+    assert v_in["codec"] == "video/H264" and sum(v_in["decrypt_failures"].values()) == 0  # type: ignore[union-attr]
+    got.stop()
+
+
+async def test_h264_wrong_secret_decrypts_nothing_and_reports_mismatch(pcs: list[RTCPeerConnection]) -> None:
+    pub, sub = pair(pcs)
+    sealrtc.attach(pub, SharedSecret("publisher secret"))
+    sub_session = sealrtc.attach(sub, SharedSecret("another secret"))
+    pub.addTrack(TestPatternVideoTrack())
+    prefer_video_codec(pub, "h264")
+    got = Collector(sub)
+    mismatches: list[TrackSecretEvent] = []
+    seen = asyncio.Event()
+
+    def on_mismatch(event: TrackSecretEvent) -> None:
+        mismatches.append(event)
+        seen.set()
+
+    sub_session.on("secret_mismatch", on_mismatch)
+    await connect(pub, sub)
+    await wait_until(lambda: len(mismatches) == 1, seen, 20)
+    frames_before = recv_stats(sub_session, "video")["frames_received"]
+    await wait_until(
+        lambda: recv_stats(sub_session, "video")["frames_received"] >= frames_before + 20,  # type: ignore[operator]
+        got_changed_or_tick(sub_session),
+        15,
+    )
+    v_in = recv_stats(sub_session, "video")
+    assert v_in["codec"] == "video/H264" and v_in["frames_decrypted"] == 0 and got.video_count == 0
+    assert v_in["decrypt_failures"]["authentication_failed"] + v_in["decrypt_failures"]["unknown_key"] > 20  # type: ignore[index]
+    assert mismatches[0].kind == "video" and len(mismatches) == 1
+    got.stop()
+
+
+async def test_plain_receiver_of_h264_e2ee_gets_no_picture(pcs: list[RTCPeerConnection]) -> None:
+    pub, sub = pair(pcs)
+    sealrtc.attach(pub, SharedSecret("secret"))
+    video = TestPatternVideoTrack(moving=False)
+    pub.addTrack(video)
+    prefer_video_codec(pub, "h264")
+    sub_session = sealrtc.attach(sub, None)  # plain: frames are accepted as they come
+    got = Collector(sub)
+    await connect(pub, sub)
+    await wait_until(
+        lambda: recv_stats(sub_session, "video")["frames_received"] >= 30, got_changed_or_tick(sub_session), 20
+    )  # type: ignore[operator]
+    if got.last_video is not None:  # the decoder sees slice headers and ciphertext
+        assert psnr(got.last_video, video.pattern(0)) < 20
+    got.stop()
 
 
 async def test_attach_after_tracks_were_added(pcs: list[RTCPeerConnection]) -> None:

@@ -1,10 +1,10 @@
 """The per-frame path of one track, sans-I/O: what happens to each encoded frame between the
 codec and the packetizer (send) and between the jitter buffer and the decoder (receive).
 
-Send: observe the plaintext, count key frames, stamp a probe after the clear prefix, encrypt,
-ask for a key frame after a KID switch, count what was sent, refused or dropped. Receive:
-decrypt or drop (E2EE) or accept and sniff (plain), split off the probe, record metrics, count,
-note the first frame times. Bytes in, bytes (or None: drop the frame) out.
+Send: normalise the encoder's frame (H.264), observe the plaintext, count key frames, stamp a
+probe after the clear prefix, encrypt, ask for a key frame after a KID switch, count what was
+sent, refused or dropped. Receive: decrypt or drop (E2EE) or accept and sniff (plain), split
+off the probe, record metrics, count, note the first frame times. Bytes in, bytes (or None: drop the frame) out.
 
 Each step is a closure specialised once per track and codec, with everything it needs bound
 as locals: per frame it does no string work and allocates only the bytes it returns. Clocks
@@ -108,16 +108,24 @@ def send_step(
     encryptor switched to a fresh KID, which should start with a key frame.
     """
     layout = layout_of(codec)
-    prefix, keyframe, video = layout.prefix, layout.keyframe, layout.video
+    prefix, keyframe, video, normalise = layout.prefix, layout.keyframe, layout.video, layout.normalise
+    if encryptor is None and not layout.probe_in_clear:
+        stamper = None
 
     def step(frame: bytes) -> bytes | None:
+        if normalise is not None:
+            try:
+                frame = normalise(frame)
+            except InvalidFrame:
+                counters.frames_refused += 1
+                return None
         observe = observer.call
         if observe is not None:
             observe(frame)
         if video and keyframe(frame):
             counters.keyframes_sent += 1
         try:
-            # A probe goes after the clear prefix, never into a frame too short to have one.
+            # The probe trails the frame, never one too short to have its clear prefix.
             if stamper is not None and frame and len(frame) >= prefix(frame):
                 frame = stamper.stamp(frame, now_ns())
             if encryptor is not None:

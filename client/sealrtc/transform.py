@@ -1,7 +1,8 @@
 """Frame encryptor and decryptor: codec layout + SFrame + replay window + statistics + events.
 
-Frame format v1: ``clear_prefix || sframe_header || ciphertext || tag`` with
-``aad = sframe_header || clear_prefix``. Sans-I/O: ``bytes`` in, ``bytes`` out; the only clock
+Frame format v1: ``clear_prefix || wire(sframe_header || ciphertext || tag)`` with
+``aad = sframe_header || clear_prefix``, where ``wire`` is the codec's wire escape (identity
+except for H.264, see :mod:`sealrtc.layout`). Sans-I/O: ``bytes`` in, ``bytes`` out; the only clock
 is the :class:`~sealrtc.keys.SharedSecret`'s. The aiortc adapter wraps these; so can anything
 else that moves encoded frames (a browser bridge, a file, a test).
 """
@@ -23,7 +24,7 @@ from .errors import (
 )
 from .failures import FailureCounts
 from .keys import BaseKey, SharedSecret
-from .layout import Codec, codec_from_name, prefix_function
+from .layout import Codec, codec_from_name, layout_of
 from .replay import DEFAULT_WINDOW, ReplayWindow
 from .sframe import MAX_VALUE, AeadKey, HeaderReader, derive_key_salt, header_encoder, suite_params
 
@@ -140,7 +141,9 @@ class FrameEncryptor:
         self._salt = 0
         self._nonce_length = 12
         self._header = header_encoder(0)
-        self._prefix = prefix_function(self.codec)
+        layout = layout_of(self.codec)
+        self._prefix = layout.prefix
+        self._escape = layout.escape
 
     def __repr__(self) -> str:
         return f"<FrameEncryptor codec={self.codec.value} kid={self._kid:#x} ctr={self._ctr}>"
@@ -196,7 +199,12 @@ class FrameEncryptor:
         self._ctr = ctr + 1
         header = self._header(ctr)
         nonce = (self._salt ^ ctr).to_bytes(self._nonce_length, "big")
-        if n:
+        escape = self._escape
+        if escape is not None:
+            prefix = frame[:n]
+            ct, tag = aead.seal_parts(nonce, header + prefix, frame[n:])
+            out = prefix + escape(prefix, b"".join((header, ct, tag)))
+        elif n:
             prefix = frame[:n]
             ct, tag = aead.seal_parts(nonce, header + prefix, frame[n:])
             out = b"".join((prefix, header, ct, tag))
@@ -268,7 +276,9 @@ class FrameDecryptor:
         self._last_verified: float | None = None
         self._tag_length = suite_params(keys.suite).nt
         self._split_tag = suite_params(keys.suite).is_ctr_hmac
-        self._prefix = prefix_function(self.codec)
+        layout = layout_of(self.codec)
+        self._prefix = layout.prefix
+        self._unescape = layout.unescape
         self._kids: OrderedDict[int, _ReceiveKey] = OrderedDict()
         self._retired: dict[int, int] = {}  # evicted KID -> highest verified CTR (insertion order)
         self._verified_since_failure = False
@@ -369,6 +379,13 @@ class FrameDecryptor:
             n = self._prefix(data)
         except InvalidFrame:
             raise MalformedFrame("not a frame of the stream's codec") from None
+        unescape = self._unescape
+        if unescape is not None:
+            prefix = data[:n]
+            try:
+                data = prefix + unescape(prefix, data[n:])
+            except InvalidFrame:
+                raise MalformedFrame("escaped part of the frame contains a start code") from None
         nt = self._tag_length
         size = len(data)
         if size < n + 1 + nt:

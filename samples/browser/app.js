@@ -41,10 +41,18 @@ function startWorker(secret, context, suite) {
   return worker;
 }
 
-function preferCodecs(transceiver, kind) {
-  const wanted = kind === "video" ? "video/vp8" : "audio/opus";
+/** Offer only the chosen codec: VP8, or H.264 constrained baseline in packetization-mode 1 (the
+ * only H.264 every peer of sealrtc decodes); Opus for audio. */
+function preferCodecs(transceiver, kind, videoCodec = "vp8") {
+  const wanted = kind === "video" ? `video/${videoCodec}` : "audio/opus";
   const caps = RTCRtpReceiver.getCapabilities(kind);
-  const codecs = caps ? caps.codecs.filter((c) => c.mimeType.toLowerCase() === wanted) : [];
+  const fits = (c) => {
+    if (c.mimeType.toLowerCase() !== wanted) return false;
+    if (wanted !== "video/h264") return true;
+    const fmtp = c.sdpFmtpLine || "";
+    return /packetization-mode=1/.test(fmtp) && /profile-level-id=42[0-9a-f]{2}1f/i.test(fmtp);
+  };
+  const codecs = caps ? caps.codecs.filter(fits) : [];
   if (codecs.length && transceiver.setCodecPreferences) transceiver.setCodecPreferences(codecs);
 }
 
@@ -56,11 +64,12 @@ function transform(kind, operation) {
 
 /**
  * Start a session. options: {mode: "publish" | "subscribe", transport: "whip" | "janus",
- * url, room, secret, context, suite}. WHIP/WHEP urls are the endpoint (…/whip/ROOM or …/whep/ROOM).
+ * url, room, secret, context, suite, videoCodec: "vp8" | "h264"}. WHIP/WHEP urls are the endpoint (…/whip/ROOM or …/whep/ROOM).
  */
 export async function start(options) {
   await stop();
   const { mode, transport, url, secret } = options;
+  const videoCodec = options.videoCodec === "h264" ? "h264" : "vp8";
   if (!secret) throw new Error("the E2EE secret must not be empty");
   state.status = "starting";
   state.error = null;
@@ -75,7 +84,7 @@ export async function start(options) {
   if (mode === "publish") {
     for (const track of state.stream.getTracks()) {
       const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [state.stream] });
-      preferCodecs(transceiver, track.kind);
+      preferCodecs(transceiver, track.kind, videoCodec);
       transceiver.sender.transform = transform(track.kind, "encrypt");
     }
     $("local").srcObject = state.stream;
@@ -93,7 +102,7 @@ export async function start(options) {
     if (transport !== "janus") {
       for (const kind of ["audio", "video"]) {
         const transceiver = pc.addTransceiver(kind, { direction: "recvonly" });
-        preferCodecs(transceiver, kind);
+        preferCodecs(transceiver, kind, videoCodec);
         transceiver.receiver.transform = transform(kind, "decrypt");
       }
     }
@@ -192,6 +201,7 @@ function fromForm() {
     room: $("room").value,
     context: $("context").value,
     suite: $("suite").value,
+    videoCodec: $("video-codec").value,
     secret: secretField.value,
   };
   secretField.value = ""; // the secret now lives only in the worker

@@ -1,6 +1,7 @@
 // sealrtc for browsers: keying v1 + frame format v1 (DESIGN.md), WebCrypto only.
 //
-//   encrypted frame = clear_prefix || sframe_header || ciphertext || tag
+//   encrypted frame = clear_prefix || wire(sframe_header || ciphertext || tag)
+//   (wire: H.264 emulation prevention for H.264, identity for the other codecs)
 //   AEAD aad        = sframe_header || clear_prefix
 //
 // SFrame (RFC 9605, errata 8321 and 8565) with all eight suites of sealrtc (0x0001-0x0008),
@@ -294,17 +295,319 @@ export async function sframeDecrypt(suite, baseKey, data, metadata = new Uint8Ar
 
 export function codecFromName(name) {
   const short = String(name || "").toLowerCase().split("/").pop();
-  return short === "opus" || short === "vp8" ? short : "generic";
+  return short === "opus" || short === "vp8" || short === "h264" ? short : "generic";
 }
 
-/** Opus: 1 (TOC); VP8: 10 on a key frame (bit 0 of byte 0 clear), else 3; others 0. */
+/**
+ * Opus: 1 (TOC); VP8: 10 on a key frame (bit 0 of byte 0 clear), else 3; H.264: through the
+ * first slice's NAL header and the slice-header bytes up to the last bit of pic_parameter_set_id
+ * (throws InvalidFrame when there is no parsable slice); others 0.
+ */
 export function clearPrefixLength(codec, frame) {
   if (codec === "opus") return 1;
   if (codec === "vp8") {
     if (frame.length === 0) return 1;
     return (frame[0] & 0x01) === 0 ? 10 : 3;
   }
+  if (codec === "h264") return parseSliceHeader(frame, firstVcl(frame) + 1).end;
   return 0;
+}
+
+// -- H.264 (Annex-B): emulation prevention, slice header, normalisation -------------------------
+// The SFrame part after an H.264 clear prefix is escaped on the wire (ITU-T H.264 7.4.1), so
+// that no packetizer finds a start code in it; see the README's wire format.
+
+const START_CODE = new Uint8Array([0, 0, 0, 1]);
+
+/** Trailing 00 bytes of `data` (at most 2): the zero count escaping starts from. */
+export function trailingZeros(data) {
+  const n = data.length;
+  if (n >= 2 && data[n - 1] === 0 && data[n - 2] === 0) return 2;
+  return n >= 1 && data[n - 1] === 0 ? 1 : 0;
+}
+
+/** Write 03 wherever two 00 were written and the next byte is 00..03. */
+export function h264Escape(data, zeros = 0) {
+  const out = new Uint8Array(data.length + Math.ceil(data.length / 2) + 1);
+  let j = 0;
+  let count = zeros;
+  for (const b of data) {
+    if (count >= 2 && b <= 3) {
+      out[j++] = 3;
+      count = 0;
+    }
+    out[j++] = b;
+    count = b === 0 ? count + 1 : 0;
+  }
+  return out.slice(0, j);
+}
+
+/** The inverse of h264Escape; throws InvalidFrame on 00 00 00/01/02. */
+export function h264Unescape(data, zeros = 0) {
+  const out = new Uint8Array(data.length);
+  let j = 0;
+  let count = zeros;
+  for (const b of data) {
+    if (count >= 2) {
+      if (b === 3) {
+        count = 0;
+        continue;
+      }
+      if (b < 3) throw new InvalidFrame("escaped H.264 data contains a start code");
+    }
+    out[j++] = b;
+    count = b === 0 ? count + 1 : 0;
+  }
+  return out.slice(0, j);
+}
+
+class RbspBits {
+  constructor(data, pos) {
+    this.data = data;
+    this.pos = pos;
+    this.zeros = 0;
+    this.bit = 8;
+    this.byte = 0;
+    this.last = pos;
+  }
+
+  nextByte() {
+    const d = this.data;
+    let pos = this.pos;
+    if (pos < d.length && this.zeros >= 2 && d[pos] === 3) {
+      pos += 1;
+      this.zeros = 0;
+    }
+    if (pos >= d.length || (this.zeros >= 2 && d[pos] <= 2)) throw new InvalidFrame("H.264 NAL unit ends inside its header");
+    const b = d[pos];
+    this.zeros = b === 0 ? this.zeros + 1 : 0;
+    this.byte = b;
+    this.bit = 0;
+    this.last = pos;
+    this.pos = pos + 1;
+  }
+
+  u(n) {
+    let v = 0;
+    for (let i = 0; i < n; i++) {
+      if (this.bit === 8) this.nextByte();
+      v = v * 2 + ((this.byte >> (7 - this.bit)) & 1);
+      this.bit += 1;
+    }
+    return v;
+  }
+
+  ue() {
+    let leading = 0;
+    while (this.u(1) === 0) {
+      leading += 1;
+      if (leading > 31) throw new InvalidFrame("H.264 Exp-Golomb code is too long");
+    }
+    return 2 ** leading - 1 + this.u(leading);
+  }
+
+  se() {
+    const k = this.ue();
+    return k % 2 ? (k + 1) / 2 : -(k / 2);
+  }
+}
+
+/** {firstMb, sliceType, ppsId, end} of the slice header at data[pos] (after the NAL header). */
+export function parseSliceHeader(data, pos) {
+  const bits = new RbspBits(data, pos);
+  const firstMb = bits.ue();
+  const sliceType = bits.ue();
+  const ppsId = bits.ue();
+  if (sliceType > 9) throw new InvalidFrame("H.264 slice_type out of range");
+  if (ppsId > 255) throw new InvalidFrame("H.264 pic_parameter_set_id out of range");
+  return { firstMb, sliceType, ppsId, end: bits.last + 1 };
+}
+
+function findStart(data, from) {
+  for (let i = from; i + 2 < data.length; i++) {
+    if (data[i + 2] > 1) {
+      i += 2;
+    } else if (data[i] === 0 && data[i + 1] === 0 && data[i + 2] === 1) {
+      return i;
+    }
+  }
+  return -1;
+}
+
+/** Offset of the NAL header byte of the first slice (NAL type 1 or 5). */
+export function firstVcl(frame) {
+  let i;
+  if (frame.length >= 4 && frame[0] === 0 && frame[1] === 0 && frame[2] === 0 && frame[3] === 1) i = 4;
+  else if (frame.length >= 3 && frame[0] === 0 && frame[1] === 0 && frame[2] === 1) i = 3;
+  else throw new InvalidFrame("H.264 frame does not start with a start code");
+  while (i < frame.length) {
+    const type = frame[i] & 0x1f;
+    if (type === 1 || type === 5) return i;
+    const j = findStart(frame, i + 1);
+    if (j < 0) break;
+    i = j + 3;
+  }
+  throw new InvalidFrame("H.264 frame has no slice");
+}
+
+/** The NAL units of an Annex-B stream (trailing 00 bytes belong to the next start code). */
+export function splitNals(frame) {
+  const nals = [];
+  let start = -1;
+  let i = 0;
+  const push = (end) => {
+    let e = end;
+    while (e > start && frame[e - 1] === 0) e -= 1;
+    if (e > start) nals.push(frame.subarray(start, e));
+  };
+  while (true) {
+    const j = findStart(frame, i);
+    if (j < 0) break;
+    if (start >= 0) push(j);
+    start = j + 3;
+    i = start;
+  }
+  if (start >= 0) push(frame.length);
+  return nals;
+}
+
+const HIGH_PROFILES = new Set([100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135]);
+
+class BitWriter {
+  constructor(bits = []) {
+    this.bits = bits;
+  }
+
+  u(n, v) {
+    for (let i = n - 1; i >= 0; i--) this.bits.push(Math.floor(v / 2 ** i) % 2);
+  }
+
+  ue(v) {
+    const code = v + 1;
+    const length = Math.floor(Math.log2(code)) + 1;
+    this.u(length - 1, 0);
+    this.u(length, code);
+  }
+
+  rbsp() {
+    const bits = [...this.bits, 1];
+    while (bits.length % 8) bits.push(0);
+    const out = new Uint8Array(bits.length / 8);
+    for (let i = 0; i < bits.length; i++) out[i >> 3] |= bits[i] << (7 - (i & 7));
+    return out;
+  }
+}
+
+/**
+ * `nal` (an SPS) with bitstream_restriction_flag = 1, max_num_reorder_frames = 0 and
+ * max_dec_frame_buffering = max_num_ref_frames — an SPS Chromium's receiver does not rewrite (a
+ * rewrite would change authenticated bytes); `nal` itself when it already is one.
+ */
+export function restrictSps(nal) {
+  const bits = new RbspBits(nal, 1);
+  const copied = [];
+  const take = (n) => {
+    const v = bits.u(n);
+    for (let i = n - 1; i >= 0; i--) copied.push(Math.floor(v / 2 ** i) % 2);
+    return v;
+  };
+  const takeUe = () => {
+    let leading = 0;
+    while (take(1) === 0) {
+      leading += 1;
+      if (leading > 31) throw new InvalidFrame("H.264 Exp-Golomb code is too long");
+    }
+    return 2 ** leading - 1 + take(leading);
+  };
+  const takeSe = () => {
+    const k = takeUe();
+    return k % 2 ? (k + 1) / 2 : -(k / 2);
+  };
+  const profile = take(8);
+  take(16);
+  takeUe();
+  if (HIGH_PROFILES.has(profile)) {
+    if (takeUe() === 3) take(1);
+    takeUe();
+    takeUe();
+    take(1);
+    if (take(1)) throw new InvalidFrame("H.264 SPS with scaling lists is not supported");
+  }
+  takeUe();
+  const pocType = takeUe();
+  if (pocType === 0) takeUe();
+  else if (pocType === 1) {
+    take(1);
+    takeSe();
+    takeSe();
+    const n = takeUe();
+    for (let i = 0; i < n; i++) takeSe();
+  }
+  const maxRef = takeUe();
+  take(1);
+  takeUe();
+  takeUe();
+  if (!take(1)) take(1);
+  take(1);
+  if (take(1)) for (let i = 0; i < 4; i++) takeUe();
+  const beforeVui = copied.length;
+  let writer;
+  let mvOver = 1;
+  let fields = [2, 1, 16, 16];
+  if (take(1)) {
+    if (take(1) && take(8) === 255) take(32);
+    if (take(1)) take(1);
+    if (take(1)) {
+      take(4);
+      if (take(1)) take(24);
+    }
+    if (take(1)) {
+      takeUe();
+      takeUe();
+    }
+    if (take(1)) {
+      take(32);
+      take(32);
+      take(1);
+    }
+    if (take(1) || take(1)) throw new InvalidFrame("H.264 SPS with HRD parameters is not supported");
+    take(1);
+    writer = new BitWriter(copied.slice());
+    if (bits.u(1)) {
+      mvOver = bits.u(1);
+      fields = [bits.ue(), bits.ue(), bits.ue(), bits.ue()];
+      const reorder = bits.ue();
+      const buffering = bits.ue();
+      if (reorder === 0 && buffering <= maxRef) return nal;
+    }
+  } else {
+    writer = new BitWriter(copied.slice(0, beforeVui));
+    writer.u(1, 1);
+    writer.u(8, 0);
+  }
+  writer.u(1, 1);
+  writer.u(1, mvOver);
+  for (const v of fields) writer.ue(v);
+  writer.ue(0);
+  writer.ue(maxRef);
+  return concat(nal.subarray(0, 1), h264Escape(writer.rbsp()));
+}
+
+/**
+ * An encoder's frame as it is sent: H.264 gets 4-byte start codes, no empty NAL, no access-unit
+ * delimiter and restricted SPSs (throws InvalidFrame for an SPS it cannot parse); other codecs
+ * are returned as they are.
+ */
+export function normaliseFrame(codec, frame) {
+  if (codec !== "h264") return frame;
+  const parts = [];
+  for (let nal of splitNals(frame)) {
+    const type = nal[0] & 0x1f;
+    if (type === 9) continue;
+    if (type === 7) nal = restrictSps(nal);
+    parts.push(START_CODE, nal);
+  }
+  return concat(...parts);
 }
 
 // -- replay window (RFC 3711 3.3.2 adapted to CTR) ----------------------------------------------
@@ -487,7 +790,13 @@ export class FrameEncryptor {
   /** Frame-format-v1 ciphertext of `frame` (Uint8Array); throws InvalidFrame for a too-short frame. */
   encrypt(frame) {
     return this.queue.run(async () => {
-      const n = clearPrefixLength(this.codec, frame);
+      let n;
+      try {
+        n = clearPrefixLength(this.codec, frame);
+      } catch (exc) {
+        if (exc instanceof InvalidFrame) this.stats.frames_refused += 1;
+        throw exc;
+      }
       if (frame.length < n) {
         this.stats.frames_refused += 1;
         throw new InvalidFrame(`${this.codec} frame of ${frame.length} bytes is shorter than its ${n}-byte header`);
@@ -498,7 +807,8 @@ export class FrameEncryptor {
       const header = encodeHeader(this.kid, ctr);
       const prefix = frame.subarray(0, n);
       const sealed = await this.aead.seal(makeNonce(this.salt, ctr), concat(header, prefix), frame.subarray(n));
-      const out = concat(prefix, header, sealed);
+      const body = concat(header, sealed);
+      const out = concat(prefix, this.codec === "h264" ? h264Escape(body, trailingZeros(prefix)) : body);
       this.stats.frames_encrypted += 1;
       this.stats.bytes_in += frame.length;
       this.stats.bytes_out += out.length;
@@ -570,8 +880,19 @@ export class FrameDecryptor {
     }
   }
 
-  async _open(data) {
-    const n = clearPrefixLength(this.codec, data);
+  async _open(wire) {
+    let n;
+    let data = wire;
+    try {
+      n = clearPrefixLength(this.codec, wire);
+      if (this.codec === "h264" && n <= wire.length) {
+        const prefix = wire.subarray(0, n);
+        data = concat(prefix, h264Unescape(wire.subarray(n), trailingZeros(prefix)));
+      }
+    } catch (exc) {
+      if (exc instanceof InvalidFrame) throw new DecryptError("malformed", "not a frame of the stream's codec");
+      throw exc;
+    }
     if (data.length < n + 1 + this.tagLength) {
       throw new DecryptError("malformed", "frame shorter than clear prefix, header and tag");
     }

@@ -5,7 +5,7 @@
 // The worker posts {type: "stats", ...} (throttled) and {type: "event", ...} (secret_mismatch /
 // secret_match) back. The secret lives only in this worker's memory and is never posted back.
 
-import { DecryptError, FrameDecryptor, FrameEncryptor, SharedSecret, codecFromName } from "./sealrtc.js";
+import { DecryptError, FrameDecryptor, FrameEncryptor, SharedSecret, codecFromName, normaliseFrame } from "./sealrtc.js";
 
 const KEYFRAME_REQUEST_INTERVAL = 1000; // ms: recovery asks for a key frame at most once a second
 const STATS_INTERVAL = 200;
@@ -79,7 +79,8 @@ function encryptStream(transformer, stats) {
       let encryptor = encryptors.get(codec);
       if (!encryptor) encryptors.set(codec, (encryptor = new FrameEncryptor(k, codec)));
       try {
-        frame.data = (await encryptor.encrypt(new Uint8Array(frame.data))).buffer;
+        // H.264: normalised first (start codes, no AUD, an SPS no receiver rewrites), as sealrtc does.
+        frame.data = (await encryptor.encrypt(normaliseFrame(codec, new Uint8Array(frame.data)))).buffer;
       } catch {
         stats.frames_dropped += 1; // fail closed: never send a frame in clear
         publishStats();

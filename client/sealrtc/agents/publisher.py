@@ -1,4 +1,5 @@
-"""A publisher bot: synthetic VP8 test pattern + Opus tone, or a media file sent pre-encoded.
+"""A publisher bot: synthetic test pattern (VP8 or H.264) + Opus tone, or a media file sent
+pre-encoded.
 
 E2EE on unless ``keys`` is None. Publishes over WHIP or into a Janus VideoRoom; :attr:`failed` is
 set when the server goes away. With ``probe=True`` every frame carries a probe trailer inside its
@@ -18,6 +19,7 @@ from ..keys import SharedSecret
 from ..media import TestPatternVideoTrack, ToneAudioTrack
 from ..rtc import E2EESession, attach
 from ..rtc.closing import close_peer
+from ..rtc.policy import prefer_video_codec
 from ..signaling.janus import JanusSession, VideoRoomPublisher
 from ..signaling.whip import delete_resource, whip_publish
 from .watch import MediaActivity, server_gone
@@ -35,9 +37,11 @@ class PublisherAgent:
         probe: bool = False,
         video: MediaStreamTrack | None = None,
         audio: MediaStreamTrack | None = None,
+        video_codec: str = "vp8",
     ) -> None:
         """``video``/``audio``: tracks to send instead of the test pattern and tone (e.g. the
-        tracks of a media clip); pass only one of them to publish only that kind."""
+        tracks of a media clip); pass only one of them to publish only that kind.
+        ``video_codec``: ``"vp8"`` or ``"h264"``, the only video codec offered."""
         self.keys = keys
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.session: E2EESession = attach(self.pc, keys, probe=probe)
@@ -50,6 +54,8 @@ class PublisherAgent:
         for track in (self.video, self.audio):
             if track is not None:
                 self.pc.addTrack(track)
+        self.video_codec = video_codec
+        prefer_video_codec(self.pc, video_codec)
         self.resource: str | None = None
         self.janus: JanusSession | None = None
         self.room: VideoRoomPublisher | None = None

@@ -25,6 +25,10 @@ EXIT_CODES = (
 TOP_EPILOG = EXIT_CODES + "; load and report merge also: 4 the load generator saturated"
 
 
+VIDEO_CODECS = ("vp8", "h264")
+VIDEO_CODEC_HELP = "video codec to send: vp8 or h264 (constrained baseline, packetization-mode 1); default vp8"
+
+
 def _option_name(token: str) -> str:
     """``--secret=VALUE`` -> ``--secret``; ``-sVALUE`` -> ``-s``: never show a value."""
     if token.startswith("--"):
@@ -209,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     publish = sub.add_parser(
         "publish",
-        help="publish a VP8 test pattern and an Opus tone (or a media file), E2EE on",
+        help="publish a test pattern (VP8 or H.264) and an Opus tone (or a media file), E2EE on",
         description="Publish over WHIP or into a Janus VideoRoom. " + SECRET_HELP,
         epilog="exit codes: 0 success; 1 the run failed (server refused or lost, nothing sent, bad target...); "
         "2 usage error; 130 interrupted (the report is written first)",
@@ -221,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument(
         "--media",
         metavar="FILE",
-        help="publish this file (anything PyAV opens: mp4, webm, mkv, wav, ogg...): transcoded once to VP8 + Opus "
+        help="publish this file (anything PyAV opens: mp4, webm, mkv, wav, ogg...): transcoded once to the video "
+        "codec (VP8 or H.264) + Opus "
         "into a cache, then sent pre-encoded and looped (default: test pattern + 440 Hz tone)",
     )
     publish.add_argument(
@@ -235,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="append an authenticated probe (sequence + capture time) inside each frame's ciphertext, so sealrtc "
         "subscribers measure latency and loss (browsers would decode the probe: sealrtc receivers only)",
     )
+    publish.add_argument("--video-codec", choices=VIDEO_CODECS, default="vp8", help=VIDEO_CODEC_HELP)
     publish.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
     publish.add_argument("--token-file", metavar="PATH", help=TOKEN_HELP)
     _common(publish)
@@ -264,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     subscribe.add_argument(
         "--record",
         metavar="DIR",
-        help="remux each track's decrypted frames, without re-encoding, into DIR (VP8 -> .webm, Opus -> .ogg)",
+        help="remux each track's decrypted frames, without re-encoding, into DIR "
+        "(VP8 -> .webm, H.264 -> .ts, Opus -> .ogg)",
     )
     subscribe.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
     subscribe.add_argument("--token-file", metavar="PATH", help=TOKEN_HELP)
@@ -308,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument("--media", metavar="FILE", help="publish this media file (default: test pattern + tone)")
     load.add_argument("--cache-dir", metavar="DIR", help="clip cache for --media")
+    load.add_argument("--video-codec", choices=VIDEO_CODECS, help=VIDEO_CODEC_HELP)
     load.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
     load.add_argument("--no-e2ee", action="store_true", help="plain baseline: the same scenario without E2EE")
     load.add_argument("--no-probe", action="store_true", help="publishers send no probes (no latency/loss)")
@@ -400,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--duration", type=positive_seconds, default=10.0, metavar="S", help="seconds of media (default 10)"
     )
+    demo.add_argument("--video-codec", choices=VIDEO_CODECS, default="vp8", help=VIDEO_CODEC_HELP)
     demo.add_argument("--json", metavar="FILE", help="write the summary as JSON to FILE ('-' for stdout)")
     demo.add_argument("--secret-file", metavar="PATH", help=SECRET_FILE_HELP)
     demo.add_argument(

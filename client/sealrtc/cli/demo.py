@@ -41,7 +41,9 @@ async def run_demo(args: argparse.Namespace) -> ExitStatus:
     context = b"sealrtc-demo"
     relay, runner, port = await start_relay("127.0.0.1", 0, Relay(record_digests=True))
     base = f"http://127.0.0.1:{port}"
-    publisher = PublisherAgent(SharedSecret(secret, context=context), record_plaintext=True)
+    publisher = PublisherAgent(
+        SharedSecret(secret, context=context), record_plaintext=True, video_codec=args.video_codec
+    )
     keyed = SubscriberAgent(SharedSecret(secret, context=context), name="with-secret")
     keyless = SubscriberAgent(SharedSecret(random_demo_secret(), context=context), name="without-secret")
     console = Console(stderr=True)

@@ -46,6 +46,7 @@ def _scenario(args: argparse.Namespace) -> Any:
         "decode_every": args.decode_every,
         "suite": args.suite,
         "media": args.media,
+        "video_codec": args.video_codec,
         "e2ee": False if args.no_e2ee else None,
         "probe": False if args.no_probe else None,
         "room_ids": tuple(args.room) if args.room else None,

@@ -1,4 +1,5 @@
-"""``sealrtc publish``: a test pattern + tone, or a media file, E2EE on, optionally probed."""
+"""``sealrtc publish``: a test pattern + tone, or a media file, in VP8 or H.264, E2EE on,
+optionally probed."""
 
 from __future__ import annotations
 
@@ -46,7 +47,10 @@ async def _media_tracks(args: argparse.Namespace) -> dict[str, Any]:
 
     try:
         clip = await asyncio.to_thread(
-            load_clip, args.media, cache_dir=Path(args.cache_dir) if args.cache_dir else None
+            load_clip,
+            args.media,
+            cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+            video_codec=args.video_codec,
         )
     except MediaError as exc:
         raise CliError(f"--media {args.media}: {exc}") from None
@@ -60,7 +64,7 @@ async def run_publish(args: argparse.Namespace) -> ExitStatus:
     check_target(args, args.whip, "--whip", "WHIP")
     keys = keys_from(args)
     tracks = await _media_tracks(args)
-    agent = PublisherAgent(keys, probe=args.probe, **tracks)
+    agent = PublisherAgent(keys, probe=args.probe, video_codec=args.video_codec, **tracks)
     display = choose_display(
         "publish", quiet=args.quiet, duration=args.duration, view=LiveView(lambda: _rows(agent), lambda: _line(agent))
     )

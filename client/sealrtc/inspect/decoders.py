@@ -21,12 +21,12 @@ MAX_PICTURE_PIXELS = 4096 * 2304
 """Pictures larger than this are refused before any allocation: a recorded VP8 key frame can
 claim up to 16383 x 16383 pixels in a few bytes."""
 
-DECODERS = {Codec.VP8: "vp8", Codec.OPUS: "opus"}
+DECODERS = {Codec.VP8: "vp8", Codec.H264: "h264", Codec.OPUS: "opus"}
 """FFmpeg's decoder for each codec the inspector reads: a codec without one is not inspected."""
 
 
 def keyless_decoder(codec: Codec) -> Callable[[bytes], bool]:
-    """``decodes(frame) -> bool`` for one track of ``codec`` (VP8 or Opus)."""
+    """``decodes(frame) -> bool`` for one track of ``codec`` (VP8, H.264 or Opus)."""
     context = av.CodecContext.create(DECODERS[codec], "r")
     assert isinstance(context, av.VideoCodecContext | av.AudioCodecContext)
     context.thread_count = 1  # one output per input, never a frame late

@@ -1,14 +1,15 @@
-"""Recorded RTP packets -> encoded frames: sequence order, then VP8 reassembly or one Opus frame
-per packet. Bounded: a reorder window of packets and one frame under construction."""
+"""Recorded RTP packets -> encoded frames: sequence order, then VP8 or H.264 reassembly (by
+timestamp and marker) or one Opus frame per packet. Bounded: a reorder window of packets and
+one frame under construction."""
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from ..layout import Codec
-from .rtp import RtpPacket, parse_rtp, parse_vp8_descriptor
+from .rtp import RtpPacket, parse_h264_payload, parse_rtp, parse_vp8_descriptor
 
 REORDER_WINDOW = 512
 """Packets held back to put late arrivals (retransmissions) in sequence order."""
@@ -96,7 +97,10 @@ class FrameAssembler:
     def frames(self, packets: Iterable[bytes]) -> Iterator[RecordedFrame]:
         ordered = self._ordered(packets)
         if self.codec is Codec.VP8:
-            yield from self._vp8(ordered)
+            yield from self._video(ordered, _vp8_payload)
+            return
+        if self.codec is Codec.H264:
+            yield from self._video(ordered, _h264_payload)
             return
         for _, packet in ordered:
             if packet.payload:
@@ -116,9 +120,9 @@ class FrameAssembler:
         yield from order.flush()
         self.unusable_packets += order.dropped
 
-    def _vp8(self, ordered: Iterator[tuple[int, RtpPacket]]) -> Iterator[RecordedFrame]:
-        """Join the payloads of one timestamp (descriptors removed); a frame ends at its marker,
-        at a new timestamp, or where a packet starts a new frame."""
+    def _video(self, ordered: Iterator[tuple[int, RtpPacket]], depayload: _Depayload) -> Iterator[RecordedFrame]:
+        """Join the payloads of one timestamp (depayloaded); a frame ends at its marker, at a new
+        timestamp, or where a packet starts a new frame (VP8)."""
         parts: list[bytes] = []
         size = 0
         timestamp = 0
@@ -127,21 +131,20 @@ class FrameAssembler:
         last = -1
         for ext, packet in ordered:
             try:
-                descriptor = parse_vp8_descriptor(packet.payload)
+                starts_frame, new_frame, data = depayload(packet.payload)
             except ValueError:
                 self.unusable_packets += 1
                 whole = False
                 continue
-            if parts and (packet.timestamp != timestamp or descriptor.starts_frame):
+            if parts and (packet.timestamp != timestamp or new_frame):
                 yield RecordedFrame(b"".join(parts), timestamp, False, starts)  # its marker never came
                 parts, size = [], 0
             if not parts:
                 timestamp = packet.timestamp
-                starts = whole = descriptor.starts_frame
+                starts = whole = starts_frame
             elif ext != last + 1:
                 whole = False
             last = ext
-            data = packet.payload[descriptor.length :]
             if size + len(data) > MAX_FRAME_BYTES:
                 whole = False
             elif data:
@@ -152,3 +155,18 @@ class FrameAssembler:
                 parts, size = [], 0
         if parts:
             yield RecordedFrame(b"".join(parts), timestamp, False, starts)
+
+
+_Depayload = Callable[[bytes], tuple[bool, bool, bytes]]
+"""``(can_start_a_frame, surely_starts_a_new_frame, frame_bytes)`` of one payload."""
+
+
+def _vp8_payload(payload: bytes) -> tuple[bool, bool, bytes]:
+    descriptor = parse_vp8_descriptor(payload)
+    return descriptor.starts_frame, descriptor.starts_frame, payload[descriptor.length :]
+
+
+def _h264_payload(payload: bytes) -> tuple[bool, bool, bytes]:
+    # Any whole NAL may start an access unit, but only the timestamp says one does.
+    starts, data = parse_h264_payload(payload)
+    return starts, False, data

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 class UnsupportedRecording(ValueError):
     """A valid recording of a track the inspector cannot judge (data, or a codec other than
-    VP8 and Opus). The message may quote the codec name from the file: sanitise it."""
+    VP8, H.264 and Opus). The message may quote the codec name from the file: sanitise it."""
 
 
 class RecordedTrack:
@@ -33,7 +33,7 @@ class RecordedTrack:
         codec = codec_from_name(self.header.codec)
         if self.header.kind == "data" or codec not in DECODERS:
             what = "a data channel" if self.header.kind == "data" else f"{self.header.kind} in {self.header.codec!r}"
-            raise UnsupportedRecording(f"a recording of {what}: inspect reads VP8 and Opus")
+            raise UnsupportedRecording(f"a recording of {what}: inspect reads VP8, H.264 and Opus")
         self.codec = codec
         self.packets = MjrPackets(data, self.header.packets_offset)
         self.assembler = FrameAssembler(codec)

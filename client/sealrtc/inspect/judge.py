@@ -8,8 +8,8 @@ Every frame gets one label, decided in this order:
   :data:`MAX_CTR_STEP` higher. A sender gives each frame the next CTR of its KID, so ciphertext
   comes in long runs. Random bytes parse as an SFrame header most of the time, and slowly
   changing plain bytes (noise encoded by Opus) make short runs; they do not make runs of 8.
-* **plain** — otherwise, when a decoder without any key gets media out of it: VP8, a picture;
-  Opus, audio. Decoding comes second because it cannot tell on its own: a ciphertext VP8 key
+* **plain** — otherwise, when a decoder without any key gets media out of it: VP8 or H.264, a
+  picture; Opus, audio. Decoding comes second because it cannot tell on its own: a ciphertext VP8 key
   frame keeps its clear header and often still decodes to a garbage picture, and any bytes after
   a valid Opus TOC byte decode to audio.
 * **not_v1** — anything else: not frame format v1, a run too short to tell (fewer than
@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 
-from ..errors import MalformedFrame
-from ..layout import Codec, clear_prefix_length, is_keyframe
+from ..errors import InvalidFrame, MalformedFrame
+from ..layout import Codec, clear_prefix_length, is_keyframe, layout_of
 from ..media.recorder import vp8_keyframe_size
 from ..sframe import CipherSuite, decode_header, suite_params
 
@@ -51,12 +51,21 @@ def v1_header(codec: Codec, frame: bytes, tag_length: int = SHORTEST_TAG) -> tup
     """``(kid, ctr)`` when ``frame`` parses as frame format v1 of ``codec``, else None.
 
     Parsing: the clear prefix (its length from :func:`sealrtc.layout.clear_prefix_length`), a
-    VP8 key frame's prefix must be a key-frame header (start code and a size), then a valid
-    SFrame header, then at least ``tag_length`` bytes.
+    VP8 key frame's prefix must be a key-frame header (start code and a size), then (H.264: once
+    the escaped part is unescaped) a valid SFrame header, then at least ``tag_length`` bytes.
     """
-    prefix = clear_prefix_length(codec, frame)
+    try:
+        prefix = clear_prefix_length(codec, frame)
+    except InvalidFrame:
+        return None
     if len(frame) < prefix:
         return None
+    unescape = layout_of(codec).unescape
+    if unescape is not None:
+        try:
+            frame = frame[:prefix] + unescape(frame[:prefix], frame[prefix:])
+        except InvalidFrame:
+            return None
     if codec is Codec.VP8 and is_keyframe(codec, frame) and vp8_keyframe_size(frame) is None:
         return None
     try:

@@ -91,3 +91,39 @@ def parse_vp8_descriptor(payload: bytes) -> Vp8Descriptor:
     if pos > len(payload):
         raise ValueError("VP8 descriptor longer than its payload")
     return Vp8Descriptor(pos, bool(first & 0x10), first & 0x07, picture_id)
+
+
+_FU_A = 28
+_STAP_A = 24
+_ANNEX_B = b"\x00\x00\x00\x01"
+
+
+def parse_h264_payload(payload: bytes) -> tuple[bool, bytes]:
+    """``(starts_nal, annex_b_bytes)`` of one H.264 RTP payload (RFC 6184 single NAL, STAP-A,
+    FU-A), the way receivers rebuild the stream: every NAL behind ``00 00 00 01``.
+    ``starts_nal`` is False for an FU-A fragment other than the first. ``ValueError`` for
+    anything else (an empty or cut payload, another packetization)."""
+    if len(payload) < 2:
+        raise ValueError("H.264 payload too short")
+    kind = payload[0] & 0x1F
+    if 1 <= kind <= 23:
+        return True, _ANNEX_B + payload
+    if kind == _FU_A:
+        fu = payload[1]
+        if fu & 0x80:
+            return True, _ANNEX_B + bytes([(payload[0] & 0xE0) | (fu & 0x1F)]) + payload[2:]
+        return False, payload[2:]
+    if kind == _STAP_A:
+        parts = []
+        pos = 1
+        while pos < len(payload):
+            if pos + 2 > len(payload):
+                raise ValueError("STAP-A length cut")
+            size = int.from_bytes(payload[pos : pos + 2], "big")
+            pos += 2
+            if size == 0 or pos + size > len(payload):
+                raise ValueError("STAP-A NAL cut")
+            parts += [_ANNEX_B, payload[pos : pos + size]]
+            pos += size
+        return True, b"".join(parts)
+    raise ValueError(f"H.264 packetization type {kind} is not read")

@@ -111,6 +111,7 @@ async def janus_rooms(url: str, names: list[str], scenario: Scenario, given: boo
                 "description": f"sealrtc load {name}",
                 "publishers": max(scenario.publishers, 1) + 1,
                 "require_e2ee": scenario.e2ee,
+                "videocodec": "vp8,h264",
                 "permanent": False,
             }
             try:
@@ -256,7 +257,12 @@ async def run_load(
         from ..media import MediaError, load_clip
 
         try:  # transcode once here; the workers then hit the cache
-            await asyncio.to_thread(load_clip, scenario.media, cache_dir=Path(cache_dir) if cache_dir else None)
+            await asyncio.to_thread(
+                load_clip,
+                scenario.media,
+                cache_dir=Path(cache_dir) if cache_dir else None,
+                video_codec=scenario.video_codec,
+            )
         except MediaError as exc:
             raise LoadError(f"--media {scenario.media}: {exc}") from None
     ctx = multiprocessing.get_context("spawn")
@@ -278,6 +284,7 @@ async def run_load(
             suite=scenario.suite,
             probe=scenario.probe,
             media=scenario.media,
+            video_codec=scenario.video_codec,
             cache_dir=cache_dir,
         )
         process = ctx.Process(target=worker_main, args=(config, secret, messages, stop), daemon=True)

@@ -34,6 +34,8 @@ class Scenario:
     suite: int = 6
     probe: bool = True
     media: str | None = None
+    video_codec: str = "vp8"
+    """What publishers send: ``vp8`` or ``h264`` (file key ``video-codec``)."""
     room_ids: tuple[str, ...] = field(default_factory=tuple)
     """Existing rooms to use (Janus: numeric ids); empty: the tool names (and creates) its own."""
     assertions: tuple[str, ...] = field(default_factory=tuple)
@@ -58,6 +60,7 @@ class Scenario:
             (math.isfinite(self.ramp) and self.ramp > 0, "ramp must be a positive number of joins per second"),
             (self.decode_every >= 0, "decode_every must be >= 0 (0: nobody decodes)"),
             (1 <= self.suite <= 8, "suite must be 1..8"),
+            (self.video_codec in ("vp8", "h264"), f"video-codec must be vp8 or h264, not {self.video_codec!r}"),
             (not self.room_ids or len(self.room_ids) == self.rooms, "give as many room ids as --rooms"),
             (self.e2ee or self.intruders == 0, "intruders need E2EE (without it everybody can read the media)"),
         ]

@@ -45,6 +45,7 @@ class WorkerConfig:
     suite: int = 6
     probe: bool = True
     media: str | None = None
+    video_codec: str = "vp8"
     cache_dir: str | None = None
 
 
@@ -128,7 +129,9 @@ class Worker:
 
                     video, audio = tracks_for_clip(self.clip)
                     tracks = {"video": video, "audio": audio}
-                agent: Any = PublisherAgent(self._keys_for(room, False), probe=self.config.probe, **tracks)
+                agent: Any = PublisherAgent(
+                    self._keys_for(room, False), probe=self.config.probe, video_codec=self.config.video_codec, **tracks
+                )
                 entry = _Joined(p, agent, started)
                 self._watch_connected(entry, agent.pc)
                 self.joined.append(entry)
@@ -344,7 +347,10 @@ class Worker:
             from ..media import load_clip
 
             self.clip = await asyncio.to_thread(
-                load_clip, config.media, cache_dir=Path(config.cache_dir) if config.cache_dir else None
+                load_clip,
+                config.media,
+                cache_dir=Path(config.cache_dir) if config.cache_dir else None,
+                video_codec=config.video_codec,
             )
         now_wall, now = time.time(), time.monotonic()
         start = now + max(0.0, config.start_at - now_wall)

@@ -1,4 +1,4 @@
-"""Media files as pre-encoded clips (VP8 + Opus), transcoded once and cached on disk.
+"""Media files as pre-encoded clips (VP8 or H.264, + Opus), transcoded once and cached on disk.
 
 :func:`load_clip` opens anything PyAV opens, transcodes it with :mod:`.transcode` and stores the
 result in the clip cache; the next call for the same file content is a cache hit that decodes
@@ -7,13 +7,14 @@ nothing. ``load_clip`` is CPU-bound and blocking: async callers run it in a thre
 Cache directory: ``cache_dir`` if given, else ``$SEALRTC_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/sealrtc/clips``, else ``~/.cache/sealrtc/clips``.
 
-Cache key: SHA-256 over the format version, the transcoding parameters (JSON) and the SHA-256 of
-the file *content* (not its name or time stamp); the entry is ``<key>.clip``. Entries are written
-to a temporary file in the same directory and renamed into place, so a crash never leaves a
-partial entry; an entry that fails its checks (e.g. truncated or edited) is made again. The
-cache is bounded: after a write, least recently used entries (a hit refreshes an entry's mtime)
-are removed while the directory holds more than :data:`MAX_CACHE_BYTES`, and temporary files
-older than an hour (left by a crash) go too.
+Cache key: SHA-256 over the format version, the transcoding parameters (JSON; for H.264 also
+the video codec and its encoder settings) and the SHA-256 of the file *content* (not its name
+or time stamp); the entry is ``<key>.clip``. Entries are written to a temporary file in the
+same directory and renamed into place, so a crash never leaves a partial entry; an entry that
+fails its checks (e.g. truncated or edited) is made again. The cache is bounded: after a write,
+least recently used entries (a hit refreshes an entry's mtime) are removed while the directory
+holds more than :data:`MAX_CACHE_BYTES`, and temporary files older than an hour (left by a
+crash) go too.
 
 Entry format (version 1; integers big-endian)::
 
@@ -53,7 +54,7 @@ _STALE_TEMP_SECONDS = 3600
 
 @dataclass(frozen=True)
 class ClipFrame:
-    """One VP8 frame of a clip."""
+    """One video frame of a clip (VP8, or an H.264 access unit)."""
 
     data: bytes
     keyframe: bool
@@ -63,7 +64,7 @@ class ClipFrame:
 
 @dataclass(frozen=True, eq=False)
 class Clip:
-    """A pre-encoded clip: VP8 video and/or 20 ms Opus packets (48 kHz), ready to loop."""
+    """A pre-encoded clip: VP8 or H.264 video and/or 20 ms Opus packets (48 kHz), ready to loop."""
 
     video: list[ClipFrame] | None
     audio: list[bytes] | None
@@ -78,6 +79,8 @@ class Clip:
     """File name the clip was made from (for reports)."""
     key: str = ""
     """Cache key (hex SHA-256)."""
+    video_codec: str = "vp8"
+    """``"vp8"`` or ``"h264"``."""
     from_cache: bool = field(default=False, compare=False)
     """True when this clip was read from the cache rather than transcoded."""
 
@@ -102,15 +105,16 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def cache_key(content_sha256: str) -> str:
+def cache_key(content_sha256: str, video_codec: str = "vp8") -> str:
     """The cache key of a file with this content digest under the current parameters."""
-    material = json.dumps(
-        {"format": FORMAT_VERSION, "params": transcode.PARAMS, "content": content_sha256}, sort_keys=True
-    )
+    fields: dict[str, object] = {"format": FORMAT_VERSION, "params": transcode.PARAMS, "content": content_sha256}
+    if video_codec != "vp8":
+        fields.update(video_codec=video_codec, encoder=transcode.X264_PARAMS)
+    material = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def load_clip(path: str | Path, *, cache_dir: Path | None = None) -> Clip:
+def load_clip(path: str | Path, *, cache_dir: Path | None = None, video_codec: str = "vp8") -> Clip:
     """The clip of a media file, from the cache or transcoded now (and then cached).
 
     Raises :class:`MediaError` (one-line message) for a missing, unreadable or non-media file
@@ -120,7 +124,9 @@ def load_clip(path: str | Path, *, cache_dir: Path | None = None) -> Clip:
     source = Path(path)
     if not source.is_file():
         raise MediaError(f"{source} is not a file" if source.exists() else f"{source}: no such file")
-    key = cache_key(_file_digest(source))
+    if video_codec not in transcode.VIDEO_CODECS:
+        raise MediaError(f"cannot transcode to {video_codec!r}: choose one of {', '.join(transcode.VIDEO_CODECS)}")
+    key = cache_key(_file_digest(source), video_codec)
     directory = cache_dir if cache_dir is not None else default_cache_dir()
     entry = directory / f"{key}.clip"
     if entry.exists():
@@ -130,7 +136,7 @@ def load_clip(path: str | Path, *, cache_dir: Path | None = None) -> Clip:
             return clip
         except (_Corrupt, OSError) as exc:
             log.warning("clip cache entry %s is unusable (%s): making it again", entry.name, exc)
-    result = transcode.transcode(source)
+    result = transcode.transcode(source, video_codec)
     clip = Clip(
         video=[ClipFrame(data, key_, pts) for data, key_, pts in result.video] if result.video else None,
         audio=result.audio,
@@ -141,6 +147,7 @@ def load_clip(path: str | Path, *, cache_dir: Path | None = None) -> Clip:
         duration=transcode.duration_of(result),
         source=source.name,
         key=key,
+        video_codec=video_codec,
     )
     try:
         _write_entry(directory, entry, clip)
@@ -161,7 +168,13 @@ def encode_entry(clip: Clip) -> bytes:
         "duration": clip.duration,
         "video": None
         if clip.video is None
-        else {"frames": len(clip.video), "width": clip.width, "height": clip.height, "fps": clip.fps},
+        else {
+            "frames": len(clip.video),
+            "width": clip.width,
+            "height": clip.height,
+            "fps": clip.fps,
+            "codec": clip.video_codec,
+        },
         "audio": None if clip.audio is None else {"packets": len(clip.audio), "channels": clip.channels},
     }
     meta_bytes = json.dumps(meta, sort_keys=True).encode()
@@ -214,6 +227,7 @@ def decode_entry(blob: bytes, key: str = "") -> Clip:
             duration=float(meta["duration"]),
             source=str(meta["source"]),
             key=key,
+            video_codec=str(video_meta.get("codec", "vp8")) if video_meta else "vp8",
             from_cache=True,
         )
     except (ValueError, KeyError, TypeError, struct.error) as exc:

@@ -1,11 +1,12 @@
 """Decrypted recording: remux encoded frames into files, without re-encoding.
 
-VP8 goes to WebM (``.webm``), Opus to Ogg (``.ogg``, RFC 7845). This is the archive an SFU
+VP8 goes to WebM (``.webm``), H.264 to MPEG-TS (``.ts``: Annex-B as it is, parameter sets in
+band), Opus to Ogg (``.ogg``, RFC 7845). This is the archive an SFU
 cannot make under E2EE: a subscriber writes the frames it decrypted. Frames come with their RTP
 timestamps (90 kHz video, 48 kHz Opus), starting anywhere and wrapping at 2^32.
 
 A recorder never raises on a frame: a frame it cannot use (empty, not of its codec, before the
-first VP8 key frame, out of order) is counted in :attr:`TrackRecorder.frames_skipped`. A jump of
+first video key frame, out of order) is counted in :attr:`TrackRecorder.frames_skipped`. A jump of
 the RTP clock (more than 5 s back or 5 min forward: a restarted sender) is counted in
 :attr:`TrackRecorder.discontinuities` and the file carries on one frame later. The file is
 created with the first written frame, so a recorder closed with no frame leaves no file.
@@ -29,7 +30,11 @@ from .errors import MediaError
 log = logging.getLogger(__name__)
 
 _WRAP = 1 << 32
-_CODECS = {"video/vp8": ("vp8", ".webm", "webm", 90_000), "audio/opus": ("opus", ".ogg", "ogg", 48_000)}
+_CODECS = {
+    "video/vp8": ("vp8", ".webm", "webm", 90_000),
+    "video/h264": ("h264", ".ts", "mpegts", 90_000),
+    "audio/opus": ("opus", ".ogg", "ogg", 48_000),
+}
 _BACK_JUMP = 5.0  # seconds: a timestamp this far back is a restarted clock, not reordering
 _FORWARD_JUMP = 300.0  # seconds: a gap this long is a restarted clock, not a pause
 _OPUS_SAMPLES = (480, 960, 1920, 2880)  # SILK frame sizes at 48 kHz: 10, 20, 40, 60 ms
@@ -99,7 +104,8 @@ class TrackRecorder:
 
     @classmethod
     def open(cls, path_without_ext: Path, codec: str) -> TrackRecorder:
-        """A recorder for ``codec`` ("video/VP8" -> ``.webm``, "audio/opus" -> ``.ogg``)."""
+        """A recorder for ``codec`` ("video/VP8" -> ``.webm``, "video/H264" -> ``.ts``,
+        "audio/opus" -> ``.ogg``)."""
         key = codec.lower()
         if key not in _CODECS:
             raise MediaError(f"cannot record {codec}: only {', '.join(sorted(_CODECS))}")
@@ -109,7 +115,7 @@ class TrackRecorder:
         return cls(base.with_name(base.name + _CODECS[key][1]), key)
 
     def write(self, data: bytes, timestamp: int, keyframe: bool = False) -> None:
-        """Add one frame. ``keyframe`` is a hint: VP8 key frames are recognised in the data."""
+        """Add one frame. ``keyframe`` is a hint: video key frames are recognised in the data."""
         if self._closed or self._failed:
             self.frames_skipped += 1
             return
@@ -119,6 +125,12 @@ class TrackRecorder:
             is_key = size is not None
             if self._container is None and (size is None or not self._start(size, 0)):
                 self.frames_skipped += 1  # nothing decodes before the first key frame
+                return
+            duration = None
+        elif self._kind == "h264":
+            is_key = is_keyframe(Codec.H264, data)
+            if self._container is None and (not is_key or not self._start((0, 0), 0)):
+                self.frames_skipped += 1  # nothing decodes before the first IDR frame
                 return
             duration = None
         else:
@@ -176,7 +188,8 @@ class TrackRecorder:
             return False
         try:
             if size is not None:
-                stream: Stream = container.add_mux_stream("vp8", width=size[0], height=size[1])
+                # H.264 in MPEG-TS needs no size: its SPS travels in band.
+                stream: Stream = container.add_mux_stream(self._kind, width=size[0], height=size[1])
             else:
                 audio = container.add_stream("libopus", rate=48_000, layout="mono" if channels == 1 else "stereo")
                 # The encoder is opened only so that its parameters reach the muxer; the packets

@@ -135,10 +135,36 @@ def encode_vp8_clip(
     return out
 
 
-class PreEncodedVideoTrack(_Paced):
-    """Loops a pre-encoded VP8 clip as ``av.Packet``s (aiortc's ``pack()`` path: no encoding).
+def encode_h264_clip(
+    frames: int = 60, width: int = 320, height: int = 240, fps: int = 30, gop: int = 30
+) -> list[tuple[bytes, bool]]:
+    """Encode a moving test pattern to H.264 (constrained baseline, libx264, parameter sets
+    before every IDR frame) once: ``[(Annex-B access unit, is_keyframe), ...]``."""
+    codec = av.CodecContext.create("libx264", "w")
+    codec.width, codec.height = width, height
+    codec.pix_fmt = "yuv420p"
+    codec.framerate = fractions.Fraction(fps, 1)
+    codec.time_base = fractions.Fraction(1, fps)
+    codec.bit_rate = 500_000
+    codec.gop_size = gop
+    codec.profile = "Baseline"
+    codec.options = {"tune": "zerolatency", "preset": "veryfast", "keyint_min": str(gop)}
+    out: list[tuple[bytes, bool]] = []
+    for i in range(frames):
+        image = av.VideoFrame.from_ndarray(pattern_image(width, height, i), format="rgb24").reformat(format="yuv420p")
+        image.pts = i
+        for packet in codec.encode(image):
+            out.append((bytes(packet), bool(packet.is_keyframe)))
+    for packet in codec.encode(None):
+        out.append((bytes(packet), bool(packet.is_keyframe)))
+    return out
 
-    ``clip`` is ``[(frame bytes, is_keyframe), ...]`` (see :func:`encode_vp8_clip`) or the
+
+class PreEncodedVideoTrack(_Paced):
+    """Loops a pre-encoded VP8 or H.264 clip as ``av.Packet``s (aiortc's ``pack()`` path: no encoding).
+
+    ``clip`` is ``[(frame bytes, is_keyframe), ...]`` (see :func:`encode_vp8_clip`,
+    :func:`encode_h264_clip`) or the
     ``video`` of a :class:`~sealrtc.media.clips.Clip`. Timestamps are ``frames_sent / fps`` in
     90 kHz units, so they keep increasing when the clip loops.
 

@@ -1,8 +1,8 @@
-"""Transcode any file PyAV opens into the clip codecs (VP8 + Opus), once, in memory.
+"""Transcode any file PyAV opens into the clip codecs (VP8 or H.264, + Opus), once, in memory.
 
 Used by :func:`sealrtc.media.clips.load_clip`, which caches the result; nothing here touches
-the cache. The settings are in :data:`PARAMS`, which is part of the cache key: change one and
-every cached clip is made again.
+the cache. The settings are in :data:`PARAMS` (and, for H.264, :data:`X264_PARAMS`), which are
+part of the cache key: change one and every cached clip is made again.
 """
 
 from __future__ import annotations
@@ -43,11 +43,16 @@ PARAMS: dict[str, int | float | str] = {
     "align": "video cut to whole 20 ms, audio cut/padded to it, if within 1 s",
     "vpx": "realtime/cpu-used=8/lag-in-frames=0/keyint_min=gop",
 }
+X264_PARAMS = "baseline/zerolatency/veryfast/keyint_min=gop/in-band SPS+PPS"
+"""How H.264 clips are encoded: constrained baseline (what every H.264 WebRTC peer decodes), no
+B-frames, parameter sets before every IDR frame (a receiver can start at any key frame)."""
+VIDEO_CODECS = ("vp8", "h264")
 
 
 @dataclass
 class Transcoded:
-    """What :func:`transcode` makes: VP8 frames ``(data, keyframe, pts 90 kHz)`` and Opus packets."""
+    """What :func:`transcode` makes: video frames ``(data, keyframe, pts 90 kHz)`` (VP8, or H.264
+    as Annex-B access units) and Opus packets."""
 
     video: list[tuple[bytes, bool, int]] | None
     width: int
@@ -85,9 +90,11 @@ def video_bitrate(width: int, height: int) -> int:
 
 
 class _VideoOut:
-    """Decoded frames in, constant-rate VP8 out (frames repeated or dropped to hold the rate)."""
+    """Decoded frames in, constant-rate VP8 or H.264 out (frames repeated or dropped to hold the
+    rate)."""
 
-    def __init__(self, stream: VideoStream) -> None:
+    def __init__(self, stream: VideoStream, codec: str = "vp8") -> None:
+        self.codec = codec
         self.fps = clip_fps(stream)
         self.width = self.height = 0  # from the first decoded frame
         self.gop = max(1, round(float(PARAMS["keyframe_seconds"]) * self.fps))
@@ -101,6 +108,8 @@ class _VideoOut:
 
     def _open(self, first: av.VideoFrame) -> av.VideoCodecContext:
         self.width, self.height = fit_size(first.width, first.height)
+        if self.codec == "h264":
+            return self._open_x264()
         encoder = av.CodecContext.create("libvpx", "w")
         encoder.width, encoder.height = self.width, self.height
         encoder.pix_fmt = "yuv420p"
@@ -115,6 +124,18 @@ class _VideoOut:
             "max-intra-rate": str(PARAMS["max_intra_rate"]),
             "keyint_min": str(self.gop),  # = gop_size: no extra key frames at scene cuts
         }
+        return encoder
+
+    def _open_x264(self) -> av.VideoCodecContext:
+        encoder = av.CodecContext.create("libx264", "w")
+        encoder.width, encoder.height = self.width, self.height
+        encoder.pix_fmt = "yuv420p"
+        encoder.framerate = Fraction(self.fps, 1)
+        encoder.time_base = Fraction(1, self.fps)
+        encoder.bit_rate = video_bitrate(self.width, self.height)
+        encoder.gop_size = self.gop
+        encoder.profile = "Baseline"
+        encoder.options = {"tune": "zerolatency", "preset": "veryfast", "keyint_min": str(self.gop)}
         return encoder
 
     @property
@@ -207,8 +228,11 @@ def _usable_video(container: av.container.InputContainer) -> VideoStream | None:
     return None
 
 
-def transcode(path: Path) -> Transcoded:
-    """Decode ``path`` and encode it to VP8 + Opus; :class:`MediaError` if that is impossible."""
+def transcode(path: Path, video_codec: str = "vp8") -> Transcoded:
+    """Decode ``path`` and encode it to ``video_codec`` (``"vp8"`` or ``"h264"``) + Opus;
+    :class:`MediaError` if that is impossible."""
+    if video_codec not in VIDEO_CODECS:
+        raise MediaError(f"cannot transcode to {video_codec!r}: choose one of {', '.join(VIDEO_CODECS)}")
     try:
         container = av.open(str(path), mode="r")
     except (av.FFmpegError, OSError, ValueError) as exc:
@@ -219,7 +243,7 @@ def transcode(path: Path) -> Transcoded:
         if video_stream is None and audio_stream is None:
             raise MediaError(f"{path.name} has neither a video nor an audio stream")
         try:
-            video = _VideoOut(video_stream) if video_stream is not None else None
+            video = _VideoOut(video_stream, video_codec) if video_stream is not None else None
             audio = _AudioOut(audio_stream) if audio_stream is not None else None
         except (av.FFmpegError, ValueError) as exc:
             raise MediaError(f"{path.name}: cannot set up the encoders: {reason(exc)}") from None

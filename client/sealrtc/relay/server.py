@@ -34,7 +34,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from ..rtc.closing import close_peer
 from ..rtc.frames import EncodedFrame
-from ..rtc.passthrough import ForwardingTrack, PassthroughSession
+from ..rtc.passthrough import ForwardingTrack, PassthroughSession, follow_codecs
 from .auth import BearerTokens, tokens_of
 from .cors import cors_middleware
 from .guard import ConnectionGuard, GuardedSite, install_log_limits
@@ -279,6 +279,11 @@ class Relay:
             subscriber = Subscriber(uuid.uuid4().hex, pc)
 
             def prepare() -> None:
+                # Frames keep their codec: answer with the publisher's (still connecting or not).
+                publishers = list(room.publishers.values())
+                source = room.active or (publishers[0 if room.policy == "first" else -1] if publishers else None)
+                if source is not None:
+                    follow_codecs(pc, source.pc)
                 for transceiver in pc.getTransceivers():
                     if transceiver.kind in KINDS and transceiver.kind not in subscriber.tracks:
                         track = ForwardingTrack(

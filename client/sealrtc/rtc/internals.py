@@ -18,6 +18,8 @@ Private names used:
     override; the frame is seen as Annex-B;
   * ``Encoder.encode`` / ``Encoder.pack`` — instance overrides for codecs whose payloads are
     whole frames (Opus, G.711, G.722).
+* ``H264Encoder.pack`` — instance override so that it accepts packet-like frames, not only
+  ``av.Packet`` (it asserts the type; VP8's does not), with aiortc's own split and packetizer.
 * ``RTCRtpSender._RTCRtpSender__started`` — whether ``send()`` already ran (a session attached
   late then installs the encoder hook from ``_next_encoded_frame``'s first call, and audio
   senders keep that wrapper to clear the audio level).
@@ -31,7 +33,8 @@ Private names used:
 * ``RTCRtpReceiver._RTCRtpReceiver__active_ssrc`` — the remote SSRC to address a PLI to.
 * ``RTCRtpReceiver._send_rtcp_pli(ssrc)`` — asks the remote sender for a key frame.
 * ``RTCRtpReceiver._track._queue`` — where encoded frames go when decoding is bypassed.
-* ``RTCRtpTransceiver._codecs`` — the negotiated codecs (to refuse H.264 under E2EE).
+* ``RTCRtpTransceiver._codecs`` — the negotiated codecs (to refuse codecs without a layout
+  under E2EE; the relay puts its publisher's codec first in a subscriber's answer).
 * ``aiortc.jitterbuffer.JitterFrame`` (``data``, ``timestamp``).
 * ``RTCIceTransport._send`` and ``RTCIceTransport._connection.data_received`` (aioice) — wrapped
   per transport by :func:`wrap_ice_datagrams` for link impairment (:mod:`sealrtc.rtc.impair`).
@@ -51,6 +54,7 @@ from aiortc import RTCIceTransport, RTCRtpReceiver, RTCRtpSender, RTCRtpTranscei
 from aiortc.codecs import get_encoder, h264, vpx
 from aiortc.codecs.base import Encoder
 from aiortc.jitterbuffer import JitterFrame
+from aiortc.mediastreams import VIDEO_TIME_BASE, convert_timebase
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
 
 from ..errors import SealError
@@ -67,6 +71,7 @@ __all__ = [
     "ice_transports",
     "negotiated_codec_names",
     "push_to_track",
+    "put_codec_first",
     "request_sender_keyframe",
     "send_pli",
     "track_pusher",
@@ -163,12 +168,13 @@ def hook_sender(
             return
         installed = True
         hook = make_frame_hook(codec)
-        if hook is None:
-            return
         encoder = sender._RTCRtpSender__encoder  # type: ignore[attr-defined]
         if encoder is None:
-            sender._RTCRtpSender__encoder = hook_encoder(get_encoder(codec), hook)  # type: ignore[attr-defined]
-        else:  # attached to a sender that already sends: hook its encoder where it is
+            encoder = sender._RTCRtpSender__encoder = get_encoder(codec)  # type: ignore[attr-defined]
+        # else attached to a sender that already sends: hook its encoder where it is
+        if isinstance(encoder, h264.H264Encoder):
+            accept_encoded_frames(encoder)
+        if hook is not None:
             hook_encoder(encoder, hook)
 
     if not sender._RTCRtpSender__started:  # type: ignore[attr-defined]
@@ -272,6 +278,21 @@ def hook_encoder(encoder: Encoder, hook: FrameHook) -> Encoder:
     return encoder
 
 
+def accept_encoded_frames(encoder: h264.H264Encoder) -> None:
+    """Let ``encoder.pack`` take any packet-like frame (``bytes(p)``, ``pts``, ``time_base``), as
+    VP8's does: aiortc's H.264 ``pack`` asserts an ``av.Packet``, so a forwarded
+    :class:`~sealrtc.rtc.frames.EncodedFrame` killed the sender (and every later frame backed up
+    in the relay as a "slow subscriber"). Same packetization, through the instance's
+    ``_packetize`` (so a frame hook still applies)."""
+    split = h264.H264Encoder._split_bitstream
+
+    def pack(packet: Any) -> tuple[list[bytes], int]:
+        timestamp = convert_timebase(packet.pts, packet.time_base, VIDEO_TIME_BASE)
+        return encoder._packetize(split(bytes(packet))), timestamp
+
+    encoder.pack = pack  # type: ignore[method-assign]
+
+
 def request_sender_keyframe(sender: RTCRtpSender) -> None:
     """Ask ``sender``'s encoder (and, through the hook, a pre-encoded source) for a key frame."""
     sender._send_keyframe()
@@ -337,6 +358,19 @@ def send_pli(receiver: RTCRtpReceiver) -> None:
 
 
 _pending: set[asyncio.Future[None]] = set()
+
+
+def put_codec_first(transceiver: RTCRtpTransceiver, mime_type: str) -> bool:
+    """Between ``setRemoteDescription`` (of an offer) and ``createAnswer``: make the first
+    negotiated codec of ``mime_type`` the one the answer lists first and the sender uses.
+    False when the offer did not include it."""
+    codecs: list[RTCRtpCodecParameters] = transceiver._codecs
+    wanted = mime_type.lower()
+    for i, codec in enumerate(codecs):
+        if codec.mimeType.lower() == wanted:
+            codecs.insert(0, codecs.pop(i))
+            return True
+    return False
 
 
 def negotiated_codec_names(transceiver: RTCRtpTransceiver) -> list[str]:

@@ -133,6 +133,22 @@ class PassthroughSession:
         internals.send_pli(receiver)
 
 
+def follow_codecs(pc: RTCPeerConnection, source: RTCPeerConnection) -> None:
+    """Between ``setRemoteDescription`` and ``createAnswer`` of ``pc``: answer with the video codec
+    ``source`` receives, when the offer has it, so that forwarded frames are re-packetized with
+    their own codec (a sender uses its first negotiated codec for every frame)."""
+    received = [
+        names[0]
+        for transceiver in source.getTransceivers()
+        if transceiver.kind == "video" and (names := internals.negotiated_codec_names(transceiver))
+    ]
+    if not received:
+        return
+    for transceiver in pc.getTransceivers():
+        if transceiver.kind == "video":
+            internals.put_codec_first(transceiver, received[0])
+
+
 def _untouched(codec: Any) -> None:
     """Forwarded frames are sent exactly as they arrived: no frame hook."""
     return None

@@ -1,5 +1,6 @@
-"""Codec policy under E2EE: which codecs may be negotiated (those with a layout, see
-:mod:`sealrtc.layout`), and the :class:`UnsupportedCodec` check after negotiation."""
+"""Codec policy: under E2EE which codecs may be negotiated (those with a layout, see
+:mod:`sealrtc.layout`) and the :class:`UnsupportedCodec` check after negotiation; the user's
+choice of video codec (:func:`prefer_video_codec`)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,27 @@ def prefer_e2ee_codecs(transceiver: RTCRtpTransceiver) -> None:
         logger.debug("could not set codec preferences", exc_info=True)
 
 
+VIDEO_CODECS = ("vp8", "h264")
+"""The video codecs a sealrtc publisher can be told to send (``--video-codec``)."""
+
+
+def prefer_video_codec(pc: RTCPeerConnection, codec: str) -> None:
+    """Make every video transceiver of ``pc`` offer only ``codec`` (``"vp8"`` or ``"h264"``;
+    H.264 is constrained baseline, packetization-mode 1) and RTX. Call it after adding the
+    tracks and before the offer."""
+    name = codec.lower()
+    if name not in VIDEO_CODECS:
+        raise UnsupportedCodec(f"unknown video codec {codec!r}: choose one of {', '.join(VIDEO_CODECS)}")
+    wanted = [
+        c
+        for c in RTCRtpSender.getCapabilities("video").codecs
+        if c.mimeType.lower() in (f"video/{name}", "video/rtx") and c.parameters.get("packetization-mode", "1") == "1"
+    ]
+    for transceiver in pc.getTransceivers():
+        if transceiver.kind == "video":
+            transceiver.setCodecPreferences(wanted)
+
+
 def check_negotiated_codecs(pc: RTCPeerConnection) -> None:
     """Raise :class:`UnsupportedCodec` if the remote side made a transceiver of ``pc`` use a
     codec whose frames cannot be protected."""
@@ -34,5 +56,5 @@ def check_negotiated_codecs(pc: RTCPeerConnection) -> None:
         if names and not e2ee_supported(names[0]):
             raise UnsupportedCodec(
                 f"{names[0]} was negotiated for {transceiver.kind} (mid {transceiver.mid}), but sealrtc "
-                "cannot end-to-end encrypt it yet: offer VP8"
+                "cannot end-to-end encrypt it: offer VP8 or H.264"
             )
