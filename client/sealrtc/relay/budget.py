@@ -9,8 +9,11 @@ proxy), whose joins may legitimately come all from one address.
 
 Near the process's open-file limit ``accept()`` fails and nothing can be answered any more, so
 the relay keeps a reserve: new sessions (which cost descriptors for their ICE sockets) stop
-when fewer than ``reserve`` descriptors are left, new connections when fewer than half of it are,
-which keeps the last descriptors for requests on established sessions and for refusals.
+when fewer than ``reserve`` descriptors are left, new connections only when fewer than a quarter
+of it (:data:`CONNECTION_FLOOR`) are: the rest of the reserve is there for requests (one client's
+share of connections included, so others are still answered) and for refusals. Offers
+being answered count with the descriptors they are about to open (:func:`session_fds`): 300
+offers at once would otherwise all pass the check before any of them had opened a socket.
 """
 
 from __future__ import annotations
@@ -21,6 +24,21 @@ import resource
 from collections import Counter
 
 FD_DIR = "/proc/self/fd"
+CONNECTION_FLOOR = 0.25
+"""New connections stop when fewer than this fraction of the reserve is left."""
+
+
+def session_fds() -> int:
+    """Descriptors a session being answered may still open: an ICE socket per local address for
+    each of a typical offer's two media sections (the estimate that keeps concurrent offers from
+    all passing the reserve check at once)."""
+    try:
+        from aioice.ice import get_host_addresses
+
+        addresses = len(get_host_addresses(use_ipv4=True, use_ipv6=True))
+    except Exception:  # no interface list: assume a few
+        addresses = 4
+    return 2 * max(addresses, 1)
 
 
 def client_of(peername: object) -> str | None:
@@ -96,7 +114,8 @@ class FdReserve:
             return None
         return self.limit - used
 
-    def low(self, fraction: float = 1.0) -> bool:
-        """Whether fewer than ``fraction * reserve`` descriptors are left."""
+    def low(self, fraction: float = 1.0, extra: int = 0) -> bool:
+        """Whether fewer than ``fraction * reserve`` descriptors are left once ``extra`` more
+        (promised to work in progress) are used."""
         left = self.left()
-        return left is not None and left < self.reserve * fraction
+        return left is not None and left - extra < self.reserve * fraction

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from .budget import FdReserve, Shares, client_of
+from .budget import CONNECTION_FLOOR, FdReserve, Shares, client_of
 from .state import RelayStats
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class _GuardedProtocol(asyncio.Protocol):
         if guard.per_client.full(client):
             guard.stats.connections_refused_client += 1
             refusal = TOO_MANY
-        elif guard.fds.low(0.5):
+        elif guard.fds.low(CONNECTION_FLOOR):
             guard.stats.connections_refused_fds += 1
             refusal = UNAVAILABLE
         if refusal is not None:

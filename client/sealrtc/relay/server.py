@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import logging
 import re
@@ -40,7 +41,7 @@ from ..rtc.closing import close_peer
 from ..rtc.frames import EncodedFrame
 from ..rtc.passthrough import ForwardingTrack, PassthroughSession
 from .auth import BearerTokens, tokens_of
-from .budget import FdReserve, Shares, client_of
+from .budget import FdReserve, Shares, client_of, session_fds
 from .cors import cors_middleware
 from .guard import RETRY_AFTER, ConnectionGuard, GuardedSite, install_log_limits
 from .state import POLICIES, Publisher, PublisherPolicy, RelayStats, Room, Session, Subscriber
@@ -54,6 +55,8 @@ ROOM_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_DIGESTS = 200_000
 MAX_SDP_BYTES = 64 * 1024
 KINDS = ("audio", "video")
+MAX_MEDIA_SECTIONS = 4
+"""Media sections an offer may have (WHIP/WHEP clients send two): each costs ICE sockets."""
 SDP_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 
 
@@ -134,6 +137,7 @@ class Relay:
         self._pending = Shares(max_pending_per_client)
         """Sessions each client holds that are not connected yet (offers being answered included)."""
         self._fds = FdReserve(fd_reserve)
+        self._session_fds = session_fds()
         self._publish_tokens = tokens_of(publish_tokens)
         self._subscribe_tokens = tokens_of(subscribe_tokens)
         self._rooms: dict[str, Room] = {}
@@ -203,6 +207,8 @@ class Relay:
             raise web.HTTPBadRequest(text="SDP offer is not UTF-8\n") from None
         if not sdp.startswith("v=0") or "m=" not in sdp:
             raise web.HTTPBadRequest(text="body is not an SDP offer\n")
+        if sum(line.startswith("m=") for line in sdp.splitlines()) > MAX_MEDIA_SECTIONS:
+            raise web.HTTPBadRequest(text=f"offer has more than {MAX_MEDIA_SECTIONS} media sections\n")
         if len(offer_candidates(sdp)) > MAX_SESSION_CANDIDATES:
             raise web.HTTPBadRequest(text=f"offer has more than {MAX_SESSION_CANDIDATES} ICE candidates\n")
         return room_name, RTCSessionDescription(sdp=sdp, type="offer")
@@ -216,7 +222,8 @@ class Relay:
                 text=f"too many sessions of yours are still connecting (at most {self._pending.cap})\n",
                 headers={"Retry-After": RETRY_AFTER},
             )
-        if self._fds.low():
+        negotiating = sum(room.negotiating for room in self._rooms.values())
+        if self._fds.low(extra=negotiating * self._session_fds):
             self.stats.requests_refused_fds += 1
             raise web.HTTPServiceUnavailable(
                 text="relay is short of file descriptors\n", headers={"Retry-After": RETRY_AFTER}
@@ -254,6 +261,14 @@ class Relay:
             await pc.setRemoteDescription(offer)
             prepare()
             await pc.setLocalDescription(await pc.createAnswer())
+        except OSError as exc:
+            await close_peer(pc)
+            if exc.errno in (errno.EMFILE, errno.ENFILE):  # out of descriptors: not the offer's fault
+                self.stats.requests_refused_fds += 1
+                raise web.HTTPServiceUnavailable(
+                    text="relay is short of file descriptors\n", headers={"Retry-After": RETRY_AFTER}
+                ) from None
+            raise web.HTTPBadRequest(text=f"cannot negotiate this offer: {exc.__class__.__name__}\n") from None
         except Exception as exc:  # aiortc raises ValueError and friends on bad SDP
             await close_peer(pc)
             reason = " ".join(str(exc).split())[:200] or exc.__class__.__name__
