@@ -20,6 +20,7 @@ import pytest
 from sealrtc import SharedSecret
 from sealrtc.agents import PublisherAgent, SubscriberAgent
 from sealrtc.cli.main import main
+from sealrtc.relay.auth import BearerTokens, exposed_without_tokens
 from sealrtc.relay.budget import FdReserve, Shares, client_of
 from sealrtc.relay.cors import check_origin
 from sealrtc.relay.server import Relay, start_relay
@@ -183,6 +184,15 @@ def test_exposed_relay_refuses_to_start_without_tokens(capsys: pytest.CaptureFix
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "Traceback" not in err
         assert "--publish-token-file" in err and "--open" in err and "token_urlsafe" in err
+
+
+@pytest.mark.unit
+def test_only_loopback_may_run_without_publish_tokens() -> None:
+    for host in ("127.0.0.1", "127.3.2.1", "localhost", "LOCALHOST", "[::1]", "::1"):
+        assert not exposed_without_tokens(host, None), host
+    for host in ("0.0.0.0", "::", "[::]", "10.77.0.2", "relay.example", "127.0.0.1.example", "::ffff:10.0.0.1"):
+        assert exposed_without_tokens(host, None), host
+        assert not exposed_without_tokens(host, BearerTokens(["t"]))
 
 
 def test_exposed_relay_starts_open_on_purpose_or_with_tokens(tmp_path: Path) -> None:

@@ -529,13 +529,15 @@ def _cancel_deadline(session: Session) -> None:
 def _check_fd_limit(relay: Relay) -> None:
     """Warn when the process may run out of descriptors before the relay's own limits apply."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = 3 * relay.max_sessions + relay.guard.max_connections + 64
+    needed = 3 * relay.max_sessions + relay.guard.max_connections + relay.guard.fds.reserve
     if soft != resource.RLIM_INFINITY and soft < needed:
         logger.warning(
-            "open-file limit %d is below the %d this relay's limits may need; lower max_sessions/"
-            "max_connections or raise the limit (ulimit -n)",
+            "open-file limit %d is below the %d this relay's limits may need: it will refuse new sessions "
+            "(503) when fewer than %d descriptors are left; raise the limit (ulimit -n) or lower "
+            "max_sessions/max_connections",
             soft,
             needed,
+            relay.guard.fds.reserve,
         )
 
 
