@@ -149,6 +149,10 @@ async def test_trickle_candidates_per_session_are_capped() -> None:
         status, text, _ = await request(base, "PATCH", path, "\r\n".join(candidates(500, 1)), SDPFRAG)
         assert status == 422 and "at most 32" in text
         assert len(ice.getRemoteCandidates()) == len(session.candidates) == MAX_SESSION_CANDIDATES
+        for _ in range(60):  # the review's attack: 60 PATCHes of 64 candidates, refused whole
+            fragment = "m=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n" + "\r\n".join(candidates(1000, 64))
+            assert (await request(base, "PATCH", path, fragment, SDPFRAG))[0] == 422
+        assert len(ice.getRemoteCandidates()) == MAX_SESSION_CANDIDATES
         big = (await silent_offer()).replace("a=mid:0", "a=mid:0\r\n" + "\r\n".join(candidates(0, 40)), 1)
         status, text, _ = await request(base, "POST", "/whep/r", big, {"Content-Type": "application/sdp"})
         assert status == 400 and "ICE candidates" in text  # nor through the offer
@@ -254,6 +258,31 @@ async def test_one_client_cannot_hold_every_pending_session() -> None:
     finally:
         for agent in (pub, sub):
             await agent.close()
+        await runner.cleanup()
+
+
+async def test_the_reported_floods_at_default_limits() -> None:
+    """The review's numbers, against a relay with its default limits: 300 half-sent requests and
+    256 idle sockets, then 256 candidate-less WHEP POSTs, all from one address."""
+    relay, runner, base = await serve(RELAY_ADDRESS)
+    held = []
+    try:
+        for n in range(300 + 256):
+            connection = await raw(base, ATTACKER)
+            if n < 300:
+                connection[1].write(b"POST /whip/r HTTP/1.1\r\nHost: x\r\nContent-Ty")
+            held.append(connection)
+        assert (await request(base, "GET", "/stats"))[0] == 200  # another address: served at once
+        assert len(relay.guard.connections) <= 32 + 1
+        for _, writer in held:
+            writer.close()
+        offer = await silent_offer()
+        statuses = [(await whep(base, offer, ATTACKER))[0] for _ in range(256)]
+        assert statuses.count(201) == 32 and statuses.count(429) == 224
+        assert (await whep(base, offer))[0] == 201  # another address still gets a session
+    finally:
+        for _, writer in held:
+            writer.close()
         await runner.cleanup()
 
 
