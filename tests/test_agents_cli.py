@@ -82,9 +82,11 @@ async def publishing(server: Relay, *rooms: str) -> None:
     await eventually(ready, timeout=30, what=f"a publisher sending in room(s) {', '.join(rooms)}")
 
 
-async def relay_stats(base: str) -> dict[str, Any]:
-    """The /stats of a relay in another process (no event crosses processes: tests poll it)."""
-    async with aiohttp.ClientSession() as http, http.get(f"{base}/stats") as response:
+async def relay_stats(base: str, token: str | None = None) -> dict[str, Any]:
+    """The /stats of a relay in another process (no event crosses processes: tests poll it);
+    ``token`` for a relay with tokens (its /stats needs one)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/stats", headers=headers) as response:
         stats: dict[str, Any] = await response.json()
     return stats
 
@@ -280,7 +282,7 @@ async def test_relay_tokens_from_the_command_line(tmp_path: Path) -> None:
         )
 
         async def sending() -> bool:
-            stats = await relay_stats(base)
+            stats = await relay_stats(base, "sub-token-29ac")
             return stats["frames_received"] > 0 and stats["rooms"].get("t", {}).get("publishers") == 1
 
         await eventually(sending, timeout=30, what="the publisher sending in room t")

@@ -47,6 +47,14 @@ async def fast_relay() -> AsyncIterator[tuple[Relay, str]]:
     await runner.cleanup()
 
 
+@pytest.fixture
+async def newest_relay() -> AsyncIterator[tuple[Relay, str]]:
+    """The ``newest`` policy, asked for explicitly (the default is ``first``)."""
+    relay, runner, base = await serve(negotiation_timeout=2.0, publisher_policy="newest")
+    yield relay, base
+    await runner.cleanup()
+
+
 async def video_at_least(sub: SubscriberAgent, frames: int) -> None:
     await eventually(
         lambda: sub.decoded["video"] >= frames, timeout=20, what=f"{frames} decoded video frames", event=sub.changed
@@ -79,9 +87,9 @@ async def post(url: str, body: str, headers: dict[str, str] | None = None) -> tu
 # -- 1. room hijack ----------------------------------------------------------------------------
 
 
-async def test_unconnected_publisher_cannot_silence_a_room(fast_relay: tuple[Relay, str]) -> None:
+async def test_unconnected_publisher_cannot_silence_a_room(newest_relay: tuple[Relay, str]) -> None:
     """One candidate-free WHIP POST used to take the room over for good (newest wins)."""
-    relay, base = fast_relay
+    relay, base = newest_relay
     keys = SharedSecret("hijack")
     pub, sub = PublisherAgent(keys), SubscriberAgent(keys)
     try:
@@ -100,8 +108,8 @@ async def test_unconnected_publisher_cannot_silence_a_room(fast_relay: tuple[Rel
             await agent.close()
 
 
-async def test_newest_connected_publisher_takes_over(fast_relay: tuple[Relay, str]) -> None:
-    relay, base = fast_relay
+async def test_newest_connected_publisher_takes_over(newest_relay: tuple[Relay, str]) -> None:
+    relay, base = newest_relay
     keys = SharedSecret("takeover")
     first, second = PublisherAgent(keys), PublisherAgent(keys)
     try:

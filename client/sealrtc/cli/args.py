@@ -169,8 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="A small SFU for tests: WHIP publishers (POST /whip/ROOM) and WHEP subscribers (POST "
         "/whep/ROOM) per room; it forwards encoded frames without decrypting or decoding (it never loads key "
         "material), throttles key-frame requests, and drops a slow subscriber's backlog. GET /stats shows totals "
-        "and live sessions per room. Stops on Ctrl-C/SIGTERM (exit 0) or after --duration.",
-        epilog="exit codes: 0 stopped (Ctrl-C, SIGTERM or --duration); 1 cannot listen or bad token file; 2 usage",
+        "and live sessions per room (it needs a token when tokens are configured). On an address other than "
+        "loopback it needs --publish-token-file (or $SEALRTC_PUBLISH_TOKEN), or --open to run it open on purpose. "
+        "Stops on Ctrl-C/SIGTERM (exit 0) or after --duration.",
+        epilog="exit codes: 0 stopped (Ctrl-C, SIGTERM or --duration); 1 cannot listen or bad token file; 2 usage "
+        "(also: no tokens on a non-loopback address without --open, a bad --cors-origin)",
     )
     relay.add_argument(
         "--listen",
@@ -195,19 +198,43 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="require a bearer token to subscribe: tokens one per line (also $SEALRTC_SUBSCRIBE_TOKEN)",
     )
+    relay.add_argument(
+        "--open",
+        action="store_true",
+        help="allow listening on a non-loopback address without publish tokens: anyone who reaches the relay "
+        "can then publish and subscribe",
+    )
     relay.add_argument("--max-sessions", type=int, default=256, metavar="N", help="sessions in total (default 256)")
     relay.add_argument(
         "--max-sessions-per-room", type=int, default=128, metavar="N", help="sessions per room (default 128)"
     )
     relay.add_argument(
-        "--publisher-policy",
-        choices=("newest", "first"),
-        default="newest",
-        help="who publishes when a room gets a second publisher: the newest connected one (default) or the first "
-        "(later ones get 409)",
+        "--max-pending-per-client",
+        type=int,
+        default=32,
+        metavar="N",
+        help="sessions one client address may have still connecting; more get 429 (default 32; loopback "
+        "clients are limited only by --max-sessions)",
     )
     relay.add_argument(
-        "--cors-origin", default="*", metavar="ORIGIN", help="Access-Control-Allow-Origin for browsers (default *)"
+        "--max-connections-per-client",
+        type=int,
+        default=32,
+        metavar="N",
+        help="HTTP connections one client address may hold open; more get 429 (default 32; not for loopback)",
+    )
+    relay.add_argument(
+        "--publisher-policy",
+        choices=("first", "newest"),
+        default="first",
+        help="who publishes when a room gets a second publisher: the first (default; later ones get 409 while it "
+        "is connected) or the newest connected one (it takes the room over)",
+    )
+    relay.add_argument(
+        "--cors-origin",
+        default="*",
+        metavar="ORIGIN",
+        help="Access-Control-Allow-Origin for browsers: * or scheme://host[:port] (default *)",
     )
     relay.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
 

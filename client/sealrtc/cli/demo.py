@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import sys
 import time
 from typing import Any
@@ -39,7 +40,10 @@ async def run_demo(args: argparse.Namespace) -> ExitStatus:
 
     secret = read_secret(args, required=False) or random_demo_secret()
     context = b"sealrtc-demo"
-    relay, runner, port = await start_relay("127.0.0.1", 0, Relay(record_digests=True))
+    token = secrets.token_urlsafe(32)  # this run's relay takes only its own agents (never shown)
+    relay, runner, port = await start_relay(
+        "127.0.0.1", 0, Relay(record_digests=True, publish_tokens=[token], subscribe_tokens=[token])
+    )
     base = f"http://127.0.0.1:{port}"
     publisher = PublisherAgent(
         SharedSecret(secret, context=context), record_plaintext=True, video_codec=args.video_codec
@@ -48,9 +52,9 @@ async def run_demo(args: argparse.Namespace) -> ExitStatus:
     keyless = SubscriberAgent(SharedSecret(random_demo_secret(), context=context), name="without-secret")
     console = Console(stderr=True)
     try:
-        await publisher.publish_whip(f"{base}/whip/demo")
-        await keyed.subscribe_whep(f"{base}/whep/demo")
-        await keyless.subscribe_whep(f"{base}/whep/demo")
+        await publisher.publish_whip(f"{base}/whip/demo", token=token)
+        await keyed.subscribe_whep(f"{base}/whep/demo", token=token)
+        await keyless.subscribe_whep(f"{base}/whep/demo", token=token)
         start = time.monotonic()
 
         def rows() -> dict[str, Any]:

@@ -40,14 +40,30 @@ async def run_relay(args: argparse.Namespace) -> ExitStatus:
 
     host, port = _listen_address(args.listen)
     from ..relay import PUBLISH_TOKEN_ENV, SUBSCRIBE_TOKEN_ENV, TokenError, load_tokens
+    from ..relay.auth import TOKEN_HOWTO, exposed_without_tokens
+    from ..relay.cors import check_origin
 
     try:
         publish_tokens = load_tokens(args.publish_token_file, PUBLISH_TOKEN_ENV)
         subscribe_tokens = load_tokens(args.subscribe_token_file, SUBSCRIBE_TOKEN_ENV)
     except (TokenError, OSError) as exc:
         raise CliError(str(exc)) from None
-    if args.max_sessions < 1 or args.max_sessions_per_room < 1:
-        raise CliError("--max-sessions and --max-sessions-per-room must be >= 1", ExitStatus.USAGE)
+    limits = (
+        args.max_sessions,
+        args.max_sessions_per_room,
+        args.max_pending_per_client,
+        args.max_connections_per_client,
+    )
+    if min(limits) < 1:
+        raise CliError("--max-sessions, --max-sessions-per-room, --max-pending-per-client and "
+                       "--max-connections-per-client must be >= 1", ExitStatus.USAGE)  # fmt: skip
+    try:
+        check_origin(args.cors_origin)
+    except ValueError as exc:
+        raise CliError(f"--cors-origin: {exc}", ExitStatus.USAGE) from None
+    if exposed_without_tokens(host, publish_tokens) and not args.open:
+        raise CliError(f"refusing to listen on {host} without publish tokens (anyone could publish): {TOKEN_HOWTO}; "
+                       "or add --open to run it open on purpose", ExitStatus.USAGE)  # fmt: skip
     try:
         relay, runner, bound = await start_relay(
             host.strip("[]"),
@@ -55,13 +71,22 @@ async def run_relay(args: argparse.Namespace) -> ExitStatus:
             max_sessions=args.max_sessions,
             max_sessions_per_room=args.max_sessions_per_room,
             publisher_policy=args.publisher_policy,
+            max_pending_per_client=args.max_pending_per_client,
+            max_connections_per_client=args.max_connections_per_client,
             cors_origin=args.cors_origin,
             publish_tokens=publish_tokens,
             subscribe_tokens=subscribe_tokens,
         )
     except OSError as exc:
         raise CliError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
-    guarded = " (bearer tokens required)" if publish_tokens or subscribe_tokens else ""
+    if publish_tokens and subscribe_tokens:
+        guarded = " (bearer tokens required)"
+    elif publish_tokens:
+        guarded = " (bearer tokens required to publish; subscribing is open)"
+    elif subscribe_tokens:
+        guarded = " (bearer tokens required to subscribe; publishing is open)"
+    else:
+        guarded = " (open: no tokens)" if args.open else ""
     print(
         f"sealrtc relay on http://{host}:{bound}  (WHIP /whip/ROOM, WHEP /whep/ROOM, GET /stats){guarded}",
         file=sys.stderr,

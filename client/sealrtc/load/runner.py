@@ -61,8 +61,13 @@ class Target:
 
 
 async def start_relay(duration: float) -> Target:
+    # A token per run, by environment (never argv): the relay takes only this run's workers.
+    # "newest": a scenario may put several publishers in a room (the relay's default refuses them).
+    token = secrets.token_urlsafe(32)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "sealrtc", "relay", "--listen", "127.0.0.1:0", "--duration", str(duration),
+        "--publisher-policy", "newest",
+        env={**os.environ, "SEALRTC_PUBLISH_TOKEN": token, "SEALRTC_SUBSCRIBE_TOKEN": token},
         stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
         env=without_secrets(os.environ),  # the relay never holds key material
     )  # fmt: skip
@@ -83,7 +88,7 @@ async def start_relay(duration: float) -> Target:
             pass
 
     _background.add(asyncio.ensure_future(drain()))
-    return Target("relay", f"http://127.0.0.1:{match.group(1)}", process=proc)
+    return Target("relay", f"http://127.0.0.1:{match.group(1)}", process=proc, token=token)
 
 
 _background: set[asyncio.Future[None]] = set()

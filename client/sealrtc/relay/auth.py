@@ -7,11 +7,16 @@ separate sets, so a viewer's token cannot take over a room. Tokens are compared 
 (:func:`hmac.compare_digest`, against every configured token) and never logged, echoed or kept in
 a ``repr``. They come from a file (one per line, ``#`` comments) or an environment variable
 (whitespace-separated): see :func:`load_tokens`.
+
+A relay that listens on anything but loopback needs publish tokens unless it is run open on
+purpose (:func:`exposed_without_tokens`): without them, anyone who reaches it can publish into a
+room and, under the ``newest`` policy, take it over.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -23,6 +28,28 @@ MAX_TOKENS = 1024
 MAX_TOKEN_FILE_BYTES = 1024 * 1024
 TOKEN68 = re.compile(r"^[A-Za-z0-9._~+/-]+=*$")
 """RFC 6750 ``b64token`` / RFC 7235 ``token68``: what may follow ``Bearer``."""
+
+
+TOKEN_HOWTO = (
+    "create a token file with: umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(32))' "
+    "> relay.token, then pass --publish-token-file relay.token --subscribe-token-file relay.token"
+)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) can only be reached from this machine."""
+    host = host.strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def exposed_without_tokens(host: str, publish_tokens: BearerTokens | None) -> bool:
+    """Whether a relay on ``host`` would let anyone who reaches it publish."""
+    return publish_tokens is None and not is_loopback(host)
 
 
 class TokenError(ValueError):

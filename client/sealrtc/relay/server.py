@@ -8,10 +8,14 @@
   requests from subscribers go upstream as PLIs, throttled.
 * Hardening (each knob is a keyword argument of :class:`Relay` and :func:`start_relay`): a
   session that does not connect within ``negotiation_timeout`` is closed and removed; a
-  publisher only takes a room over once *connected*, by ``publisher_policy``; optional bearer
-  tokens (:mod:`.auth`); ``503`` beyond ``max_sessions`` / ``max_sessions_per_room``; deadlines
-  on idle connections, request headers and bodies, a connection cap and rate-limited error logs
-  (:mod:`.guard`). Rooms disappear with their last session, including after a refused offer.
+  publisher only takes a room over once *connected*, by ``publisher_policy`` (default
+  ``"first"``: a second publisher gets ``409``); optional bearer tokens (:mod:`.auth`), which
+  also guard ``GET /stats``; ``503`` beyond ``max_sessions`` / ``max_sessions_per_room``, ``429``
+  beyond a client's share of pending sessions (``max_pending_per_client``), ``503`` when fewer
+  than ``fd_reserve`` descriptors are left (:mod:`.budget`); deadlines on idle connections,
+  request headers and every request body, connection caps (global and per client) and
+  rate-limited error logs (:mod:`.guard`); at most a few dozen ICE candidates per session
+  (:mod:`.trickle`). Rooms disappear with their last session, including after a refused offer.
 * It counts what it forwards and can keep SHA-256 digests of forwarded frames (bounded) so a demo
   can prove none of them equals a plaintext frame.
 """
@@ -19,6 +23,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import logging
 import re
@@ -36,10 +41,11 @@ from ..rtc.closing import close_peer
 from ..rtc.frames import EncodedFrame
 from ..rtc.passthrough import ForwardingTrack, PassthroughSession, follow_codecs
 from .auth import BearerTokens, tokens_of
+from .budget import FdReserve, Shares, client_of, session_fds
 from .cors import cors_middleware
-from .guard import ConnectionGuard, GuardedSite, install_log_limits
+from .guard import RETRY_AFTER, ConnectionGuard, GuardedSite, install_log_limits
 from .state import POLICIES, Publisher, PublisherPolicy, RelayStats, Room, Session, Subscriber
-from .trickle import etag_for, handle_patch
+from .trickle import MAX_SESSION_CANDIDATES, etag_for, handle_patch, offer_candidates
 
 __all__ = ["Relay", "RelayOptions", "RelayStats", "start_relay"]
 
@@ -49,8 +55,9 @@ ROOM_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_DIGESTS = 200_000
 MAX_SDP_BYTES = 64 * 1024
 KINDS = ("audio", "video")
+MAX_MEDIA_SECTIONS = 4
+"""Media sections an offer may have (WHIP/WHEP clients send two): each costs ICE sockets."""
 SDP_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
-RETRY_AFTER = "5"
 
 
 def sends_media(sdp: str) -> bool:
@@ -81,6 +88,9 @@ class RelayOptions(TypedDict, total=False):
     max_sessions: int
     max_sessions_per_room: int
     max_connections: int
+    max_connections_per_client: int
+    max_pending_per_client: int
+    fd_reserve: int
     idle_timeout: float
     header_timeout: float
     body_timeout: float
@@ -96,12 +106,15 @@ class Relay:
         subscriber_queue: int = 64,
         record_digests: bool = False,
         negotiation_timeout: float = 20.0,
-        publisher_policy: PublisherPolicy = "newest",
+        publisher_policy: PublisherPolicy = "first",
         publish_tokens: BearerTokens | Iterable[str] | None = None,
         subscribe_tokens: BearerTokens | Iterable[str] | None = None,
         max_sessions: int = 256,
         max_sessions_per_room: int = 128,
         max_connections: int = 256,
+        max_connections_per_client: int = 32,
+        max_pending_per_client: int = 32,
+        fd_reserve: int = 64,
         idle_timeout: float = 30.0,
         header_timeout: float = 10.0,
         body_timeout: float = 10.0,
@@ -121,7 +134,10 @@ class Relay:
         self.publisher_policy: PublisherPolicy = publisher_policy
         self.max_sessions = max_sessions
         self.max_sessions_per_room = max_sessions_per_room
-        self.body_timeout = body_timeout
+        self._pending = Shares(max_pending_per_client)
+        """Sessions each client holds that are not connected yet (offers being answered included)."""
+        self._fds = FdReserve(fd_reserve)
+        self._session_fds = session_fds()
         self._publish_tokens = tokens_of(publish_tokens)
         self._subscribe_tokens = tokens_of(subscribe_tokens)
         self._rooms: dict[str, Room] = {}
@@ -131,10 +147,17 @@ class Relay:
         self.changed = asyncio.Event()
         """Set whenever a session is added, connects or is removed (tests and tools wait on it)."""
         self.guard = ConnectionGuard(
-            self.stats, idle_timeout=idle_timeout, header_timeout=header_timeout, max_connections=max_connections
+            self.stats,
+            idle_timeout=idle_timeout,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            max_connections=max_connections,
+            max_connections_per_client=max_connections_per_client,
+            fds=self._fds,
         )
         self.app = web.Application(
-            client_max_size=MAX_SDP_BYTES, middlewares=[self.guard.middleware, cors_middleware(cors_origin)]
+            client_max_size=MAX_SDP_BYTES,
+            middlewares=[self.guard.middleware, cors_middleware(cors_origin), self.guard.read_body],
         )
         self.app.add_routes(
             [
@@ -177,25 +200,34 @@ class Relay:
         charset = (request.charset or "utf-8").lower()
         if charset not in SDP_CHARSETS:
             raise web.HTTPUnsupportedMediaType(text="an SDP offer must be UTF-8 (charset=utf-8 or none)\n")
-        try:
-            async with asyncio.timeout(self.body_timeout):
-                body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise web.HTTPRequestEntityTooLarge(
-                max_size=MAX_SDP_BYTES, actual_size=request.content_length or 0, text="SDP offer too large\n"
-            ) from None
-        except TimeoutError:
-            raise web.HTTPRequestTimeout(text=f"SDP offer not received within {self.body_timeout:g} s\n") from None
+        body = await request.read()  # already read, within the body deadline, by guard.read_body
         try:
             sdp = body.decode("utf-8")
         except UnicodeDecodeError:
             raise web.HTTPBadRequest(text="SDP offer is not UTF-8\n") from None
         if not sdp.startswith("v=0") or "m=" not in sdp:
             raise web.HTTPBadRequest(text="body is not an SDP offer\n")
+        if sum(line.startswith("m=") for line in sdp.splitlines()) > MAX_MEDIA_SECTIONS:
+            raise web.HTTPBadRequest(text=f"offer has more than {MAX_MEDIA_SECTIONS} media sections\n")
+        if len(offer_candidates(sdp)) > MAX_SESSION_CANDIDATES:
+            raise web.HTTPBadRequest(text=f"offer has more than {MAX_SESSION_CANDIDATES} ICE candidates\n")
         return room_name, RTCSessionDescription(sdp=sdp, type="offer")
 
-    def _reserve(self, room_name: str) -> Room:
-        """Take a session slot in ``room_name`` (creating the room), or raise 503 when full."""
+    def _reserve(self, room_name: str, client: str | None) -> Room:
+        """Take a session slot in ``room_name`` (creating the room) and one of ``client``'s pending
+        sessions, or raise 503 when full, 429 when the client holds its share."""
+        if self._pending.full(client):
+            self.stats.requests_refused_client += 1
+            raise web.HTTPTooManyRequests(
+                text=f"too many sessions of yours are still connecting (at most {self._pending.cap})\n",
+                headers={"Retry-After": RETRY_AFTER},
+            )
+        negotiating = sum(room.negotiating for room in self._rooms.values())
+        if self._fds.low(extra=negotiating * self._session_fds):
+            self.stats.requests_refused_fds += 1
+            raise web.HTTPServiceUnavailable(
+                text="relay is short of file descriptors\n", headers={"Retry-After": RETRY_AFTER}
+            )
         if self.sessions >= self.max_sessions:
             self.stats.requests_refused_full += 1
             raise web.HTTPServiceUnavailable(
@@ -210,10 +242,14 @@ class Relay:
         if room is None:
             room = self._rooms[room_name] = Room(room_name, self.publisher_policy)
         room.negotiating += 1
+        self._pending.take(client)
         return room
 
-    def _release(self, room: Room) -> None:
+    def _release(self, room: Room, client: str | None, registered: bool) -> None:
+        """The offer was answered (the session stays pending until it connects) or refused."""
         room.negotiating -= 1
+        if not registered:
+            self._pending.give(client)
         self._forget_if_empty(room)
 
     def _forget_if_empty(self, room: Room) -> None:
@@ -225,6 +261,14 @@ class Relay:
             await pc.setRemoteDescription(offer)
             prepare()
             await pc.setLocalDescription(await pc.createAnswer())
+        except OSError as exc:
+            await close_peer(pc)
+            if exc.errno in (errno.EMFILE, errno.ENFILE):  # out of descriptors: not the offer's fault
+                self.stats.requests_refused_fds += 1
+                raise web.HTTPServiceUnavailable(
+                    text="relay is short of file descriptors\n", headers={"Retry-After": RETRY_AFTER}
+                ) from None
+            raise web.HTTPBadRequest(text=f"cannot negotiate this offer: {exc.__class__.__name__}\n") from None
         except Exception as exc:  # aiortc raises ValueError and friends on bad SDP
             await close_peer(pc)
             reason = " ".join(str(exc).split())[:200] or exc.__class__.__name__
@@ -244,13 +288,23 @@ class Relay:
         if not sends_media(offer.sdp):
             # A receive-only offer on /whip/ would take the room over and silence it.
             raise web.HTTPBadRequest(text="this offer sends no media: to receive, POST it to /whep/ROOM\n")
-        room = self._reserve(room_name)
+        client = _client(request)
+        room = self._reserve(room_name, client)
+        registered = False
         try:
             if self.publisher_policy == "first" and room.active is not None:
                 self.stats.publishers_refused += 1
-                raise web.HTTPConflict(text="room already has a connected publisher\n")
+                raise web.HTTPConflict(
+                    text="room already has a connected publisher\n", headers={"Retry-After": RETRY_AFTER}
+                )
             pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-            publisher = Publisher(uuid.uuid4().hex, pc, passthrough=PassthroughSession(pc))
+            publisher = Publisher(
+                uuid.uuid4().hex,
+                pc,
+                client=client,
+                candidates=offer_candidates(offer.sdp),
+                passthrough=PassthroughSession(pc),
+            )
 
             def on_track(track: MediaStreamTrack) -> None:
                 if track.kind in KINDS:
@@ -264,19 +318,22 @@ class Relay:
 
             sdp = await self._answer(pc, offer, prepare)
             room.publishers[publisher.id] = publisher
+            registered = True
         finally:
-            self._release(room)
+            self._release(room, client, registered)
         self._register(room, publisher)
         self.stats.publishers += 1
         return self._created(publisher.id, sdp)
 
     async def _whep(self, request: web.Request) -> web.Response:
         room_name, offer = await self._read_offer(request, self._subscribe_tokens)
-        room = self._reserve(room_name)
+        client = _client(request)
+        room = self._reserve(room_name, client)
+        registered = False
         try:
             pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
             PassthroughSession(pc)
-            subscriber = Subscriber(uuid.uuid4().hex, pc)
+            subscriber = Subscriber(uuid.uuid4().hex, pc, client=client, candidates=offer_candidates(offer.sdp))
 
             def prepare() -> None:
                 # Frames keep their codec: answer with the publisher's (still connecting or not).
@@ -296,8 +353,9 @@ class Relay:
 
             sdp = await self._answer(pc, offer, prepare)
             room.subscribers[subscriber.id] = subscriber
+            registered = True
         finally:
-            self._release(room)
+            self._release(room, client, registered)
         self._register(room, subscriber)
         self.stats.subscribers += 1
         return self._created(subscriber.id, sdp)
@@ -320,8 +378,12 @@ class Relay:
             if self._publish_tokens is not None or self._subscribe_tokens is not None:
                 self._authorize_any(request)
             raise web.HTTPNotFound(text="unknown resource\n")
-        self._authorize(request, self._publish_tokens if isinstance(entry[1], Publisher) else self._subscribe_tokens)
-        return await handle_patch(request, resource_id, entry[1].pc)
+        session = entry[1]
+        self._authorize(request, self._publish_tokens if isinstance(session, Publisher) else self._subscribe_tokens)
+        return await handle_patch(request, resource_id, session.pc, session.candidates, self._candidates_refused)
+
+    def _candidates_refused(self) -> None:
+        self.stats.candidates_refused += 1
 
     def _authorize_any(self, request: web.Request) -> None:
         header = request.headers.get("Authorization")
@@ -330,7 +392,10 @@ class Relay:
         self._authorize(request, self._publish_tokens or self._subscribe_tokens)
 
     async def _stats(self, request: web.Request) -> web.Response:
-        # Totals since start, plus the sessions live now, per room.
+        # Totals since start, plus the sessions live now, per room: room names and live counts
+        # are for the relay's users only (any token) when it has tokens.
+        if self._publish_tokens is not None or self._subscribe_tokens is not None:
+            self._authorize_any(request)
         rooms = {
             name: {"publishers": len(room.publishers), "subscribers": len(room.subscribers)}
             for name, room in self._rooms.items()
@@ -358,7 +423,10 @@ class Relay:
         self._changed()
 
     async def _connected(self, room: Room, session: Publisher | Subscriber) -> None:
+        if self._resources.get(session.id, (None, None))[1] is not session:
+            return  # removed (deadline, DELETE) just before it connected
         session.mark_connected()
+        self._pending.give(session.client)
         if isinstance(session, Publisher):
             if self.publisher_policy == "first" and room.active is not None and room.active is not session:
                 self.stats.publishers_refused += 1
@@ -425,6 +493,8 @@ class Relay:
             return False
         room, session = entry
         _cancel_deadline(session)
+        if not session.connected:
+            self._pending.give(session.client)
         if isinstance(session, Publisher):
             room.publishers.pop(resource_id, None)
             for task in session.tasks:
@@ -450,6 +520,11 @@ class Relay:
         await self.close()
 
 
+def _client(request: web.Request) -> str | None:
+    transport = request.transport
+    return client_of(transport.get_extra_info("peername")) if transport is not None else None
+
+
 def _cancel_deadline(session: Session) -> None:
     if session.deadline is not None:
         session.deadline.cancel()
@@ -459,13 +534,15 @@ def _cancel_deadline(session: Session) -> None:
 def _check_fd_limit(relay: Relay) -> None:
     """Warn when the process may run out of descriptors before the relay's own limits apply."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = 3 * relay.max_sessions + relay.guard.max_connections + 64
+    needed = 3 * relay.max_sessions + relay.guard.max_connections + relay.guard.fds.reserve
     if soft != resource.RLIM_INFINITY and soft < needed:
         logger.warning(
-            "open-file limit %d is below the %d this relay's limits may need; lower max_sessions/"
-            "max_connections or raise the limit (ulimit -n)",
+            "open-file limit %d is below the %d this relay's limits may need: it will refuse new sessions "
+            "(503) when fewer than %d descriptors are left; raise the limit (ulimit -n) or lower "
+            "max_sessions/max_connections",
             soft,
             needed,
+            relay.guard.fds.reserve,
         )
 
 
@@ -483,7 +560,14 @@ async def start_relay(
     install_log_limits()
     _check_fd_limit(relay)
     guard = relay.guard  # aiohttp's own idle close is only a backstop here: the guard acts first
-    runner = web.AppRunner(relay.app, access_log=None, keepalive_timeout=guard.idle_timeout + guard.header_timeout)
+    # lingering_time=0: a request whose body was not read whole (408, 413) closes its connection
+    # rather than draining the rest for aiohttp's default 10 s.
+    runner = web.AppRunner(
+        relay.app,
+        access_log=None,
+        keepalive_timeout=guard.idle_timeout + guard.header_timeout,
+        lingering_time=0,
+    )
     await runner.setup()
     site = GuardedSite(runner, host, port, relay.guard)
     await site.start()

@@ -2,9 +2,10 @@
 
 A room forwards exactly one publisher, the *active* one, elected among publishers whose peer
 connection is **connected** — never a session that merely got its ``201``. The election policy
-is explicit (:data:`POLICIES`): ``"newest"`` (the most recently connected publisher takes over,
-the usual WHIP behaviour) or ``"first"`` (the room keeps its connected publisher; others are
-refused while it lasts). Either way an offer that never connects cannot silence a room.
+is explicit (:data:`POLICIES`): ``"first"`` (the default: the room keeps its connected
+publisher; others are refused while it lasts, so whoever reaches the relay cannot take a live
+room over) or ``"newest"`` (the most recently connected publisher takes over). Either way an
+offer that never connects cannot silence a room.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from aiortc import RTCPeerConnection
 from ..rtc.passthrough import ForwardingTrack, PassthroughSession
 
 PublisherPolicy = Literal["newest", "first"]
-POLICIES: tuple[PublisherPolicy, ...] = ("newest", "first")
+POLICIES: tuple[PublisherPolicy, ...] = ("first", "newest")
 
 _order = itertools.count(1)
 
@@ -41,6 +42,18 @@ class RelayStats:
     """Publishers refused or closed by the ``"first"`` policy (the room had one)."""
     connections_timed_out: int = 0
     connections_refused: int = 0
+    connections_refused_client: int = 0
+    """Connections refused (``429``) because their client held its share of connections."""
+    connections_refused_fds: int = 0
+    """Connections refused (``503``) because the process was close to its open-file limit."""
+    requests_timed_out: int = 0
+    """Requests whose body did not arrive within the body deadline (``408``)."""
+    requests_refused_client: int = 0
+    """Offers refused (``429``) because their client held its share of pending sessions."""
+    requests_refused_fds: int = 0
+    """Offers refused (``503``) to keep the file-descriptor reserve."""
+    candidates_refused: int = 0
+    """Trickle PATCHes refused (``422``) because they would pass the session's candidate cap."""
 
     def as_dict(self) -> dict[str, int]:
         return dict(vars(self))
@@ -50,6 +63,10 @@ class RelayStats:
 class Session:
     id: str
     pc: RTCPeerConnection
+    client: str | None = None
+    """The budget key of the client that made the session (see :func:`.budget.client_of`)."""
+    candidates: set[str] = field(default_factory=set)
+    """The remote ICE candidates it was given (offer and trickle), bounded by the relay."""
     connected: bool = False
     connected_order: int = 0
     deadline: asyncio.TimerHandle | None = None
@@ -77,7 +94,7 @@ class Subscriber(Session):
 @dataclass(eq=False)
 class Room:
     name: str
-    policy: PublisherPolicy = "newest"
+    policy: PublisherPolicy = "first"
     publishers: dict[str, Publisher] = field(default_factory=dict)
     subscribers: dict[str, Subscriber] = field(default_factory=dict)
     negotiating: int = 0
