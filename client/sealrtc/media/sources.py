@@ -15,6 +15,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av.video.codeccontext import VideoCodecContext
 
 from .clips import Clip, ClipFrame
 
@@ -116,23 +117,8 @@ def encode_vp8_clip(
     frames: int = 60, width: int = 320, height: int = 240, fps: int = 30, gop: int = 30
 ) -> list[tuple[bytes, bool]]:
     """Encode a moving test pattern to VP8 once: ``[(frame bytes, is_keyframe), ...]``."""
-    codec = av.CodecContext.create("libvpx", "w")
-    codec.width, codec.height = width, height
-    codec.pix_fmt = "yuv420p"
-    codec.framerate = fractions.Fraction(fps, 1)
-    codec.time_base = fractions.Fraction(1, fps)
-    codec.bit_rate = 500_000
-    codec.gop_size = gop
-    codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
-    out: list[tuple[bytes, bool]] = []
-    for i in range(frames):
-        image = av.VideoFrame.from_ndarray(pattern_image(width, height, i), format="rgb24").reformat(format="yuv420p")
-        image.pts = i
-        for packet in codec.encode(image):
-            out.append((bytes(packet), bool(packet.is_keyframe)))
-    for packet in codec.encode(None):
-        out.append((bytes(packet), bool(packet.is_keyframe)))
-    return out
+    options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+    return _encode_pattern("libvpx", options, None, frames, width, height, fps, gop)
 
 
 def encode_h264_clip(
@@ -140,15 +126,24 @@ def encode_h264_clip(
 ) -> list[tuple[bytes, bool]]:
     """Encode a moving test pattern to H.264 (constrained baseline, libx264, parameter sets
     before every IDR frame) once: ``[(Annex-B access unit, is_keyframe), ...]``."""
-    codec = av.CodecContext.create("libx264", "w")
+    options = {"tune": "zerolatency", "preset": "veryfast", "keyint_min": str(gop)}
+    return _encode_pattern("libx264", options, "Baseline", frames, width, height, fps, gop)
+
+
+def _encode_pattern(
+    encoder: str, options: dict[str, str], profile: str | None, frames: int, width: int, height: int, fps: int, gop: int
+) -> list[tuple[bytes, bool]]:
+    codec = av.CodecContext.create(encoder, "w")
+    assert isinstance(codec, VideoCodecContext)
     codec.width, codec.height = width, height
     codec.pix_fmt = "yuv420p"
     codec.framerate = fractions.Fraction(fps, 1)
     codec.time_base = fractions.Fraction(1, fps)
     codec.bit_rate = 500_000
     codec.gop_size = gop
-    codec.profile = "Baseline"
-    codec.options = {"tune": "zerolatency", "preset": "veryfast", "keyint_min": str(gop)}
+    if profile is not None:
+        codec.profile = profile
+    codec.options = options
     out: list[tuple[bytes, bool]] = []
     for i in range(frames):
         image = av.VideoFrame.from_ndarray(pattern_image(width, height, i), format="rgb24").reformat(format="yuv420p")
