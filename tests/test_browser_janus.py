@@ -62,10 +62,10 @@ async def test_browser_publishes_to_janus_sealrtc_subscribes(janus: JanusServer,
             failures = {t["kind"]: (t["frames_decrypted"], t["decrypt_failures"]) for t in tracks}
             assert all(t["frames_decrypted"] > 0 for t in tracks), failures
             # Joining mid-stream, the subscriber may reassemble the tail of the frame in flight (its
-            # first packets went by before it joined): that one frame has no start and is dropped as
-            # malformed. Anything else (a second malformed frame, any key failure) is a real fault.
-            for t in tracks:
-                assert {r: n for r, n in t["decrypt_failures"].items() if n} in ({}, {"malformed": 1}), failures
+            # first packets went by before it joined): that one frame has no start, so its "header"
+            # is random bytes and it is dropped (malformed, or an unknown key). A second dropped
+            # frame on a track is a real fault.
+            assert all(sum(t["decrypt_failures"].values()) <= 1 for t in tracks), failures
             stats = await page_stats(page)
             assert worker_totals(stats, "encrypt", "video")["frames_out"] > 0
             await page.evaluate("window.sealrtc.stop()")
