@@ -225,3 +225,55 @@ def test_advance_notifies_listeners_once_per_step() -> None:
     remove()
     keys.advance()
     assert calls == [1, 2]
+
+
+def _export_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], epoch: int) -> dict[str, Any]:
+    from sealrtc.cli.main import main
+
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET + "\n")
+    secret_file.chmod(0o600)
+    assert main(["keys", "export", "--epoch", str(epoch), "--suite", "1", "--context", "room",
+                 "--secret-file", str(secret_file)]) == 0  # fmt: skip
+    out, err = capsys.readouterr()
+    assert SECRET not in out + err
+    data: dict[str, Any] = json.loads(out)
+    return data
+
+
+def test_keys_export_cli_matches_the_api(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _export_cli(tmp_path, capsys, 3)
+    assert data == _keys(epoch=3).export_epoch()
+
+
+def test_an_epoch_file_gives_keying_v2_without_a_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+
+    from sealrtc.cli.common import keys_from
+
+    data = _export_cli(tmp_path, capsys, 3)
+    path = tmp_path / "epoch.json"
+    path.write_text(json.dumps(data))
+    path.chmod(0o644)
+    monkeypatch.delenv("SEALRTC_SECRET", raising=False)
+    keys = keys_from(argparse.Namespace(epoch_file=str(path), no_e2ee=False, suite=None, context=""))
+    assert isinstance(keys, EpochKeys) and keys.epoch == 3 and keys.suite == 1
+    err = capsys.readouterr().err
+    assert "readable by other users" in err and data["key"] not in err
+
+
+@pytest.mark.parametrize("content", ["not json but a secret", '{"v": 2, "key": "c2VjcmV0"}', "[1]"])
+def test_a_bad_epoch_file_is_refused_in_one_line_without_its_content(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    from sealrtc.cli.main import main
+
+    path = tmp_path / "epoch.json"
+    path.write_text(content)
+    path.chmod(0o600)
+    status = main(["subscribe", "--whep", "http://127.0.0.1:9/whep/r", "--epoch-file", str(path), "--duration", "1"])
+    err = capsys.readouterr().err
+    assert status == 1 and "--epoch-file" in err
+    assert "c2VjcmV0" not in err and "not json but" not in err and len(err.strip().splitlines()) == 1

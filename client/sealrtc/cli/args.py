@@ -134,6 +134,42 @@ def _common(p: argparse.ArgumentParser, *, e2ee: bool = True) -> None:
         p.add_argument("--no-e2ee", action="store_true", help="run without end-to-end encryption (plain baseline)")
 
 
+EPOCH_FILE_HELP = (
+    "keying v2 from an epoch file (sealrtc keys export): reads that epoch and later ones, no secret needed; "
+    "the file is a secret (chmod 600)"
+)
+
+
+def _epoch_options(p: argparse.ArgumentParser) -> None:
+    """Key-epoch options publish and subscribe share (keying v2)."""
+    p.add_argument("--epoch-file", metavar="PATH", help=EPOCH_FILE_HELP)
+
+
+def _keys_command(sub: Any) -> None:
+    keys = sub.add_parser(
+        "keys",
+        help="key epochs (keying v2): export an epoch file for a joiner",
+        description="sealrtc keys export --epoch N > epoch.json: the keying v2 epoch N of the secret, as a file "
+        "a joiner uses with --epoch-file instead of the secret (it reads epoch N and later, never earlier). "
+        + SECRET_HELP,
+    )
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION", parser_class=_Parser)
+    export = keys_sub.add_parser(
+        "export",
+        help="print the epoch file of --epoch N (a secret: redirect it to a file)",
+        allow_abbrev=False,
+        description='Prints {"v": 2, "suite", "fp2", "epoch", "key"} as JSON on stdout. ' + SECRET_HELP,
+        epilog="exit codes: 0 printed; 1 no secret or a bad secret file; 2 usage",
+    )
+    export.add_argument("--epoch", type=int, required=True, metavar="N", help="the first epoch the joiner reads")
+    export.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
+    export.add_argument(
+        "--context", default="", help="key-derivation context shared by all participants, e.g. a room id"
+    )
+    export.add_argument("--secret-file", metavar="PATH", help=SECRET_FILE_HELP)
+    export.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
+
+
 def _suite(text: str) -> int:
     try:
         value = int(text, 0)
@@ -271,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
     publish.add_argument("--token-file", metavar="PATH", help=TOKEN_HELP)
     _common(publish)
+    _epoch_options(publish)
 
     subscribe = sub.add_parser(
         "subscribe",
@@ -303,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     subscribe.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
     subscribe.add_argument("--token-file", metavar="PATH", help=TOKEN_HELP)
     _common(subscribe)
+    _epoch_options(subscribe)
 
     load = sub.add_parser(
         "load",
@@ -423,6 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     merge.add_argument("--quiet", action="store_true", help="print only the verdict")
     merge.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
+
+    _keys_command(sub)
 
     demo = sub.add_parser(
         "demo",

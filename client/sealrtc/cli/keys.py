@@ -1,0 +1,68 @@
+"""``sealrtc keys export``: hand a joiner an epoch file instead of the secret; and reading one.
+
+An epoch file (keying v2, :meth:`sealrtc.epochs.EpochKeys.export_epoch` as JSON) lets its holder
+read that epoch and every later one, never an earlier one. It is a secret: it is never printed
+except by ``export`` itself (to stdout, for a redirect), and one that other users can read gets
+the secret file's warning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .common import CliError, ExitStatus, read_secret, warn, warn_if_shared
+
+if TYPE_CHECKING:
+    from ..epochs import EpochKeys
+
+MAX_EPOCH = 1 << 24
+"""Far beyond any run (one step a second for half a year); bounds the derivation loop."""
+
+
+def run_keys(args: argparse.Namespace) -> int:
+    """``keys export``: the epoch file of ``--epoch N`` on stdout (the secret from the usual places)."""
+    from ..epochs import EpochKeys
+
+    if not 0 <= args.epoch <= MAX_EPOCH:
+        raise CliError(f"--epoch must be 0..{MAX_EPOCH}", ExitStatus.USAGE)
+    secret = read_secret(args, required=True)
+    assert secret is not None
+    kwargs: dict[str, Any] = {"context": args.context.encode(), "epoch": args.epoch}
+    if args.suite is not None:
+        kwargs["suite"] = args.suite
+    keys = EpochKeys.from_secret(secret, **kwargs)
+    if sys.stdout.isatty():
+        warn("the epoch file is a secret: redirect it to a file (sealrtc keys export ... > epoch.json)")
+    print(json.dumps(keys.export_epoch()), flush=True)
+    return ExitStatus.OK
+
+
+def read_epoch_file(path: str, *, suite: int | None = None) -> EpochKeys:
+    """An :class:`~sealrtc.epochs.EpochKeys` from ``--epoch-file``; errors never show its content."""
+    from ..epochs import EpochKeys
+    from ..errors import InvalidSecret
+
+    try:
+        raw = Path(path).read_bytes()
+        mode = Path(path).stat().st_mode
+    except OSError as exc:
+        raise CliError(f"cannot read --epoch-file {path}: {exc.strerror}") from None
+    warn_if_shared(mode, "--epoch-file", path)
+    data: object = None
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        data = None  # the parser's message may quote the key: replaced below, never chained
+    if not isinstance(data, dict):
+        raise CliError(f"--epoch-file {path} is not an epoch file (JSON from sealrtc keys export)")
+    try:
+        keys = EpochKeys.from_export(data)
+    except InvalidSecret as exc:
+        raise CliError(f"--epoch-file {path}: {exc}") from None
+    if suite is not None and suite != keys.suite:
+        raise CliError(f"--suite {suite} differs from the epoch file's suite {int(keys.suite)}", ExitStatus.USAGE)
+    return keys
