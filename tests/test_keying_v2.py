@@ -277,3 +277,31 @@ def test_a_bad_epoch_file_is_refused_in_one_line_without_its_content(
     err = capsys.readouterr().err
     assert status == 1 and "--epoch-file" in err
     assert "c2VjcmV0" not in err and "not json but" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_joins_advance_the_epoch_at_most_once_a_second() -> None:
+    clock = FakeClock()
+    keys = _keys(clock)
+    assert keys.advance_on_join() and not keys.advance_on_join()
+    clock.advance(0.5)
+    assert not keys.advance_on_join() and keys.epoch == 1
+    clock.advance(0.6)
+    assert keys.advance_on_join() and keys.epoch == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--ratchet-every", "2"], "--ratchet-every needs keying v2"),
+        (["--keying", "2", "--no-e2ee"], "exclude each other"),
+        (["--epoch-file", "x.json", "--keying", "1"], "drop --keying 1"),
+    ],
+)
+def test_keying_option_misuse_is_a_usage_error(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sealrtc.cli.main import main
+
+    monkeypatch.setenv("SEALRTC_SECRET", SECRET)
+    assert main(["publish", "--whip", "http://127.0.0.1:9/whip/r", *argv]) == 2
+    assert message in capsys.readouterr().err

@@ -50,6 +50,8 @@ MAX_PREVIOUS_EPOCHS = 32
 below ``256 - MAX_AHEAD`` so that an epoch byte never names two epochs a receiver holds."""
 SENDER_TAG_BITS_V2 = 40
 EXPORT_VERSION = 2
+JOIN_DEBOUNCE = 1.0
+"""Seconds: joins closer together than this advance the epoch once."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,6 +137,7 @@ class EpochKeys:
         self._listeners: list[Callable[[], None]] = []
         self.generation = 0
         """Incremented whenever the current epoch changes (senders then take a new KID)."""
+        self._last_join_step: float | None = None
         self.derivations = 0
         """Ratchet steps computed so far (a forged far-future epoch must not add any)."""
 
@@ -196,6 +199,16 @@ class EpochKeys:
         """Move to the next epoch (senders switch KID; the old epoch decrypts for ``grace`` s)."""
         self._step_to(self._current.epoch + 1)
         return self._current.epoch
+
+    def advance_on_join(self) -> bool:
+        """Someone joined: advance, at most once per :data:`JOIN_DEBOUNCE` (a burst of joins is
+        one step). Returns whether it advanced."""
+        now = self._clock()
+        if self._last_join_step is not None and now - self._last_join_step < JOIN_DEBOUNCE:
+            return False
+        self._last_join_step = now
+        self.advance()
+        return True
 
     def _derive_ahead(self, steps: int) -> bytes:
         while len(self._ahead) < steps:

@@ -143,6 +143,19 @@ EPOCH_FILE_HELP = (
 def _epoch_options(p: argparse.ArgumentParser) -> None:
     """Key-epoch options publish and subscribe share (keying v2)."""
     p.add_argument("--epoch-file", metavar="PATH", help=EPOCH_FILE_HELP)
+    p.add_argument(
+        "--keying",
+        type=int,
+        choices=(1, 2),
+        default=None,
+        help="1: the secret's keys (default); 2: key epochs ratcheted from the secret (implied by --epoch-file)",
+    )
+    p.add_argument(
+        "--ratchet-every",
+        type=positive_seconds,
+        metavar="S",
+        help="keying v2: advance to the next key epoch every S seconds (receivers follow by themselves)",
+    )
 
 
 def _keys_command(sub: Any) -> None:

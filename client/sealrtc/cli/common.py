@@ -174,10 +174,12 @@ def keys_from(args: argparse.Namespace) -> Any:
     """A SharedSecret for the run, keying v2 epochs from ``--epoch-file``, or None with ``--no-e2ee``."""
     from ..keys import SharedSecret
 
-    if getattr(args, "epoch_file", None):
+    if getattr(args, "epoch_file", None) or getattr(args, "keying", None) == 2:
         return _epoch_keys_from(args)
     if getattr(args, "no_e2ee", False):
         return None
+    if getattr(args, "ratchet_every", None) is not None:
+        raise CliError("--ratchet-every needs keying v2 (--keying 2 or --epoch-file)", ExitStatus.USAGE)
     secret = read_secret(args, required=True)
     assert secret is not None
     kwargs: dict[str, Any] = {"context": args.context.encode()}
@@ -187,12 +189,17 @@ def keys_from(args: argparse.Namespace) -> Any:
 
 
 def _epoch_keys_from(args: argparse.Namespace) -> Any:
-    """``--epoch-file``: keying v2 from the file alone (no secret, no other flag needed)."""
-    from .keys import read_epoch_file
+    """Keying v2: from ``--epoch-file`` alone (no secret, no other flag needed), or ratcheted
+    from the secret with ``--keying 2``."""
+    from .keys import epoch_keys_from_secret, read_epoch_file
 
     if getattr(args, "no_e2ee", False):
-        raise CliError("--epoch-file and --no-e2ee exclude each other", ExitStatus.USAGE)
-    return read_epoch_file(args.epoch_file, suite=getattr(args, "suite", None))
+        raise CliError("--epoch-file/--keying 2 and --no-e2ee exclude each other", ExitStatus.USAGE)
+    if getattr(args, "keying", None) == 1:
+        raise CliError("an --epoch-file is keying v2: drop --keying 1", ExitStatus.USAGE)
+    if args.epoch_file:
+        return read_epoch_file(args.epoch_file, suite=getattr(args, "suite", None))
+    return epoch_keys_from_secret(args)
 
 
 def check_json_target(target: str | None) -> None:

@@ -9,8 +9,11 @@ the secret file's warning.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,3 +69,38 @@ def read_epoch_file(path: str, *, suite: int | None = None) -> EpochKeys:
     if suite is not None and suite != keys.suite:
         raise CliError(f"--suite {suite} differs from the epoch file's suite {int(keys.suite)}", ExitStatus.USAGE)
     return keys
+
+
+def epoch_keys_from_secret(args: argparse.Namespace) -> EpochKeys:
+    """``--keying 2``: epochs ratcheted from the secret (from the usual places), from epoch 0."""
+    from ..epochs import EpochKeys
+
+    secret = read_secret(args, required=True)
+    assert secret is not None
+    kwargs: dict[str, Any] = {"context": args.context.encode()}
+    if getattr(args, "suite", None) is not None:
+        kwargs["suite"] = args.suite
+    return EpochKeys.from_secret(secret, **kwargs)
+
+
+async def _ratchet(keys: EpochKeys, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        keys.advance()
+
+
+@contextlib.asynccontextmanager
+async def ratcheting(keys: object, every: float | None) -> AsyncIterator[None]:
+    """``--ratchet-every S``: advance ``keys`` (keying v2) every S seconds while the block runs."""
+    from ..epochs import EpochKeys
+
+    if every is None or not isinstance(keys, EpochKeys):
+        yield
+        return
+    task = asyncio.ensure_future(_ratchet(keys, every))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
