@@ -140,13 +140,47 @@ EPOCH_FILE_HELP = (
 )
 
 
+def keying_version(text: str) -> int:
+    """argparse type: keying ``1``/``v1`` or ``2``/``v2``."""
+    value = text.lower().removeprefix("v")
+    if value not in ("1", "2"):
+        raise argparse.ArgumentTypeError(f"keying must be 1 or 2 (v1 or v2), got {text!r}")
+    return int(value)
+
+
+def _key_change_options(load: argparse.ArgumentParser) -> None:
+    """``load``'s key lifecycle: rotation (v1), epochs (v2), churn."""
+    load.add_argument(
+        "--rotate-every",
+        type=positive_seconds,
+        metavar="S",
+        help="keying v1: every room's secret changes every S seconds (each participant gets the next one "
+        "decrypt-only 1 s before the switch)",
+    )
+    load.add_argument(
+        "--keying",
+        type=keying_version,
+        metavar="{1,2}",
+        help="1: a secret (default); 2: key epochs ratcheted from it (joiners get an epoch file, not the secret)",
+    )
+    load.add_argument(
+        "--ratchet-every", type=positive_seconds, metavar="S", help="keying v2: advance every room's epoch every S s"
+    )
+    load.add_argument(
+        "--churn",
+        type=positive_rate,
+        metavar="R",
+        help="R subscribers per second leave and are replaced by new joiners (default 0)",
+    )
+
+
 def _epoch_options(p: argparse.ArgumentParser) -> None:
     """Key-epoch options publish and subscribe share (keying v2)."""
     p.add_argument("--epoch-file", metavar="PATH", help=EPOCH_FILE_HELP)
     p.add_argument(
         "--keying",
-        type=int,
-        choices=(1, 2),
+        type=keying_version,
+        metavar="{1,2}",
         default=None,
         help="1: the secret's keys (default); 2: key epochs ratcheted from the secret (implied by --epoch-file)",
     )
@@ -397,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
     load.add_argument("--no-e2ee", action="store_true", help="plain baseline: the same scenario without E2EE")
     load.add_argument("--no-probe", action="store_true", help="publishers send no probes (no latency/loss)")
+    _key_change_options(load)
     target = load.add_mutually_exclusive_group()
     target.add_argument("--janus", metavar="URL", help="Janus WebSocket API, e.g. ws://HOST:8188")
     target.add_argument("--server", metavar="URL", help="WHIP/WHEP base URL: rooms at URL/whip/ROOM, URL/whep/ROOM")
