@@ -295,6 +295,8 @@ def test_joins_advance_the_epoch_at_most_once_a_second() -> None:
         (["--ratchet-every", "2"], "--ratchet-every needs keying v2"),
         (["--keying", "2", "--no-e2ee"], "exclude each other"),
         (["--epoch-file", "x.json", "--keying", "1"], "drop --keying 1"),
+        (["--keying", "2", "--rotate-every", "3"], "use --ratchet-every"),
+        (["--no-e2ee", "--rotate-every", "3"], "--rotate-every needs E2EE"),
     ],
 )
 def test_keying_option_misuse_is_a_usage_error(
@@ -305,3 +307,43 @@ def test_keying_option_misuse_is_a_usage_error(
     monkeypatch.setenv("SEALRTC_SECRET", SECRET)
     assert main(["publish", "--whip", "http://127.0.0.1:9/whip/r", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+async def test_publish_rotation_follows_the_secret_files_lines_then_stops(tmp_path: Path) -> None:
+    import argparse
+
+    from sealrtc.cli.keys import rotating
+    from sealrtc.keys import derive_base_key
+
+    from .waiting import eventually
+
+    path = tmp_path / "secrets"
+    path.write_text("first secret\nsecond secret\n\nthird secret\n")
+    path.chmod(0o600)
+    args = argparse.Namespace(secret_file=str(path), rotate_every=0.01)
+    keys = SharedSecret("first secret", context=b"c")
+    async with rotating(args, keys):
+        await eventually(lambda: keys.generation == 2, timeout=10, what="two rotations")
+        assert keys.current.material == derive_base_key("third secret", b"c").material
+    assert keys.generation == 2  # the file had two more secrets: the rotation stopped there
+
+
+async def test_publish_rotation_without_more_lines_uses_the_load_rule(tmp_path: Path) -> None:
+    import argparse
+
+    from sealrtc.cli.keys import rotating
+    from sealrtc.keys import derive_base_key
+    from sealrtc.load.keying import rotation_secret
+
+    from .waiting import eventually
+
+    path = tmp_path / "secret"
+    path.write_text("only secret\n")
+    path.chmod(0o600)
+    keys = SharedSecret("only secret")
+    seen: list[bytes] = []
+    keys.add_rotation_listener(lambda: seen.append(keys.current.material))
+    async with rotating(argparse.Namespace(secret_file=str(path), rotate_every=0.01), keys):
+        await eventually(lambda: keys.generation >= 2, timeout=10, what="two rotations")
+    expected = [derive_base_key(rotation_secret("only secret", n)).material for n in range(1, len(seen) + 1)]
+    assert len(seen) >= 2 and seen == expected

@@ -174,6 +174,17 @@ def _key_change_options(load: argparse.ArgumentParser) -> None:
     )
 
 
+def _rotation_option(p: argparse.ArgumentParser) -> None:
+    """``publish --rotate-every``: keying v1 rotation by a single bot."""
+    p.add_argument(
+        "--rotate-every",
+        type=positive_seconds,
+        metavar="S",
+        help="keying v1: switch to the next secret every S seconds: the --secret-file's next lines (the rotation "
+        "stops after the last), else secrets derived from the first as sealrtc load does",
+    )
+
+
 def _epoch_options(p: argparse.ArgumentParser) -> None:
     """Key-epoch options publish and subscribe share (keying v2)."""
     p.add_argument("--epoch-file", metavar="PATH", help=EPOCH_FILE_HELP)
@@ -355,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--token-file", metavar="PATH", help=TOKEN_HELP)
     _common(publish)
     _epoch_options(publish)
+    _rotation_option(publish)
 
     subscribe = sub.add_parser(
         "subscribe",

@@ -177,6 +177,8 @@ def keys_from(args: argparse.Namespace) -> Any:
     if getattr(args, "epoch_file", None) or getattr(args, "keying", None) == 2:
         return _epoch_keys_from(args)
     if getattr(args, "no_e2ee", False):
+        if getattr(args, "rotate_every", None) is not None:
+            raise CliError("--rotate-every needs E2EE", ExitStatus.USAGE)
         return None
     if getattr(args, "ratchet_every", None) is not None:
         raise CliError("--ratchet-every needs keying v2 (--keying 2 or --epoch-file)", ExitStatus.USAGE)
@@ -197,6 +199,9 @@ def _epoch_keys_from(args: argparse.Namespace) -> Any:
         raise CliError("--epoch-file/--keying 2 and --no-e2ee exclude each other", ExitStatus.USAGE)
     if getattr(args, "keying", None) == 1:
         raise CliError("an --epoch-file is keying v2: drop --keying 1", ExitStatus.USAGE)
+    if getattr(args, "rotate_every", None) is not None:
+        raise CliError("--rotate-every changes keying v1's secret: use --ratchet-every with keying v2",
+                       ExitStatus.USAGE)  # fmt: skip
     if args.epoch_file:
         return read_epoch_file(args.epoch_file, suite=getattr(args, "suite", None))
     return epoch_keys_from_secret(args)

@@ -104,3 +104,60 @@ async def ratcheting(keys: object, every: float | None) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def rotation_sequence(args: argparse.Namespace, first: str) -> list[str] | None:
+    """``publish --rotate-every``'s secrets after the first: the secret file's further non-empty
+    lines when it has some (the rotation stops after the last), else None (derive them with the
+    load runner's rule, :func:`sealrtc.load.keying.rotation_secret`)."""
+    path = getattr(args, "secret_file", None)
+    if not path:
+        return None
+    try:
+        lines = Path(path).read_bytes().splitlines()
+    except OSError:
+        return None  # read_secret already read it: a file gone since then falls back to the rule
+    following = []
+    for raw in lines[1:]:
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CliError(f"--secret-file {path}: a line after the first is not UTF-8 text") from None
+        if line.strip():
+            following.append(line)
+    return following or None
+
+
+async def _rotate(keys: Any, every: float, first: str, following: list[str] | None) -> None:
+    from ..load.keying import rotation_secret
+
+    n = 1
+    while following is None or n <= len(following):
+        await asyncio.sleep(every)
+        secret = rotation_secret(first, n) if following is None else following[n - 1]
+        await asyncio.to_thread(keys.add_decryption_secret, secret)  # PBKDF2 off the event loop
+        keys.set_secret(secret)
+        n += 1
+
+
+@contextlib.asynccontextmanager
+async def rotating(args: argparse.Namespace, keys: object) -> AsyncIterator[None]:
+    """``publish --rotate-every S``: switch to the next secret every S seconds while the block runs."""
+    from ..keys import SharedSecret
+
+    every = getattr(args, "rotate_every", None)
+    if every is None:
+        yield
+        return
+    if not isinstance(keys, SharedSecret):
+        raise CliError("--rotate-every changes keying v1's secret: use --ratchet-every with keying v2",
+                       ExitStatus.USAGE)  # fmt: skip
+    first = read_secret(args, required=True)
+    assert first is not None
+    task = asyncio.ensure_future(_rotate(keys, every, first, rotation_sequence(args, first)))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
