@@ -69,3 +69,41 @@ async def test_an_epoch_3_joiner_reads_epochs_3_on_and_inspect_shows_the_epochs(
     assert main(["inspect", "--json", str(report), *map(str, sorted((janus.rec_dir / str(ROOM)).glob("*.mjr")))]) == 0
     for recording in json.loads(report.read_text())["files"]:
         assert recording["epochs"][:5] == [0, 1, 2, 3, 4], recording["epochs"]
+
+
+async def test_cli_publisher_ratchets_and_a_cli_joiner_reads_from_its_epoch_file(
+    janus: JanusServer, tmp_path: Path
+) -> None:
+    import asyncio
+    import os
+    import subprocess
+    import sys
+
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET + "\n")
+    secret_file.chmod(0o600)
+    epoch_file = tmp_path / "epoch.json"
+    epoch_file.write_text(json.dumps(EpochKeys.from_secret(SECRET, context=b"cli", epoch=2).export_epoch()))
+    epoch_file.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if k != "SEALRTC_SECRET"}
+    publisher = subprocess.Popen(
+        [sys.executable, "-m", "sealrtc", "publish", "--janus", janus.url, "--room", str(ROOM), "--keying", "2",
+         "--ratchet-every", "1", "--context", "cli", "--secret-file", str(secret_file), "--duration", "30", "--quiet"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    report = tmp_path / "sub.json"
+    try:
+        subscriber = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sealrtc", "subscribe", "--janus", janus.url, "--room", str(ROOM),
+            "--epoch-file", str(epoch_file), "--duration", "6", "--quiet", "--json", str(report),
+            env=env, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(subscriber.communicate(), 60)
+        assert subscriber.returncode == 0, err.decode()[-2000:]
+        assert SECRET not in err.decode() and json.loads(epoch_file.read_text())["key"] not in err.decode()
+    finally:
+        publisher.terminate()
+        publisher.communicate(timeout=20)
+    video = [t for t in json.loads(report.read_text())["tracks"] if t["kind"] == "video"]
+    assert video and video[0]["frames_decrypted"] > 0
+    assert {reason for reason, n in video[0]["decrypt_failures"].items() if n} <= {"unknown_key"}
