@@ -129,3 +129,14 @@ def test_a_report_without_key_lifecycle_says_so() -> None:
     del report["metrics"]["keys"]
     result = evaluate(parse("rotation_gap_ms < 500"), report)
     assert not result.ok and result.reason == "no metrics.keys in the report"
+
+
+def test_the_html_report_shows_the_key_lifecycle_only_when_keys_changed() -> None:
+    from sealrtc.report.html import render_html
+
+    report = sample_report()
+    page = render_html(report)
+    assert "<h2>Key lifecycle</h2>" in page and "rotations (keying v1)</td><td>3</td>" in page
+    assert "62.5 ms" in page
+    report["metrics"]["keys"]["rotations"] = 0
+    assert "Key lifecycle" not in render_html(report)
