@@ -140,3 +140,25 @@ def test_the_html_report_shows_the_key_lifecycle_only_when_keys_changed() -> Non
     assert "62.5 ms" in page
     report["metrics"]["keys"]["rotations"] = 0
     assert "Key lifecycle" not in render_html(report)
+
+
+def test_the_report_builder_merges_key_lifecycles_over_workers() -> None:
+    from sealrtc.load.aggregate import build_report
+    from sealrtc.report.model import ScenarioInfo
+    from sealrtc.report.records import WorkerFinal
+
+    def final(worker: int, keys: KeyTotals) -> WorkerFinal:
+        return WorkerFinal(worker, {"room": RoomTotals(planned=2, joined=2, keys=keys)})
+
+    a = KeyTotals(epochs=4, near_failures=FailureCounts({"unknown_key": 1}), longest_gap_ms=70.0, churn_joins=2)
+    b = KeyTotals(epochs=5, near_lost=3, longest_gap_ms=90.0, churn_joins=1)
+    report = build_report(
+        scenario=ScenarioInfo(), room_names=["room"], finals=[final(0, a), final(1, b)], snapshots=[],
+        started_at="x", duration_s=5,
+    )  # fmt: skip
+    assert report.metrics is not None and report.metrics.keys is not None
+    keys = report.metrics.keys
+    assert (keys.epochs, keys.frames_lost, keys.longest_gap_ms, keys.joins) == (5, 3, 90.0, 3)
+    assert keys.decrypt_failures is not None and keys.decrypt_failures.total == 1
+    room = report.rooms[0].metrics
+    assert room is not None and room.keys == keys  # one room: the same numbers
