@@ -41,6 +41,8 @@ CLOSE_TIMEOUT = 15.0
 MAX_ERRORS = 20
 GAP_SAMPLE = 0.02
 """Seconds between samples of every subscriber's decrypted video frames after a key change."""
+END_MARGIN = 0.25
+"""Seconds before the run's end at which a key change's measurement is taken, at the latest."""
 CHURN_INDEX = 10_000_000
 """Participant indexes of churn joiners start here (planned ones are below 100000)."""
 
@@ -417,14 +419,16 @@ class Worker:
             out[name] = (failures, lost + numbers["lost"], freezes + numbers["freezes"])
         return out
 
-    async def _measure_change(self, at: float) -> None:
-        """What the room's legitimate subscribers see in the :data:`WINDOW` after a key change."""
+    async def _measure_change(self, at: float, end: float) -> None:
+        """What the room's legitimate subscribers see in the :data:`WINDOW` after a key change
+        (cut short by the run's ``end``: the numbers are taken before everything closes)."""
         entries = self._listening()
         before = self._room_counts(entries)
         # Only subscribers already receiving video: a joiner's wait for its first frame is not a
         # gap (first_frame_ms measures it), and one that leaves in the window is dropped below.
         meters = [(e, GapMeter(at, count)) for e in entries if (count := self._video_frames(e))]
-        while (now := time.monotonic()) < at + WINDOW:
+        until = min(at + WINDOW, end - END_MARGIN)
+        while (now := time.monotonic()) < until:
             await asyncio.sleep(GAP_SAMPLE)  # the sampling cadence of the gap meter
             now = time.monotonic()
             for entry, meter in meters:
@@ -470,14 +474,15 @@ class Worker:
                 else:
                     keys.advance()
             self.rotations += config.keying == 1
-            self._spawn(self._measure_change(time.monotonic()))
+            self._spawn(self._measure_change(time.monotonic(), start + config.duration))
 
     async def _churn(self, start: float, first: float) -> None:
         """Every ``1 / churn`` seconds from ``first``, the longest-joined subscriber leaves and a
-        new one joins its room (keying v2: from an epoch export, not the secret)."""
+        new one joins its room (keying v2: from an epoch export, not the secret). No churn in the
+        run's last :data:`WINDOW` seconds: a joiner needs the time to connect and get a frame."""
         interval = 1 / self.config.churn
         offset, n = first, 0
-        while True:
+        while offset < self.config.duration - WINDOW:
             await asyncio.sleep(max(0.0, start + offset - time.monotonic()))  # the churn schedule
             victim = next((e for e in self._listening()), None)
             if victim is not None:
