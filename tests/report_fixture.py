@@ -50,6 +50,17 @@ def _metrics(m: dict[str, Any]) -> dict[str, Any]:
         "intruder_decrypts": 0,
         "intruder_failures": dict(m["intruder_failures"]),
         "freezes": dict(m["freezes"]),
+        "keys": {
+            "rotations": 3,
+            "epochs": 0,
+            "near_change": {
+                "decrypt_failures": dict.fromkeys(DECRYPT_FAILURE_REASONS, 0),
+                "frames_lost": 0,
+                "freezes": 0,
+                "longest_gap_ms": 62.5,
+            },
+            "joins_during_run": {"count": 0, "join_ms": None, "first_frame_ms": None},
+        },
     }
 
 

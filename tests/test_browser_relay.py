@@ -268,3 +268,49 @@ async def test_h264_browser_to_sealrtc_and_sealrtc_to_browser(relay: tuple[Relay
     finally:
         await good.close()
         await pub.close()
+
+
+async def test_browser_joins_from_an_epoch_file_and_follows_the_ratchet(relay: tuple[Relay, str]) -> None:
+    """Keying v2 in the page: a browser given an epoch-2 file (no secret) decrypts a bot that
+    ratchets past it, and nothing from before epoch 2."""
+    from sealrtc.epochs import EpochKeys
+
+    _, base = relay
+    keys = EpochKeys.from_secret(SECRET, context=CONTEXT.encode())
+    pub = PublisherAgent(keys, moving=False)
+    try:
+        await pub.publish_whip(f"{base}/whip/e")
+        async with serve_sample() as site, chromium() as browser:
+            page = await browser.new_page(f"{site}/index.html")
+            epoch = EpochKeys.from_secret(SECRET, context=CONTEXT.encode(), epoch=2).export_epoch()
+            await page.call(
+                "async (o) => { await window.sealrtc.start(o); return window.sealrtc.state.status; }",
+                {"mode": "subscribe", "transport": "whip", "url": f"{base}/whep/e", "epoch": epoch},
+                timeout=30,
+            )
+            await page.wait_for(
+                "(async () => { const s = await window.sealrtc.stats();"
+                " return s.worker.filter(w => w.kind === 'video')"
+                ".reduce((n, w) => n + (w.decrypt_failures.unknown_key || 0), 0) >= 5; })()"
+            )
+            keys.advance()
+            keys.advance()  # epoch 2: the browser's first
+            await page.wait_for(
+                "(async () => { const s = await window.sealrtc.stats();"
+                " return s.worker.filter(w => w.operation === 'decrypt' && w.kind === 'video')"
+                ".reduce((n, w) => n + w.frames_out, 0) >= 10; })()"
+            )
+            keys.advance()  # the browser follows to epoch 3 by itself
+            before = worker_totals(await page_stats(page), "decrypt", "video")["frames_out"]
+            await page.wait_for(
+                "(async () => { const s = await window.sealrtc.stats();"
+                " return s.worker.filter(w => w.operation === 'decrypt' && w.kind === 'video')"
+                f".reduce((n, w) => n + w.frames_out, 0) >= {before + 10}; }})()"
+            )
+            stats = await page_stats(page)
+            for w in stats["worker"]:
+                if w["operation"] == "decrypt":
+                    assert {r for r, n in w["decrypt_failures"].items() if n} <= {"unknown_key"}, w
+            await page.evaluate("window.sealrtc.stop()")
+    finally:
+        await pub.close()

@@ -265,3 +265,64 @@ async def test_rfc9605_vectors_and_receive_rules_in_the_browser() -> None:
     assert rules["stats"]["frames_decrypted"] == 2
     assert rules["during"] == "ok" and rules["after"] in ("unknown_key", "authentication_failed")
     assert rules["invalid"] == "InvalidSecret"
+
+
+JS_KEYING_V2 = """
+async (c) => {
+  const m = await import('/sealrtc.js');
+  const known = [];
+  for (const v of c.vectors.cases) {
+    const root = m.fromHex(v.root);
+    let e = await m.epochZero(root, v.suite);
+    const epochs = [];
+    for (let i = 0; i < 4; i++) { epochs.push(m.toHex(e)); e = await m.ratchet(e, v.suite); }
+    known.push({ epochs, fp2: await m.fingerprintV2(root, v.suite) });
+  }
+  const kid = m.kidV2(c.vectors.kid.sender_tag, c.vectors.kid.epoch, c.vectors.kid.fp2).toString(16);
+  const context = m.fromHex(c.context);
+  // Python's epoch export, read by a browser joiner: epochs >= 3 decrypt, epoch 2 does not.
+  const joiner = m.EpochKeys.fromExport(c.export);
+  const dec = new m.FrameDecryptor(joiner, 'generic');
+  const joined = [];
+  for (const hex of c.python_frames) {
+    joined.push(await dec.decrypt(m.fromHex(hex)).then((f) => m.toHex(f.data), (e) => e.reason));
+  }
+  const ownExport = (await m.EpochKeys.fromSecret(c.secret, { context, suite: c.suite, epoch: 3 })).exportEpoch();
+  // The browser ratchets twice while sending: Python (at epoch 0) follows.
+  const sender = await m.EpochKeys.fromSecret(c.secret, { context, suite: c.suite });
+  const enc = new m.FrameEncryptor(sender, 'generic');
+  const sent = [];
+  for (const hex of c.plaintexts) { sent.push(m.toHex(await enc.encrypt(m.fromHex(hex)))); await sender.advance(); }
+  let refused = '';
+  try { m.EpochKeys.fromExport({ ...c.export, key: 'AAAA' }); } catch (e) { refused = e.constructor.name; }
+  return { known, kid, joined, joinerEpoch: joiner.epoch, ownExport, sent, refused };
+}
+"""
+
+
+async def test_keying_v2_in_the_browser_matches_python_both_ways() -> None:
+    from sealrtc.epochs import EpochKeys
+
+    vectors = json.loads((Path(__file__).parent / "vectors" / "keying_v2.json").read_text())
+    secret, suite = "epochs in the browser", 1
+    python_sender = EpochKeys.from_secret(secret, context=CONTEXT, suite=suite, epoch=2)
+    encryptor = FrameEncryptor(python_sender, "generic")
+    plaintexts = [b"epoch 2", b"epoch 3", b"epoch 4"]
+    python_frames = []
+    for plaintext in plaintexts:
+        python_frames.append(encryptor.encrypt(plaintext).hex())
+        python_sender.advance()
+    export = EpochKeys.from_secret(secret, context=CONTEXT, suite=suite, epoch=3).export_epoch()
+    case = {"vectors": vectors, "context": CONTEXT.hex(), "secret": secret, "suite": suite, "export": export,
+            "python_frames": python_frames, "plaintexts": [p.hex() for p in plaintexts]}  # fmt: skip
+    async with serve_sample() as base, chromium() as browser:
+        page = await browser.new_page(f"{base}/index.html")
+        got = await page.call(JS_KEYING_V2, case, timeout=60)
+    assert got["known"] == [{"epochs": c["epochs"], "fp2": c["fp2"]} for c in vectors["cases"]]
+    assert int(got["kid"], 16) == int(vectors["kid"]["kid"], 16)
+    assert got["joined"] == ["unknown_key", plaintexts[1].hex(), plaintexts[2].hex()] and got["joinerEpoch"] == 4
+    assert got["ownExport"] == export and got["refused"] == "InvalidSecret"
+    receiver = EpochKeys.from_secret(secret, context=CONTEXT, suite=suite)
+    decryptor = FrameDecryptor(receiver, "generic")
+    assert [decryptor.decrypt(bytes.fromhex(f)) for f in got["sent"]] == plaintexts
+    assert receiver.epoch == 2  # followed the browser's ratchet

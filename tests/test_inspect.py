@@ -238,6 +238,21 @@ def test_e2ee_recordings_are_all_ciphertext_with_their_kid() -> None:
     assert audio.kids[0].kid != kid.kid  # one KID per track
 
 
+def test_keying_v2_recordings_show_the_epochs_seen() -> None:
+    from sealrtc.epochs import EpochKeys
+
+    keys = EpochKeys.from_secret("sealed", suite=6, epoch=254)
+    encryptor = FrameEncryptor(keys, "vp8")
+    sealed = []
+    for _ in range(3):  # epochs 254, 255, 256: the byte wraps to 0
+        sealed += [encryptor.encrypt(f) for f in vp8_frames()[:10]]
+        keys.advance()
+    report = inspect_recording(mjr("v", "vp8", vp8_packets(sealed)))
+    assert report.only_ciphertext and report.epochs == (254, 255, 0)
+    assert [k.epoch for k in report.kids] == [254, 255, 0] and report.to_json()["epochs"] == [254, 255, 0]
+    assert [k.to_json()["epoch"] for k in report.kids] == [254, 255, 0]
+
+
 def test_plain_recordings_count_their_plain_frames() -> None:
     video = inspect_recording(mjr("v", "vp8", vp8_packets(vp8_frames())))
     assert video.plain_frames == video.frames == len(vp8_frames()) and video.ciphertext_frames == 0

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.unit
 
 REPORT_FIELDS = {
     "path", "kind", "codec", "packets", "unusable_packets", "frames", "ciphertext_frames", "not_v1_frames",
-    "plain_frames", "incomplete_frames", "kids", "kids_not_listed", "truncated",
+    "plain_frames", "incomplete_frames", "kids", "kids_not_listed", "epochs", "truncated",
 }  # fmt: skip
 
 

@@ -119,6 +119,38 @@ async def test_h264_run_from_a_scenario_file(tmp_path: Path) -> None:
     assert first_problem(report) is None
 
 
+async def test_rotating_secrets_cause_no_failure_and_no_freeze(tmp_path: Path) -> None:
+    run = await load(
+        tmp_path, "rotate", "--rotate-every", "2", "--duration", "7", "--subscribers", "2", "--intruders", "1",
+        "--workers", "2", "--quiet", "--assert", "rotations == 3", "--assert", "rotation_failures == 0",
+        "--assert", "rotation_freezes == 0", "--assert", "decrypt_failures == 0", "--assert", "intruder_decrypts == 0",
+    )  # fmt: skip
+    await run.wait()
+    assert run.returncode == 0, run.stderr
+    report = run.report
+    keys = report["metrics"]["keys"]
+    assert keys["rotations"] == 3 and keys["epochs"] == 0 and report["scenario"]["rotate_every"] == 2
+    assert 0 < keys["near_change"]["longest_gap_ms"] < 2000  # measured, and no window went dark
+    assert report["metrics"]["frames"]["decrypted"] > 200 and SECRET not in run.stderr
+
+
+async def test_ratcheting_epochs_with_churn_joiners(tmp_path: Path) -> None:
+    run = await load(
+        tmp_path, "ratchet", "--keying", "v2", "--ratchet-every", "2", "--churn", "1", "--duration", "8",
+        "--subscribers", "2", "--intruders", "1", "--workers", "2", "--quiet",
+        "--assert", "epochs == 3", "--assert", "rotation_failures == 0", "--assert", "churn_joins > 0",
+        "--assert", "joined == planned", "--assert", "decrypt_failures == 0", "--assert", "intruder_decrypts == 0",
+    )  # fmt: skip
+    await run.wait()
+    assert run.returncode == 0, run.stderr
+    report = run.report
+    keys = report["metrics"]["keys"]
+    joins = keys["joins_during_run"]
+    assert joins["count"] >= 3 and joins["first_frame_ms"]["count"] == joins["count"]  # every joiner decrypted
+    assert report["participants"]["joined"] == report["participants"]["planned"] == 3
+    assert report["metrics"]["intruder_failures"]["unknown_key"] > 0
+
+
 async def test_bad_expressions_and_settings_are_refused_before_the_run(tmp_path: Path) -> None:
     bad = await load(tmp_path, "bad", "--assert", "p95(latncy_ms) < 250")
     await bad.wait(timeout=30)

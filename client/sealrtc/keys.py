@@ -204,6 +204,14 @@ class SharedSecret:
         """Base keys whose fingerprint matches a KID's low byte (no derivation for strangers)."""
         return [k for k in self.decryption_keys() if k.fingerprint == fingerprint]
 
+    def candidates_for(self, kid: int) -> list[BaseKey]:
+        """:meth:`candidates` for a whole KID (its low byte is the fingerprint)."""
+        return self.candidates(kid & 0xFF)
+
+    def confirm(self, key: BaseKey) -> None:
+        """A frame authenticated under ``key``: nothing to adopt in keying v1 (keying v2's
+        receivers move to a later epoch here)."""
+
     def is_usable(self, key: BaseKey) -> bool:
         """Whether ``key`` still decrypts (a previous secret expires after its grace period)."""
         if key is self._current:

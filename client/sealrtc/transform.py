@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .epochs import FrameKeys
 from .errors import (
     AuthenticationFailed,
     DecryptError,
@@ -23,7 +24,7 @@ from .errors import (
     UnknownKey,
 )
 from .failures import FailureCounts
-from .keys import BaseKey, SharedSecret
+from .keys import BaseKey
 from .layout import Codec, codec_from_name, layout_of
 from .replay import DEFAULT_WINDOW, ReplayWindow
 from .sframe import MAX_VALUE, AeadKey, HeaderReader, derive_key_salt, header_encoder, suite_params
@@ -122,14 +123,15 @@ class DecryptedFrame:
 
 
 class FrameEncryptor:
-    """Encrypts one outgoing stream's encoded frames under a :class:`SharedSecret`.
+    """Encrypts one outgoing stream's encoded frames under a :class:`SharedSecret` (or the
+    current epoch of an :class:`~sealrtc.epochs.EpochKeys`).
 
     One KID per encryptor per secret, CTR from 0, never repeated: after a rotation (or, in
     theory, counter exhaustion) it switches to a fresh KID and sets :attr:`keyframe_wanted`
     so the caller can ask its encoder for a key frame.
     """
 
-    def __init__(self, keys: SharedSecret, codec: str | Codec = Codec.GENERIC) -> None:
+    def __init__(self, keys: FrameKeys, codec: str | Codec = Codec.GENERIC) -> None:
         self.keys = keys
         self.codec = codec_from_name(codec)
         self.stats = EncryptorStats()
@@ -252,7 +254,7 @@ class FrameDecryptor:
 
     def __init__(
         self,
-        keys: SharedSecret,
+        keys: FrameKeys,
         codec: str | Codec = Codec.GENERIC,
         *,
         on_event: EventListener | None = None,
@@ -419,7 +421,7 @@ class FrameDecryptor:
         floor = self._retired.get(kid)
         if floor is not None and ctr <= floor:
             raise ReplayedFrame("frame counter already seen (key id evicted from the cache)")
-        candidates = self.keys.candidates(kid & 0xFF)
+        candidates = self.keys.candidates_for(kid)
         if not candidates:
             raise UnknownKey("no secret matches the frame's key id", kid=kid)
         for base in candidates:
@@ -434,6 +436,7 @@ class FrameDecryptor:
                 fresh.window.restore(floor)
                 del self._retired[kid]
             fresh.window.accept(ctr)
+            self.keys.confirm(base)
             self._remember(kid, fresh)
             headers.remember(data, n, kid)
             return (data[:n] + plaintext if n else plaintext), kid, ctr

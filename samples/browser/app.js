@@ -29,7 +29,7 @@ function show() {
   $("events").textContent = state.events.map((e) => `${e.event} (${e.kind})`).join("\n");
 }
 
-function startWorker(secret, context, suite) {
+function startWorker(keying) {
   const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
   worker.onmessage = ({ data }) => {
     if (data.type === "stats") state.streams = data.streams;
@@ -37,7 +37,7 @@ function startWorker(secret, context, suite) {
     else if (data.type === "error") state.error = data.message;
     show();
   };
-  worker.postMessage({ type: "secret", secret, context, suite });
+  worker.postMessage(keying);
   return worker;
 }
 
@@ -64,19 +64,31 @@ function transform(kind, operation) {
 
 /**
  * Start a session. options: {mode: "publish" | "subscribe", transport: "whip" | "janus",
- * url, room, secret, context, suite, videoCodec: "vp8" | "h264"}. WHIP/WHEP urls are the endpoint (…/whip/ROOM or …/whep/ROOM).
+ * url, room, secret, context, suite, videoCodec: "vp8" | "h264", keying: 1 | 2, epoch}. WHIP/WHEP urls are the endpoint (…/whip/ROOM or …/whep/ROOM).
+ * `keying: 2` ratchets key epochs from the secret; `epoch` (an epoch file's object, from `sealrtc
+ * keys export`) is keying v2 without the secret: it reads that epoch and later ones only.
  */
 export async function start(options) {
   await stop();
   const { mode, transport, url, secret } = options;
   const videoCodec = options.videoCodec === "h264" ? "h264" : "vp8";
-  if (!secret) throw new Error("the E2EE secret must not be empty");
+  if (!secret && !options.epoch) throw new Error("the E2EE secret must not be empty");
   state.status = "starting";
   state.error = null;
   state.events = [];
   state.streams = [];
   show();
-  state.worker = startWorker(secret, options.context || "", Number(options.suite) || undefined);
+  state.worker = startWorker(
+    options.epoch
+      ? { type: "epoch", epoch: options.epoch }
+      : {
+          type: "secret",
+          secret,
+          context: options.context || "",
+          suite: Number(options.suite) || undefined,
+          keying: Number(options.keying) === 2 ? 2 : 1,
+        },
+  );
   // Camera/microphone permission also lets WebRTC offer every local interface (not just the default route).
   state.stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
   const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle" });
@@ -121,6 +133,11 @@ export async function start(options) {
   }
   state.status = mode === "publish" ? "publishing" : "subscribing";
   show();
+}
+
+/** Keying v2: move to the next key epoch (receivers follow by themselves). */
+export function advanceEpoch() {
+  if (state.worker) state.worker.postMessage({ type: "advance-epoch" });
 }
 
 /** Change the secret on the fly: new KID for senders, the old one decrypts for its grace period. */
@@ -216,7 +233,7 @@ export function startFromForm() {
   });
 }
 
-window.sealrtc = { start, stop, stats, snapshot, setSecret, startFromForm, state };
+window.sealrtc = { start, stop, stats, snapshot, setSecret, advanceEpoch, startFromForm, state };
 $("form").addEventListener("submit", (event) => {
   event.preventDefault();
   startFromForm();

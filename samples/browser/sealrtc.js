@@ -720,6 +720,14 @@ export class SharedSecret {
     return this.decryptionKeys().filter((k) => k.fingerprint === fingerprint);
   }
 
+  /** candidates() for a whole KID (its low byte is the fingerprint). */
+  async candidatesFor(kid) {
+    return this.candidates(Number(kid & 0xffn));
+  }
+
+  /** A frame authenticated under `key`: nothing to adopt in keying v1. */
+  confirm() {}
+
   isUsable(key) {
     return key === this.current || this.decryptionKeys().includes(key);
   }
@@ -733,6 +741,187 @@ export class SharedSecret {
       tag = ((BigInt(words[0] & 0xffff) << 32n) | BigInt(words[1])) & ((1n << SENDER_TAG_BITS) - 1n);
     }
     return (tag << 8n) | BigInt(this.current.fingerprint);
+  }
+}
+
+// -- keying v2: key epochs with the RFC 9605 ratchet --------------------------------------------
+//
+// E_0 = HKDF(root, "sealrtc/v2/epoch", Nh); E_{i+1} = HKDF(E_i, "SFrame 1.0 Ratchet", Nh);
+// fp2 = HKDF(root, "sealrtc/v2/fingerprint", 1)[0]; KID = tag << 16 | (i mod 256) << 8 | fp2, with
+// the suite's hash and root = keying v1's base key. Receivers follow senders up to 16 epochs
+// ahead (derived on a copy, adopted once a frame authenticates); an epoch export lets a joiner
+// read that epoch and later ones only. As in Python, old keys are dropped, not wiped.
+
+export const EPOCH_INFO = enc.encode("sealrtc/v2/epoch");
+export const RATCHET_INFO = enc.encode("SFrame 1.0 Ratchet");
+export const FINGERPRINT_INFO_V2 = enc.encode("sealrtc/v2/fingerprint");
+export const MAX_AHEAD = 16;
+export const MAX_PREVIOUS_EPOCHS = 32;
+const SENDER_TAG_BITS_V2 = 40n;
+
+export async function epochZero(root, suite) {
+  const p = suiteParams(suite);
+  return hkdf(p.hash, root, EPOCH_INFO, p.nh);
+}
+
+export async function ratchet(epochKey, suite) {
+  const p = suiteParams(suite);
+  return hkdf(p.hash, epochKey, RATCHET_INFO, p.nh);
+}
+
+export async function fingerprintV2(root, suite) {
+  return (await hkdf(suiteParams(suite).hash, root, FINGERPRINT_INFO_V2, 1))[0];
+}
+
+/** tag << 16 | (epoch mod 256) << 8 | fingerprint (BigInt). */
+export function kidV2(tag, epoch, fingerprint) {
+  return (BigInt(tag) << 16n) | (BigInt(epoch % 256) << 8n) | BigInt(fingerprint & 0xff);
+}
+
+function fromBase64(text) {
+  const raw = atob(text);
+  return Uint8Array.from(raw, (c) => c.charCodeAt(0));
+}
+
+function toBase64(data) {
+  return btoa(String.fromCharCode(...data));
+}
+
+export class EpochKeys {
+  static async fromSecret(secret, { context = new Uint8Array(0), suite = DEFAULT_SUITE, epoch = 0, grace = 10, clock } = {}) {
+    const root = (await deriveBaseKey(secret, context)).material;
+    let material = await epochZero(root, suite);
+    for (let i = 0; i < epoch; i++) material = await ratchet(material, suite);
+    const start = Object.freeze({ material, fingerprint: await fingerprintV2(root, suite), epoch });
+    return new EpochKeys(start, { suite, grace, clock });
+  }
+
+  /** A joiner from exportEpoch()'s object (an epoch file): that epoch and later ones only. */
+  static fromExport(data, { grace = 10, clock } = {}) {
+    const bad = (what) => new InvalidSecret(`epoch export: ${what}`);
+    if (!data || data.v !== 2) throw new InvalidSecret("not a keying v2 epoch export");
+    if (!Number.isInteger(data.suite) || !SUITES[data.suite]) throw bad("suite must be a cipher suite number 1-8");
+    if (!Number.isInteger(data.fp2) || data.fp2 < 0 || data.fp2 > 255) throw bad("fp2 must be 0-255");
+    if (!Number.isInteger(data.epoch) || data.epoch < 0) throw bad("epoch must be an integer >= 0");
+    let material = null;
+    try {
+      material = typeof data.key === "string" ? fromBase64(data.key) : null;
+    } catch {
+      material = null;
+    }
+    const nh = suiteParams(data.suite).nh;
+    if (!material || material.length !== nh) throw bad(`key must be ${nh} bytes of base64 for this suite`);
+    return new EpochKeys(Object.freeze({ material, fingerprint: data.fp2, epoch: data.epoch }), {
+      suite: data.suite,
+      grace,
+      clock,
+    });
+  }
+
+  constructor(start, { suite = DEFAULT_SUITE, grace = 10, clock } = {}) {
+    this.suite = suiteParams(suite).suite;
+    if (grace < 0) throw new RangeError("grace must be >= 0 seconds");
+    this.grace = grace;
+    this.clock = clock || (() => performance.now() / 1000);
+    this.floor = start.epoch;
+    this.current = start;
+    this.previous = []; // [{key, until}], newest first
+    this.ahead = []; // E_{current+1}, E_{current+2}...: derived on demand, adopted by confirm()
+    this.generation = 0;
+    this.derivations = 0;
+    this.listeners = [];
+  }
+
+  get epoch() {
+    return this.current.epoch;
+  }
+
+  now() {
+    return this.clock();
+  }
+
+  exportEpoch() {
+    const c = this.current;
+    return { v: 2, suite: this.suite, fp2: c.fingerprint, epoch: c.epoch, key: toBase64(c.material) };
+  }
+
+  async _deriveAhead(steps) {
+    while (this.ahead.length < steps) {
+      const last = this.ahead.length ? this.ahead[this.ahead.length - 1] : this.current.material;
+      this.ahead.push(await ratchet(last, this.suite));
+      this.derivations += 1;
+    }
+    return this.ahead[steps - 1];
+  }
+
+  _stepTo(epoch, key = null) {
+    const steps = epoch - this.current.epoch;
+    if (steps <= 0) return;
+    const until = this.clock() + this.grace;
+    const fp = this.current.fingerprint;
+    const passed = [this.current];
+    for (let j = 0; j < steps - 1; j++) {
+      passed.push(Object.freeze({ material: this.ahead[j], fingerprint: fp, epoch: this.current.epoch + 1 + j }));
+    }
+    this.current = key || Object.freeze({ material: this.ahead[steps - 1], fingerprint: fp, epoch });
+    this.ahead.splice(0, steps);
+    this.previous = [...passed.reverse().map((k) => ({ key: k, until })), ...this.previous];
+    this.previous.length = Math.min(this.previous.length, MAX_PREVIOUS_EPOCHS);
+    this.generation += 1;
+    for (const listener of [...this.listeners]) listener();
+  }
+
+  /** Move to the next epoch; returns it. */
+  async advance() {
+    await this._deriveAhead(1);
+    this._stepTo(this.current.epoch + 1);
+    return this.current.epoch;
+  }
+
+  addRotationListener(listener) {
+    this.listeners.push(listener);
+    return () => {
+      this.listeners = this.listeners.filter((l) => l !== listener);
+    };
+  }
+
+  decryptionKeys() {
+    const now = this.clock();
+    this.previous = this.previous.filter((p) => p.until > now);
+    return [this.current, ...this.previous.map((p) => p.key)];
+  }
+
+  /** The epoch key a KID names: later epochs derived on a copy (at most MAX_AHEAD), nothing else derived. */
+  async candidatesFor(kid) {
+    if (Number(kid & 0xffn) !== this.current.fingerprint) return [];
+    const delta = (((Number((kid >> 8n) & 0xffn) - this.current.epoch) % 256) + 256) % 256;
+    if (delta === 0) return [this.current];
+    if (delta <= MAX_AHEAD) {
+      const material = await this._deriveAhead(delta);
+      return [Object.freeze({ material, fingerprint: this.current.fingerprint, epoch: this.current.epoch + delta })];
+    }
+    const wanted = this.current.epoch - (256 - delta);
+    return this.decryptionKeys().slice(1).filter((k) => k.epoch === wanted);
+  }
+
+  /** A frame authenticated under `key`: a later epoch becomes the current one (senders follow). */
+  confirm(key) {
+    if (key && key.epoch !== undefined && key.epoch > this.current.epoch) this._stepTo(key.epoch, key);
+  }
+
+  isUsable(key) {
+    return key === this.current || this.decryptionKeys().includes(key);
+  }
+
+  /** (random 40-bit non-zero tag) << 16 | (epoch mod 256) << 8 | fp2 */
+  newSenderKid() {
+    const words = new Uint32Array(2);
+    let tag = 0n;
+    while (tag === 0n) {
+      crypto.getRandomValues(words);
+      tag = ((BigInt(words[0] & 0xff) << 32n) | BigInt(words[1])) & ((1n << SENDER_TAG_BITS_V2) - 1n);
+    }
+    return kidV2(tag, this.current.epoch, this.current.fingerprint);
   }
 }
 
@@ -922,7 +1111,7 @@ export class FrameDecryptor {
       this.kids.set(kid, entry);
       return { data: concat(data.subarray(0, n), plaintext), kid, ctr };
     }
-    const candidates = this.keys.candidates(Number(kid & 0xffn));
+    const candidates = await this.keys.candidatesFor(kid);
     if (!candidates.length) throw new DecryptError("unknown_key", "no secret matches the frame's key id", kid);
     for (const base of candidates) {
       const { key, salt } = await deriveKeySalt(this.keys.suite, kid, base.material);
@@ -935,6 +1124,7 @@ export class FrameDecryptor {
         throw exc;
       }
       fresh.window.accept(ctr);
+      this.keys.confirm(base);
       this.kids.set(kid, fresh);
       while (this.kids.size > MAX_RECEIVE_KIDS) this.kids.delete(this.kids.keys().next().value);
       return { data: concat(data.subarray(0, n), plaintext), kid, ctr };

@@ -1,11 +1,21 @@
 // The RTCRtpScriptTransform worker: frame format v1 on every sender and receiver it is given.
 //
-// The page posts {type: "secret", secret, context, suite} (and later {type: "set-secret"});
+// The page posts {type: "secret", secret, context, suite, keying} (keying 2: key epochs) or
+// {type: "epoch", epoch: <an epoch file's object>} (keying v2 without the secret), and later
+// {type: "set-secret"} (keying v1) or {type: "advance-epoch"} (keying v2);
 // transforms are created with options {operation: "encrypt" | "decrypt", kind, id}.
 // The worker posts {type: "stats", ...} (throttled) and {type: "event", ...} (secret_mismatch /
 // secret_match) back. The secret lives only in this worker's memory and is never posted back.
 
-import { DecryptError, FrameDecryptor, FrameEncryptor, SharedSecret, codecFromName, normaliseFrame } from "./sealrtc.js";
+import {
+  DecryptError,
+  EpochKeys,
+  FrameDecryptor,
+  FrameEncryptor,
+  SharedSecret,
+  codecFromName,
+  normaliseFrame,
+} from "./sealrtc.js";
 
 const KEYFRAME_REQUEST_INTERVAL = 1000; // ms: recovery asks for a key frame at most once a second
 const STATS_INTERVAL = 200;
@@ -21,12 +31,16 @@ self.onmessage = async (event) => {
   const msg = event.data;
   try {
     if (msg.type === "secret" && keys === null) {
-      keys = await SharedSecret.create(msg.secret, {
-        context: new TextEncoder().encode(msg.context || ""),
-        suite: msg.suite || undefined,
-      });
+      const options = { context: new TextEncoder().encode(msg.context || ""), suite: msg.suite || undefined };
+      keys = msg.keying === 2 ? await EpochKeys.fromSecret(msg.secret, options) : await SharedSecret.create(msg.secret, options);
       resolveKeys(keys);
       self.postMessage({ type: "ready", fingerprint: keys.current.fingerprint });
+    } else if (msg.type === "epoch" && keys === null) {
+      keys = EpochKeys.fromExport(msg.epoch);
+      resolveKeys(keys);
+      self.postMessage({ type: "ready", fingerprint: keys.current.fingerprint, epoch: keys.epoch });
+    } else if (msg.type === "advance-epoch" && keys instanceof EpochKeys) {
+      self.postMessage({ type: "advanced", epoch: await keys.advance() });
     } else if (msg.type === "set-secret" && keys !== null) {
       await keys.setSecret(msg.secret);
       self.postMessage({ type: "rotated", fingerprint: keys.current.fingerprint });

@@ -15,7 +15,7 @@ from typing import Any
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
 
-from ..keys import SharedSecret
+from ..epochs import FrameKeys
 from ..media import TestPatternVideoTrack, ToneAudioTrack
 from ..rtc import E2EESession, attach
 from ..rtc.closing import close_peer
@@ -30,7 +30,7 @@ MAX_PLAINTEXT_DIGESTS = 200_000
 class PublisherAgent:
     def __init__(
         self,
-        keys: SharedSecret | None,
+        keys: FrameKeys | None,
         *,
         record_plaintext: bool = False,
         moving: bool = True,

@@ -19,8 +19,8 @@ from typing import Any
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from ..epochs import FrameKeys
 from ..failures import FailureCounts
-from ..keys import SharedSecret
 from ..metrics import Histogram
 from ..metrics.connect import ConnectPhases
 from ..rtc import E2EESession, EncodedFrame, attach
@@ -38,7 +38,7 @@ REASON_WORDS = {"unknown_key": "unknown key", "authentication_failed": "authenti
 class SubscriberAgent:
     def __init__(
         self,
-        keys: SharedSecret | None,
+        keys: FrameKeys | None,
         *,
         name: str = "subscriber",
         decode: bool = True,

@@ -134,6 +134,100 @@ def _common(p: argparse.ArgumentParser, *, e2ee: bool = True) -> None:
         p.add_argument("--no-e2ee", action="store_true", help="run without end-to-end encryption (plain baseline)")
 
 
+EPOCH_FILE_HELP = (
+    "keying v2 from an epoch file (sealrtc keys export): reads that epoch and later ones, no secret needed; "
+    "the file is a secret (chmod 600)"
+)
+
+
+def keying_version(text: str) -> int:
+    """argparse type: keying ``1``/``v1`` or ``2``/``v2``."""
+    value = text.lower().removeprefix("v")
+    if value not in ("1", "2"):
+        raise argparse.ArgumentTypeError(f"keying must be 1 or 2 (v1 or v2), got {text!r}")
+    return int(value)
+
+
+def _key_change_options(load: argparse.ArgumentParser) -> None:
+    """``load``'s key lifecycle: rotation (v1), epochs (v2), churn."""
+    load.add_argument(
+        "--rotate-every",
+        type=positive_seconds,
+        metavar="S",
+        help="keying v1: every room's secret changes every S seconds (each participant gets the next one "
+        "decrypt-only 1 s before the switch)",
+    )
+    load.add_argument(
+        "--keying",
+        type=keying_version,
+        metavar="{1,2}",
+        help="1: a secret (default); 2: key epochs ratcheted from it (joiners get an epoch file, not the secret)",
+    )
+    load.add_argument(
+        "--ratchet-every", type=positive_seconds, metavar="S", help="keying v2: advance every room's epoch every S s"
+    )
+    load.add_argument(
+        "--churn",
+        type=positive_rate,
+        metavar="R",
+        help="R subscribers per second leave and are replaced by new joiners (default 0)",
+    )
+
+
+def _rotation_option(p: argparse.ArgumentParser) -> None:
+    """``publish --rotate-every``: keying v1 rotation by a single bot."""
+    p.add_argument(
+        "--rotate-every",
+        type=positive_seconds,
+        metavar="S",
+        help="keying v1: switch to the next secret every S seconds: the --secret-file's next lines (the rotation "
+        "stops after the last), else secrets derived from the first as sealrtc load does",
+    )
+
+
+def _epoch_options(p: argparse.ArgumentParser) -> None:
+    """Key-epoch options publish and subscribe share (keying v2)."""
+    p.add_argument("--epoch-file", metavar="PATH", help=EPOCH_FILE_HELP)
+    p.add_argument(
+        "--keying",
+        type=keying_version,
+        metavar="{1,2}",
+        default=None,
+        help="1: the secret's keys (default); 2: key epochs ratcheted from the secret (implied by --epoch-file)",
+    )
+    p.add_argument(
+        "--ratchet-every",
+        type=positive_seconds,
+        metavar="S",
+        help="keying v2: advance to the next key epoch every S seconds (receivers follow by themselves)",
+    )
+
+
+def _keys_command(sub: Any) -> None:
+    keys = sub.add_parser(
+        "keys",
+        help="key epochs (keying v2): export an epoch file for a joiner",
+        description="sealrtc keys export --epoch N > epoch.json: the keying v2 epoch N of the secret, as a file "
+        "a joiner uses with --epoch-file instead of the secret (it reads epoch N and later, never earlier). "
+        + SECRET_HELP,
+    )
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION", parser_class=_Parser)
+    export = keys_sub.add_parser(
+        "export",
+        help="print the epoch file of --epoch N (a secret: redirect it to a file)",
+        allow_abbrev=False,
+        description='Prints {"v": 2, "suite", "fp2", "epoch", "key"} as JSON on stdout. ' + SECRET_HELP,
+        epilog="exit codes: 0 printed; 1 no secret or a bad secret file; 2 usage",
+    )
+    export.add_argument("--epoch", type=int, required=True, metavar="N", help="the first epoch the joiner reads")
+    export.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
+    export.add_argument(
+        "--context", default="", help="key-derivation context shared by all participants, e.g. a room id"
+    )
+    export.add_argument("--secret-file", metavar="PATH", help=SECRET_FILE_HELP)
+    export.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
+
+
 def _suite(text: str) -> int:
     try:
         value = int(text, 0)
@@ -271,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
     publish.add_argument("--token-file", metavar="PATH", help=TOKEN_HELP)
     _common(publish)
+    _epoch_options(publish)
+    _rotation_option(publish)
 
     subscribe = sub.add_parser(
         "subscribe",
@@ -303,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     subscribe.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
     subscribe.add_argument("--token-file", metavar="PATH", help=TOKEN_HELP)
     _common(subscribe)
+    _epoch_options(subscribe)
 
     load = sub.add_parser(
         "load",
@@ -346,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
     load.add_argument("--no-e2ee", action="store_true", help="plain baseline: the same scenario without E2EE")
     load.add_argument("--no-probe", action="store_true", help="publishers send no probes (no latency/loss)")
+    _key_change_options(load)
     target = load.add_mutually_exclusive_group()
     target.add_argument("--janus", metavar="URL", help="Janus WebSocket API, e.g. ws://HOST:8188")
     target.add_argument("--server", metavar="URL", help="WHIP/WHEP base URL: rooms at URL/whip/ROOM, URL/whep/ROOM")
@@ -423,6 +521,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     merge.add_argument("--quiet", action="store_true", help="print only the verdict")
     merge.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
+
+    _keys_command(sub)
 
     demo = sub.add_parser(
         "demo",

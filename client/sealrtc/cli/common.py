@@ -114,7 +114,7 @@ def read_secret(args: argparse.Namespace, *, required: bool) -> str | None:
                 f"cannot read --secret-file: {exc.strerror} (the path is not shown, in case it is a secret given "
                 "by mistake)"
             ) from None
-        _warn_if_shared(mode, "--secret-file", path)
+        warn_if_shared(mode, "--secret-file", path)
         secret = _decode_secret(raw.splitlines()[0] if raw.splitlines() else b"", f"--secret-file {path}")
         if not secret.strip():
             raise CliError(f"--secret-file {path} holds no secret on its first line")
@@ -139,7 +139,7 @@ def _decode_secret(raw: bytes, where: str) -> str:
         raise CliError(f"{where} is not valid UTF-8 text: save the secret as UTF-8") from None
 
 
-def _warn_if_shared(mode: int, flag: str, path: str) -> None:
+def warn_if_shared(mode: int, flag: str, path: str) -> None:
     """A file of secrets (E2EE secret, bearer token) that other users can read deserves a warning."""
     if stat.S_ISREG(mode) and mode & (stat.S_IRGRP | stat.S_IROTH):
         warn(f"{flag} {path} is readable by other users: chmod 600 {path}")
@@ -157,7 +157,7 @@ def read_token(args: argparse.Namespace) -> str | None:
             raise CliError(f"cannot read --token-file {path}: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise CliError(f"--token-file {path} is not UTF-8 text") from None
-        _warn_if_shared(mode, "--token-file", path)
+        warn_if_shared(mode, "--token-file", path)
         token = next((line for line in lines if line and not line.startswith("#")), "")
         if not token:
             raise CliError(f"--token-file {path} holds no token")
@@ -171,17 +171,40 @@ def warn(text: str) -> None:
 
 
 def keys_from(args: argparse.Namespace) -> Any:
-    """A SharedSecret for the run, or None with ``--no-e2ee``."""
+    """A SharedSecret for the run, keying v2 epochs from ``--epoch-file``, or None with ``--no-e2ee``."""
     from ..keys import SharedSecret
 
+    if getattr(args, "epoch_file", None) or getattr(args, "keying", None) == 2:
+        return _epoch_keys_from(args)
     if getattr(args, "no_e2ee", False):
+        if getattr(args, "rotate_every", None) is not None:
+            raise CliError("--rotate-every needs E2EE", ExitStatus.USAGE)
         return None
+    if getattr(args, "ratchet_every", None) is not None:
+        raise CliError("--ratchet-every needs keying v2 (--keying 2 or --epoch-file)", ExitStatus.USAGE)
     secret = read_secret(args, required=True)
     assert secret is not None
     kwargs: dict[str, Any] = {"context": args.context.encode()}
     if getattr(args, "suite", None) is not None:
         kwargs["suite"] = args.suite
     return SharedSecret(secret, **kwargs)
+
+
+def _epoch_keys_from(args: argparse.Namespace) -> Any:
+    """Keying v2: from ``--epoch-file`` alone (no secret, no other flag needed), or ratcheted
+    from the secret with ``--keying 2``."""
+    from .keys import epoch_keys_from_secret, read_epoch_file
+
+    if getattr(args, "no_e2ee", False):
+        raise CliError("--epoch-file/--keying 2 and --no-e2ee exclude each other", ExitStatus.USAGE)
+    if getattr(args, "keying", None) == 1:
+        raise CliError("an --epoch-file is keying v2: drop --keying 1", ExitStatus.USAGE)
+    if getattr(args, "rotate_every", None) is not None:
+        raise CliError("--rotate-every changes keying v1's secret: use --ratchet-every with keying v2",
+                       ExitStatus.USAGE)  # fmt: skip
+    if args.epoch_file:
+        return read_epoch_file(args.epoch_file, suite=getattr(args, "suite", None))
+    return epoch_keys_from_secret(args)
 
 
 def check_json_target(target: str | None) -> None:

@@ -50,6 +50,10 @@ def _scenario(args: argparse.Namespace) -> Any:
         "e2ee": False if args.no_e2ee else None,
         "probe": False if args.no_probe else None,
         "room_ids": tuple(args.room) if args.room else None,
+        "rotate_every": args.rotate_every,
+        "keying": args.keying,
+        "ratchet_every": args.ratchet_every,
+        "churn": args.churn,
     }
     try:
         return build(load_file(args.scenario) if args.scenario else {}, flags)

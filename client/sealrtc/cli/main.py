@@ -124,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
             from .inspect import run_inspect
 
             return run_inspect(args)
+        if args.command == "keys":
+            from .keys import run_keys
+
+            return run_keys(args)
         if args.command == "load":
             from .load import run_load_entry
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..report.judge import Judgement, Verdict
-from ..report.measures import Summary
+from ..report.measures import Metrics, Summary
 from .common import CliError, ExitStatus, check_json_target, write_json
 from .display import Display, TableRows
 
@@ -74,6 +74,20 @@ def _latency_text(h: Summary | None) -> str:
     return f"p50 {_p(h, 'p50')}  p95 {_p(h, 'p95')}  p99 {_p(h, 'p99')}  ({count} frames)"
 
 
+def _key_rows(m: Metrics) -> list[Sequence[Any]]:
+    """The key lifecycle's line, for runs that changed keys or replaced subscribers."""
+    k = m.keys
+    if k is None or not (k.rotations or k.epochs or k.joins):
+        return []
+    changes = f"{k.rotations} rotations" if k.rotations else f"epoch {k.epochs}"
+    failures = k.decrypt_failures.total if k.decrypt_failures is not None else 0
+    text = (f"{changes}; within 2 s of a change: {failures} decrypt failures, {k.frames_lost} lost, "
+            f"{k.freezes} freezes, longest gap {k.longest_gap_ms} ms")  # fmt: skip
+    if k.joins:
+        text += f"; {k.joins} joins during the run (first frame p50 {_p(k.first_frame_ms, 'p50')} ms)"
+    return [("key changes", text)]
+
+
 def load_summary(display: Display, judgement: Judgement, *, wrote: bool = True) -> None:
     """The end of ``load`` and ``report merge``: the numbers, failed assertions, saturation,
     errors and the verdict."""
@@ -97,6 +111,7 @@ def load_summary(display: Display, judgement: Judgement, *, wrote: bool = True) 
         ("freezes", f"{freezes['count']} ({freezes['total_ms']} ms)"),
         ("decrypt failures", m.decrypt_failures.total if m.decrypt_failures is not None else 0),
         ("intruders", f"{m.intruder_decrypts} decrypted, {refused} refused"),
+        *_key_rows(m),
         ("generator", f"{g.workers} worker(s), CPU {g.cpu_percent}% (busiest {g.cpu_percent_max}%), "
                       f"loop lag p99 {_p(g.loop_lag_ms, 'p99')} ms (all workers merged)"),
     ]  # fmt: skip

@@ -10,6 +10,7 @@ from typing import Any
 
 from .common import CliError, ExitStatus, RunLoop, check_target, keys_from, read_token
 from .display import LiveView, choose_display
+from .keys import ratcheting, rotating
 from .output import finish
 
 
@@ -75,7 +76,8 @@ async def run_publish(args: argparse.Namespace) -> ExitStatus:
         else:
             await agent.publish_whip(args.whip, token=read_token(args))
         with display:
-            await run.run(display.tick)
+            async with ratcheting(keys, args.ratchet_every), rotating(args, keys):
+                await run.run(display.tick)
     finally:
         await agent.close()
     summary = agent.summary()

@@ -16,6 +16,7 @@ from .common import (
     read_token,
 )
 from .display import LiveView, choose_display
+from .keys import ratcheting
 from .output import finish
 
 NO_MEDIA_NOTICE_AFTER = 5.0
@@ -101,7 +102,8 @@ async def run_subscribe(args: argparse.Namespace) -> ExitStatus:
             display.tick(elapsed)
 
         with display:
-            await run.run(tick)
+            async with ratcheting(keys, args.ratchet_every):
+                await run.run(tick)
     finally:
         await agent.close()
     summary = agent.summary()

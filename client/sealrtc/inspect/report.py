@@ -13,8 +13,8 @@ MAX_KIDS = 256
 class KidSummary:
     """One key id seen on ciphertext frames.
 
-    The KID is public (RFC 9605 puts it in clear in every frame). Key epochs (keying v2) will
-    be read from the KID here and added as a field of this summary.
+    The KID is public (RFC 9605 puts it in clear in every frame), and so is keying v2's key
+    epoch in it: :attr:`epoch` reads it without any key.
     """
 
     kid: int
@@ -22,8 +22,21 @@ class KidSummary:
     first_ctr: int
     last_ctr: int
 
+    @property
+    def epoch(self) -> int:
+        """The KID's epoch byte: the key epoch mod 256 under keying v2 (``tag << 16 | epoch << 8 |
+        fp2``). Without a key nothing tells v1 from v2, and under keying v1 this byte is part of
+        the sender's random tag: only read it as an epoch for a room known to use keying v2."""
+        return (self.kid >> 8) & 0xFF
+
     def to_json(self) -> dict[str, int]:
-        return {"kid": self.kid, "frames": self.frames, "first_ctr": self.first_ctr, "last_ctr": self.last_ctr}
+        return {
+            "kid": self.kid,
+            "epoch": self.epoch,
+            "frames": self.frames,
+            "first_ctr": self.first_ctr,
+            "last_ctr": self.last_ctr,
+        }
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,12 @@ class RecordingReport:
         """Every frame is ciphertext (also true of a recording without frames)."""
         return self.ciphertext_frames == self.frames
 
+    @property
+    def epochs(self) -> tuple[int, ...]:
+        """The epoch bytes of the listed KIDs, each once, in the order they first appeared
+        (keying v2's epochs seen; see :attr:`KidSummary.epoch`)."""
+        return tuple(dict.fromkeys(k.epoch for k in self.kids))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
@@ -67,5 +86,6 @@ class RecordingReport:
             "incomplete_frames": self.incomplete_frames,
             "kids": [kid.to_json() for kid in self.kids],
             "kids_not_listed": self.kids_not_listed,
+            "epochs": list(self.epochs),
             "truncated": self.truncated,
         }

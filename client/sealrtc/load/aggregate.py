@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..metrics import Histogram
-from ..report.measures import Frames, Freezes, Metrics, Participants, RoomReport, Summary
+from ..report.measures import Frames, Freezes, KeyChanges, Metrics, Participants, RoomReport, Summary
 from ..report.model import Generator, Interval, LoadReport, RawData, ScenarioInfo
 from ..report.records import RoomTotals, WorkerFinal, WorkerId, WorkerSnapshot, unpack
 
@@ -44,6 +44,22 @@ def metrics(totals: RoomTotals) -> Metrics:
         intruder_decrypts=totals.intruder_decrypts,
         intruder_failures=totals.intruder_failures,
         freezes=Freezes(totals.freezes_count, round(totals.freezes_ms, 1)),
+        keys=key_changes(totals),
+    )
+
+
+def key_changes(totals: RoomTotals) -> KeyChanges:
+    k = totals.keys
+    return KeyChanges(
+        rotations=k.rotations,
+        epochs=k.epochs,
+        decrypt_failures=k.near_failures,
+        frames_lost=k.near_lost,
+        freezes=k.near_freezes,
+        longest_gap_ms=round(k.longest_gap_ms, 1),
+        joins=k.churn_joins,
+        join_ms=Summary.of(k.churn_join_ms),
+        first_frame_ms=Summary.of(k.churn_first_frame_ms),
     )
 
 

@@ -28,7 +28,7 @@ from ..report.model import LoadReport, RawData, ScenarioInfo
 from ..report.records import WorkerFinal, WorkerMessage, WorkerSnapshot, read_message
 from .aggregate import LiveTotals, build_report, relabel
 from .environment import without_secrets
-from .plan import Participant, assign, plan
+from .plan import SUBSCRIBER, Participant, assign, plan
 from .scenario import Scenario
 from .worker import WorkerConfig, worker_main
 
@@ -291,6 +291,10 @@ async def run_load(
             media=scenario.media,
             video_codec=scenario.video_codec,
             cache_dir=cache_dir,
+            keying=scenario.keying,
+            rotate_every=scenario.rotate_every,
+            ratchet_every=scenario.ratchet_every,
+            churn=churn_share(scenario.churn, part, participants),
         )
         process = ctx.Process(target=worker_main, args=(config, secret, messages, stop), daemon=True)
         process.start()
@@ -357,6 +361,13 @@ async def run_load(
     started = datetime.fromtimestamp(start_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     report = shard_report(run, info, index, started_at=started, duration_s=duration)
     return run, report, target
+
+
+def churn_share(churn: float, part: list[Participant], participants: list[Participant]) -> float:
+    """A worker's share of the run's (or shard's) churn: in proportion to its subscribers."""
+    everyone = sum(p.role == SUBSCRIBER for p in participants)
+    mine = sum(p.role == SUBSCRIBER for p in part)
+    return churn * mine / everyone if everyone else 0.0
 
 
 def planned_per_room(participants: list[Participant], names: list[str]) -> dict[str, int]:

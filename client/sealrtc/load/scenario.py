@@ -36,6 +36,14 @@ class Scenario:
     media: str | None = None
     video_codec: str = "vp8"
     """What publishers send: ``vp8`` or ``h264`` (file key ``video-codec``)."""
+    rotate_every: float = 0.0
+    """Keying v1: the room's secret changes every S seconds (0: never); see :mod:`sealrtc.load.keying`."""
+    keying: int = 1
+    """1: a secret per room (v1); 2: key epochs ratcheted from it (v2), joiners get epoch files."""
+    ratchet_every: float = 0.0
+    """Keying v2: every S seconds the room's epoch advances (0: never)."""
+    churn: float = 0.0
+    """Subscribers per second who leave and are replaced by new joiners (0: none)."""
     room_ids: tuple[str, ...] = field(default_factory=tuple)
     """Existing rooms to use (Janus: numeric ids); empty: the tool names (and creates) its own."""
     assertions: tuple[str, ...] = field(default_factory=tuple)
@@ -63,6 +71,17 @@ class Scenario:
             (self.video_codec in ("vp8", "h264"), f"video-codec must be vp8 or h264, not {self.video_codec!r}"),
             (not self.room_ids or len(self.room_ids) == self.rooms, "give as many room ids as --rooms"),
             (self.e2ee or self.intruders == 0, "intruders need E2EE (without it everybody can read the media)"),
+            (self.keying in (1, 2), "keying must be 1 or 2"),
+            (_off_or_positive(self.rotate_every), "rotate-every must be a positive number of seconds"),
+            (_off_or_positive(self.ratchet_every), "ratchet-every must be a positive number of seconds"),
+            (_off_or_positive(self.churn), "churn must be a positive number of subscribers per second"),
+            (
+                not self.rotate_every or self.keying == 1,
+                "rotate-every changes keying v1's secret: use ratchet-every with keying 2",
+            ),
+            (not self.ratchet_every or self.keying == 2, "ratchet-every needs keying 2 (key epochs)"),
+            (self.e2ee or (self.keying == 1 and not self.rotate_every), "key changes need E2EE"),
+            (not self.churn or self.subscribers > 0, "churn needs subscribers"),
         ]
         for ok, message in checks:
             if not ok:
@@ -85,6 +104,10 @@ MAX_FILE = 1024 * 1024
 _TYPES = {f.name: f.type for f in fields(Scenario)}
 _FILE_NAMES = (set(_TYPES) - {"assertions"}) | {"assert", "no_e2ee"}
 """Setting names a scenario file may use (dashes read as underscores)."""
+
+
+def _off_or_positive(value: float) -> bool:
+    return math.isfinite(value) and value >= 0
 
 
 def load_file(path: str | Path) -> dict[str, Any]:

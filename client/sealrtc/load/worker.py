@@ -19,9 +19,19 @@ from typing import Any
 
 from ..failures import FailureCounts
 from ..metrics import Histogram
-from ..report.records import GeneratorFinal, RoomSnapshot, RoomTotals, WorkerCrash, WorkerFinal, WorkerSnapshot, pack
+from ..report.records import (
+    GeneratorFinal,
+    KeyTotals,
+    RoomSnapshot,
+    RoomTotals,
+    WorkerCrash,
+    WorkerFinal,
+    WorkerSnapshot,
+    pack,
+)
 from ..shell import eventloop
-from .plan import INTRUDER, PUBLISHER, Participant
+from .keying import PREINSTALL, WINDOW, GapMeter, NearChange, change_times, rotation_secret
+from .plan import INTRUDER, PUBLISHER, SUBSCRIBER, Participant
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +39,12 @@ TICK = 1.0
 LAG_PROBE = 0.05
 CLOSE_TIMEOUT = 15.0
 MAX_ERRORS = 20
+GAP_SAMPLE = 0.02
+"""Seconds between samples of every subscriber's decrypted video frames after a key change."""
+END_MARGIN = 0.25
+"""Seconds before the run's end at which a key change's measurement is taken, at the latest."""
+CHURN_INDEX = 10_000_000
+"""Participant indexes of churn joiners start here (planned ones are below 100000)."""
 
 
 @dataclass
@@ -47,6 +63,11 @@ class WorkerConfig:
     media: str | None = None
     video_codec: str = "vp8"
     cache_dir: str | None = None
+    keying: int = 1
+    rotate_every: float = 0.0
+    ratchet_every: float = 0.0
+    churn: float = 0.0
+    """This worker's share of the run's churn (subscribers replaced per second)."""
 
 
 @dataclass
@@ -57,6 +78,10 @@ class _Joined:
     join_ms: float | None = None
     failed: bool = False
     reported_join: bool = False
+    churned: bool = False
+    """Joined during the run in place of a subscriber who left."""
+    left: bool = False
+    """Left during the run (churn): its frames still count, it no longer counts as joined."""
 
 
 @dataclass
@@ -99,10 +124,14 @@ class Worker:
         self.cpu_intervals: list[float] = []
         self._previous = _Previous()
         self._keys: dict[str, Any] = {}
+        self.rotations = 0
+        self.near: dict[str, NearChange] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- participants -------------------------------------------------------------------------
 
     def _keys_for(self, room: str, intruder: bool) -> Any:
+        from ..epochs import EpochKeys
         from ..keys import SharedSecret
 
         if not self.config.e2ee:
@@ -111,10 +140,27 @@ class Worker:
             return SharedSecret(secrets.token_urlsafe(16), context=room.encode(), suite=self.config.suite)
         if room not in self._keys:
             assert self.secret is not None
-            self._keys[room] = SharedSecret(self.secret, context=room.encode(), suite=self.config.suite)
+            if self.config.keying == 2:
+                self._keys[room] = EpochKeys.from_secret(self.secret, context=room.encode(), suite=self.config.suite)
+            else:
+                self._keys[room] = SharedSecret(self.secret, context=room.encode(), suite=self.config.suite)
         return self._keys[room]
 
-    async def _join(self, p: Participant) -> None:
+    def _joiner_keys(self, room: str) -> Any:
+        """A churn joiner's keys: keying v2 joiners get the room's current epoch (an epoch file's
+        content), never the secret; keying v1 joiners get the secret, as everyone."""
+        from ..epochs import EpochKeys
+
+        keys = self._keys_for(room, False)
+        if isinstance(keys, EpochKeys):
+            return EpochKeys.from_export(keys.export_epoch())
+        return keys
+
+    @property
+    def epochs(self) -> int:
+        return max((getattr(k, "epoch", 0) for k in self._keys.values()), default=0)
+
+    async def _join(self, p: Participant, keys: Any = None, churned: bool = False) -> None:
         from ..agents import PublisherAgent, SubscriberAgent
 
         room = self.config.room_names[p.room]
@@ -141,9 +187,11 @@ class Worker:
                     await agent.publish_whip(f"{target['base']}/whip/{room}", token=target.get("token"))
             else:
                 agent = SubscriberAgent(
-                    self._keys_for(room, p.role == INTRUDER), decode=p.decode, name=f"{p.role}-{p.index}"
+                    keys if keys is not None else self._keys_for(room, p.role == INTRUDER),
+                    decode=p.decode,
+                    name=f"{p.role}-{p.index}",
                 )
-                entry = _Joined(p, agent, started)
+                entry = _Joined(p, agent, started, churned=churned)
                 self.joined.append(entry)
                 if target["kind"] == "janus":
                     await agent.subscribe_janus(target["url"], int(target["rooms"][room]))
@@ -207,7 +255,7 @@ class Worker:
             if entry.join_ms is not None and not entry.reported_join:
                 entry.reported_join = True
                 room.joins.append(round(entry.join_ms, 3))
-            if self._is_failed(entry):
+            if self._is_failed(entry) and not entry.left:
                 failed += p.legitimate
                 room.failed += p.legitimate
                 continue
@@ -222,8 +270,8 @@ class Worker:
                 totals["intruder"] += numbers["decrypted"]
                 room.intruder_decrypts += numbers["decrypted"]
                 continue
-            joined += 1
-            room.joined += 1
+            joined += not entry.left
+            room.joined += not entry.left
             if entry.join_ms is None:
                 dtls = entry.agent.connect.get("dtls")
                 if dtls is not None:
@@ -291,7 +339,9 @@ class Worker:
             p = entry.participant
             totals = rooms[self.config.room_names[p.room]]
             agent = entry.agent
-            if self._is_failed(entry):
+            if entry.left:
+                pass  # replaced by a churn joiner, who counts instead
+            elif self._is_failed(entry):
                 totals.failed += p.legitimate
             elif p.legitimate:
                 totals.joined += 1
@@ -309,11 +359,15 @@ class Worker:
                 continue
             agent.refresh()
             connect = agent.connect.as_dict()
-            if connect["dtls_ms"] is not None:
-                totals.histograms["join_ms"].record(connect["dtls_ms"])
             first = connect["first_decrypted_ms"] if agent.keys is not None else connect["first_rtp_ms"]
+            joins = totals.histograms["join_ms"], totals.histograms["first_frame_ms"]
+            if entry.churned:
+                totals.keys.churn_joins += 1
+                joins = totals.keys.churn_join_ms, totals.keys.churn_first_frame_ms
+            if connect["dtls_ms"] is not None:
+                joins[0].record(connect["dtls_ms"])
             if first is not None:
-                totals.histograms["first_frame_ms"].record(first)
+                joins[1].record(first)
             for session in agent.sessions:
                 for track, metrics in [(t, t.metrics) for t in session.receive_tracks() if t.metrics is not None]:
                     totals.histograms["latency_ms"].merge(metrics.latency)
@@ -326,8 +380,130 @@ class Worker:
             totals.freezes_count += numbers["freezes"]
             totals.freezes_ms += numbers["freezes_ms"]
             totals.decrypt_failures.add(numbers["failures"])
+        for name, totals in rooms.items():
+            totals.keys.add(self._key_totals(name))
         generator = GeneratorFinal(cpu_percent, tuple(self.cpu_intervals), pack(self.loop_lag), eventloop.loop_name())
         return WorkerFinal(self.config.worker, rooms, generator, tuple(self.errors))
+
+    # -- key lifecycle ------------------------------------------------------------------------
+
+    def _key_totals(self, room: str) -> KeyTotals:
+        near = self.near.get(room, NearChange())
+        return KeyTotals(
+            rotations=self.rotations,
+            epochs=self.epochs if self.config.keying == 2 else 0,
+            near_failures=FailureCounts(near.failures),
+            near_lost=near.lost,
+            near_freezes=near.freezes,
+            longest_gap_ms=near.longest_gap_ms * 1000,
+        )
+
+    def _listening(self) -> list[_Joined]:
+        return [
+            e
+            for e in self.joined
+            if e.participant.role == SUBSCRIBER and not e.left and not self._is_failed(e) and e.agent.sessions
+        ]
+
+    @staticmethod
+    def _video_frames(entry: _Joined) -> int:
+        return sum(t.frames_accepted for s in entry.agent.sessions for t in s.receive_tracks() if t.kind == "video")
+
+    def _room_counts(self, entries: list[_Joined]) -> dict[str, tuple[FailureCounts, int, int]]:
+        out: dict[str, tuple[FailureCounts, int, int]] = {}
+        for entry in entries:
+            numbers = self._subscriber_numbers(entry)
+            name = self.config.room_names[entry.participant.room]
+            failures, lost, freezes = out.get(name, (FailureCounts(), 0, 0))
+            failures.add(FailureCounts(numbers["failures"]))
+            out[name] = (failures, lost + numbers["lost"], freezes + numbers["freezes"])
+        return out
+
+    async def _measure_change(self, at: float, end: float) -> None:
+        """What the room's legitimate subscribers see in the :data:`WINDOW` after a key change
+        (cut short by the run's ``end``: the numbers are taken before everything closes)."""
+        entries = self._listening()
+        before = self._room_counts(entries)
+        # Only subscribers already receiving video: a joiner's wait for its first frame is not a
+        # gap (first_frame_ms measures it), and one that leaves in the window is dropped below.
+        meters = [(e, GapMeter(at, count)) for e in entries if (count := self._video_frames(e))]
+        until = min(at + WINDOW, end - END_MARGIN)
+        while (now := time.monotonic()) < until:
+            await asyncio.sleep(GAP_SAMPLE)  # the sampling cadence of the gap meter
+            now = time.monotonic()
+            for entry, meter in meters:
+                meter.sample(now, self._video_frames(entry))
+        after = self._room_counts(entries)
+        for name, (failures, lost, freezes) in after.items():
+            old_failures, old_lost, old_freezes = before.get(name, (FailureCounts(), 0, 0))
+            near = self.near.setdefault(name, NearChange())
+            near.add(
+                NearChange(
+                    FailureCounts({r: n - old_failures.get(r, 0) for r, n in failures.items()}),
+                    lost - old_lost,
+                    freezes - old_freezes,
+                )
+            )
+        for entry, meter in meters:
+            if entry.left or self._is_failed(entry):
+                continue
+            name = self.config.room_names[entry.participant.room]
+            near = self.near.setdefault(name, NearChange())
+            near.longest_gap_ms = max(near.longest_gap_ms, meter.finish(now))
+
+    async def _key_changes(self, start: float) -> None:
+        """Rotate the rooms' secrets (v1) or advance their epochs (v2) on the run's schedule."""
+        from ..keys import derive_base_key
+
+        config = self.config
+        every = config.rotate_every if config.keying == 1 else config.ratchet_every
+        for n, offset in enumerate(change_times(config.duration, every), 1):
+            at = start + offset
+            if config.keying == 1:
+                assert self.secret is not None
+                following = rotation_secret(self.secret, n)
+                await asyncio.sleep(max(0.0, at - PREINSTALL - time.monotonic()))  # the preinstall time
+                for room, keys in list(self._keys.items()):
+                    # PBKDF2 off the loop: add_decryption_secret then hits the cache
+                    await asyncio.to_thread(derive_base_key, following, room.encode())
+                    keys.add_decryption_secret(following)
+            await asyncio.sleep(max(0.0, at - time.monotonic()))  # the change time
+            for keys in list(self._keys.values()):
+                if config.keying == 1:
+                    keys.set_secret(following)
+                else:
+                    keys.advance()
+            self.rotations += config.keying == 1
+            self._spawn(self._measure_change(time.monotonic(), start + config.duration))
+
+    async def _churn(self, start: float, first: float) -> None:
+        """Every ``1 / churn`` seconds from ``first``, the longest-joined subscriber leaves and a
+        new one joins its room (keying v2: from an epoch export, not the secret). No churn in the
+        run's last :data:`WINDOW` seconds: a joiner needs the time to connect and get a frame."""
+        interval = 1 / self.config.churn
+        offset, n = first, 0
+        while offset < self.config.duration - WINDOW:
+            await asyncio.sleep(max(0.0, start + offset - time.monotonic()))  # the churn schedule
+            victim = next((e for e in self._listening()), None)
+            if victim is not None:
+                victim.left = True
+                self._spawn(self._close_quietly(victim.agent))
+                p = victim.participant
+                joiner = Participant(CHURN_INDEX + self.config.worker * 100_000 + n, p.room, SUBSCRIBER, p.decode,
+                                     round(offset, 6))  # fmt: skip
+                n += 1
+                self._spawn(self._join(joiner, self._joiner_keys(self.config.room_names[p.room]), churned=True))
+            offset += interval
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    @staticmethod
+    async def _close_quietly(agent: Any) -> None:
+        with contextlib.suppress(Exception):
+            await agent.close()
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -365,6 +541,11 @@ class Worker:
         for p in config.participants:
             if p.join_at < config.duration:
                 joins.append(asyncio.ensure_future(join_later(p)))
+        if config.e2ee and (config.rotate_every or config.ratchet_every):
+            joins.append(asyncio.ensure_future(self._key_changes(start)))
+        if config.churn > 0:
+            ramp_end = max((p.join_at for p in config.participants), default=0.0)
+            joins.append(asyncio.ensure_future(self._churn(start, ramp_end + 1.0)))
         cpu_start = cpu_last = time.process_time()
         wall_start = wall_last = time.monotonic()
         next_tick = max(start, time.monotonic()) + TICK
@@ -383,7 +564,7 @@ class Worker:
                 self.send(self.snapshot(ticks * TICK, round(cpu, 1)).to_json())
                 next_tick = max(next_tick + TICK, start + (ticks + 1) * TICK)
         finally:
-            for task in joins:
+            for task in [*joins, *self._background]:
                 task.cancel()
             cpu_total = (time.process_time() - cpu_start) / max(time.monotonic() - wall_start, 1e-6) * 100
             final = self.final(round(cpu_total, 1))
@@ -405,9 +586,9 @@ def worker_main(config: WorkerConfig, secret: str | None, queue: Any, stop: Any)
     """Process entry point (multiprocessing, spawn): the parent handles Ctrl-C and tells us."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.ERROR)
-    from .. import agents, keys  # imported before the start: not on the event loop mid-ramp
+    from .. import agents, epochs, keys  # imported before the start: not on the event loop mid-ramp
 
-    del agents, keys
+    del agents, epochs, keys
     worker = Worker(config, secret, queue.put, stop)
     try:
         eventloop.run(worker.run())  # uvloop unless SEALRTC_LOOP=asyncio, as every command

@@ -18,8 +18,10 @@ Names (counters): ``planned joined failed intruders`` (the report's ``participan
 ``decrypt_failures`` and ``decrypt_failures.REASON``, ``intruder_decrypts``,
 ``intruder_failures`` and ``intruder_failures.REASON``, ``frames.sent frames.received
 frames.decrypted frames.decoded frames.lost``, ``freezes`` (= ``freezes.count``),
-``freezes.total_ms``, ``cpu_percent`` (the generator's) and ``loss_percent``
-(100 x lost / (decrypted + lost), 0 with no frames). REASON is one of
+``freezes.total_ms``, ``cpu_percent`` (the generator's), ``loss_percent``
+(100 x lost / (decrypted + lost), 0 with no frames) and the key lifecycle's ``rotations``,
+``epochs``, ``rotation_failures``, ``rotation_lost``, ``rotation_freezes``, ``rotation_gap_ms``
+(within 2 s of any key change) and ``churn_joins``. REASON is one of
 :data:`sealrtc.errors.DECRYPT_FAILURE_REASONS`.
 
 Evaluation runs left to right with short-circuit: the comparison that decides the outcome (the
@@ -88,7 +90,25 @@ _PLAIN_COUNTERS = (
     "freezes.total_ms",
     "cpu_percent",
     "loss_percent",
+    *(
+        "rotations",
+        "epochs",
+        "rotation_failures",
+        "rotation_lost",
+        "rotation_freezes",
+        "rotation_gap_ms",
+        "churn_joins",
+    ),
 )
+_KEY_COUNTERS = {
+    "rotations": ("rotations", "metrics.keys.rotations"),
+    "epochs": ("epochs", "metrics.keys.epochs"),
+    "rotation_lost": ("frames_lost", "metrics.keys.near_change.frames_lost"),
+    "rotation_freezes": ("freezes", "metrics.keys.near_change.freezes"),
+    "rotation_gap_ms": ("longest_gap_ms", "metrics.keys.near_change.longest_gap_ms"),
+    "churn_joins": ("joins", "metrics.keys.joins_during_run.count"),
+}
+"""Key lifecycle names (rotation_* cover any key change: a new secret or a new epoch)."""
 COUNTERS: tuple[str, ...] = (
     *_PLAIN_COUNTERS,
     *(f"decrypt_failures.{r}" for r in DECRYPT_FAILURE_REASONS),
@@ -402,6 +422,8 @@ def _counter(report: Measured, name: str) -> float:
         _counter(report, "frames.lost")  # says which count is missing
         _counter(report, "frames.decrypted")
         return _need(_metrics(report, "metrics.frames").loss_percent, "metrics.frames")
+    if name == "rotation_failures" or name in _KEY_COUNTERS:
+        return _key_counter(report, name)
     if name == "freezes":
         name = "freezes.count"
     head, _, leaf = name.partition(".")
@@ -413,6 +435,18 @@ def _counter(report: Measured, name: str) -> float:
         return _need(metrics.frames.get(leaf) if metrics.frames is not None else None, path)
     freezes = metrics.freezes
     return _need(getattr(freezes, leaf) if freezes is not None else None, path)
+
+
+def _key_counter(report: Measured, name: str) -> float:
+    keys = _metrics(report, "metrics.keys").keys
+    if keys is None:
+        raise _Missing("no metrics.keys in the report")
+    if name == "rotation_failures":
+        path = "metrics.keys.near_change.decrypt_failures"
+        return _need(keys.decrypt_failures.total if keys.decrypt_failures is not None else None, path)
+    attribute, path = _KEY_COUNTERS[name]
+    value: Value | None = getattr(keys, attribute)
+    return _need(value, path)
 
 
 def _histogram(report: Measured, operand: Percentile) -> float:

@@ -288,6 +288,27 @@ def _warning(report: LoadReport) -> str:
     )
 
 
+def _key_lifecycle(report: LoadReport) -> str:
+    """Key changes and what subscribers saw within 2 s of them (only for runs that had some)."""
+    k = report.metrics.keys if report.metrics is not None else None
+    if k is None or not (k.rotations or k.epochs or k.joins):
+        return ""
+    failures = k.decrypt_failures.total if k.decrypt_failures is not None else None
+    rows = [
+        ("rotations (keying v1)", _count(k.rotations)),
+        ("highest epoch (keying v2)", _count(k.epochs)),
+        ("decrypt failures within 2 s of a change", _count(failures)),
+        ("frames lost within 2 s of a change", _count(k.frames_lost)),
+        ("freezes within 2 s of a change", _count(k.freezes)),
+        ("longest gap in decrypted video near a change", _ms(k.longest_gap_ms)),
+        ("subscribers who joined during the run", _count(k.joins)),
+        ("their join p50 / max", f"{_ms(_p(k.join_ms, 'p50'))} / {_ms(_p(k.join_ms, 'max'))}"),
+        ("their first frame p50 / max", f"{_ms(_p(k.first_frame_ms, 'p50'))} / {_ms(_p(k.first_frame_ms, 'max'))}"),
+    ]
+    body = [f'<tr><td class="text">{_e(label)}</td><td>{_e(value)}</td></tr>' for label, value in rows]
+    return "<h2>Key lifecycle</h2>" + _table(("measure", "value"), body, "no key changes")
+
+
 def render_html(report: LoadReport | Mapping[str, object]) -> str:
     """The whole report page as one string (UTF-8 HTML5, nothing external). A mapping is report
     JSON, read with :meth:`LoadReport.from_json` (whatever it holds, the page renders)."""
@@ -319,6 +340,7 @@ def render_html(report: LoadReport | Mapping[str, object]) -> str:
             _charts(report),
             "<h2>Rooms</h2>",
             _rooms(report),
+            _key_lifecycle(report),
             '<h2>Distributions and failures</h2><div class="side">',
             _histograms(report),
             _reasons(report),

@@ -12,7 +12,7 @@ from ..metrics import Histogram
 from ..metrics.histogram import PERCENTILES
 from .jsonread import Number, failures, number
 
-__all__ = ["Frames", "Freezes", "Metrics", "Participants", "RoomReport", "Summary", "loss_percent"]
+__all__ = ["Frames", "Freezes", "KeyChanges", "Metrics", "Participants", "RoomReport", "Summary", "loss_percent"]
 
 
 def loss_percent(lost: Number | None, decrypted: Number | None) -> float | None:
@@ -122,6 +122,63 @@ class Freezes:
 
 
 @dataclass(frozen=True)
+class KeyChanges:
+    """The key lifecycle of a run (``metrics.keys``): rotations (keying v1), the highest epoch
+    (keying v2), what legitimate subscribers saw within 2 s of a change, and joins during the run."""
+
+    rotations: Number | None = None
+    epochs: Number | None = None
+    decrypt_failures: FailureCounts | None = None
+    """Legitimate subscribers' decrypt failures within 2 s of a change."""
+    frames_lost: Number | None = None
+    freezes: Number | None = None
+    longest_gap_ms: Number | None = None
+    """The longest time any legitimate subscriber went without a decrypted video frame within 2 s
+    of a change (sampled every 20 ms)."""
+    joins: Number | None = None
+    """Subscribers who joined during the run in place of one who left (``--churn``)."""
+    join_ms: Summary | None = None
+    first_frame_ms: Summary | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rotations": self.rotations,
+            "epochs": self.epochs,
+            "near_change": {
+                "decrypt_failures": dict(self.decrypt_failures) if self.decrypt_failures is not None else None,
+                "frames_lost": self.frames_lost,
+                "freezes": self.freezes,
+                "longest_gap_ms": self.longest_gap_ms,
+            },
+            "joins_during_run": {
+                "count": self.joins,
+                "join_ms": self.join_ms.to_json() if self.join_ms is not None else None,
+                "first_frame_ms": self.first_frame_ms.to_json() if self.first_frame_ms is not None else None,
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> KeyChanges | None:
+        if not isinstance(data, Mapping):
+            return None
+        near = data.get("near_change")
+        near = near if isinstance(near, Mapping) else {}
+        joins = data.get("joins_during_run")
+        joins = joins if isinstance(joins, Mapping) else {}
+        return cls(
+            rotations=number(data.get("rotations")),
+            epochs=number(data.get("epochs")),
+            decrypt_failures=failures(near.get("decrypt_failures")),
+            frames_lost=number(near.get("frames_lost")),
+            freezes=number(near.get("freezes")),
+            longest_gap_ms=number(near.get("longest_gap_ms")),
+            joins=number(joins.get("count")),
+            join_ms=Summary.from_json(joins.get("join_ms")),
+            first_frame_ms=Summary.from_json(joins.get("first_frame_ms")),
+        )
+
+
+@dataclass(frozen=True)
 class Metrics:
     """What legitimate subscribers measured (and what intruders managed), in a room or in all."""
 
@@ -135,6 +192,7 @@ class Metrics:
     intruder_decrypts: Number | None = None
     intruder_failures: FailureCounts | None = None
     freezes: Freezes | None = None
+    keys: KeyChanges | None = None
 
     @property
     def loss_percent(self) -> float | None:
@@ -164,6 +222,7 @@ class Metrics:
             "intruder_decrypts": self.intruder_decrypts,
             "intruder_failures": dict(self.intruder_failures) if self.intruder_failures is not None else None,
             "freezes": self.freezes.to_json() if self.freezes is not None else None,
+            "keys": self.keys.to_json() if self.keys is not None else None,
         }
 
     @classmethod
@@ -181,6 +240,7 @@ class Metrics:
             intruder_decrypts=number(data.get("intruder_decrypts")),
             intruder_failures=failures(data.get("intruder_failures")),
             freezes=Freezes.from_json(data.get("freezes")),
+            keys=KeyChanges.from_json(data.get("keys")),
         )
 
 

@@ -128,6 +128,65 @@ def _failures(value: object) -> FailureCounts:
 
 
 @dataclass
+class KeyTotals:
+    """A room's key lifecycle (see :mod:`sealrtc.load.keying`): how far keys went, what
+    legitimate subscribers saw within 2 s of each change, and who joined during the run."""
+
+    rotations: int = 0
+    """Secret changes (keying v1); the same in every worker, so merged by max."""
+    epochs: int = 0
+    """Highest epoch reached (keying v2); merged by max."""
+    near_failures: FailureCounts = field(default_factory=FailureCounts)
+    near_lost: int = 0
+    near_freezes: int = 0
+    longest_gap_ms: float = 0.0
+    churn_joins: int = 0
+    churn_join_ms: Histogram = field(default_factory=Histogram)
+    churn_first_frame_ms: Histogram = field(default_factory=Histogram)
+
+    def add(self, other: KeyTotals) -> None:
+        self.rotations = max(self.rotations, other.rotations)
+        self.epochs = max(self.epochs, other.epochs)
+        self.near_failures.add(other.near_failures)
+        self.near_lost += other.near_lost
+        self.near_freezes += other.near_freezes
+        self.longest_gap_ms = max(self.longest_gap_ms, other.longest_gap_ms)
+        self.churn_joins += other.churn_joins
+        self.churn_join_ms.merge(other.churn_join_ms)
+        self.churn_first_frame_ms.merge(other.churn_first_frame_ms)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "rotations": self.rotations,
+            "epochs": self.epochs,
+            "near_failures": dict(self.near_failures),
+            "near_lost": self.near_lost,
+            "near_freezes": self.near_freezes,
+            "longest_gap_ms": round(self.longest_gap_ms, 1),
+            "churn_joins": self.churn_joins,
+            "churn_join_ms": packed_to_json(pack(self.churn_join_ms)),
+            "churn_first_frame_ms": packed_to_json(pack(self.churn_first_frame_ms)),
+        }
+
+    @classmethod
+    def from_wire(cls, data: object) -> KeyTotals:
+        if not isinstance(data, Mapping):
+            return cls()  # reports from before key lifecycles
+        gap = _float(data.get("longest_gap_ms"))
+        return cls(
+            rotations=_int(data, "rotations"),
+            epochs=_int(data, "epochs"),
+            near_failures=_failures(data.get("near_failures")),
+            near_lost=_int(data, "near_lost"),
+            near_freezes=_int(data, "near_freezes"),
+            longest_gap_ms=gap if gap is not None else 0.0,
+            churn_joins=_int(data, "churn_joins"),
+            churn_join_ms=unpack(packed_from_json(data.get("churn_join_ms"))),
+            churn_first_frame_ms=unpack(packed_from_json(data.get("churn_first_frame_ms"))),
+        )
+
+
+@dataclass
 class RoomTotals:
     """Everything measured in one room (by one worker, or merged over several): the builder's
     accumulator and the per-room part of a :class:`WorkerFinal`."""
@@ -143,6 +202,7 @@ class RoomTotals:
     intruder_failures: FailureCounts = field(default_factory=FailureCounts)
     freezes_count: int = 0
     freezes_ms: float = 0.0
+    keys: KeyTotals = field(default_factory=KeyTotals)
 
     def add(self, other: RoomTotals) -> None:
         self.planned += other.planned
@@ -158,6 +218,7 @@ class RoomTotals:
         self.intruder_decrypts += other.intruder_decrypts
         self.freezes_count += other.freezes_count
         self.freezes_ms += other.freezes_ms
+        self.keys.add(other.keys)
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -171,6 +232,7 @@ class RoomTotals:
             "intruder_decrypts": self.intruder_decrypts,
             "intruder_failures": dict(self.intruder_failures),
             "freezes": [self.freezes_count, self.freezes_ms],
+            "keys": self.keys.to_wire(),
         }
 
     @classmethod
@@ -187,6 +249,7 @@ class RoomTotals:
             intruder_failures=_failures(data.get("intruder_failures")),
             freezes_count=int(freezes[0]),
             freezes_ms=float(freezes[1]),
+            keys=KeyTotals.from_wire(data.get("keys")),
         )
         histograms = data.get("histograms") or {}
         for name in HISTOGRAMS:  # (reports of older versions lack the per-kind latencies)

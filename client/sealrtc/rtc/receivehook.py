@@ -18,8 +18,8 @@ from typing import Any
 from aiortc import RTCRtpReceiver
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
+from ..epochs import FrameKeys
 from ..failures import FailureCounts
-from ..keys import SharedSecret
 from ..layout import codec_from_name, e2ee_supported, keyframe_function
 from ..metrics import ReceiveMetrics
 from ..metrics.sniff import EncryptionSniffer
@@ -91,7 +91,7 @@ def make_receive_hook(
     state: ReceiveState,
     codec: RTCRtpCodecParameters,
     *,
-    keys: SharedSecret | None,
+    keys: FrameKeys | None,
     decode: bool,
     measure: bool,
     observer: ReceivedFrameObserver,

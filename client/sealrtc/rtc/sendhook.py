@@ -16,7 +16,7 @@ from functools import partial
 from aiortc import RTCRtpSender
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from ..keys import SharedSecret
+from ..epochs import FrameKeys
 from ..layout import codec_from_name, e2ee_supported, layout_of
 from ..metrics import ProbeStamper
 from ..pipeline import PlaintextObserver, SendCounters, counting_send_step, refusing_send_step, send_step
@@ -58,7 +58,7 @@ class SendState:
 
 
 def make_send_hook(
-    state: SendState, codec: RTCRtpCodecParameters, *, keys: SharedSecret | None, observer: PlaintextObserver
+    state: SendState, codec: RTCRtpCodecParameters, *, keys: FrameKeys | None, observer: PlaintextObserver
 ) -> internals.FrameHook:
     """The frame hook of one sender, specialised once for its codec and the session's mode."""
     state.codec = codec.mimeType

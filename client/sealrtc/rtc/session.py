@@ -20,7 +20,7 @@ from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from pyee.asyncio import AsyncIOEventEmitter
 
-from ..keys import SharedSecret
+from ..epochs import FrameKeys
 from ..metrics import ProbeStamper
 from ..pipeline import PlaintextObserver
 from ..transform import SecretEvent
@@ -57,7 +57,7 @@ class E2EESession(AsyncIOEventEmitter):
     def __init__(
         self,
         pc: RTCPeerConnection,
-        keys: SharedSecret | None,
+        keys: FrameKeys | None,
         *,
         decode: bool = True,
         probe: bool = False,
@@ -219,6 +219,18 @@ class E2EESession(AsyncIOEventEmitter):
         """The JSON view of :meth:`tracks`: ``{"tracks": [...per sender and receiver...]}``."""
         return {"tracks": [t.as_dict() for t in self.tracks()]}
 
+    def advance_epoch(self) -> int:
+        """Move this participant to the next key epoch (keying v2) and return it: its senders
+        switch to a new KID at once, and receivers everywhere follow the first frame under it.
+
+        Raises :class:`TypeError` for keying v1 or a plain session: a secret has no epochs
+        (change it with ``keys.set_secret``)."""
+        from ..epochs import EpochKeys
+
+        if not isinstance(self.keys, EpochKeys):
+            raise TypeError("advance_epoch() needs keying v2 keys (sealrtc.epochs.EpochKeys)")
+        return self.keys.advance()
+
     def close(self) -> None:
         """Stop following key rotations (the peer connection's hooks die with it)."""
         self._remove_rotation_listener()
@@ -226,7 +238,7 @@ class E2EESession(AsyncIOEventEmitter):
 
 def attach(
     pc: RTCPeerConnection,
-    keys: SharedSecret | None,
+    keys: FrameKeys | None,
     *,
     decode: bool = True,
     probe: bool = False,

@@ -1,0 +1,163 @@
+"""``sealrtc keys export``: hand a joiner an epoch file instead of the secret; and reading one.
+
+An epoch file (keying v2, :meth:`sealrtc.epochs.EpochKeys.export_epoch` as JSON) lets its holder
+read that epoch and every later one, never an earlier one. It is a secret: it is never printed
+except by ``export`` itself (to stdout, for a redirect), and one that other users can read gets
+the secret file's warning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .common import CliError, ExitStatus, read_secret, warn, warn_if_shared
+
+if TYPE_CHECKING:
+    from ..epochs import EpochKeys
+
+MAX_EPOCH = 1 << 24
+"""Far beyond any run (one step a second for half a year); bounds the derivation loop."""
+
+
+def run_keys(args: argparse.Namespace) -> int:
+    """``keys export``: the epoch file of ``--epoch N`` on stdout (the secret from the usual places)."""
+    from ..epochs import EpochKeys
+
+    if not 0 <= args.epoch <= MAX_EPOCH:
+        raise CliError(f"--epoch must be 0..{MAX_EPOCH}", ExitStatus.USAGE)
+    secret = read_secret(args, required=True)
+    assert secret is not None
+    kwargs: dict[str, Any] = {"context": args.context.encode(), "epoch": args.epoch}
+    if args.suite is not None:
+        kwargs["suite"] = args.suite
+    keys = EpochKeys.from_secret(secret, **kwargs)
+    if sys.stdout.isatty():
+        warn("the epoch file is a secret: redirect it to a file (sealrtc keys export ... > epoch.json)")
+    print(json.dumps(keys.export_epoch()), flush=True)
+    return ExitStatus.OK
+
+
+def read_epoch_file(path: str, *, suite: int | None = None) -> EpochKeys:
+    """An :class:`~sealrtc.epochs.EpochKeys` from ``--epoch-file``; errors never show its content."""
+    from ..epochs import EpochKeys
+    from ..errors import InvalidSecret
+
+    try:
+        raw = Path(path).read_bytes()
+        mode = Path(path).stat().st_mode
+    except OSError as exc:
+        raise CliError(f"cannot read --epoch-file {path}: {exc.strerror}") from None
+    warn_if_shared(mode, "--epoch-file", path)
+    data: object = None
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        data = None  # the parser's message may quote the key: replaced below, never chained
+    if not isinstance(data, dict):
+        raise CliError(f"--epoch-file {path} is not an epoch file (JSON from sealrtc keys export)")
+    try:
+        keys = EpochKeys.from_export(data)
+    except InvalidSecret as exc:
+        raise CliError(f"--epoch-file {path}: {exc}") from None
+    if suite is not None and suite != keys.suite:
+        raise CliError(f"--suite {suite} differs from the epoch file's suite {int(keys.suite)}", ExitStatus.USAGE)
+    return keys
+
+
+def epoch_keys_from_secret(args: argparse.Namespace) -> EpochKeys:
+    """``--keying 2``: epochs ratcheted from the secret (from the usual places), from epoch 0."""
+    from ..epochs import EpochKeys
+
+    secret = read_secret(args, required=True)
+    assert secret is not None
+    kwargs: dict[str, Any] = {"context": args.context.encode()}
+    if getattr(args, "suite", None) is not None:
+        kwargs["suite"] = args.suite
+    return EpochKeys.from_secret(secret, **kwargs)
+
+
+async def _ratchet(keys: EpochKeys, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        keys.advance()
+
+
+@contextlib.asynccontextmanager
+async def ratcheting(keys: object, every: float | None) -> AsyncIterator[None]:
+    """``--ratchet-every S``: advance ``keys`` (keying v2) every S seconds while the block runs."""
+    from ..epochs import EpochKeys
+
+    if every is None or not isinstance(keys, EpochKeys):
+        yield
+        return
+    task = asyncio.ensure_future(_ratchet(keys, every))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def rotation_sequence(args: argparse.Namespace, first: str) -> list[str] | None:
+    """``publish --rotate-every``'s secrets after the first: the secret file's further non-empty
+    lines when it has some (the rotation stops after the last), else None (derive them with the
+    load runner's rule, :func:`sealrtc.load.keying.rotation_secret`)."""
+    path = getattr(args, "secret_file", None)
+    if not path:
+        return None
+    try:
+        lines = Path(path).read_bytes().splitlines()
+    except OSError:
+        return None  # read_secret already read it: a file gone since then falls back to the rule
+    following = []
+    for raw in lines[1:]:
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CliError(f"--secret-file {path}: a line after the first is not UTF-8 text") from None
+        if line.strip():
+            following.append(line)
+    return following or None
+
+
+async def _rotate(keys: Any, every: float, first: str, following: list[str] | None) -> None:
+    from ..load.keying import rotation_secret
+
+    n = 1
+    while following is None or n <= len(following):
+        await asyncio.sleep(every)
+        secret = rotation_secret(first, n) if following is None else following[n - 1]
+        await asyncio.to_thread(keys.add_decryption_secret, secret)  # PBKDF2 off the event loop
+        keys.set_secret(secret)
+        n += 1
+
+
+@contextlib.asynccontextmanager
+async def rotating(args: argparse.Namespace, keys: object) -> AsyncIterator[None]:
+    """``publish --rotate-every S``: switch to the next secret every S seconds while the block runs."""
+    from ..keys import SharedSecret
+
+    every = getattr(args, "rotate_every", None)
+    if every is None:
+        yield
+        return
+    if not isinstance(keys, SharedSecret):
+        raise CliError("--rotate-every changes keying v1's secret: use --ratchet-every with keying v2",
+                       ExitStatus.USAGE)  # fmt: skip
+    first = read_secret(args, required=True)
+    assert first is not None
+    task = asyncio.ensure_future(_rotate(keys, every, first, rotation_sequence(args, first)))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,164 @@
+"""The load runner's key lifecycle, pure parts: the rotation sequence, the schedule, the gap meter,
+the scenario's settings, the report's ``metrics.keys`` (wire, merge, JSON) and its assertion names."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import hmac
+from typing import Any
+
+import pytest
+
+from sealrtc.failures import FailureCounts
+from sealrtc.load.aggregate import key_changes
+from sealrtc.load.keying import GapMeter, NearChange, change_times, rotation_secret
+from sealrtc.load.plan import PUBLISHER, SUBSCRIBER, Participant
+from sealrtc.load.runner import churn_share
+from sealrtc.load.scenario import Scenario, ScenarioError, build
+from sealrtc.report import evaluate, parse
+from sealrtc.report.measures import KeyChanges
+from sealrtc.report.records import KeyTotals, RoomTotals
+
+from .report_fixture import sample_report
+
+pytestmark = pytest.mark.unit
+
+
+def test_rotation_secrets_follow_the_documented_rule() -> None:
+    assert rotation_secret("s", 0) == "s"
+    mac = hmac.new(b"s", b"sealrtc/v1/rotation/2", hashlib.sha256).digest()
+    assert rotation_secret("s", 2) == base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+    assert len({rotation_secret("s", n) for n in range(50)}) == 50
+    with pytest.raises(ValueError):
+        rotation_secret("s", -1)
+
+
+def test_change_times_stop_before_the_end() -> None:
+    assert change_times(20, 3) == [3, 6, 9, 12, 15, 18]
+    assert change_times(6, 3) == [3]
+    assert change_times(20, 0) == []
+
+
+def test_the_gap_meter_finds_the_longest_stretch_without_progress() -> None:
+    meter = GapMeter(10.0, 5)
+    meter.sample(10.02, 6)
+    meter.sample(10.04, 6)
+    meter.sample(10.30, 7)  # 0.28 s without a frame
+    meter.sample(10.32, 8)
+    assert meter.finish(10.40) == pytest.approx(0.28)
+    open_gap = GapMeter(0.0, 1)
+    assert open_gap.finish(2.0) == 2.0  # nothing ever came: the whole window
+
+
+def test_near_change_adds_counts_and_keeps_the_longest_gap() -> None:
+    a = NearChange(FailureCounts({"unknown_key": 2}), 1, 0, 0.3)
+    a.add(NearChange(FailureCounts({"unknown_key": 1}), 2, 1, 0.1))
+    assert (a.failures["unknown_key"], a.lost, a.freezes, a.longest_gap_ms) == (3, 3, 1, 0.3)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"keying": 3}, "keying must be 1 or 2"),
+        ({"rotate_every": -1}, "rotate-every"),
+        ({"keying": 2, "rotate_every": 3}, "use ratchet-every"),
+        ({"ratchet_every": 2}, "ratchet-every needs keying 2"),
+        ({"e2ee": False, "keying": 2}, "key changes need E2EE"),
+        ({"subscribers": 0, "churn": 1}, "churn needs subscribers"),
+    ],
+)
+def test_bad_key_lifecycle_settings_are_refused(settings: dict[str, Any], message: str) -> None:
+    with pytest.raises(ScenarioError, match=message):
+        build(settings, {})
+
+
+def test_key_lifecycle_settings_from_a_file_and_flags() -> None:
+    scenario = build({"keying": 2, "ratchet_every": 2}, {"churn": 1.5, "rotate_every": None})
+    assert (scenario.keying, scenario.ratchet_every, scenario.churn, scenario.rotate_every) == (2, 2.0, 1.5, 0.0)
+    assert Scenario().keying == 1 and not Scenario().churn
+
+
+def test_churn_is_shared_in_proportion_to_subscribers() -> None:
+    people = [Participant(0, 0, PUBLISHER, False, 0.0)] + [Participant(i, 0, SUBSCRIBER, False, 0.1) for i in (1, 2, 3)]
+    assert churn_share(3.0, people[:2], people) == 1.0
+    assert churn_share(3.0, people[2:], people) == 2.0
+    assert churn_share(3.0, [], []) == 0.0
+
+
+def test_key_totals_travel_and_merge() -> None:
+    a = KeyTotals(
+        rotations=3, epochs=0, near_failures=FailureCounts({"unknown_key": 1}), near_lost=2, longest_gap_ms=80
+    )
+    a.churn_joins = 2
+    a.churn_join_ms.record(40.0)
+    a.churn_first_frame_ms.record(70.0)
+    b = KeyTotals.from_wire(a.to_wire())
+    assert b.to_wire() == a.to_wire()
+    b.add(KeyTotals(rotations=3, epochs=5, near_freezes=1, longest_gap_ms=120, churn_joins=1))
+    assert (b.rotations, b.epochs, b.near_freezes, b.longest_gap_ms, b.churn_joins) == (3, 5, 1, 120, 3)
+    room = RoomTotals(keys=b)
+    again = RoomTotals.from_wire(room.to_wire()).keys
+    assert again.to_wire() == b.to_wire()
+    assert KeyTotals.from_wire(None).to_wire() == KeyTotals().to_wire()  # older reports have none
+    section = key_changes(room)
+    assert (section.rotations, section.epochs, section.joins, section.longest_gap_ms) == (3, 5, 3, 120)
+    assert section.join_ms is not None and section.join_ms.count == 1
+    assert KeyChanges.from_json(section.to_json()) == section
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("rotations == 3", True),
+        ("epochs == 0", True),
+        ("rotation_failures == 0", True),
+        ("rotation_freezes == 0 and rotation_lost == 0", True),
+        ("rotation_gap_ms < 500", True),
+        ("rotation_gap_ms < 50", False),
+        ("churn_joins == 0", True),
+    ],
+)
+def test_key_lifecycle_assertions(text: str, ok: bool) -> None:
+    assert evaluate(parse(text), sample_report()).ok is ok
+
+
+def test_a_report_without_key_lifecycle_says_so() -> None:
+    report = copy.deepcopy(sample_report())
+    del report["metrics"]["keys"]
+    result = evaluate(parse("rotation_gap_ms < 500"), report)
+    assert not result.ok and result.reason == "no metrics.keys in the report"
+
+
+def test_the_html_report_shows_the_key_lifecycle_only_when_keys_changed() -> None:
+    from sealrtc.report.html import render_html
+
+    report = sample_report()
+    page = render_html(report)
+    assert "<h2>Key lifecycle</h2>" in page and "rotations (keying v1)</td><td>3</td>" in page
+    assert "62.5 ms" in page
+    report["metrics"]["keys"]["rotations"] = 0
+    assert "Key lifecycle" not in render_html(report)
+
+
+def test_the_report_builder_merges_key_lifecycles_over_workers() -> None:
+    from sealrtc.load.aggregate import build_report
+    from sealrtc.report.model import ScenarioInfo
+    from sealrtc.report.records import WorkerFinal
+
+    def final(worker: int, keys: KeyTotals) -> WorkerFinal:
+        return WorkerFinal(worker, {"room": RoomTotals(planned=2, joined=2, keys=keys)})
+
+    a = KeyTotals(epochs=4, near_failures=FailureCounts({"unknown_key": 1}), longest_gap_ms=70.0, churn_joins=2)
+    b = KeyTotals(epochs=5, near_lost=3, longest_gap_ms=90.0, churn_joins=1)
+    report = build_report(
+        scenario=ScenarioInfo(), room_names=["room"], finals=[final(0, a), final(1, b)], snapshots=[],
+        started_at="x", duration_s=5,
+    )  # fmt: skip
+    assert report.metrics is not None and report.metrics.keys is not None
+    keys = report.metrics.keys
+    assert (keys.epochs, keys.frames_lost, keys.longest_gap_ms, keys.joins) == (5, 3, 90.0, 3)
+    assert keys.decrypt_failures is not None and keys.decrypt_failures.total == 1
+    room = report.rooms[0].metrics
+    assert room is not None and room.keys == keys  # one room: the same numbers
