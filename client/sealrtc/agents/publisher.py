@@ -22,6 +22,7 @@ from ..rtc.closing import close_peer
 from ..rtc.policy import prefer_video_codec
 from ..signaling.janus import JanusSession, VideoRoomPublisher
 from ..signaling.whip import delete_resource, whip_publish
+from .impairing import AgentImpairment, LinkShape
 from .watch import MediaActivity, server_gone
 
 MAX_PLAINTEXT_DIGESTS = 200_000
@@ -38,12 +39,17 @@ class PublisherAgent:
         video: MediaStreamTrack | None = None,
         audio: MediaStreamTrack | None = None,
         video_codec: str = "vp8",
+        impairment: LinkShape | None = None,
     ) -> None:
         """``video``/``audio``: tracks to send instead of the test pattern and tone (e.g. the
         tracks of a media clip); pass only one of them to publish only that kind.
-        ``video_codec``: ``"vp8"`` or ``"h264"``, the only video codec offered."""
+        ``video_codec``: ``"vp8"`` or ``"h264"``, the only video codec offered.
+        ``impairment``: the shape of this participant's link (every connection it makes)."""
         self.keys = keys
+        self.impairment = AgentImpairment(impairment) if impairment is not None else None
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        if self.impairment is not None:
+            self.impairment.apply(self.pc)
         self.session: E2EESession = attach(self.pc, keys, probe=probe)
         self.plaintext_digests: set[bytes] = set()
         if record_plaintext and keys is not None:
@@ -114,6 +120,7 @@ class PublisherAgent:
             "tracks": tracks,
             "plaintext_frames_recorded": len(self.plaintext_digests),
             "failure": self.failure,
+            "impairment": self.impairment.stats() if self.impairment is not None else None,
         }
 
     async def close(self) -> None:
@@ -126,4 +133,6 @@ class PublisherAgent:
         if self.janus is not None:
             await self.janus.close()
         await close_peer(self.pc)
+        if self.impairment is not None:
+            self.impairment.close()
         self.session.close()

@@ -28,6 +28,7 @@ from ..rtc.closing import close_peer
 from ..rtc.session import TrackSecretEvent
 from ..signaling.janus import JanusSession, VideoRoomSubscriber
 from ..signaling.whip import delete_resource, whep_subscribe
+from .impairing import AgentImpairment, LinkShape
 from .watch import MediaActivity, server_gone
 
 logger = logging.getLogger(__name__)
@@ -44,8 +45,11 @@ class SubscriberAgent:
         decode: bool = True,
         record_dir: Path | None = None,
         on_notice: Callable[[str], None] | None = None,
+        impairment: LinkShape | None = None,
     ) -> None:
+        """``impairment``: the shape of this participant's link (every connection it makes)."""
         self.name = name
+        self.impairment = AgentImpairment(impairment) if impairment is not None else None
         self.keys = keys
         self.decode = decode
         self.record_dir = record_dir
@@ -86,6 +90,8 @@ class SubscriberAgent:
 
     def new_pc(self) -> RTCPeerConnection:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        if self.impairment is not None:
+            self.impairment.apply(pc)
         self.pcs.append(pc)
         pc.on("track", self._on_track)
         session = attach(pc, self.keys, decode=self.decode)
@@ -315,6 +321,7 @@ class SubscriberAgent:
             ],
             "histograms": {f"latency_ms.{kind}": h.encode() for kind, h in self.histograms().items() if h.count},
             "failure": self.failure,
+            "impairment": self.impairment.stats() if self.impairment is not None else None,
         }
 
     async def close(self) -> None:
@@ -328,6 +335,8 @@ class SubscriberAgent:
             await self.janus.close()
         for pc in self.pcs:
             await close_peer(pc)
+        if self.impairment is not None:
+            self.impairment.close()
         for recorder in self.recorders.values():
             try:
                 recorder.close()

@@ -144,6 +144,32 @@ def _suite(text: str) -> int:
     return value
 
 
+def _impairment(text: str) -> Any:
+    from ..impairment import ImpairmentError, parse_impairment
+
+    try:
+        return parse_impairment(text)
+    except ImpairmentError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+IMPAIR_SPEC = "a profile (good, wifi, 4g, 3g, lossy, satellite) and/or settings, e.g. 'loss=5%%,burst=4,delay=100ms'"
+
+
+def _impair_options(p: argparse.ArgumentParser) -> None:
+    """The in-process link impairment of an agent's peer connections (no root, no netem)."""
+    p.add_argument("--impair", type=_impairment, metavar="SPEC", help="impair both directions: " + IMPAIR_SPEC)
+    p.add_argument(
+        "--impair-up", type=_impairment, metavar="SPEC", help="impair what this agent sends (wins over --impair)"
+    )
+    p.add_argument(
+        "--impair-down", type=_impairment, metavar="SPEC", help="impair what this agent receives (wins over --impair)"
+    )
+    p.add_argument(
+        "--impair-seed", type=int, default=0, metavar="N", help="seed of the impairment's randomness (default 0)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     # No prefix abbreviations: "--secret VALUE" must never be taken for "--secret-file VALUE".
     parser = _Parser(
@@ -271,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
     publish.add_argument("--token-file", metavar="PATH", help=TOKEN_HELP)
     _common(publish)
+    _impair_options(publish)
 
     subscribe = sub.add_parser(
         "subscribe",
@@ -303,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     subscribe.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
     subscribe.add_argument("--token-file", metavar="PATH", help=TOKEN_HELP)
     _common(subscribe)
+    _impair_options(subscribe)
 
     load = sub.add_parser(
         "load",
@@ -443,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--quiet", action="store_true", help="no live progress or table")
     demo.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
+    _impair_options(demo)
 
     inspect = sub.add_parser(
         "inspect",
