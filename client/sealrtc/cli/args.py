@@ -170,6 +170,17 @@ def _impair_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _recover_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--recover-within",
+        type=positive_seconds,
+        default=30.0,
+        metavar="S",
+        help="when the server or the media path is lost, reconnect (capped exponential backoff with jitter) for "
+        "up to S seconds before the run fails (default 30)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     # No prefix abbreviations: "--secret VALUE" must never be taken for "--secret-file VALUE".
     parser = _Parser(
@@ -298,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--token-file", metavar="PATH", help=TOKEN_HELP)
     _common(publish)
     _impair_options(publish)
+    _recover_option(publish)
 
     subscribe = sub.add_parser(
         "subscribe",
@@ -331,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     subscribe.add_argument("--token-file", metavar="PATH", help=TOKEN_HELP)
     _common(subscribe)
     _impair_options(subscribe)
+    _recover_option(subscribe)
 
     load = sub.add_parser(
         "load",

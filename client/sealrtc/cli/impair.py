@@ -1,5 +1,5 @@
-"""The ``--impair*`` options of the agents' commands: the link shape they ask for, and what the
-impairment did, told at the end of a run."""
+"""The ``--impair*`` and ``--recover-within`` options of the agents' commands: the link shape they
+ask for, and what the impairment and the recoveries did, told at the end of a run."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from ..agents.impairing import LinkShape, impairment_lines
 
-__all__ = ["link_shape", "tell_impairment"]
+__all__ = ["link_shape", "tell_impairment", "tell_recovery"]
 
 
 def link_shape(args: argparse.Namespace) -> LinkShape | None:
@@ -25,3 +25,21 @@ def tell_impairment(say: Any, summary: dict[str, Any]) -> None:
     """One line per impaired direction (``say``: the display's)."""
     for line in impairment_lines(summary.get("impairment") or {}):
         say(line)
+
+
+def tell_recovery(say: Any, summary: dict[str, Any]) -> None:
+    """A line when the agent lost its server during the run: reconnects, time to recover, outage."""
+    recovery = summary.get("recovery") or {}
+    outages = (recovery.get("outage_ms") or {}).get("outages") or []
+    if not outages:
+        return
+    ttr = recovery.get("time_to_recover_ms") or {}
+    line = (
+        f"lost the server {len(outages)} time(s): {recovery['reconnects']} reconnect(s), "
+        f"outage {recovery['outage_ms']['total'] / 1000:.1f} s in total"
+    )
+    if ttr:
+        line += f", time to recover p50 {ttr['p50']:.0f} ms, max {ttr['max']:.0f} ms"
+    if recovery.get("recovering"):
+        line += "; the run ended during an outage"
+    say(line)

@@ -16,7 +16,7 @@ from .common import (
     read_token,
 )
 from .display import LiveView, choose_display
-from .impair import link_shape, tell_impairment
+from .impair import link_shape, tell_impairment, tell_recovery
 from .output import finish
 
 NO_MEDIA_NOTICE_AFTER = 5.0
@@ -77,7 +77,12 @@ async def run_subscribe(args: argparse.Namespace) -> ExitStatus:
     view = LiveView(lambda: _rows(agent), lambda: _line(agent))  # read once the run has started
     display = choose_display("subscribe", quiet=args.quiet, duration=args.duration, view=view)
     agent = SubscriberAgent(
-        keys, decode=not args.no_decode, record_dir=record_dir, on_notice=display.say, impairment=link_shape(args)
+        keys,
+        decode=not args.no_decode,
+        record_dir=record_dir,
+        on_notice=display.say,
+        impairment=link_shape(args),
+        recover_within=args.recover_within,
     )
     run = RunLoop(args.duration, agent.failed)
     feed_seen = args.feed is None
@@ -109,6 +114,7 @@ async def run_subscribe(args: argparse.Namespace) -> ExitStatus:
         await agent.close()
     summary = agent.summary()
     tell_impairment(display.say, summary)
+    tell_recovery(display.say, summary)
     if record_dir is not None:  # where the files went (the directory may have just been created)
         for recording in summary["recordings"]:
             display.say(f"recorded {recording['frames']} frames to {recording['path']}")
