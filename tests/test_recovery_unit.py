@@ -43,3 +43,10 @@ def test_the_log_measures_outages_and_times_to_recover() -> None:
     assert report["outage_ms"] == {"total": 4500.0, "outages": [2500.0, 2000.0]}
     ttr = report["time_to_recover_ms"]
     assert isinstance(ttr, dict) and ttr["count"] == 1 and ttr["max"] == pytest.approx(2500.0, rel=0.01)
+
+
+def test_an_outage_begins_when_the_last_media_arrived() -> None:
+    log = RecoveryLog(clock=lambda: 50.0)
+    log.lost("noticed late", since=46.0)
+    log.recovered(at=51.0)
+    assert log.as_dict()["outage_ms"] == {"total": 5000.0, "outages": [5000.0]}

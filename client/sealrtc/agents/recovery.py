@@ -56,9 +56,12 @@ class RecoveryLog:
     reason: str | None = None
     """Why the current (or last) outage began."""
 
-    def lost(self, reason: str) -> None:
+    def lost(self, reason: str, *, since: float | None = None) -> None:
+        """The media path is lost (``since``: when the last media arrived, on the same clock;
+        default now: a loss is noticed seconds after media stopped, and the outage began then)."""
         if self.lost_at is None:
-            self.lost_at = self.clock()
+            now = self.clock()
+            self.lost_at = now if since is None else min(since, now)
             self.reason = reason
 
     def reconnected(self) -> None:

@@ -86,6 +86,8 @@ class SubscriberAgent:
         self._sessions_before_loss = 0
         """Sessions made before the current outage: media from a later one means recovered."""
         self._feed: int | None = None
+        self._last_frame_at: float | None = None
+        """When the last frame came out of a track: where an outage begins."""
         self._tasks: list[asyncio.Task[Any]] = []
 
     # -- wiring -------------------------------------------------------------------------------
@@ -168,6 +170,7 @@ class SubscriberAgent:
         try:
             while True:
                 frame = await track.recv()
+                self._last_frame_at = time.monotonic()
                 if isinstance(frame, EncodedFrame):
                     continue  # verify-only: decrypted and measured in the receive hook
                 self.decoded[track.kind] = self.decoded.get(track.kind, 0) + 1
@@ -281,7 +284,7 @@ class SubscriberAgent:
             if self.recover_within is None:
                 self._fail(reason)
                 return
-            self.recovery.lost(reason)
+            self.recovery.lost(reason, since=self._last_frame_at)
             self._sessions_before_loss = len(self.sessions)
             logger.info("%s lost its server (%s): reconnecting", self.name, reason)
             if not await retry(reconnect, self.recovery, self.recover_within):
