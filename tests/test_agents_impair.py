@@ -13,6 +13,7 @@ import pytest
 
 from sealrtc.relay.server import Relay
 
+from .rtc_helpers import require_namespace
 from .test_agents_cli import publishing, relay, sealrtc
 
 pytestmark = pytest.mark.network
@@ -86,3 +87,21 @@ async def test_a_rate_limit_below_a_pre_encoded_clips_bitrate_freezes_it(
     assert (slow["freezes"] or {}).get("count", 0) > (fast["freezes"] or {}).get("count", 0), (fast, slow)
     down = narrow.report["impairment"]["down"]
     assert down["queue_dropped"] > 0 and down["impairment"] == "rate=300kbit"
+
+
+async def test_demo_impairs_every_participant_and_says_what_it_did(tmp_path: Path) -> None:
+    require_namespace()
+    out = tmp_path / "demo.json"
+    run = await sealrtc(
+        "demo", "--no-isolate", "--impair", "lossy", "--impair-seed", "3", "--duration", "5", secret=None,
+        json_path=out,
+    )  # fmt: skip
+    await run.wait(timeout=90)
+    assert run.returncode == 0, run.stderr
+    report = run.report
+    for part in (report["publisher"], *report["subscribers"]):
+        assert part["impairment"]["up"]["impairment"] == "loss=5%,burst=4,delay=20ms,jitter=5ms"
+        assert part["impairment"]["up"]["offered"] > 0
+    down = report["subscribers"][0]["impairment"]["down"]
+    assert down["lost"] > 0 and down["mean_delay_ms"] > 15
+    assert "with-secret: impairment down (loss=5%,burst=4,delay=20ms,jitter=5ms)" in run.stderr

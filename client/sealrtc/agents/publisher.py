@@ -65,6 +65,7 @@ class PublisherAgent:
         self.video_codec = video_codec
         self.recover_within = recover_within
         self.recovery = RecoveryLog()
+        self._feeds: list[Feed] = []
         self.pc, self.session = self._new_pc()
         self.resource: str | None = None
         self.janus: JanusSession | None = None
@@ -90,9 +91,12 @@ class PublisherAgent:
         session = attach(pc, self.keys, probe=self.probe)
         if self.record_plaintext and self.keys is not None:
             session.plaintext_observer = self._record
+        after_outage = self.recovery.lost_at is not None
         for track in (self.video, self.audio):
             if track is not None:
-                pc.addTrack(Feed(track))
+                feed = Feed(track, skip_backlog=after_outage)
+                self._feeds.append(feed)
+                pc.addTrack(feed)
         prefer_video_codec(pc, self.video_codec)
         return pc, session
 
@@ -168,8 +172,11 @@ class PublisherAgent:
         self.failed.set()
 
     def frames_sent(self) -> dict[str, int]:
+        """Frames the sources made, less the backlogs skipped after outages (never sent)."""
         return {
-            kind: track.frames_sent if track is not None else 0
+            kind: track.frames_sent - sum(f.skipped for f in self._feeds if f.source is track)
+            if track is not None
+            else 0
             for kind, track in (("video", self.video), ("audio", self.audio))
         }
 
