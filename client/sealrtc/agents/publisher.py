@@ -32,6 +32,7 @@ from .watch import MediaActivity, connected, first_of, media_path_lost, server_g
 logger = logging.getLogger(__name__)
 
 MAX_PLAINTEXT_DIGESTS = 200_000
+KINDS = ("video", "audio")
 
 
 class PublisherAgent:
@@ -201,7 +202,8 @@ class PublisherAgent:
             "tracks": tracks,
             "plaintext_frames_recorded": len(self.plaintext_digests),
             "failure": self.failure,
-            "recovery": self.recovery.as_dict(),
+            "recovery": self.recovery.as_dict()
+            | {"frames_not_sent": {kind: sum(f.skipped for f in self._feeds if f.kind == kind) for kind in KINDS}},
             "impairment": self.impairment.stats() if self.impairment is not None else None,
         }
 
