@@ -186,8 +186,11 @@ async def test_a_dead_whip_whep_server_ends_the_run(tmp_path: Path) -> None:
     line = await asyncio.wait_for(relay.stderr.readline(), 30)  # "sealrtc relay on ...": listening
     assert b"sealrtc relay on" in line
     base = "http://127.0.0.1:18471"
-    pub = await sealrtc("publish", "--whip", f"{base}/whip/x", "--duration", "60")
-    sub = await sealrtc("subscribe", "--whep", f"{base}/whep/x", "--duration", "60", json_path=tmp_path / "s.json")
+    recover = ("--recover-within", "3")  # the server never comes back: 3 s of attempts, then exit 1
+    pub = await sealrtc("publish", "--whip", f"{base}/whip/x", "--duration", "60", *recover)
+    sub = await sealrtc(
+        "subscribe", "--whep", f"{base}/whep/x", "--duration", "60", *recover, json_path=tmp_path / "s.json"
+    )
 
     async def flowing() -> bool:
         return int((await relay_stats(base))["frames_forwarded"]) >= 30
@@ -199,8 +202,9 @@ async def test_a_dead_whip_whep_server_ends_the_run(tmp_path: Path) -> None:
     await pub.wait(timeout=30)
     for run in (sub, pub):
         assert run.returncode == 1, run.stderr
-        assert "lost the connection to the server" in run.stderr
+        assert "lost the connection to the server" in run.stderr and "not recovered within 3 s" in run.stderr
     assert sub.report["duration_s"] < 30 and sub.report["frames_decrypted"] > 0
+    assert sub.report["recovery"]["recovering"] is True and sub.report["recovery"]["reconnects"] == 0
 
 
 async def test_media_files_publish_and_subscribers_record_them(relay: tuple[Relay, str], tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ NACK/RTX, PLI, E2EE) sees the impaired link.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -95,3 +96,41 @@ async def test_the_up_link_impairs_what_the_publisher_sends(pcs: list[RTCPeerCon
     assert link.up.counters.lost > 0
     assert link.down.counters.offered == 0  # only the direction asked for is impaired
     assert 0.1 <= link.up.counters.lost / link.up.counters.offered <= 0.3
+
+
+async def test_a_burst_loss_recovers_through_rate_limited_key_frame_requests(pcs: list[RTCPeerConnection]) -> None:
+    require_namespace()
+    keys = SharedSecret("impaired burst")
+    pub, sub = new_pc(), new_pc()
+    pcs.extend([pub, sub])
+    link = impair(sub, down=Impairment(delay=0.001), seed=5)
+    sender = sealrtc.attach(pub, keys, probe=True)
+    session = sealrtc.attach(sub, keys, decode=False)
+    pub.addTrack(PreEncodedVideoTrack(CLIP))
+    Collector(sub)
+    # One burst: every datagram down for 5 s (several key frames, more packets than the jitter
+    # buffer holds, so NACK cannot repair it): the receiver must ask for a key frame.
+    loop = asyncio.get_running_loop()
+    burst_until = [0.0]
+    decide = link.down.decide
+
+    def bursty(now: float, size: int) -> tuple[float, ...]:
+        if now < burst_until[0]:
+            link.down.counters.offered += 1
+            link.down.counters.lost += 1
+            return ()
+        return decide(now, size)
+
+    link.down.decide = bursty  # type: ignore[method-assign]
+    await connect(pub, sub)
+    await until(lambda: recv(session, "video")["frames_decrypted"] >= 60)
+    burst_from = loop.time()
+    burst_until[0] = burst_from + 5.0
+    before = recv(session, "video")["frames_decrypted"]
+    await until(lambda: loop.time() > burst_until[0] and recv(session, "video")["frames_decrypted"] >= before + 90)
+    elapsed = loop.time() - burst_from
+    sent = next(t for t in sender.stats()["tracks"] if t["direction"] == "send" and t["kind"] == "video")
+    assert link.down.counters.lost >= 100, link.down.counters  # the burst happened
+    assert sum(recv(session, "video")["decrypt_failures"].values()) == 0
+    # Recovered through key-frame requests (PLI), but not a storm: one per second at most.
+    assert 1 <= sent["keyframe_requests_received"] <= elapsed + 1, (sent["keyframe_requests_received"], elapsed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -266,16 +267,70 @@ async def test_unreachable_janus_is_a_clear_error() -> None:
         await JanusSession.connect("ws://127.0.0.1:9", timeout=3)
 
 
-async def test_janus_killed_mid_run(janus: JanusServer) -> None:
+async def restart(server: JanusServer) -> None:
+    """Start Janus again from its configuration: the same ports, the same (static) rooms."""
+    binary = shutil.which("janus")
+    assert binary is not None
+    server.process = subprocess.Popen(
+        [binary, "-F", str(server.directory), "-o", "-N", "-L", str(server.log)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+    async def answering() -> bool:
+        try:
+            session = await JanusSession.connect(server.url, timeout=2)
+        except JanusError:
+            return False
+        await session.close()
+        return True
+
+    await eventually(answering, timeout=20, what="Janus answering again after its restart")
+
+
+async def test_janus_killed_mid_run_and_restarted_agents_recover(janus: JanusServer) -> None:
     keys = SharedSecret("killed")
-    pub, sub = PublisherAgent(keys), SubscriberAgent(keys)
+    pub = PublisherAgent(keys, probe=True, recover_within=30)
+    sub = SubscriberAgent(keys, decode=False, recover_within=30)
+    try:
+        await pub.publish_janus(janus.url, OPEN_ROOM)
+        await sub.subscribe_janus(janus.url, OPEN_ROOM)
+        await until([sub], lambda: sub.totals()["frames_decrypted"] >= 30)
+        janus.kill()
+        await eventually(
+            lambda: pub.recovery.lost_at is not None and sub.recovery.lost_at is not None,
+            timeout=15,
+            what="both agents noticing that Janus is gone",
+        )
+        assert "Janus" in (pub.recovery.reason or "")
+        before = sub.totals()["frames_decrypted"]
+        await restart(janus)
+
+        def recovered() -> bool:
+            sub.refresh()
+            return sub.recovery.time_to_recover.count == 1 and sub.totals()["frames_decrypted"] > before + 30
+
+        await until([sub], recovered, timeout=40)
+        assert not pub.failed.is_set() and not sub.failed.is_set(), (pub.failure, sub.failure)
+        assert pub.recovery.reconnects == 1 and sub.recovery.reconnects == 1
+        for track in sub.track_stats():  # a new session, new receivers: nothing accepted twice
+            assert sum(track["decrypt_failures"].values()) == 0
+    finally:
+        await asyncio.wait_for(close_all(pub, sub), 20)  # no hang
+
+
+async def test_janus_killed_for_good_fails_after_recover_within(janus: JanusServer) -> None:
+    keys = SharedSecret("killed")
+    pub, sub = PublisherAgent(keys, recover_within=3), SubscriberAgent(keys, recover_within=3)
     try:
         await pub.publish_janus(janus.url, OPEN_ROOM)
         await sub.subscribe_janus(janus.url, OPEN_ROOM)
         await until([sub], lambda: sub.decoded["video"] >= 5)
         janus.kill()
-        await asyncio.wait_for(asyncio.gather(pub.failed.wait(), sub.failed.wait()), 10)
-        assert pub.failure and "Janus" in pub.failure
+        await asyncio.wait_for(asyncio.gather(pub.failed.wait(), sub.failed.wait()), 20)
+        for agent in (pub, sub):
+            assert agent.failure and "Janus" in agent.failure and "not recovered within 3 s" in agent.failure
     finally:
         await asyncio.wait_for(close_all(pub, sub), 15)  # no hang
 
@@ -295,6 +350,8 @@ async def test_cli_agents_against_janus(janus: JanusServer, tmp_path: Path) -> N
             str(OPEN_ROOM),
             "--duration",
             "30",
+            "--recover-within",
+            "3",
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -325,10 +382,11 @@ async def test_cli_agents_against_janus(janus: JanusServer, tmp_path: Path) -> N
         summary = json.loads(out.read_text())
         video = [t for t in summary["tracks"] if t["kind"] == "video"]
         assert video and video[0]["frames_decrypted"] > 0 and video[0]["frames_decoded"] > 0
-        janus.kill()  # the publisher notices, reports, exits non-zero, no hang
+        janus.kill()  # the publisher notices, fails to recover within 3 s, exits non-zero, no hang
         _, perr = await asyncio.wait_for(asyncio.to_thread(publisher.communicate), 20)
         assert publisher.returncode == 1
-        assert "Janus" in perr and "Traceback" not in perr and "cli janus secret" not in perr
+        assert "Janus" in perr and "not recovered within 3 s" in perr
+        assert "Traceback" not in perr and "cli janus secret" not in perr
     finally:
         if publisher.poll() is None:
             publisher.kill()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection
@@ -22,9 +24,15 @@ from ..rtc.closing import close_peer
 from ..rtc.policy import prefer_video_codec
 from ..signaling.janus import JanusSession, VideoRoomPublisher
 from ..signaling.whip import delete_resource, whip_publish
-from .watch import MediaActivity, server_gone
+from .feeds import Feed
+from .impairing import AgentImpairment, LinkShape
+from .recovery import RecoveryLog, retry
+from .watch import MediaActivity, connected, first_of, media_path_lost, server_gone
+
+logger = logging.getLogger(__name__)
 
 MAX_PLAINTEXT_DIGESTS = 200_000
+KINDS = ("video", "audio")
 
 
 class PublisherAgent:
@@ -38,24 +46,28 @@ class PublisherAgent:
         video: MediaStreamTrack | None = None,
         audio: MediaStreamTrack | None = None,
         video_codec: str = "vp8",
+        impairment: LinkShape | None = None,
+        recover_within: float | None = None,
     ) -> None:
         """``video``/``audio``: tracks to send instead of the test pattern and tone (e.g. the
         tracks of a media clip); pass only one of them to publish only that kind.
-        ``video_codec``: ``"vp8"`` or ``"h264"``, the only video codec offered."""
+        ``video_codec``: ``"vp8"`` or ``"h264"``, the only video codec offered.
+        ``impairment``: the shape of this participant's link (every connection it makes).
+        ``recover_within``: on a lost server, reconnect for up to this many seconds (None: a
+        lost server ends the agent at once, :attr:`failed`)."""
         self.keys = keys
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.session: E2EESession = attach(self.pc, keys, probe=probe)
+        self.impairment = AgentImpairment(impairment) if impairment is not None else None
+        self.probe = probe
+        self.record_plaintext = record_plaintext
         self.plaintext_digests: set[bytes] = set()
-        if record_plaintext and keys is not None:
-            self.session.plaintext_observer = self._record
         custom = video is not None or audio is not None
         self.video: Any = video if custom else TestPatternVideoTrack(moving=moving)
         self.audio: Any = audio if custom else ToneAudioTrack()
-        for track in (self.video, self.audio):
-            if track is not None:
-                self.pc.addTrack(track)
         self.video_codec = video_codec
-        prefer_video_codec(self.pc, video_codec)
+        self.recover_within = recover_within
+        self.recovery = RecoveryLog()
+        self._feeds: list[Feed] = []
+        self.pc, self.session = self._new_pc()
         self.resource: str | None = None
         self.janus: JanusSession | None = None
         self.room: VideoRoomPublisher | None = None
@@ -64,32 +76,108 @@ class PublisherAgent:
         self._watch: asyncio.Task[None] | None = None
         self._token: str | None = None
         self._endpoint: str | None = None  # the URL the token is for
+        self._janus_url = ""
+        self._janus_room = 0
 
     def _record(self, frame: bytes) -> None:
         if len(self.plaintext_digests) < MAX_PLAINTEXT_DIGESTS:
             self.plaintext_digests.add(hashlib.sha256(frame).digest())
 
+    def _new_pc(self) -> tuple[RTCPeerConnection, E2EESession]:
+        """A peer connection sending this agent's tracks, E2EE attached: each one's senders take
+        fresh KIDs, so a reconnect never reuses a (KID, CTR) nonce."""
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        if self.impairment is not None:
+            self.impairment.apply(pc)
+        session = attach(pc, self.keys, probe=self.probe)
+        if self.record_plaintext and self.keys is not None:
+            session.plaintext_observer = self._record
+        after_outage = self.recovery.lost_at is not None
+        for track in (self.video, self.audio):
+            if track is not None:
+                feed = Feed(track, skip_backlog=after_outage)
+                self._feeds.append(feed)
+                pc.addTrack(feed)
+        prefer_video_codec(pc, self.video_codec)
+        return pc, session
+
     async def publish_whip(self, url: str, *, token: str | None = None) -> None:
         """``token``: a bearer token for servers that require one (never logged)."""
         self._token = token
         self._endpoint = url
-        self.resource = await whip_publish(self.pc, url, token=token)
+        await self._post_whip()
+        self._watch = asyncio.ensure_future(self._supervise(self._whip_lost, self._reconnect_whip))
+
+    async def _post_whip(self) -> None:
+        assert self._endpoint is not None
+        if self.resource is not None:  # a reconnect: the stale session would hold the room (409)
+            await delete_resource(self.resource, token=self._token, endpoint=self._endpoint)
+            self.resource = None
+        self.resource = await whip_publish(self.pc, self._endpoint, token=self._token)
+
+    async def _whip_lost(self) -> str:
+        assert self._endpoint is not None
         activity = MediaActivity(lambda: [self.pc])
-        self._watch = asyncio.ensure_future(self._watch_for(server_gone(url, media=activity.arrived)))
+        return await first_of(server_gone(self._endpoint, media=activity.arrived), media_path_lost(self.pc))
+
+    async def _reconnect_whip(self) -> None:
+        await self._replace_pc()
+        await self._post_whip()
+        await connected(self.pc)
 
     async def publish_janus(self, url: str, room: int) -> None:
-        self.janus = await JanusSession.connect(url)
-        self.room = VideoRoomPublisher(self.janus, room)
-        await self.room.publish(self.pc, e2ee=self.keys is not None)
-        self._watch = asyncio.ensure_future(self._watch_for(self.janus.lost()))
+        self._janus_url, self._janus_room = url, room
+        await self._join_janus()
+        self._watch = asyncio.ensure_future(self._supervise(self._janus_lost, self._reconnect_janus))
 
-    async def _watch_for(self, lost: Any) -> None:
-        self.failure = await lost
+    async def _join_janus(self) -> None:
+        self.janus = await JanusSession.connect(self._janus_url)
+        self.room = VideoRoomPublisher(self.janus, self._janus_room)
+        await self.room.publish(self.pc, e2ee=self.keys is not None)
+
+    async def _janus_lost(self) -> str:
+        assert self.janus is not None
+        return await first_of(self.janus.lost(), media_path_lost(self.pc))
+
+    async def _reconnect_janus(self) -> None:
+        if self.janus is not None:
+            await self.janus.close()
+        self.janus, self.room = None, None
+        await self._replace_pc()
+        await self._join_janus()
+        await connected(self.pc)
+
+    async def _replace_pc(self) -> None:
+        old = self.pc
+        self.pc, self.session = self._new_pc()
+        await close_peer(old)
+
+    async def _supervise(self, lost: Callable[[], Awaitable[str]], reconnect: Callable[[], Awaitable[None]]) -> None:
+        """Watch the connection; on a loss, reconnect (or fail, without ``recover_within``)."""
+        while True:
+            reason = await lost()
+            if self.recover_within is None:
+                self._fail(reason)
+                return
+            self.recovery.lost(reason)
+            logger.info("publisher lost its server (%s): reconnecting", reason)
+            if not await retry(reconnect, self.recovery, self.recover_within):
+                self._fail(f"{reason}; not recovered within {self.recover_within:g} s")
+                return
+            self.recovery.reconnected()
+            self.recovery.recovered()
+
+    def _fail(self, reason: str) -> None:
+        if self.failure is None:
+            self.failure = reason
         self.failed.set()
 
     def frames_sent(self) -> dict[str, int]:
+        """Frames the sources made, less the backlogs skipped after outages (never sent)."""
         return {
-            kind: track.frames_sent if track is not None else 0
+            kind: track.frames_sent - sum(f.skipped for f in self._feeds if f.source is track)
+            if track is not None
+            else 0
             for kind, track in (("video", self.video), ("audio", self.audio))
         }
 
@@ -114,6 +202,9 @@ class PublisherAgent:
             "tracks": tracks,
             "plaintext_frames_recorded": len(self.plaintext_digests),
             "failure": self.failure,
+            "recovery": self.recovery.as_dict()
+            | {"frames_not_sent": {kind: sum(f.skipped for f in self._feeds if f.kind == kind) for kind in KINDS}},
+            "impairment": self.impairment.stats() if self.impairment is not None else None,
         }
 
     async def close(self) -> None:
@@ -126,4 +217,6 @@ class PublisherAgent:
         if self.janus is not None:
             await self.janus.close()
         await close_peer(self.pc)
+        if self.impairment is not None:
+            self.impairment.close()
         self.session.close()

@@ -10,9 +10,10 @@ be told (secret mismatch per publisher, media that looks encrypted, an empty roo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ from ..rtc.closing import close_peer
 from ..rtc.session import TrackSecretEvent
 from ..signaling.janus import JanusSession, VideoRoomSubscriber
 from ..signaling.whip import delete_resource, whep_subscribe
-from .watch import MediaActivity, server_gone
+from .impairing import AgentImpairment, LinkShape
+from .recovery import RecoveryLog, retry
+from .watch import MediaActivity, connected, first_of, media_path_lost, server_gone
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +47,14 @@ class SubscriberAgent:
         decode: bool = True,
         record_dir: Path | None = None,
         on_notice: Callable[[str], None] | None = None,
+        impairment: LinkShape | None = None,
+        recover_within: float | None = None,
     ) -> None:
+        """``impairment``: the shape of this participant's link (every connection it makes).
+        ``recover_within``: on a lost server, reconnect for up to this many seconds (None: a
+        lost server ends the agent at once, :attr:`failed`)."""
         self.name = name
+        self.impairment = AgentImpairment(impairment) if impairment is not None else None
         self.keys = keys
         self.decode = decode
         self.record_dir = record_dir
@@ -72,6 +81,13 @@ class SubscriberAgent:
         self._told: set[str] = set()
         self._token: str | None = None
         self._endpoint: str | None = None  # the URL the token is for
+        self.recover_within = recover_within
+        self.recovery = RecoveryLog()
+        self._sessions_before_loss = 0
+        """Sessions made before the current outage: media from a later one means recovered."""
+        self._feed: int | None = None
+        self._last_frame_at: float | None = None
+        """When the last frame came out of a track: where an outage begins."""
         self._tasks: list[asyncio.Task[Any]] = []
 
     # -- wiring -------------------------------------------------------------------------------
@@ -86,6 +102,8 @@ class SubscriberAgent:
 
     def new_pc(self) -> RTCPeerConnection:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        if self.impairment is not None:
+            self.impairment.apply(pc)
         self.pcs.append(pc)
         pc.on("track", self._on_track)
         session = attach(pc, self.keys, decode=self.decode)
@@ -105,7 +123,7 @@ class SubscriberAgent:
         def on_connection() -> None:
             if pc.connectionState == "connected":
                 self.connect.mark("dtls", time.monotonic())
-            elif pc.connectionState == "failed" and len(self.pcs) == 1:
+            elif pc.connectionState == "failed" and len(self.pcs) == 1 and self.recover_within is None:
                 self._fail("the media connection to the server failed (ICE/DTLS)")
 
         return pc
@@ -152,6 +170,7 @@ class SubscriberAgent:
         try:
             while True:
                 frame = await track.recv()
+                self._last_frame_at = time.monotonic()
                 if isinstance(frame, EncodedFrame):
                     continue  # verify-only: decrypted and measured in the receive hook
                 self.decoded[track.kind] = self.decoded.get(track.kind, 0) + 1
@@ -192,27 +211,102 @@ class SubscriberAgent:
         """``token``: a bearer token for servers that require one (never logged)."""
         self._token = token
         self._endpoint = url
-        self.resource = await whep_subscribe(self.new_pc(), url, token=token)
+        await self._post_whep()
         self.connect.mark("signaling", time.monotonic())
-        activity = MediaActivity(lambda: self.pcs)
-        self._tasks.append(asyncio.ensure_future(self._watch(server_gone(url, media=activity.arrived))))
+        self._tasks.append(asyncio.ensure_future(self._supervise(self._whep_lost, self._reconnect_whep)))
+
+    async def _post_whep(self) -> None:
+        assert self._endpoint is not None
+        if self.resource is not None:  # a reconnect: leave the stale session first
+            await delete_resource(self.resource, token=self._token, endpoint=self._endpoint)
+            self.resource = None
+        self.resource = await whep_subscribe(self.new_pc(), self._endpoint, token=self._token)
+
+    async def _whep_lost(self) -> str:
+        assert self._endpoint is not None
+        pc = self.pcs[-1]
+        activity = MediaActivity(lambda: [pc])
+        return await first_of(server_gone(self._endpoint, media=activity.arrived), media_path_lost(pc))
+
+    async def _reconnect_whep(self) -> None:
+        await self._close_pcs()
+        try:
+            await self._post_whep()
+            await connected(self.pcs[-1])
+        except BaseException:  # a failed attempt leaves no connection behind in the report
+            await self._forget(self.pcs[-1])
+            raise
 
     async def subscribe_janus(self, url: str, room: int, *, feed: int | None = None) -> None:
         """Subscribe to every publisher of ``room`` (or only to publisher id ``feed``)."""
-        self.room_id = room
-        self.janus = await JanusSession.connect(url)
-        self.room = VideoRoomSubscriber(self.janus, room, make_pc=self.new_pc, on_feed=self._on_feed, feed=feed)
+        self._endpoint, self.room_id, self._feed = url, room, feed
+        await self._join_janus()
+        self._tasks.append(asyncio.ensure_future(self._supervise(self._janus_lost, self._reconnect_janus)))
+
+    async def _join_janus(self) -> None:
+        assert self._endpoint is not None and self.room_id is not None
+        self.janus = await JanusSession.connect(self._endpoint)
+        self.room = VideoRoomSubscriber(
+            self.janus, self.room_id, make_pc=self.new_pc, on_feed=self._on_feed, feed=self._feed
+        )
         await self.room.start()
-        self._tasks.append(asyncio.ensure_future(self._watch(self.janus.lost())))
+
+    async def _janus_lost(self) -> str:
+        assert self.janus is not None
+        return await self.janus.lost()
+
+    async def _reconnect_janus(self) -> None:
+        """A new session that follows the room's publishers again (they may come back later)."""
+        if self.room is not None:
+            with contextlib.suppress(Exception):  # the old session is gone: nothing to leave
+                await asyncio.wait_for(self.room.close(), 5)
+        if self.janus is not None:
+            await self.janus.close()
+        self.janus, self.room = None, None
+        await self._close_pcs()
+        await self._join_janus()
+
+    async def _forget(self, pc: RTCPeerConnection) -> None:
+        await close_peer(pc)
+        self.pcs.remove(pc)
+        self.sessions = [s for s in self.sessions if s.pc is not pc]
+
+    async def _close_pcs(self) -> None:
+        """Close the connections of before the outage (kept: their tracks stay in the report)."""
+        for pc in self.pcs:
+            if pc.connectionState != "closed":
+                await close_peer(pc)
+
+    async def _supervise(self, lost: Callable[[], Awaitable[str]], reconnect: Callable[[], Awaitable[None]]) -> None:
+        """Watch the connection; on a loss, reconnect (or fail, without ``recover_within``)."""
+        while True:
+            reason = await lost()
+            if self.recover_within is None:
+                self._fail(reason)
+                return
+            self.recovery.lost(reason, since=self._last_frame_at)
+            self._sessions_before_loss = len(self.sessions)
+            logger.info("%s lost its server (%s): reconnecting", self.name, reason)
+            if not await retry(reconnect, self.recovery, self.recover_within):
+                self._fail(f"{reason}; not recovered within {self.recover_within:g} s")
+                return
+            self.recovery.reconnected()
+            self.changed.set()
+
+    def _check_recovered(self) -> None:
+        """An outage ends with the first frame decrypted on a connection made after it began."""
+        if self.recovery.lost_at is None:
+            return
+        tracks = [t for s in self.sessions[self._sessions_before_loss :] for t in s.receive_tracks()]
+        at = _earliest(t.first_frame_at for t in tracks)
+        if at is not None:
+            self.recovery.recovered(at)
 
     def _on_feed(self, feed: int, pc: RTCPeerConnection) -> None:
         self.connect.mark("signaling", time.monotonic())
         for session in self.sessions:
             if session.pc is pc:
                 self.publisher_of[id(session)] = f"feed {feed}"
-
-    async def _watch(self, lost: Any) -> None:
-        self._fail(await lost)
 
     async def room_publishers(self) -> list[int] | None:
         """Publisher ids now in the Janus room (None when not subscribed through Janus)."""
@@ -234,6 +328,7 @@ class SubscriberAgent:
 
     def refresh(self) -> None:
         """Update connect phases and diagnoses from the sessions (cheap: call once a second)."""
+        self._check_recovered()
         tracks = [t for s in self.sessions for t in s.receive_tracks()]
         self.connect.mark("first_rtp", _earliest(t.first_received_at for t in tracks))
         self.connect.mark("first_decrypted", _earliest(t.first_frame_at for t in tracks))
@@ -313,8 +408,11 @@ class SubscriberAgent:
             "recordings": [
                 {"path": str(r.path), "frames": r.frames_written} for r in self.recorders.values() if r.frames_written
             ],
-            "histograms": {f"latency_ms.{kind}": h.encode() for kind, h in self.histograms().items() if h.count},
+            "histograms": {f"latency_ms.{kind}": h.encode() for kind, h in self.histograms().items() if h.count}
+            | ({"time_to_recover_ms": self.recovery.time_to_recover.encode()} if self.recovery.reconnects else {}),
             "failure": self.failure,
+            "recovery": self.recovery.as_dict(),
+            "impairment": self.impairment.stats() if self.impairment is not None else None,
         }
 
     async def close(self) -> None:
@@ -328,6 +426,8 @@ class SubscriberAgent:
             await self.janus.close()
         for pc in self.pcs:
             await close_peer(pc)
+        if self.impairment is not None:
+            self.impairment.close()
         for recorder in self.recorders.values():
             try:
                 recorder.close()

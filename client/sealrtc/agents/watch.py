@@ -99,3 +99,45 @@ async def server_gone(
             return f"lost the connection to the server at {host}:{port} (it no longer accepts connections)"
         if missed >= failures and flowing:
             logger.info("%s:%s refuses new connections, but media still arrives: the session lives", host, port)
+
+
+async def media_path_lost(pc: RTCPeerConnection) -> str:
+    """Return when ``pc``'s media path is gone: ICE consent failed or DTLS closed."""
+    gone = asyncio.Event()
+
+    def check() -> None:
+        if pc.connectionState in ("failed", "closed"):
+            gone.set()
+
+    pc.on("connectionstatechange", check)
+    try:
+        check()
+        await gone.wait()
+    finally:
+        pc.remove_listener("connectionstatechange", check)
+    return "the media connection to the server failed (ICE/DTLS)"
+
+
+async def connected(pc: RTCPeerConnection) -> None:
+    """Return once ``pc`` is connected; raise ConnectionError if it fails first."""
+    done = asyncio.Event()
+    pc.on("connectionstatechange", done.set)
+    try:
+        while pc.connectionState != "connected":
+            if pc.connectionState in ("failed", "closed"):
+                raise ConnectionError("the media connection failed while reconnecting")
+            done.clear()
+            await done.wait()
+    finally:
+        pc.remove_listener("connectionstatechange", done.set)
+
+
+async def first_of(*waits: Awaitable[str]) -> str:
+    """The result of whichever of ``waits`` ends first (the others are cancelled)."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        return next(iter(done)).result()
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -238,6 +238,43 @@ def _suite(text: str) -> int:
     return value
 
 
+def _impairment(text: str) -> Any:
+    from ..impairment import ImpairmentError, parse_impairment
+
+    try:
+        return parse_impairment(text)
+    except ImpairmentError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+IMPAIR_SPEC = "a profile (good, wifi, 4g, 3g, lossy, satellite) and/or settings, e.g. 'loss=5%%,burst=4,delay=100ms'"
+
+
+def _impair_options(p: argparse.ArgumentParser) -> None:
+    """The in-process link impairment of an agent's peer connections (no root, no netem)."""
+    p.add_argument("--impair", type=_impairment, metavar="SPEC", help="impair both directions: " + IMPAIR_SPEC)
+    p.add_argument(
+        "--impair-up", type=_impairment, metavar="SPEC", help="impair what this agent sends (wins over --impair)"
+    )
+    p.add_argument(
+        "--impair-down", type=_impairment, metavar="SPEC", help="impair what this agent receives (wins over --impair)"
+    )
+    p.add_argument(
+        "--impair-seed", type=int, default=0, metavar="N", help="seed of the impairment's randomness (default 0)"
+    )
+
+
+def _recover_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--recover-within",
+        type=positive_seconds,
+        default=30.0,
+        metavar="S",
+        help="when the server or the media path is lost, reconnect (capped exponential backoff with jitter) for "
+        "up to S seconds before the run fails (default 30)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     # No prefix abbreviations: "--secret VALUE" must never be taken for "--secret-file VALUE".
     parser = _Parser(
@@ -367,6 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(publish)
     _epoch_options(publish)
     _rotation_option(publish)
+    _impair_options(publish)
+    _recover_option(publish)
 
     subscribe = sub.add_parser(
         "subscribe",
@@ -400,6 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     subscribe.add_argument("--token-file", metavar="PATH", help=TOKEN_HELP)
     _common(subscribe)
     _epoch_options(subscribe)
+    _impair_options(subscribe)
+    _recover_option(subscribe)
 
     load = sub.add_parser(
         "load",
@@ -543,6 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--quiet", action="store_true", help="no live progress or table")
     demo.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
+    _impair_options(demo)
 
     inspect = sub.add_parser(
         "inspect",

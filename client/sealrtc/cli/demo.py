@@ -14,6 +14,7 @@ from rich.live import Live
 from rich.table import Table
 
 from .common import ExitStatus, random_demo_secret, read_secret, write_json
+from .impair import link_shape, tell_impairment
 from .isolation import inside_namespace, run_isolated
 
 
@@ -45,11 +46,14 @@ async def run_demo(args: argparse.Namespace) -> ExitStatus:
         "127.0.0.1", 0, Relay(record_digests=True, publish_tokens=[token], subscribe_tokens=[token])
     )
     base = f"http://127.0.0.1:{port}"
+    shape = link_shape(args)  # every participant of the demo gets the same link
     publisher = PublisherAgent(
-        SharedSecret(secret, context=context), record_plaintext=True, video_codec=args.video_codec
+        SharedSecret(secret, context=context), record_plaintext=True, video_codec=args.video_codec, impairment=shape
     )
-    keyed = SubscriberAgent(SharedSecret(secret, context=context), name="with-secret")
-    keyless = SubscriberAgent(SharedSecret(random_demo_secret(), context=context), name="without-secret")
+    keyed = SubscriberAgent(SharedSecret(secret, context=context), name="with-secret", impairment=shape)
+    keyless = SubscriberAgent(
+        SharedSecret(random_demo_secret(), context=context), name="without-secret", impairment=shape
+    )
     console = Console(stderr=True)
     try:
         await publisher.publish_whip(f"{base}/whip/demo", token=token)
@@ -102,6 +106,8 @@ async def run_demo(args: argparse.Namespace) -> ExitStatus:
             table.add_row(f"failures: {reason}", str(counts[0]), str(counts[1]))
         table.add_row("plaintext frames seen by relay", str(plaintext_seen), "")
         console.print(table)
+        for who, part in (("publisher", summary["publisher"]), ("with-secret", subs[0])):
+            tell_impairment(lambda line, who=who: console.print(f"{who}: {line}", highlight=False), part)
         console.print("[green]OK[/green]: only ciphertext crossed the relay" if ok else "[red]FAILED[/red]")
     write_json(args.json, summary)
     return ExitStatus.OK if ok else ExitStatus.FAILURE

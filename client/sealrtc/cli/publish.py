@@ -10,6 +10,7 @@ from typing import Any
 
 from .common import CliError, ExitStatus, RunLoop, check_target, keys_from, read_token
 from .display import LiveView, choose_display
+from .impair import link_shape, tell_impairment, tell_recovery
 from .keys import ratcheting, rotating
 from .output import finish
 
@@ -65,7 +66,14 @@ async def run_publish(args: argparse.Namespace) -> ExitStatus:
     check_target(args, args.whip, "--whip", "WHIP")
     keys = keys_from(args)
     tracks = await _media_tracks(args)
-    agent = PublisherAgent(keys, probe=args.probe, video_codec=args.video_codec, **tracks)
+    agent = PublisherAgent(
+        keys,
+        probe=args.probe,
+        video_codec=args.video_codec,
+        impairment=link_shape(args),
+        recover_within=args.recover_within,
+        **tracks,
+    )
     display = choose_display(
         "publish", quiet=args.quiet, duration=args.duration, view=LiveView(lambda: _rows(agent), lambda: _line(agent))
     )
@@ -81,6 +89,8 @@ async def run_publish(args: argparse.Namespace) -> ExitStatus:
     finally:
         await agent.close()
     summary = agent.summary()
+    tell_impairment(display.say, summary)
+    tell_recovery(display.say, summary)
     frames = sum(t["frames"] for t in summary["sent"].values())
     if agent.failure:
         status, verdict = ExitStatus.FAILURE, agent.failure

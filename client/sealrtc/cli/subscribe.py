@@ -16,6 +16,7 @@ from .common import (
     read_token,
 )
 from .display import LiveView, choose_display
+from .impair import link_shape, tell_impairment, tell_recovery
 from .keys import ratcheting
 from .output import finish
 
@@ -76,7 +77,14 @@ async def run_subscribe(args: argparse.Namespace) -> ExitStatus:
     keys = keys_from(args)
     view = LiveView(lambda: _rows(agent), lambda: _line(agent))  # read once the run has started
     display = choose_display("subscribe", quiet=args.quiet, duration=args.duration, view=view)
-    agent = SubscriberAgent(keys, decode=not args.no_decode, record_dir=record_dir, on_notice=display.say)
+    agent = SubscriberAgent(
+        keys,
+        decode=not args.no_decode,
+        record_dir=record_dir,
+        on_notice=display.say,
+        impairment=link_shape(args),
+        recover_within=args.recover_within,
+    )
     run = RunLoop(args.duration, agent.failed)
     feed_seen = args.feed is None
     room_had_publishers = False
@@ -107,6 +115,8 @@ async def run_subscribe(args: argparse.Namespace) -> ExitStatus:
     finally:
         await agent.close()
     summary = agent.summary()
+    tell_impairment(display.say, summary)
+    tell_recovery(display.say, summary)
     if record_dir is not None:  # where the files went (the directory may have just been created)
         for recording in summary["recordings"]:
             display.say(f"recorded {recording['frames']} frames to {recording['path']}")
