@@ -196,8 +196,9 @@ def test_demo_end_to_end(tmp_path: Path, codec: str) -> None:
 
 
 @pytest.mark.parametrize(("codec", "mime"), [("vp8", "video/VP8"), ("h264", "video/H264")])
-def test_cli_relay_publish_subscribe(tmp_path: Path, codec: str, mime: str) -> None:
-    """The three commands as a user runs them, as separate processes."""
+async def test_cli_relay_publish_subscribe(tmp_path: Path, codec: str, mime: str) -> None:
+    """The three commands as a user runs them, as separate processes (the subscriber after the
+    publisher sends: a WHEP subscriber is answered in the codec of the room's publisher)."""
     require_namespace()
     import os
     import socket
@@ -221,6 +222,15 @@ def test_cli_relay_publish_subscribe(tmp_path: Path, codec: str, mime: str) -> N
             stderr=subprocess.PIPE,
             text=True,
         )
+
+        async def publisher_sends() -> bool:  # another process: poll its /stats
+            try:
+                async with aiohttp.ClientSession() as http, http.get(f"{base}/stats") as response:
+                    return int((await response.json())["frames_received"]) > 0
+            except aiohttp.ClientError:
+                return False
+
+        await eventually(publisher_sends, timeout=30, what="the publisher sending through the relay")
         out = tmp_path / "sub.json"
         result = subprocess.run(
             [*cmd, "subscribe", "--whep", f"{base}/whep/cli", "--duration", "3", "--json", str(out)],
