@@ -347,3 +347,24 @@ async def test_publish_rotation_without_more_lines_uses_the_load_rule(tmp_path: 
         await eventually(lambda: keys.generation >= 2, timeout=10, what="two rotations")
     expected = [derive_base_key(rotation_secret("only secret", n)).material for n in range(1, len(seen) + 1)]
     assert len(seen) >= 2 and seen == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "joined"),
+    [
+        ({"videoroom": "event", "publishers": [{"id": 8, "display": "x"}]}, True),
+        ({"videoroom": "event", "joining": {"id": 9, "display": "x"}}, True),
+        ({"videoroom": "event", "publishers": [{"id": 7}]}, False),  # ourselves
+        ({"videoroom": "event", "joining": {"id": 7}}, False),
+        ({"videoroom": "event", "publishers": [{"id": "8"}, "x"]}, False),  # malformed: skipped
+        ({"videoroom": "event", "publishers": "nobody"}, False),
+        ({"videoroom": "event", "joining": {"id": True}}, False),
+        ({"videoroom": "event", "joining": [9]}, False),
+        ({"videoroom": "event", "unpublished": 8}, False),
+        ({"videoroom": "event", "leaving": 8}, False),
+    ],
+)
+def test_which_janus_events_announce_a_join(data: dict[str, Any], joined: bool) -> None:
+    from sealrtc.signaling.janus import announces_join
+
+    assert announces_join(data, 7) is joined

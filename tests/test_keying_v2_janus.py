@@ -12,7 +12,7 @@ import pytest
 from sealrtc.agents import PublisherAgent, SubscriberAgent
 from sealrtc.cli.keys import ratcheting
 from sealrtc.cli.main import main
-from sealrtc.epochs import EpochKeys
+from sealrtc.epochs import EpochKeys, kid_v2
 from sealrtc.testing.janus_server import JanusServer, RoomConfig, cleanup, start_janus
 
 from .rtc_helpers import require_namespace
@@ -21,13 +21,16 @@ from .waiting import eventually
 pytestmark = [pytest.mark.network, pytest.mark.janus]
 
 ROOM = 1901
+JOIN_ROOM = 1902
 SECRET = "janus epochs"
 
 
 @pytest.fixture
 async def janus() -> AsyncIterator[JanusServer]:
     require_namespace()
-    server = await start_janus([RoomConfig(ROOM, require_e2ee=True, record=True)])
+    server = await start_janus(
+        [RoomConfig(ROOM, require_e2ee=True, record=True), RoomConfig(JOIN_ROOM, require_e2ee=True, record=True)]
+    )
     yield server
     cleanup(server)
 
@@ -68,7 +71,45 @@ async def test_an_epoch_3_joiner_reads_epochs_3_on_and_inspect_shows_the_epochs(
     report = tmp_path / "inspect.json"
     assert main(["inspect", "--json", str(report), *map(str, sorted((janus.rec_dir / str(ROOM)).glob("*.mjr")))]) == 0
     for recording in json.loads(report.read_text())["files"]:
-        assert recording["epochs"][:5] == [0, 1, 2, 3, 4], recording["epochs"]
+        epochs = recording["epochs"]
+        # Consecutive epochs through 4; the subscriber's join advanced the publisher once, maybe
+        # before its first frame (then the recording starts at epoch 1).
+        assert epochs[0] in (0, 1) and epochs == list(range(epochs[0], epochs[0] + len(epochs))), epochs
+        assert 4 in epochs, epochs
+
+
+async def test_a_join_advances_the_publishers_epoch_and_the_joiner_cannot_read_before_it(
+    janus: JanusServer, tmp_path: Path
+) -> None:
+    keys = EpochKeys.from_secret(SECRET, context=b"join")
+    pub = PublisherAgent(keys, moving=False)
+    joiner = EpochKeys.from_export(EpochKeys.from_secret(SECRET, context=b"join", epoch=1).export_epoch())
+    sub = SubscriberAgent(joiner)
+    try:
+        await pub.publish_janus(janus.url, JOIN_ROOM)
+        await eventually(lambda: pub.frames_sent()["video"] >= 30, timeout=20, what="epoch-0 media sent")
+        assert keys.epoch == 0  # alone in the room: nobody joined yet
+        await sub.subscribe_janus(janus.url, JOIN_ROOM)  # Janus tells the publisher: joining
+        await eventually(
+            lambda: keys.epoch >= 1 and sub.decoded["video"] >= 20 and sub.decoded["audio"] >= 20,
+            timeout=30,
+            what="the publisher at epoch 1 after the join, the joiner decoding",
+            event=sub.changed,
+        )
+    finally:
+        await pub.close()
+        await sub.close()
+    assert joiner.floor == 1
+    # The joiner holds no key for any epoch-0 KID (the frames sent before it joined).
+    assert joiner.candidates_for(kid_v2(1, 0, joiner.current.fingerprint)) == []
+    for track in sub.summary()["tracks"]:
+        assert track["frames_decrypted"] > 0
+        assert {reason for reason, n in dict(track["decrypt_failures"]).items() if n} <= {"unknown_key"}
+    report = tmp_path / "inspect.json"
+    recordings = sorted((janus.rec_dir / str(JOIN_ROOM)).glob("*.mjr"))
+    assert main(["inspect", "--json", str(report), *map(str, recordings)]) == 0
+    for recording in json.loads(report.read_text())["files"]:
+        assert recording["epochs"][:2] == [0, 1], recording["epochs"]  # epoch 0 was sent, then 1
 
 
 async def test_cli_publisher_ratchets_and_a_cli_joiner_reads_from_its_epoch_file(

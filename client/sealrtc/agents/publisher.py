@@ -17,7 +17,7 @@ from typing import Any
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
 
-from ..epochs import FrameKeys
+from ..epochs import EpochKeys, FrameKeys
 from ..media import TestPatternVideoTrack, ToneAudioTrack
 from ..rtc import E2EESession, attach
 from ..rtc.closing import close_peer
@@ -132,7 +132,10 @@ class PublisherAgent:
 
     async def _join_janus(self) -> None:
         self.janus = await JanusSession.connect(self._janus_url)
-        self.room = VideoRoomPublisher(self.janus, self._janus_room)
+        # Keying v2: someone joined, so the epoch moves on (debounced) and the joiner, given the
+        # new epoch's file, cannot read what was sent before.
+        on_join = self.keys.advance_on_join if isinstance(self.keys, EpochKeys) else None
+        self.room = VideoRoomPublisher(self.janus, self._janus_room, on_join=on_join)
         await self.room.publish(self.pc, e2ee=self.keys is not None)
 
     async def _janus_lost(self) -> str:
@@ -140,6 +143,8 @@ class PublisherAgent:
         return await first_of(self.janus.lost(), media_path_lost(self.pc))
 
     async def _reconnect_janus(self) -> None:
+        if self.room is not None:
+            self.room.stop_following_joins()
         if self.janus is not None:
             await self.janus.close()
         self.janus, self.room = None, None
@@ -212,8 +217,10 @@ class PublisherAgent:
             self._watch.cancel()
         if self.resource is not None:
             await delete_resource(self.resource, token=self._token, endpoint=self._endpoint)
-        if self.room is not None and not self.failed.is_set():
-            await self.room.leave()
+        if self.room is not None:
+            self.room.stop_following_joins()
+            if not self.failed.is_set():
+                await self.room.leave()
         if self.janus is not None:
             await self.janus.close()
         await close_peer(self.pc)

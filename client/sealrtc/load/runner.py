@@ -117,6 +117,7 @@ async def janus_rooms(url: str, names: list[str], scenario: Scenario, given: boo
                 "publishers": max(scenario.publishers, 1) + 1,
                 "require_e2ee": scenario.e2ee,
                 "videocodec": "vp8,h264",
+                "notify_joining": True,  # keying v2 publishers advance the epoch on join
                 "permanent": False,
             }
             try:

@@ -31,6 +31,7 @@ from .janus_protocol import (
     CONNECTION_FAILED,
     PROTOCOL_ERROR,
     JanusError,
+    as_int,
     error_from,
     jsep_of,
     malformed,
@@ -281,14 +282,29 @@ def _answer_jsep(pc: RTCPeerConnection) -> dict[str, Any]:
     return {"type": pc.localDescription.type, "sdp": pc.localDescription.sdp}
 
 
-class VideoRoomPublisher:
-    """Join ``room`` as a publisher and publish ``pc``'s tracks (``e2ee`` goes in the jsep)."""
+def announces_join(data: dict[str, Any], own_id: int | None) -> bool:
+    """Whether a VideoRoom event says someone else joined: a ``publishers`` list naming another
+    id, or a ``joining`` participant (rooms with ``notify_joining``). Malformed entries say no."""
+    feeds, _ = publisher_ids(data)
+    if any(feed != own_id for feed in feeds):
+        return True
+    joining = data.get("joining")
+    return isinstance(joining, dict) and as_int(joining.get("id")) not in (None, own_id)
 
-    def __init__(self, session: JanusSession, room: int) -> None:
+
+class VideoRoomPublisher:
+    """Join ``room`` as a publisher and publish ``pc``'s tracks (``e2ee`` goes in the jsep).
+
+    ``on_join``: called for every event saying someone else joined the room (keying v2 advances
+    the epoch on join; the callee debounces)."""
+
+    def __init__(self, session: JanusSession, room: int, *, on_join: Callable[[], object] | None = None) -> None:
         self.session = session
         self.room = room
         self.handle: JanusHandle | None = None
         self.publisher_id: int | None = None
+        self.on_join = on_join
+        self._joins: asyncio.Task[None] | None = None
 
     async def publish(self, pc: RTCPeerConnection, *, e2ee: bool, display: str = "sealrtc") -> None:
         self.handle = await self.session.attach()
@@ -306,8 +322,28 @@ class VideoRoomPublisher:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         except ValueError as exc:  # aiortc's complaint about the SDP, not about us
             raise JanusError(PROTOCOL_ERROR, f"cannot use Janus' SDP answer: {_first_line(exc)}") from None
+        if self.on_join is not None:
+            self._joins = asyncio.ensure_future(self._follow_joins(self.handle, self.on_join))
+
+    async def _follow_joins(self, handle: JanusHandle, on_join: Callable[[], object]) -> None:
+        """Tell ``on_join`` of joins until cancelled; a malformed event is skipped, never fatal."""
+        while True:
+            event = await handle.events.get()
+            try:
+                data = plugin_data(event)
+            except JanusError:
+                continue
+            if announces_join(data, self.publisher_id):
+                on_join()
+
+    def stop_following_joins(self) -> None:
+        """Stop calling ``on_join`` (also when the session is gone and there is nothing to leave)."""
+        if self._joins is not None:
+            self._joins.cancel()
+            self._joins = None
 
     async def leave(self) -> None:
+        self.stop_following_joins()
         if self.handle is not None:
             with contextlib.suppress(JanusError):
                 await self.handle.message({"request": "unpublish"}, timeout=3)

@@ -109,7 +109,7 @@ def write_config(directory: Path, port: int, rooms: list[RoomConfig]) -> Path:
     for r in rooms:
         lines.append(
             f'room-{r.room}: {{\n  description = "{r.description}"\n  publishers = 6\n'
-            f'  videocodec = "vp8,h264"\n  audiocodec = "opus"\n  fir_freq = 2\n'
+            f'  videocodec = "vp8,h264"\n  audiocodec = "opus"\n  fir_freq = 2\n  notify_joining = true\n'
             f"  require_e2ee = {'true' if r.require_e2ee else 'false'}\n"
             + (f'  record = true\n  rec_dir = "{rec_dir}/{r.room}"\n' if r.record else "")
             + "}\n"
