@@ -413,3 +413,14 @@ async def test_the_watcher_ends_a_run_only_when_refused_and_silent(
     monkeypatch.setattr(watch, "_reachable", fake_reachable)
     reason = await watch.server_gone("http://relay.invalid:8080/whip/x", media=fake_media, interval=0)
     assert "relay.invalid:8080" in reason and len(made) == checks
+
+
+def test_a_missing_secret_suggests_no_e2ee_only_where_it_exists(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SEALRTC_SECRET", raising=False)
+    assert main(["keys", "export", "--epoch", "3"]) != 0
+    keys_error = capsys.readouterr().err
+    assert "no E2EE secret" in keys_error and "--no-e2ee" not in keys_error  # keys export has no plain mode
+    assert main(["subscribe", "--whep", "http://127.0.0.1:9/whep/x"]) != 0
+    assert "--no-e2ee for a plain run" in capsys.readouterr().err

@@ -128,7 +128,8 @@ def read_secret(args: argparse.Namespace, *, required: bool) -> str | None:
     if from_env is not None and from_env != "":
         raise CliError("SEALRTC_SECRET holds only whitespace: set a real secret")
     if required:
-        raise CliError("no E2EE secret: set SEALRTC_SECRET or pass --secret-file (or --no-e2ee for a plain run)")
+        plain = " (or --no-e2ee for a plain run)" if hasattr(args, "no_e2ee") else ""
+        raise CliError(f"no E2EE secret: set SEALRTC_SECRET or pass --secret-file{plain}")
     return None
 
 
