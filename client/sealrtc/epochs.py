@@ -37,7 +37,7 @@ from typing import Any
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import InvalidSecret
-from .keys import BaseKey, SharedSecret, derive_base_key
+from .keys import BaseKey, SharedSecret, add_listener, derive_base_key
 from .sframe import DEFAULT_SUITE, CipherSuite, suite_params
 
 EPOCH_INFO = b"sealrtc/v2/epoch"
@@ -239,13 +239,7 @@ class EpochKeys:
 
     def add_rotation_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call ``listener()`` after every epoch change; returns a remover."""
-        self._listeners.append(listener)
-
-        def remove() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return remove
+        return add_listener(self._listeners, listener)
 
     def decryption_keys(self) -> list[EpochKey]:
         """The current epoch and older ones still in their grace period (current first)."""

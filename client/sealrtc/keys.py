@@ -116,6 +116,17 @@ def derive_base_key(secret: str, context: bytes = b"") -> BaseKey:
     return _BASE_KEYS.get(secret, context)
 
 
+def add_listener(listeners: list[Callable[[], None]], listener: Callable[[], None]) -> Callable[[], None]:
+    """Append ``listener`` to ``listeners``; return a function that removes it (idempotent)."""
+    listeners.append(listener)
+
+    def remove() -> None:
+        if listener in listeners:
+            listeners.remove(listener)
+
+    return remove
+
+
 class SharedSecret:
     """The OpenTok-style E2EE secret of a session, changeable on the fly.
 
@@ -186,13 +197,7 @@ class SharedSecret:
 
     def add_rotation_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call ``listener()`` after every effective :meth:`set_secret`; returns a remover."""
-        self._listeners.append(listener)
-
-        def remove() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return remove
+        return add_listener(self._listeners, listener)
 
     def decryption_keys(self) -> list[BaseKey]:
         """Every base key a receiver may use right now (current first)."""
