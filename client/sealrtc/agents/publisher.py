@@ -18,9 +18,10 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
 
 from ..epochs import EpochKeys, FrameKeys
-from ..media import TestPatternVideoTrack, ToneAudioTrack
+from ..media import MediaShape, synthetic_tracks
 from ..rtc import E2EESession, attach
 from ..rtc.closing import close_peer
+from ..rtc.internals import cap_video_bitrate
 from ..rtc.policy import prefer_video_codec
 from ..signaling.janus import JanusSession, VideoRoomPublisher
 from ..signaling.whip import delete_resource, whip_publish
@@ -48,9 +49,12 @@ class PublisherAgent:
         video_codec: str = "vp8",
         impairment: LinkShape | None = None,
         recover_within: float | None = None,
+        shape: MediaShape | None = None,
     ) -> None:
         """``video``/``audio``: tracks to send instead of the test pattern and tone (e.g. the
         tracks of a media clip); pass only one of them to publish only that kind.
+        ``shape``: the test pattern's size and rate, which kinds to send, and the live encoder's
+        target video bitrate (a clip's tracks come already shaped: see ``tracks_for_clip``).
         ``video_codec``: ``"vp8"`` or ``"h264"``, the only video codec offered.
         ``impairment``: the shape of this participant's link (every connection it makes).
         ``recover_within``: on a lost server, reconnect for up to this many seconds (None: a
@@ -60,9 +64,12 @@ class PublisherAgent:
         self.probe = probe
         self.record_plaintext = record_plaintext
         self.plaintext_digests: set[bytes] = set()
+        self.shape = shape or MediaShape()
         custom = video is not None or audio is not None
-        self.video: Any = video if custom else TestPatternVideoTrack(moving=moving)
-        self.audio: Any = audio if custom else ToneAudioTrack()
+        if not custom:
+            video, audio = synthetic_tracks(self.shape, moving=moving)
+        self.video: Any = video
+        self.audio: Any = audio
         self.video_codec = video_codec
         self.recover_within = recover_within
         self.recovery = RecoveryLog()
@@ -97,7 +104,9 @@ class PublisherAgent:
             if track is not None:
                 feed = Feed(track, skip_backlog=after_outage)
                 self._feeds.append(feed)
-                pc.addTrack(feed)
+                sender = pc.addTrack(feed)
+                if track is self.video and self.shape.video_bps is not None:
+                    cap_video_bitrate(sender, self.shape.video_bps)
         prefer_video_codec(pc, self.video_codec)
         return pc, session
 
@@ -202,6 +211,7 @@ class PublisherAgent:
             }
         return {
             "e2ee": self.keys is not None,
+            "shape": self.shape.describe(),
             "frames_sent": self.frames_sent(),
             "sent": sent,
             "tracks": tracks,

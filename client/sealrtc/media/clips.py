@@ -8,7 +8,8 @@ Cache directory: ``cache_dir`` if given, else ``$SEALRTC_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/sealrtc/clips``, else ``~/.cache/sealrtc/clips``.
 
 Cache key: SHA-256 over the format version, the transcoding parameters (JSON; for H.264 also
-the video codec and its encoder settings) and the SHA-256 of the file *content* (not its name
+the video codec and its encoder settings; the :class:`~sealrtc.media.shape.MediaShape`'s size,
+frame rate and bitrate when given) and the SHA-256 of the file *content* (not its name
 or time stamp); the entry is ``<key>.clip``. Entries are written to a temporary file in the
 same directory and renamed into place, so a crash never leaves a partial entry; an entry that
 fails its checks (e.g. truncated or edited) is made again. The cache is bounded: after a write,
@@ -38,6 +39,7 @@ from pathlib import Path
 
 from . import transcode
 from .errors import MediaError
+from .shape import DEFAULT_SHAPE, MediaShape
 
 log = logging.getLogger(__name__)
 
@@ -105,28 +107,38 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def cache_key(content_sha256: str, video_codec: str = "vp8") -> str:
+def cache_key(content_sha256: str, video_codec: str = "vp8", shape: MediaShape = DEFAULT_SHAPE) -> str:
     """The cache key of a file with this content digest under the current parameters."""
     fields: dict[str, object] = {"format": FORMAT_VERSION, "params": transcode.PARAMS, "content": content_sha256}
     if video_codec != "vp8":
         fields.update(video_codec=video_codec, encoder=transcode.X264_PARAMS)
+    if shape.transcode_params:
+        fields["shape"] = shape.transcode_params
     material = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def load_clip(path: str | Path, *, cache_dir: Path | None = None, video_codec: str = "vp8") -> Clip:
-    """The clip of a media file, from the cache or transcoded now (and then cached).
+def load_clip(
+    path: str | Path,
+    *,
+    cache_dir: Path | None = None,
+    video_codec: str = "vp8",
+    shape: MediaShape = DEFAULT_SHAPE,
+    progress: transcode.Progress | None = None,
+) -> Clip:
+    """The clip of a media file in ``shape``, from the cache or transcoded now (and then cached).
 
     Raises :class:`MediaError` (one-line message) for a missing, unreadable or non-media file
     and for a file with neither video nor audio. A cache that cannot be written is logged and
-    the clip is still returned.
+    the clip is still returned (:func:`cache_dir_problem` lets a caller say so first).
+    ``progress`` hears how far a transcode got (not called on a cache hit).
     """
     source = Path(path)
     if not source.is_file():
         raise MediaError(f"{source} is not a file" if source.exists() else f"{source}: no such file")
     if video_codec not in transcode.VIDEO_CODECS:
         raise MediaError(f"cannot transcode to {video_codec!r}: choose one of {', '.join(transcode.VIDEO_CODECS)}")
-    key = cache_key(_file_digest(source), video_codec)
+    key = cache_key(_file_digest(source), video_codec, shape)
     directory = cache_dir if cache_dir is not None else default_cache_dir()
     entry = directory / f"{key}.clip"
     if entry.exists():
@@ -136,7 +148,7 @@ def load_clip(path: str | Path, *, cache_dir: Path | None = None, video_codec: s
             return clip
         except (_Corrupt, OSError) as exc:
             log.warning("clip cache entry %s is unusable (%s): making it again", entry.name, exc)
-    result = transcode.transcode(source, video_codec)
+    result = transcode.transcode(source, video_codec, shape, progress)
     clip = Clip(
         video=[ClipFrame(data, key_, pts) for data, key_, pts in result.video] if result.video else None,
         audio=result.audio,
@@ -155,6 +167,22 @@ def load_clip(path: str | Path, *, cache_dir: Path | None = None, video_codec: s
     except OSError as exc:
         log.warning("cannot write the clip cache in %s: %s", directory, transcode.reason(exc))
     return clip
+
+
+def cache_dir_problem(directory: Path) -> str | None:
+    """Why clips cannot be cached in ``directory`` (made if missing), or None when they can: a
+    trial file is created and removed, so an unwritable directory or a file in its place is found
+    before a transcode rather than after it."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, trial = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".probe")
+        os.close(fd)
+        os.unlink(trial)
+    except OSError as exc:
+        if isinstance(exc, (FileExistsError, NotADirectoryError)) or (directory.exists() and not directory.is_dir()):
+            return "it is not a directory"
+        return transcode.reason(exc)
+    return None
 
 
 class _Corrupt(Exception):

@@ -18,6 +18,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.video.codeccontext import VideoCodecContext
 
 from .clips import Clip, ClipFrame
+from .shape import DEFAULT_SHAPE, SYNTHETIC_FPS, SYNTHETIC_SIZE, MediaShape
 
 VIDEO_CLOCK_RATE = 90_000
 AUDIO_SAMPLE_RATE = 48_000
@@ -237,9 +238,24 @@ class PreEncodedAudioTrack(_Paced):
 
 
 def tracks_for_clip(
-    clip: Clip, *, duration: float | None = None
+    clip: Clip, *, duration: float | None = None, shape: MediaShape = DEFAULT_SHAPE
 ) -> tuple[PreEncodedVideoTrack | None, PreEncodedAudioTrack | None]:
-    """Looping tracks for the streams a clip has (None for a stream it lacks)."""
-    video = PreEncodedVideoTrack(clip.video, clip.fps, duration=duration) if clip.video else None
-    audio = PreEncodedAudioTrack(clip.audio, clip.channels, duration=duration) if clip.audio else None
+    """Looping tracks for the streams a clip has (None for a stream it lacks or ``shape`` leaves out)."""
+    video = PreEncodedVideoTrack(clip.video, clip.fps, duration=duration) if clip.video and shape.video else None
+    audio = PreEncodedAudioTrack(clip.audio, clip.channels, duration=duration) if clip.audio and shape.audio else None
+    return video, audio
+
+
+def synthetic_tracks(
+    shape: MediaShape = DEFAULT_SHAPE, *, moving: bool = True, duration: float | None = None
+) -> tuple[TestPatternVideoTrack | None, ToneAudioTrack | None]:
+    """The test pattern (in ``shape``'s size and rate) and the tone, each unless ``shape`` leaves
+    it out. The bitrate is the encoder's business: see :func:`sealrtc.rtc.internals.cap_video_bitrate`."""
+    width, height = (shape.width, shape.height) if shape.width and shape.height else SYNTHETIC_SIZE
+    video = (
+        TestPatternVideoTrack(width, height, shape.fps or SYNTHETIC_FPS, moving=moving, duration=duration)
+        if shape.video
+        else None
+    )
+    audio = ToneAudioTrack(duration=duration) if shape.audio else None
     return video, audio

@@ -2,13 +2,16 @@
 
 Used by :func:`sealrtc.media.clips.load_clip`, which caches the result; nothing here touches
 the cache. The settings are in :data:`PARAMS` (and, for H.264, :data:`X264_PARAMS`), which are
-part of the cache key: change one and every cached clip is made again.
+part of the cache key: change one and every cached clip is made again. A
+:class:`~sealrtc.media.shape.MediaShape` overrides the size (scaled to exactly WxH), the frame
+rate and the bitrate; its settings are part of the key too.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -19,6 +22,7 @@ from av.video.frame import PictureType
 from av.video.stream import VideoStream
 
 from .errors import MediaError
+from .shape import DEFAULT_SHAPE, MediaShape
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +97,10 @@ class _VideoOut:
     """Decoded frames in, constant-rate VP8 or H.264 out (frames repeated or dropped to hold the
     rate)."""
 
-    def __init__(self, stream: VideoStream, codec: str = "vp8") -> None:
+    def __init__(self, stream: VideoStream, codec: str = "vp8", shape: MediaShape = DEFAULT_SHAPE) -> None:
         self.codec = codec
-        self.fps = clip_fps(stream)
+        self.shape = shape
+        self.fps = shape.fps or clip_fps(stream)
         self.width = self.height = 0  # from the first decoded frame
         self.gop = max(1, round(float(PARAMS["keyframe_seconds"]) * self.fps))
         self.limit = int(float(PARAMS["max_seconds"]) * self.fps)
@@ -106,8 +111,15 @@ class _VideoOut:
         self._t0: float | None = None
         self._decoded = 0
 
+    @property
+    def bitrate(self) -> int:
+        return self.shape.video_bps or video_bitrate(self.width, self.height)
+
     def _open(self, first: av.VideoFrame) -> av.VideoCodecContext:
-        self.width, self.height = fit_size(first.width, first.height)
+        if self.shape.width is not None and self.shape.height is not None:
+            self.width, self.height = self.shape.width, self.shape.height
+        else:
+            self.width, self.height = fit_size(first.width, first.height)
         if self.codec == "h264":
             return self._open_x264()
         encoder = av.CodecContext.create("libvpx", "w")
@@ -115,7 +127,7 @@ class _VideoOut:
         encoder.pix_fmt = "yuv420p"
         encoder.framerate = Fraction(self.fps, 1)
         encoder.time_base = Fraction(1, self.fps)
-        encoder.bit_rate = video_bitrate(self.width, self.height)
+        encoder.bit_rate = self.bitrate
         encoder.gop_size = self.gop
         encoder.options = {
             "deadline": "realtime",
@@ -132,7 +144,7 @@ class _VideoOut:
         encoder.pix_fmt = "yuv420p"
         encoder.framerate = Fraction(self.fps, 1)
         encoder.time_base = Fraction(1, self.fps)
-        encoder.bit_rate = video_bitrate(self.width, self.height)
+        encoder.bit_rate = self.bitrate
         encoder.gop_size = self.gop
         encoder.profile = "Baseline"
         encoder.options = {"tune": "zerolatency", "preset": "veryfast", "keyint_min": str(self.gop)}
@@ -228,9 +240,16 @@ def _usable_video(container: av.container.InputContainer) -> VideoStream | None:
     return None
 
 
-def transcode(path: Path, video_codec: str = "vp8") -> Transcoded:
-    """Decode ``path`` and encode it to ``video_codec`` (``"vp8"`` or ``"h264"``) + Opus;
-    :class:`MediaError` if that is impossible."""
+Progress = Callable[[float], None]
+"""Called with the share of the file (0..1) transcoded so far, from the transcoding thread."""
+
+
+def transcode(
+    path: Path, video_codec: str = "vp8", shape: MediaShape = DEFAULT_SHAPE, progress: Progress | None = None
+) -> Transcoded:
+    """Decode ``path`` and encode it to ``video_codec`` (``"vp8"`` or ``"h264"``) + Opus in
+    ``shape``; :class:`MediaError` if that is impossible. ``progress`` hears how far it got
+    (at most once per percent)."""
     if video_codec not in VIDEO_CODECS:
         raise MediaError(f"cannot transcode to {video_codec!r}: choose one of {', '.join(VIDEO_CODECS)}")
     try:
@@ -243,7 +262,7 @@ def transcode(path: Path, video_codec: str = "vp8") -> Transcoded:
         if video_stream is None and audio_stream is None:
             raise MediaError(f"{path.name} has neither a video nor an audio stream")
         try:
-            video = _VideoOut(video_stream, video_codec) if video_stream is not None else None
+            video = _VideoOut(video_stream, video_codec, shape) if video_stream is not None else None
             audio = _AudioOut(audio_stream) if audio_stream is not None else None
         except (av.FFmpegError, ValueError) as exc:
             raise MediaError(f"{path.name}: cannot set up the encoders: {reason(exc)}") from None
@@ -251,6 +270,7 @@ def transcode(path: Path, video_codec: str = "vp8") -> Transcoded:
         if video_stream is not None:
             video_stream.thread_type = "AUTO"
         errors = 0
+        meter = _Meter(container, progress)
         try:
             for packet in container.demux(streams):
                 if (video is None or video.full) and (audio is None or audio.full):
@@ -265,6 +285,8 @@ def transcode(path: Path, video_codec: str = "vp8") -> Transcoded:
                     errors += 1  # a damaged packet: skip it, as players do
                     continue
                 for frame in frames:
+                    if isinstance(frame, (av.VideoFrame, av.AudioFrame)):
+                        meter.at(frame.time)
                     if isinstance(frame, av.VideoFrame) and video is not None and not video.full:
                         video.add(frame)
                     elif isinstance(frame, av.AudioFrame) and audio is not None and not audio.full:
@@ -273,6 +295,7 @@ def transcode(path: Path, video_codec: str = "vp8") -> Transcoded:
                 video.finish()
             if audio is not None:
                 audio.finish()
+            meter.done()
         except (av.FFmpegError, ValueError) as exc:
             raise MediaError(f"{path.name}: transcoding failed: {reason(exc)}") from None
     if errors:
@@ -291,6 +314,33 @@ def transcode(path: Path, video_codec: str = "vp8") -> Transcoded:
         audio=audio_packets,
         channels=audio.channels if audio_packets and audio else 0,
     )
+
+
+class _Meter:
+    """Turns decoded frames' times into a share of the file transcoded (the file's duration,
+    capped at what a clip may hold, is the whole)."""
+
+    def __init__(self, container: av.container.InputContainer, progress: Progress | None) -> None:
+        self.progress = progress
+        seconds = container.duration / 1_000_000 if container.duration else 0.0  # AV_TIME_BASE
+        self.total = min(seconds, float(PARAMS["max_seconds"]))
+        self.start: float | None = None
+        self.reported = -1
+
+    def at(self, time: float | None) -> None:
+        if self.progress is None or time is None or self.total <= 0:
+            return
+        if self.start is None:
+            self.start = time
+        percent = min(100, max(0, int((time - self.start) / self.total * 100)))
+        if percent > self.reported:
+            self.reported = percent
+            self.progress(percent / 100)
+
+    def done(self) -> None:
+        if self.progress is not None and self.reported < 100:
+            self.reported = 100
+            self.progress(1.0)
 
 
 def align(

@@ -1,0 +1,179 @@
+"""The shape of what a publisher sends: checks, clips transcoded (and cached) per shape, the
+synthetic source's size and rate, kinds left out, the capped live encoder."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from aiortc.codecs import vpx
+
+from sealrtc.media import MediaShape, ShapeError, cache_dir_problem, load_clip, synthetic_tracks, tracks_for_clip
+from sealrtc.media import clips as clips_module
+from sealrtc.rtc import internals
+
+from .test_media_files import make_media
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(("text", "size"), [("320x180", (320, 180)), ("1280X720", (1280, 720)), (" 16x16 ", (16, 16))])
+def test_resolution_parses(text: str, size: tuple[int, int]) -> None:
+    shape = MediaShape.of(resolution=text)
+    assert (shape.width, shape.height) == size
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"resolution": "321x180"}, "must be even"),
+        ({"resolution": "8x8"}, "outside 16x16"),
+        ({"resolution": "7680x4320"}, "outside"),
+        ({"resolution": "640"}, "WxH"),
+        ({"resolution": "axb"}, "WxH"),
+        ({"fps": 61}, "fps must be 1..60"),
+        ({"fps": -1}, "fps must be 1..60"),
+        ({"video_kbps": 49}, "50..20000"),
+        ({"video_kbps": 20001}, "50..20000"),
+        ({"audio": False, "video": False}, "nothing to send"),
+    ],
+)
+def test_bad_shapes_are_refused_in_one_line(kwargs: dict[str, object], words: str) -> None:
+    with pytest.raises(ShapeError, match=words) as caught:
+        MediaShape.of(**kwargs)  # type: ignore[arg-type]
+    assert "\n" not in str(caught.value)
+
+
+def test_default_shape_is_empty_and_keeps_default_cache_keys() -> None:
+    assert MediaShape().transcode_params == {}
+    assert clips_module.cache_key("ab" * 32, "vp8", MediaShape()) == clips_module.cache_key("ab" * 32)
+    # which kinds are sent is not the clip's business: same clip, same key
+    assert clips_module.cache_key("ab" * 32, "vp8", MediaShape(audio=False)) == clips_module.cache_key("ab" * 32)
+
+
+def test_cache_key_includes_size_rate_and_bitrate() -> None:
+    content = "ab" * 32
+    keys = {
+        clips_module.cache_key(content),
+        clips_module.cache_key(content, "vp8", MediaShape.of(resolution="320x180")),
+        clips_module.cache_key(content, "vp8", MediaShape.of(resolution="640x360")),
+        clips_module.cache_key(content, "vp8", MediaShape.of(fps=15)),
+        clips_module.cache_key(content, "vp8", MediaShape.of(video_kbps=300)),
+        clips_module.cache_key(content, "vp8", MediaShape.of(video_kbps=1200)),
+        clips_module.cache_key(content, "h264", MediaShape.of(video_kbps=300)),
+    }
+    assert len(keys) == 7
+    same = MediaShape.of(resolution="320x180", fps=15, video_kbps=300)
+    assert clips_module.cache_key(content, "vp8", same) == clips_module.cache_key(
+        content, "vp8", MediaShape.of(resolution="320x180", fps=15, video_kbps=300)
+    )
+
+
+def test_clip_is_transcoded_to_the_shape_and_cached_under_it(tmp_path: Path) -> None:
+    source = make_media(tmp_path / "in.mp4", "libx264", "aac", seconds=2.0, fps=10, size=(320, 240))
+    cache = tmp_path / "cache"
+    low = load_clip(source, cache_dir=cache, shape=MediaShape.of(resolution="160x90", fps=5, video_kbps=60))
+    assert (low.width, low.height, low.fps) == (160, 90, 5)
+    assert low.video is not None and 9 <= len(low.video) <= 11  # 2 s at 5 fps
+    high = load_clip(source, cache_dir=cache, shape=MediaShape.of(resolution="160x90", fps=5, video_kbps=2000))
+    assert not high.from_cache and high.key != low.key
+    assert high.video is not None
+    assert sum(len(f.data) for f in high.video) > sum(len(f.data) for f in low.video)
+    again = load_clip(source, cache_dir=cache, shape=MediaShape.of(resolution="160x90", fps=5, video_kbps=60))
+    assert again.from_cache and again.key == low.key
+    assert {p.name for p in cache.glob("*.clip")} == {f"{low.key}.clip", f"{high.key}.clip"}
+
+
+def test_transcode_reports_progress_up_to_the_whole(tmp_path: Path) -> None:
+    source = make_media(tmp_path / "in.mp4", "libx264", None, seconds=2.0, fps=10)
+    seen: list[float] = []
+    load_clip(source, cache_dir=tmp_path / "cache", progress=seen.append)
+    assert seen == sorted(seen) and len(seen) >= 3 and seen[-1] == 1.0
+    hit: list[float] = []
+    load_clip(source, cache_dir=tmp_path / "cache", progress=hit.append)
+    assert hit == []  # a cache hit transcodes nothing
+
+
+def test_clip_tracks_leave_out_the_kinds_the_shape_drops(tmp_path: Path) -> None:
+    clip = load_clip(make_media(tmp_path / "in.mp4", "libx264", "aac"), cache_dir=tmp_path / "cache")
+    video, audio = tracks_for_clip(clip, shape=MediaShape(audio=False))
+    assert video is not None and audio is None
+    video, audio = tracks_for_clip(clip, shape=MediaShape(video=False))
+    assert video is None and audio is not None
+
+
+async def test_synthetic_source_takes_size_and_rate() -> None:
+    video, audio = synthetic_tracks(MediaShape.of(resolution="320x180", fps=15), duration=1.0)
+    assert video is not None and audio is not None
+    frames = [await video.recv() for _ in range(3)]
+    assert {(f.width, f.height) for f in frames} == {(320, 180)}
+    assert [f.pts for f in frames] == [0, 6000, 12000]  # 15 fps in 90 kHz units
+    video.stop()
+    audio.stop()
+    assert synthetic_tracks(MediaShape(video=False))[0] is None
+    assert synthetic_tracks(MediaShape(audio=False))[1] is None
+    default_video, _ = synthetic_tracks()
+    assert default_video is not None and (default_video.width, default_video.height, default_video.fps) == (
+        320,
+        240,
+        30,
+    )
+
+
+def test_cache_dir_problem_names_files_and_unwritable_directories(tmp_path: Path) -> None:
+    assert cache_dir_problem(tmp_path / "new" / "dir") is None
+    assert (tmp_path / "new" / "dir").is_dir() and not list((tmp_path / "new" / "dir").iterdir())
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert cache_dir_problem(a_file) == "it is not a directory"
+    assert cache_dir_problem(a_file / "below") == "it is not a directory"
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        problem = cache_dir_problem(locked)
+        if problem is None:  # root ignores the mode bits
+            pytest.skip("running as root: every directory is writable")
+        assert "denied" in problem.lower()
+    finally:
+        locked.chmod(0o700)
+
+
+class _FakeSender:
+    """The one attribute and method ``cap_video_bitrate`` uses, without a connection."""
+
+    def __init__(self) -> None:
+        self._RTCRtpSender__encoder: object = None
+        self.sent: list[object] = []
+
+    async def send(self, parameters: object) -> None:
+        self.sent.append(parameters)
+
+
+def _vp8_parameters() -> object:
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
+
+    return RTCRtpSendParameters(codecs=[RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000)])
+
+
+def test_capped_encoder_takes_the_bitrate_beyond_aiortcs_bounds_and_remb_only_lowers_it() -> None:
+    sender = _FakeSender()
+    internals.cap_video_bitrate(sender, 100_000)  # type: ignore[arg-type]
+    asyncio.run(sender.send(_vp8_parameters()))
+    encoder = sender._RTCRtpSender__encoder
+    assert isinstance(encoder, vpx.Vp8Encoder) and len(sender.sent) == 1
+    assert encoder.target_bitrate == 100_000  # below aiortc's 250 kbit/s floor
+    assert encoder._Vp8Encoder__target_bitrate == 100_000  # type: ignore[attr-defined]
+    encoder.target_bitrate = 5_000_000  # a REMB above the cap
+    assert encoder.target_bitrate == 100_000
+
+    high = _FakeSender()
+    internals.cap_video_bitrate(high, 4_000_000)  # type: ignore[arg-type]
+    asyncio.run(high.send(_vp8_parameters()))
+    capped = high._RTCRtpSender__encoder
+    assert isinstance(capped, vpx.Vp8Encoder)
+    assert capped.target_bitrate == 4_000_000  # above aiortc's 1.5 Mbit/s ceiling
+    capped.target_bitrate = 600_000  # congestion: the estimate wins below the cap
+    assert capped.target_bitrate == 600_000 and capped._Vp8Encoder__target_bitrate == 600_000  # type: ignore[attr-defined]
+    capped.target_bitrate = 10_000  # but no lower than aiortc itself would go
+    assert capped.target_bitrate == vpx.MIN_BITRATE
