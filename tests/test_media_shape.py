@@ -140,7 +140,7 @@ def test_cache_dir_problem_names_files_and_unwritable_directories(tmp_path: Path
 
 
 class _FakeSender:
-    """The one attribute and method ``cap_video_bitrate`` uses, without a connection."""
+    """The one attribute and method ``fix_video_bitrate`` uses, without a connection."""
 
     def __init__(self) -> None:
         self._RTCRtpSender__encoder: object = None
@@ -156,24 +156,73 @@ def _vp8_parameters() -> object:
     return RTCRtpSendParameters(codecs=[RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000)])
 
 
-def test_capped_encoder_takes_the_bitrate_beyond_aiortcs_bounds_and_remb_only_lowers_it() -> None:
+@pytest.mark.parametrize("bitrate", [100_000, 4_000_000])  # below and above aiortc's VP8 bounds
+def test_fixed_encoder_holds_the_bitrate_whatever_remb_says(bitrate: int) -> None:
     sender = _FakeSender()
-    internals.cap_video_bitrate(sender, 100_000)  # type: ignore[arg-type]
+    internals.fix_video_bitrate(sender, bitrate)  # type: ignore[arg-type]
     asyncio.run(sender.send(_vp8_parameters()))
     encoder = sender._RTCRtpSender__encoder
     assert isinstance(encoder, vpx.Vp8Encoder) and len(sender.sent) == 1
-    assert encoder.target_bitrate == 100_000  # below aiortc's 250 kbit/s floor
-    assert encoder._Vp8Encoder__target_bitrate == 100_000  # type: ignore[attr-defined]
-    encoder.target_bitrate = 5_000_000  # a REMB above the cap
-    assert encoder.target_bitrate == 100_000
+    assert encoder.target_bitrate == bitrate
+    assert encoder._Vp8Encoder__target_bitrate == bitrate  # type: ignore[attr-defined]  # libvpx's bufsize
+    for remb in (10_000, 600_000, 50_000_000):
+        encoder.target_bitrate = remb  # what aiortc does on every REMB
+        assert encoder.target_bitrate == bitrate
+    assert encoder.remb_bps == 50_000_000  # type: ignore[attr-defined]
 
-    high = _FakeSender()
-    internals.cap_video_bitrate(high, 4_000_000)  # type: ignore[arg-type]
-    asyncio.run(high.send(_vp8_parameters()))
-    capped = high._RTCRtpSender__encoder
-    assert isinstance(capped, vpx.Vp8Encoder)
-    assert capped.target_bitrate == 4_000_000  # above aiortc's 1.5 Mbit/s ceiling
-    capped.target_bitrate = 600_000  # congestion: the estimate wins below the cap
-    assert capped.target_bitrate == 600_000 and capped._Vp8Encoder__target_bitrate == 600_000  # type: ignore[attr-defined]
-    capped.target_bitrate = 10_000  # but no lower than aiortc itself would go
-    assert capped.target_bitrate == vpx.MIN_BITRATE
+
+def test_fixed_bitrate_leaves_an_encoder_already_made_alone() -> None:
+    sender = _FakeSender()
+    made = vpx.Vp8Encoder()
+    sender._RTCRtpSender__encoder = made
+    internals.fix_video_bitrate(sender, 100_000)  # type: ignore[arg-type]
+    asyncio.run(sender.send(_vp8_parameters()))
+    assert sender._RTCRtpSender__encoder is made
+
+
+async def test_a_bitrate_gives_the_pattern_a_moving_texture() -> None:
+    plain, _ = synthetic_tracks(MediaShape(audio=False))
+    textured, _ = synthetic_tracks(MediaShape.of(video_kbps=1000, audio=False))
+    assert plain is not None and textured is not None
+    first, second = textured.pattern(0), textured.pattern(1)
+    assert first.shape == plain.pattern(0).shape == (240, 320, 3)
+    # the whole picture changes from frame to frame, not only the moving square
+    changed_rows = (first != second).any(axis=(1, 2)).mean()
+    assert changed_rows > 0.9
+    assert (plain.pattern(0) != plain.pattern(1)).any(axis=(1, 2)).mean() < 0.5
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--resolution", "641x360"], "argument --resolution: resolution 641x360: width and height must be even"),
+        (["--fps", "90"], "argument --fps: fps must be 1..60 (got 90)"),
+        (["--fps", "ten"], "argument --fps: fps must be a whole number"),
+        (["--video-bitrate", "30000"], "argument --video-bitrate: video bitrate must be 50..20000 kbit/s"),
+        (["--no-audio", "--no-video"], "argument --no-video: not allowed with argument --no-audio"),
+    ],
+)
+@pytest.mark.parametrize("command", ["publish", "demo", "load"])
+def test_shape_flags_are_checked_in_one_line_exit_2(
+    command: str, flags: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sealrtc.cli.args import build_parser
+
+    target = ["--whip", "http://relay/whip/x"] if command == "publish" else []
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args([command, *target, *flags])
+    assert exited.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"sealrtc {command}: error: {words}"), last
+
+
+def test_shape_flags_make_the_shape() -> None:
+    from sealrtc.cli.args import build_parser
+    from sealrtc.cli.media import shape_from
+
+    args = build_parser().parse_args(
+        ["publish", "--whip", "http://r/whip/x", "--resolution", "640X360", "--fps", "15", "--video-bitrate", "800"]
+    )
+    assert shape_from(args) == MediaShape(640, 360, 15, 800)
+    default = build_parser().parse_args(["publish", "--whip", "http://r/whip/x", "--no-video"])
+    assert shape_from(default) == MediaShape(video=False)

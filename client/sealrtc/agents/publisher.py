@@ -21,7 +21,7 @@ from ..epochs import EpochKeys, FrameKeys
 from ..media import MediaShape, synthetic_tracks
 from ..rtc import E2EESession, attach
 from ..rtc.closing import close_peer
-from ..rtc.internals import cap_video_bitrate
+from ..rtc.internals import fix_video_bitrate
 from ..rtc.policy import prefer_video_codec
 from ..signaling.janus import JanusSession, VideoRoomPublisher
 from ..signaling.whip import delete_resource, whip_publish
@@ -106,7 +106,7 @@ class PublisherAgent:
                 self._feeds.append(feed)
                 sender = pc.addTrack(feed)
                 if track is self.video and self.shape.video_bps is not None:
-                    cap_video_bitrate(sender, self.shape.video_bps)
+                    fix_video_bitrate(sender, self.shape.video_bps)
         prefer_video_codec(pc, self.video_codec)
         return pc, session
 

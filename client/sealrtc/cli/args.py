@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 from .. import __version__
 from .common import port_number, positive_rate, positive_seconds
+from .media import add_shape_options
 
 SECRET_HELP = (
     "The E2EE secret is read from --secret-file or, without it, from the SEALRTC_SECRET environment "
@@ -399,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
         "subscribers measure latency and loss (browsers would decode the probe: sealrtc receivers only)",
     )
     publish.add_argument("--video-codec", choices=VIDEO_CODECS, default="vp8", help=VIDEO_CODEC_HELP)
+    add_shape_options(publish)
     publish.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
     publish.add_argument("--token-file", metavar="PATH", help=TOKEN_HELP)
     _common(publish)
@@ -481,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--media", metavar="FILE", help="publish this media file (default: test pattern + tone)")
     load.add_argument("--cache-dir", metavar="DIR", help="clip cache for --media")
     load.add_argument("--video-codec", choices=VIDEO_CODECS, help=VIDEO_CODEC_HELP)
+    add_shape_options(load)
     load.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
     load.add_argument("--no-e2ee", action="store_true", help="plain baseline: the same scenario without E2EE")
     load.add_argument("--no-probe", action="store_true", help="publishers send no probes (no latency/loss)")
@@ -577,6 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", type=positive_seconds, default=10.0, metavar="S", help="seconds of media (default 10)"
     )
     demo.add_argument("--video-codec", choices=VIDEO_CODECS, default="vp8", help=VIDEO_CODEC_HELP)
+    add_shape_options(demo, media=False)
     demo.add_argument("--json", metavar="FILE", help="write the summary as JSON to FILE ('-' for stdout)")
     demo.add_argument("--secret-file", metavar="PATH", help=SECRET_FILE_HELP)
     demo.add_argument(

@@ -16,6 +16,7 @@ from rich.table import Table
 from .common import ExitStatus, random_demo_secret, read_secret, write_json
 from .impair import link_shape, tell_impairment
 from .isolation import inside_namespace, run_isolated
+from .media import shape_from
 
 
 def run_demo_command(args: argparse.Namespace, argv: list[str]) -> ExitStatus:
@@ -48,7 +49,11 @@ async def run_demo(args: argparse.Namespace) -> ExitStatus:
     base = f"http://127.0.0.1:{port}"
     shape = link_shape(args)  # every participant of the demo gets the same link
     publisher = PublisherAgent(
-        SharedSecret(secret, context=context), record_plaintext=True, video_codec=args.video_codec, impairment=shape
+        SharedSecret(secret, context=context),
+        record_plaintext=True,
+        video_codec=args.video_codec,
+        impairment=shape,
+        shape=shape_from(args),
     )
     keyed = SubscriberAgent(SharedSecret(secret, context=context), name="with-secret", impairment=shape)
     keyless = SubscriberAgent(
@@ -63,7 +68,7 @@ async def run_demo(args: argparse.Namespace) -> ExitStatus:
 
         def rows() -> dict[str, Any]:
             return {
-                "sent (video+audio)": publisher.video.frames_sent + publisher.audio.frames_sent,
+                "sent (video+audio)": sum(publisher.frames_sent().values()),
                 "forwarded by relay": relay.stats.frames_forwarded,
                 "decoded with secret": sum(keyed.decoded.values()),
                 "decoded without secret": sum(keyless.decoded.values()),

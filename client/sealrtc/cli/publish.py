@@ -4,7 +4,6 @@ optionally probed."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +11,7 @@ from .common import CliError, ExitStatus, RunLoop, check_target, keys_from, read
 from .display import LiveView, choose_display
 from .impair import link_shape, tell_impairment, tell_recovery
 from .keys import ratcheting, rotating
+from .media import clip_cache, load_media, shape_from
 from .output import finish
 
 
@@ -43,20 +43,20 @@ def _line(agent: Any) -> str:
 async def _media_tracks(args: argparse.Namespace) -> dict[str, Any]:
     if not args.media:
         return {}
-    from pathlib import Path
+    from ..media import MediaError, tracks_for_clip
 
-    from ..media import MediaError, load_clip, tracks_for_clip
-
+    shape = shape_from(args)
     try:
-        clip = await asyncio.to_thread(
-            load_clip,
-            args.media,
-            cache_dir=Path(args.cache_dir) if args.cache_dir else None,
-            video_codec=args.video_codec,
-        )
+        with clip_cache(args.cache_dir, "publish") as cache_dir:
+            clip = await load_media(
+                args.media, cache_dir=cache_dir, video_codec=args.video_codec, shape=shape, command="publish"
+            )
     except MediaError as exc:
         raise CliError(f"--media {args.media}: {exc}") from None
-    video, audio = tracks_for_clip(clip)
+    video, audio = tracks_for_clip(clip, shape=shape)
+    if video is None and audio is None:
+        kind = "video" if args.no_audio else "audio"
+        raise CliError(f"--media {args.media} has no {kind} to send", ExitStatus.USAGE)
     return {"video": video, "audio": audio}
 
 
@@ -72,6 +72,7 @@ async def run_publish(args: argparse.Namespace) -> ExitStatus:
         video_codec=args.video_codec,
         impairment=link_shape(args),
         recover_within=args.recover_within,
+        shape=shape_from(args),
         **tracks,
     )
     display = choose_display(

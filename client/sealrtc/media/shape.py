@@ -57,8 +57,8 @@ class MediaShape:
     height: int | None = None
     fps: int | None = None
     video_kbps: int | None = None
-    """Target video bitrate in kbit/s: the live encoder's target (congestion feedback may lower it,
-    never raise it), or the transcoder's bitrate for a clip."""
+    """Video bitrate in kbit/s: the live encoder's fixed target (REMB does not move it), or the
+    transcoder's bitrate for a clip."""
     audio: bool = True
     video: bool = True
 

@@ -23,6 +23,9 @@ from .shape import DEFAULT_SHAPE, SYNTHETIC_FPS, SYNTHETIC_SIZE, MediaShape
 VIDEO_CLOCK_RATE = 90_000
 AUDIO_SAMPLE_RATE = 48_000
 AUDIO_PTIME = 0.020  # one Opus packet per RTP timestamp (aiortc's jitter buffer merges more)
+_TEXTURE_LEVELS = 64
+_TEXTURE_STEP = 3
+"""Pixels the texture scrolls per frame."""
 
 
 def pattern_image(width: int, height: int, index: int = 0, moving: bool = True) -> npt.NDArray[np.uint8]:
@@ -69,15 +72,35 @@ class TestPatternVideoTrack(_Paced):
     __test__ = False  # not a pytest class, despite its name
 
     def __init__(
-        self, width: int = 320, height: int = 240, fps: int = 30, *, moving: bool = True, duration: float | None = None
+        self,
+        width: int = 320,
+        height: int = 240,
+        fps: int = 30,
+        *,
+        moving: bool = True,
+        duration: float | None = None,
+        texture: bool = False,
     ) -> None:
+        """``texture``: lay a fine noise texture over the pattern that scrolls every frame, so an
+        encoder has detail to spend a high bitrate on (the plain pattern is so simple that VP8
+        stays near 300 kbit/s whatever its target). Seeded: every run sends the same pictures."""
         super().__init__(duration)
         self.width, self.height, self.fps, self.moving = width, height, fps, moving
         self.frames_sent = 0
         self._static = pattern_image(width, height, moving=False) if not moving else None
+        self._texture = (
+            np.random.default_rng(0).integers(0, _TEXTURE_LEVELS, size=(height, 2 * width, 1), dtype=np.uint8)
+            if texture
+            else None
+        )
 
     def pattern(self, index: int) -> npt.NDArray[np.uint8]:
-        return self._static if self._static is not None else pattern_image(self.width, self.height, index, True)
+        image = self._static if self._static is not None else pattern_image(self.width, self.height, index, True)
+        if self._texture is None:
+            return image
+        offset = (index * _TEXTURE_STEP) % self.width
+        # 3/4 of the pattern + up to 1/4 of noise: never above 255
+        return image // 4 * 3 + self._texture[:, offset : offset + self.width]
 
     async def recv(self) -> av.VideoFrame:
         index = self.frames_sent
@@ -250,10 +273,18 @@ def synthetic_tracks(
     shape: MediaShape = DEFAULT_SHAPE, *, moving: bool = True, duration: float | None = None
 ) -> tuple[TestPatternVideoTrack | None, ToneAudioTrack | None]:
     """The test pattern (in ``shape``'s size and rate) and the tone, each unless ``shape`` leaves
-    it out. The bitrate is the encoder's business: see :func:`sealrtc.rtc.internals.cap_video_bitrate`."""
+    it out. With a bitrate the pattern carries a moving texture, so the encoder can reach it; the
+    bitrate itself is the encoder's business (:func:`sealrtc.rtc.internals.fix_video_bitrate`)."""
     width, height = (shape.width, shape.height) if shape.width and shape.height else SYNTHETIC_SIZE
     video = (
-        TestPatternVideoTrack(width, height, shape.fps or SYNTHETIC_FPS, moving=moving, duration=duration)
+        TestPatternVideoTrack(
+            width,
+            height,
+            shape.fps or SYNTHETIC_FPS,
+            moving=moving,
+            duration=duration,
+            texture=shape.video_kbps is not None,
+        )
         if shape.video
         else None
     )

@@ -36,8 +36,8 @@ Private names used:
 * ``Vp8Encoder._Vp8Encoder__target_bitrate`` and ``H264Encoder._H264Encoder__target_bitrate`` —
   the encoders' bitrate behind their ``target_bitrate`` property (which clamps to aiortc's
   250 kbit/s..1.5 Mbit/s for VP8, 0.5..3 Mbit/s for H.264, and follows every REMB):
-  :func:`cap_video_bitrate` gives a sender an encoder whose target is the user's bitrate,
-  lowered (never raised) by REMB. libvpx's ``bufsize`` option reads the private directly.
+  :func:`fix_video_bitrate` gives a sender an encoder whose target is the user's bitrate
+  (REMB does not move it). libvpx's ``bufsize`` option reads the private directly.
 * ``RTCRtpTransceiver._codecs`` — the negotiated codecs (to refuse codecs without a layout
   under E2EE; the relay puts its publisher's codec first in a subscriber's answer).
 * ``aiortc.jitterbuffer.JitterFrame`` (``data``, ``timestamp``).
@@ -70,7 +70,7 @@ __all__ = [
     "AiortcIncompatible",
     "FrameHook",
     "JitterFrame",
-    "cap_video_bitrate",
+    "fix_video_bitrate",
     "hook_encoder",
     "hook_receiver",
     "hook_sender",
@@ -305,64 +305,53 @@ def accept_encoded_frames(encoder: h264.H264Encoder) -> None:
     encoder.pack = pack  # type: ignore[method-assign]
 
 
-class _CappedBitrate:
-    """Mixed into aiortc's video encoders: ``target_bitrate`` is the user's cap, or the last REMB
-    estimate when that is lower (aiortc's own clamp applied to the estimate only, so feedback
-    lowers the bitrate no further than aiortc would). The private the encoder reads is kept equal
-    to it."""
+class _FixedBitrate:
+    """Mixed into aiortc's video encoders: ``target_bitrate`` is the user's bitrate, whatever REMB
+    says. aiortc follows every REMB, and an aiortc receiver's estimate tracks what arrives: a
+    simple picture that undershoots its target is walked down to aiortc's floor (250 kbit/s for
+    VP8), whatever was asked. The last estimate is kept in :attr:`remb_bps`. The private the
+    encoder reads itself is set to the same value."""
 
     _private = ""
-    _clamp: Callable[[int], int]
 
-    def _cap_init(self, cap_bps: int) -> None:
-        self._cap_bps = cap_bps
-        self._estimate_bps: int | None = None
-        setattr(self, self._private, cap_bps)
+    def _fix(self, bitrate_bps: int) -> None:
+        self._bitrate_bps = bitrate_bps
+        self.remb_bps: int | None = None
+        setattr(self, self._private, bitrate_bps)
 
     @property
     def target_bitrate(self) -> int:
-        if self._estimate_bps is None:
-            return self._cap_bps
-        return min(self._cap_bps, self._estimate_bps)
+        return self._bitrate_bps
 
     @target_bitrate.setter
     def target_bitrate(self, bitrate: int) -> None:
-        self._estimate_bps = type(self)._clamp(bitrate)
-        setattr(self, self._private, self.target_bitrate)
+        self.remb_bps = bitrate
 
 
-class _CappedVp8Encoder(_CappedBitrate, vpx.Vp8Encoder):
+class _FixedVp8Encoder(_FixedBitrate, vpx.Vp8Encoder):
     _private = "_Vp8Encoder__target_bitrate"
 
-    @staticmethod
-    def _clamp(bitrate: int) -> int:
-        return max(vpx.MIN_BITRATE, min(bitrate, vpx.MAX_BITRATE))
-
-    def __init__(self, cap_bps: int) -> None:
+    def __init__(self, bitrate_bps: int) -> None:
         vpx.Vp8Encoder.__init__(self)
-        self._cap_init(cap_bps)
+        self._fix(bitrate_bps)
 
 
-class _CappedH264Encoder(_CappedBitrate, h264.H264Encoder):
+class _FixedH264Encoder(_FixedBitrate, h264.H264Encoder):
     _private = "_H264Encoder__target_bitrate"
 
-    @staticmethod
-    def _clamp(bitrate: int) -> int:
-        return max(h264.MIN_BITRATE, min(bitrate, h264.MAX_BITRATE))
-
-    def __init__(self, cap_bps: int) -> None:
+    def __init__(self, bitrate_bps: int) -> None:
         h264.H264Encoder.__init__(self)
-        self._cap_init(cap_bps)
+        self._fix(bitrate_bps)
 
 
-def cap_video_bitrate(sender: RTCRtpSender, bitrate_bps: int) -> None:
-    """Make ``sender``'s video encoder (VP8 or H.264, live-encoded) aim at ``bitrate_bps``.
+def fix_video_bitrate(sender: RTCRtpSender, bitrate_bps: int) -> None:
+    """Make ``sender``'s video encoder (VP8 or H.264, live-encoded) hold ``bitrate_bps``.
 
     Call after the session hooked the sender (:func:`hook_sender`) and before it starts: the
     encoder is made when ``send()`` names the negotiated codec, before aiortc would make its own,
-    and the session's frame hook is then installed on it. aiortc's bounds do not apply to the
-    cap; REMB can lower the target below the cap (down to aiortc's own minimum), never raise it.
-    Pre-encoded media (``pack()``) is not re-encoded: a clip's bitrate is set when it is made.
+    and the session's frame hook is then installed on it. aiortc's bounds do not apply, and REMB
+    does not move it (see :class:`_FixedBitrate`). Pre-encoded media (``pack()``) is not
+    re-encoded: a clip's bitrate is set when it is made.
     """
     inner_send: Callable[[RTCRtpSendParameters], Any] = sender.send
 
@@ -370,9 +359,9 @@ def cap_video_bitrate(sender: RTCRtpSender, bitrate_bps: int) -> None:
         if parameters.codecs and sender._RTCRtpSender__encoder is None:  # type: ignore[attr-defined]
             mime = parameters.codecs[0].mimeType.lower()
             if mime == "video/vp8":
-                sender._RTCRtpSender__encoder = _CappedVp8Encoder(bitrate_bps)  # type: ignore[attr-defined]
+                sender._RTCRtpSender__encoder = _FixedVp8Encoder(bitrate_bps)  # type: ignore[attr-defined]
             elif mime == "video/h264":
-                sender._RTCRtpSender__encoder = _CappedH264Encoder(bitrate_bps)  # type: ignore[attr-defined]
+                sender._RTCRtpSender__encoder = _FixedH264Encoder(bitrate_bps)  # type: ignore[attr-defined]
         await inner_send(parameters)
 
     sender.send = send  # type: ignore[method-assign]
