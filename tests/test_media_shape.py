@@ -1,14 +1,17 @@
 """The shape of what a publisher sends: checks, clips transcoded (and cached) per shape, the
-synthetic source's size and rate, kinds left out, the capped live encoder."""
+synthetic source's size and rate, kinds left out, the fixed-bitrate live encoder, load scenarios, the
+command line's clips."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
 
 import pytest
 from aiortc.codecs import vpx
 
+from sealrtc.load.scenario import Scenario, ScenarioError, build, load_file
 from sealrtc.media import MediaShape, ShapeError, cache_dir_problem, load_clip, synthetic_tracks, tracks_for_clip
 from sealrtc.media import clips as clips_module
 from sealrtc.rtc import internals
@@ -226,3 +229,115 @@ def test_shape_flags_make_the_shape() -> None:
     assert shape_from(args) == MediaShape(640, 360, 15, 800)
     default = build_parser().parse_args(["publish", "--whip", "http://r/whip/x", "--no-video"])
     assert shape_from(default) == MediaShape(video=False)
+
+
+# -- load scenarios ------------------------------------------------------------------------------
+
+
+def _scenario(tmp_path: Path, text: str, suffix: str = ".toml", **flags: object) -> Scenario:
+    path = tmp_path / f"s{suffix}"
+    path.write_text(text)
+    return build(load_file(path), dict(flags))
+
+
+def test_scenario_shape_settings_and_room_tables(tmp_path: Path) -> None:
+    scenario = _scenario(
+        tmp_path,
+        'rooms = 4\nvideo-bitrate = 400\nresolution = "640x360"\n'
+        "[[room]]\ncount = 2\nvideo-bitrate = 1500\nno-audio = true\n"
+        '[[room]]\nresolution = "320x180"\nfps = 15\n',
+    )
+    shapes = scenario.room_shape_list()
+    assert shapes[0] == shapes[1] == MediaShape(640, 360, None, 1500, audio=False)
+    assert shapes[2] == MediaShape(320, 180, 15, 400)
+    assert shapes[3] == MediaShape(640, 360, None, 400)  # not covered by a table: the scenario's own
+    recorded = scenario.as_dict()
+    assert recorded["video_bitrate"] == 400 and recorded["resolution"] == "640x360" and recorded["audio"] is True
+    assert recorded["room_shapes"] == [
+        {"count": 2, "video_bitrate": 1500, "audio": False},
+        {"count": 1, "resolution": "320x180", "fps": 15},
+    ]
+
+
+def test_flags_win_over_the_scenario_and_tables_over_both(tmp_path: Path) -> None:
+    scenario = _scenario(
+        tmp_path, "rooms = 2\nvideo-bitrate = 400\n[[room]]\nfps = 10\n", video_bitrate=900, audio=False
+    )
+    assert scenario.room_shape_list() == [
+        MediaShape(fps=10, video_kbps=900, audio=False),
+        MediaShape(video_kbps=900, audio=False),
+    ]
+
+
+def test_yaml_rooms(tmp_path: Path) -> None:
+    scenario = _scenario(tmp_path, "rooms: 2\nroom:\n  - no-video: true\n  - video-bitrate: 250\n", ".yaml")
+    assert scenario.room_shape_list() == [MediaShape(video=False), MediaShape(video_kbps=250)]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('resolution = "641x360"', "resolution 641x360: width and height must be even"),
+        ("fps = 61", "fps must be 1..60"),
+        ("video-bitrate = 20", "video bitrate must be 50..20000 kbit/s"),
+        ("no-audio = true\nno-video = true", "nothing to send"),
+        ("no-audio = 1", "'no-audio' must be true or false"),
+        ("rooms = 1\n[[room]]\ncount = 2", "[[room]] tables cover 2 rooms, the scenario has 1"),
+        ("[[room]]\nbitrate = 300", "[[room]] 1: unknown setting 'bitrate' (did you mean video_bitrate?"),
+        ("[[room]]\nfps = 90", "[[room]] 1: fps must be 1..60"),
+        ("[[room]]\nno-audio = true\n[[room]]\nfps = 0.5", "[[room]] 2: setting 'fps' must be a whole number"),
+        ("rooms = 2\n[[room]]\ncount = 0", "[[room]] 1: count must be >= 1"),
+        ('room = "big"', "setting room must be a list of tables"),
+    ],
+)
+def test_bad_shape_scenarios_are_one_line_errors(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        _scenario(tmp_path, text)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_load_flags_reach_the_scenario() -> None:
+    from sealrtc.cli.args import build_parser
+    from sealrtc.cli.load import _scenario as scenario_of
+
+    args = build_parser().parse_args(["load", "--video-bitrate", "700", "--resolution", "480x270", "--no-audio"])
+    assert scenario_of(args).room_shape_list() == [MediaShape(480, 270, None, 700, audio=False)]
+    plain = build_parser().parse_args(["load"])
+    assert scenario_of(plain).room_shape_list() == [MediaShape()]
+
+
+# -- the command line's clips: progress and the cache ------------------------------------------
+
+
+def test_an_unusable_cache_dir_is_said_once_and_a_temporary_one_used(tmp_path: Path) -> None:
+    from sealrtc.cli.media import usable_cache_dir
+
+    a_file = tmp_path / "cache-file"
+    a_file.write_text("not a directory")
+    said = io.StringIO()
+    directory = usable_cache_dir(str(a_file), "publish", said)
+    assert said.getvalue().count("\n") == 1
+    assert said.getvalue().startswith(f"sealrtc publish: --cache-dir {a_file} cannot be used (it is not a directory)")
+    assert directory.is_dir() and directory != a_file and cache_dir_problem(directory) is None
+    quiet = io.StringIO()
+    assert usable_cache_dir(str(tmp_path / "good"), "publish", quiet) == tmp_path / "good" and not quiet.getvalue()
+
+
+async def test_a_transcode_piped_says_one_line_and_a_cache_hit_nothing(tmp_path: Path) -> None:
+    from sealrtc.cli.media import load_media
+
+    source = make_media(tmp_path / "clip.mp4", "libx264", "aac", seconds=2.0)
+    shown = io.StringIO()
+    shape = MediaShape.of(resolution="160x90", video_kbps=200)
+    clip = await load_media(
+        str(source), cache_dir=tmp_path / "c", video_codec="vp8", shape=shape, command="load", stream=shown
+    )
+    assert (clip.width, clip.height) == (160, 90) and not clip.from_cache
+    assert (
+        shown.getvalue() == "sealrtc load: transcoding clip.mp4 to VP8 160x90 200 kbit/s (once: the clip is cached)\n"
+    )
+    again = io.StringIO()
+    hit = await load_media(
+        str(source), cache_dir=tmp_path / "c", video_codec="vp8", shape=shape, command="load", stream=again
+    )
+    assert hit.from_cache and again.getvalue() == ""

@@ -4,6 +4,10 @@ audio track."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +21,10 @@ from sealrtc.cli.args import build_parser
 from sealrtc.cli.media import shape_from
 from sealrtc.media import MediaShape
 from sealrtc.relay.server import Relay, start_relay
+from sealrtc.report import first_problem
 
 from .rtc_helpers import require_namespace
+from .test_media_files import make_media
 from .waiting import eventually
 
 pytestmark = pytest.mark.network
@@ -91,3 +97,40 @@ async def test_resolution_reaches_the_decoder_and_no_audio_sends_no_audio_track(
     with av.open(str(recordings[0])) as container:
         sizes = {(frame.width, frame.height) for frame in container.decode(video=0)}
     assert sizes == {(320, 180)}
+
+
+async def test_load_rooms_send_their_own_shape_from_one_clip_cache(tmp_path: Path) -> None:
+    """A scenario whose two rooms send a --media file differently (room 0 video only, room 1 at
+    160x90 and 100 kbit/s), with a --cache-dir that is a file: one line says so, one line per
+    clip made, the run passes and the report's scenario records the shapes."""
+    require_namespace()
+    media = make_media(tmp_path / "clip.mp4", "libx264", "aac", seconds=2.0, fps=10)
+    scenario = tmp_path / "rooms.toml"
+    scenario.write_text(
+        f'rooms = 2\nsubscribers = 1\nduration = 5\nmedia = "{media}"\n'
+        '[[room]]\nno-audio = true\n[[room]]\nresolution = "160x90"\nvideo-bitrate = 100\n'
+    )
+    not_a_dir = tmp_path / "cache"
+    not_a_dir.write_text("a file")
+    report_path = tmp_path / "report.json"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sealrtc", "load", "--scenario", str(scenario), "--workers", "1", "--quiet",
+        "--cache-dir", str(not_a_dir), "--json", str(report_path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if k != "SEALRTC_SECRET"},
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 120)
+    stderr = err.decode()
+    assert proc.returncode == 0, stderr
+    assert stderr.count("cannot be used (it is not a directory)") == 1, stderr
+    assert stderr.count("transcoding clip.mp4") == 2, stderr  # the file's own shape, and 160x90
+    report = json.loads(report_path.read_text())
+    recorded = report["scenario"]
+    assert recorded["room_shapes"] == [{"count": 1, "audio": False}, {"count": 1, "resolution": "160x90",
+                                                                    "video_bitrate": 100}]  # fmt: skip
+    assert first_problem(report) is None
+    rooms = {room["room"]: room["metrics"] for room in report["rooms"]}
+    video_only, shaped = (rooms[name] for name in sorted(rooms))  # names end in the room's index
+    assert (video_only["latency_audio_ms"] or {}).get("count", 0) == 0  # no audio: none measured
+    assert video_only["latency_video_ms"]["count"] > 10
+    assert shaped["latency_audio_ms"]["count"] > 10 and shaped["latency_video_ms"]["count"] > 10

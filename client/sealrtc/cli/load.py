@@ -54,6 +54,11 @@ def _scenario(args: argparse.Namespace) -> Any:
         "keying": args.keying,
         "ratchet_every": args.ratchet_every,
         "churn": args.churn,
+        "video_bitrate": args.video_bitrate,
+        "resolution": args.resolution,
+        "fps": args.fps,
+        "audio": False if args.no_audio else None,
+        "video": False if args.no_video else None,
     }
     try:
         return build(load_file(args.scenario) if args.scenario else {}, flags)
@@ -139,6 +144,12 @@ async def run_load_command(args: argparse.Namespace) -> int:
         if secret is None:
             secret = random_demo_secret()
     kind = "janus" if args.janus else "whip" if args.server else "relay"
+    cache_dir = args.cache_dir
+    if scenario.media:
+        from .media import prepare_clips
+
+        cache_dir = await prepare_clips(scenario.media, scenario.room_shape_list(), cache_dir=args.cache_dir,
+                                        video_codec=scenario.video_codec, command="load")  # fmt: skip
     progress = LoadProgress(scenario.planned)
     display = choose_display(
         "load", quiet=args.quiet, view=LiveView(progress.rows, progress.line), duration=scenario.duration
@@ -156,7 +167,7 @@ async def run_load_command(args: argparse.Namespace) -> int:
                 url=args.janus or args.server or "",
                 workers=args.workers,
                 secret=secret,
-                cache_dir=args.cache_dir,
+                cache_dir=cache_dir,
                 on_tick=tick,
                 shard=shard,
                 run_id=args.run_id,

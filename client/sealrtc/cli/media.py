@@ -4,22 +4,22 @@ progress shown and a clip cache that is checked before a transcode.
 A transcode takes seconds (a minute of HD, tens of seconds): on a terminal a progress bar shows
 it, anywhere else one line says it started (a log stays readable). A cache that cannot be used
 (a file in its place, no write permission) is said in one line and the run goes on with a
-temporary cache that lives as long as the command: one transcode, not one per process and not
-one per run without a word.
+temporary cache that lives as long as the command: one transcode per run (a load run's workers
+find the clip there), said once, rather than a log line per process.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from ..text import clean
+from .common import CliError
 
 if TYPE_CHECKING:  # the media package loads PyAV and aiortc: not for parsing arguments
     from ..media import Clip, MediaShape
@@ -116,17 +116,19 @@ def shape_from(args: argparse.Namespace) -> MediaShape:
     )
 
 
-@contextlib.contextmanager
-def clip_cache(cache_dir: str | None, command: str, stream: TextIO | None = None) -> Iterator[Path]:
+_TEMPORARY: list[tempfile.TemporaryDirectory[str]] = []
+"""Stand-in caches of this process: removed when it exits (by their finalizers)."""
+
+
+def usable_cache_dir(cache_dir: str | None, command: str, stream: TextIO | None = None) -> Path:
     """The clip cache to use: ``cache_dir`` (or the default), or, when it cannot be used, a
-    temporary directory for as long as the block runs (said in one line)."""
+    temporary directory that lasts as long as this process (said in one line)."""
     from ..media import cache_dir_problem, default_cache_dir
 
     directory = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     problem = cache_dir_problem(directory)
     if problem is None:
-        yield directory
-        return
+        return directory
     name = "--cache-dir" if cache_dir else "the clip cache"
     print(
         f"sealrtc {command}: {name} {clean(directory)} cannot be used ({clean(problem)}): clips are made in a "
@@ -134,8 +136,26 @@ def clip_cache(cache_dir: str | None, command: str, stream: TextIO | None = None
         file=stream or sys.stderr,
         flush=True,
     )
-    with tempfile.TemporaryDirectory(prefix="sealrtc-clips-") as temporary:
-        yield Path(temporary)
+    temporary = tempfile.TemporaryDirectory(prefix="sealrtc-clips-")
+    _TEMPORARY.append(temporary)
+    return Path(temporary.name)
+
+
+async def prepare_clips(
+    media: str, shapes: Iterable[MediaShape], *, cache_dir: str | None, video_codec: str, command: str
+) -> str:
+    """Make (or find) the clip of ``media`` for each distinct transcode of ``shapes``, progress
+    shown, before a load run's workers look for them; returns the cache directory they use."""
+    from ..media import MediaError
+
+    directory = usable_cache_dir(cache_dir, command)
+    distinct = {tuple(sorted(shape.transcode_params.items())): shape for shape in shapes}
+    try:
+        for shape in distinct.values():
+            await load_media(media, cache_dir=directory, video_codec=video_codec, shape=shape, command=command)
+    except MediaError as exc:
+        raise CliError(f"--media {media}: {exc}") from None
+    return str(directory)
 
 
 class _Shown:

@@ -11,7 +11,7 @@ from .common import CliError, ExitStatus, RunLoop, check_target, keys_from, read
 from .display import LiveView, choose_display
 from .impair import link_shape, tell_impairment, tell_recovery
 from .keys import ratcheting, rotating
-from .media import clip_cache, load_media, shape_from
+from .media import load_media, shape_from, usable_cache_dir
 from .output import finish
 
 
@@ -47,10 +47,10 @@ async def _media_tracks(args: argparse.Namespace) -> dict[str, Any]:
 
     shape = shape_from(args)
     try:
-        with clip_cache(args.cache_dir, "publish") as cache_dir:
-            clip = await load_media(
-                args.media, cache_dir=cache_dir, video_codec=args.video_codec, shape=shape, command="publish"
-            )
+        cache_dir = usable_cache_dir(args.cache_dir, "publish")
+        clip = await load_media(
+            args.media, cache_dir=cache_dir, video_codec=args.video_codec, shape=shape, command="publish"
+        )
     except MediaError as exc:
         raise CliError(f"--media {args.media}: {exc}") from None
     video, audio = tracks_for_clip(clip, shape=shape)

@@ -262,13 +262,16 @@ async def run_load(
 
         from ..media import MediaError, load_clip
 
-        try:  # transcode once here; the workers then hit the cache
-            await asyncio.to_thread(
-                load_clip,
-                scenario.media,
-                cache_dir=Path(cache_dir) if cache_dir else None,
-                video_codec=scenario.video_codec,
-            )
+        try:  # transcode once here (each distinct room shape); the workers then hit the cache
+            distinct = {tuple(sorted(s.transcode_params.items())): s for s in scenario.room_shape_list()}
+            for shape in distinct.values():
+                await asyncio.to_thread(
+                    load_clip,
+                    scenario.media,
+                    cache_dir=Path(cache_dir) if cache_dir else None,
+                    video_codec=scenario.video_codec,
+                    shape=shape,
+                )
         except MediaError as exc:
             raise LoadError(f"--media {scenario.media}: {exc}") from None
     ctx = multiprocessing.get_context("spawn")
@@ -296,6 +299,7 @@ async def run_load(
             rotate_every=scenario.rotate_every,
             ratchet_every=scenario.ratchet_every,
             churn=churn_share(scenario.churn, part, participants),
+            room_shapes=tuple(scenario.room_shape_list()),
         )
         process = ctx.Process(target=worker_main, args=(config, secret, messages, stop), daemon=True)
         process.start()

@@ -7,13 +7,35 @@ import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SealError
+
+if TYPE_CHECKING:
+    from ..media import MediaShape
 
 
 class ScenarioError(SealError):
     """The scenario is invalid (one line, says which setting and why)."""
+
+
+@dataclass(frozen=True)
+class RoomShape:
+    """``[[room]]`` in a scenario file: what the publishers of the next ``count`` rooms send,
+    where it differs from the scenario's own settings (``None``: as the scenario says)."""
+
+    count: int = 1
+    video_bitrate: int | None = None
+    resolution: str | None = None
+    fps: int | None = None
+    audio: bool | None = None
+    video: bool | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+_ROOM_KEYS = {"count", "video_bitrate", "resolution", "fps", "no_audio", "no_video"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +68,18 @@ class Scenario:
     """Subscribers per second who leave and are replaced by new joiners (0: none)."""
     room_ids: tuple[str, ...] = field(default_factory=tuple)
     """Existing rooms to use (Janus: numeric ids); empty: the tool names (and creates) its own."""
+    video_bitrate: int = 0
+    """Publishers' video bitrate in kbit/s (0: the source's own; file key ``video-bitrate``)."""
+    resolution: str | None = None
+    """Publishers' video size ``WxH`` (None: the source's own)."""
+    fps: int = 0
+    """Publishers' video frame rate (0: the source's own)."""
+    audio: bool = True
+    """Publishers send audio (file key ``no-audio = true`` turns it off)."""
+    video: bool = True
+    """Publishers send video (file key ``no-video = true`` turns it off)."""
+    room_shapes: tuple[RoomShape, ...] = field(default_factory=tuple)
+    """``[[room]]`` tables: per-room overrides of the five settings above, in room order."""
     assertions: tuple[str, ...] = field(default_factory=tuple)
     """Pass criteria (``assert = [...]`` in a file); ``--assert`` flags replace them."""
 
@@ -86,12 +120,45 @@ class Scenario:
         for ok, message in checks:
             if not ok:
                 raise ScenarioError(message)
+        covered = sum(r.count for r in self.room_shapes)
+        if covered > self.rooms:
+            raise ScenarioError(f"[[room]] tables cover {covered} rooms, the scenario has {self.rooms}")
+        self.room_shape_list()  # every room's shape is checked now, not when its publisher joins
         if self.rooms * self.per_room > 100_000:
             raise ScenarioError("more than 100000 participants: split the run into shards")
         return self
 
+    def shape_of(self, room: int) -> MediaShape:
+        """What the publishers of room ``room`` (0-based) send: its ``[[room]]`` table over the
+        scenario's settings. :class:`ScenarioError` if that is not a valid shape."""
+        from ..media import MediaShape, ShapeError
+
+        bitrate, resolution, fps = self.video_bitrate, self.resolution, self.fps
+        audio, video = self.audio, self.video
+        first = 0
+        where = ""
+        for index, table in enumerate(self.room_shapes):
+            if first <= room < first + table.count:
+                where = f"[[room]] {index + 1}: "
+                bitrate = table.video_bitrate if table.video_bitrate is not None else bitrate
+                resolution = table.resolution if table.resolution is not None else resolution
+                fps = table.fps if table.fps is not None else fps
+                audio = table.audio if table.audio is not None else audio
+                video = table.video if table.video is not None else video
+                break
+            first += table.count
+        try:
+            return MediaShape.of(resolution=resolution, fps=fps, video_kbps=bitrate, audio=audio, video=video)
+        except ShapeError as exc:
+            raise ScenarioError(f"{where}{exc}") from None
+
+    def room_shape_list(self) -> list[MediaShape]:
+        """:meth:`shape_of` every room, in room order."""
+        return [self.shape_of(room) for room in range(self.rooms)]
+
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        out["room_shapes"] = [r.as_dict() for r in self.room_shapes]
         out["room_ids"] = list(self.room_ids)
         out["assertions"] = list(self.assertions)
         out["media"] = self.media or "synthetic"
@@ -102,7 +169,13 @@ MAX_FILE = 1024 * 1024
 """Largest scenario file read (bytes)."""
 
 _TYPES = {f.name: f.type for f in fields(Scenario)}
-_FILE_NAMES = (set(_TYPES) - {"assertions"}) | {"assert", "no_e2ee"}
+_FILE_NAMES = (set(_TYPES) - {"assertions", "room_shapes", "audio", "video"}) | {
+    "assert",
+    "no_e2ee",
+    "room",
+    "no_audio",
+    "no_video",
+}
 """Setting names a scenario file may use (dashes read as underscores)."""
 
 
@@ -147,8 +220,14 @@ def load_file(path: str | Path) -> dict[str, Any]:
             if not isinstance(value, bool):
                 raise ScenarioError(f"scenario {path}: setting {key!r} must be true or false, got {value!r}")
             name, value = "e2ee", not value
+        elif name in ("no_audio", "no_video"):
+            if not isinstance(value, bool):
+                raise ScenarioError(f"scenario {path}: setting {key!r} must be true or false, got {value!r}")
+            name, value = name[3:], not value
         elif name == "assert":
             name = "assertions"
+        elif name == "room":
+            name = "room_shapes"
         try:
             settings[name] = _coerce(name, value)
         except ScenarioError as exc:
@@ -202,10 +281,55 @@ def _assertions(value: Any) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _room_shapes(value: Any) -> tuple[RoomShape, ...]:
+    """``[[room]]`` tables (TOML) or a list of mappings (YAML ``room:``); already-made
+    :class:`RoomShape` values pass."""
+    items = [value] if isinstance(value, (dict, RoomShape)) else value
+    if not isinstance(items, (list, tuple)):
+        raise ScenarioError(
+            "setting room must be a list of tables ([[room]] in TOML), e.g. [[room]] video-bitrate = 300"
+        )
+    shapes: list[RoomShape] = []
+    for i, item in enumerate(items, 1):
+        if isinstance(item, RoomShape):
+            shapes.append(item)
+            continue
+        if not isinstance(item, dict):
+            raise ScenarioError(f"[[room]] {i} must be a table of settings, got {item!r}")
+        settings: dict[str, Any] = {}
+        for key, raw in item.items():
+            name = str(key).replace("-", "_")
+            if name not in _ROOM_KEYS:
+                close = difflib.get_close_matches(name, sorted(_ROOM_KEYS), n=1)
+                hint = f"did you mean {close[0]}? " if close else ""
+                raise ScenarioError(
+                    f"[[room]] {i}: unknown setting {key!r} ({hint}known: {', '.join(sorted(_ROOM_KEYS))})"
+                )
+            if name in ("no_audio", "no_video"):
+                if not isinstance(raw, bool):
+                    raise ScenarioError(f"[[room]] {i}: setting {key!r} must be true or false, got {raw!r}")
+                settings[name[3:]] = not raw
+            elif name == "resolution":
+                if not isinstance(raw, str):
+                    raise ScenarioError(f'[[room]] {i}: resolution must be a string WxH, e.g. "640x360"')
+                settings[name] = raw
+            else:
+                if isinstance(raw, bool) or not isinstance(raw, int):
+                    raise ScenarioError(f"[[room]] {i}: setting {key!r} must be a whole number, got {raw!r}")
+                settings[name] = raw
+        shape = RoomShape(**settings)
+        if shape.count < 1:
+            raise ScenarioError(f"[[room]] {i}: count must be >= 1")
+        shapes.append(shape)
+    return tuple(shapes)
+
+
 def _coerce(name: str, value: Any) -> Any:
     kind = _TYPES[name]
     if name == "assertions":
         return _assertions(value)
+    if name == "room_shapes":
+        return _room_shapes(value)
     try:
         if kind == "int":
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):

@@ -68,6 +68,8 @@ class WorkerConfig:
     ratchet_every: float = 0.0
     churn: float = 0.0
     """This worker's share of the run's churn (subscribers replaced per second)."""
+    room_shapes: tuple[Any, ...] = ()
+    """What each room's publishers send (a ``MediaShape`` per room index; empty: the defaults)."""
 
 
 @dataclass
@@ -120,7 +122,8 @@ class Worker:
         self.errors: list[str] = []
         self.loop_lag = Histogram()
         self.interval_lag = Histogram()
-        self.clip: Any = None
+        self.clips: dict[Any, Any] = {}
+        """--media clips by their transcode settings (one per distinct room shape)."""
         self.cpu_intervals: list[float] = []
         self._previous = _Previous()
         self._keys: dict[str, Any] = {}
@@ -156,6 +159,11 @@ class Worker:
             return EpochKeys.from_export(keys.export_epoch())
         return keys
 
+    def _shape_of(self, room: int) -> Any:
+        from ..media import MediaShape
+
+        return self.config.room_shapes[room] if self.config.room_shapes else MediaShape()
+
     @property
     def epochs(self) -> int:
         return max((getattr(k, "epoch", 0) for k in self._keys.values()), default=0)
@@ -169,14 +177,21 @@ class Worker:
         entry: _Joined | None = None
         try:
             if p.role == PUBLISHER:
+                shape = self._shape_of(p.room)
                 tracks: dict[str, Any] = {}
-                if self.clip is not None:
+                if self.config.media:
                     from ..media import tracks_for_clip
 
-                    video, audio = tracks_for_clip(self.clip)
+                    video, audio = tracks_for_clip(self.clips[_clip_key(shape)], shape=shape)
+                    if video is None and audio is None:
+                        raise RuntimeError(f"--media {self.config.media} has nothing this room's shape sends")
                     tracks = {"video": video, "audio": audio}
                 agent: Any = PublisherAgent(
-                    self._keys_for(room, False), probe=self.config.probe, video_codec=self.config.video_codec, **tracks
+                    self._keys_for(room, False),
+                    probe=self.config.probe,
+                    video_codec=self.config.video_codec,
+                    shape=shape,
+                    **tracks,
                 )
                 entry = _Joined(p, agent, started)
                 self._watch_connected(entry, agent.pc)
@@ -522,12 +537,16 @@ class Worker:
 
             from ..media import load_clip
 
-            self.clip = await asyncio.to_thread(
-                load_clip,
-                config.media,
-                cache_dir=Path(config.cache_dir) if config.cache_dir else None,
-                video_codec=config.video_codec,
-            )
+            for room in sorted({p.room for p in config.participants if p.role == PUBLISHER}):
+                shape = self._shape_of(room)
+                if _clip_key(shape) not in self.clips:
+                    self.clips[_clip_key(shape)] = await asyncio.to_thread(
+                        load_clip,
+                        config.media,
+                        cache_dir=Path(config.cache_dir) if config.cache_dir else None,
+                        video_codec=config.video_codec,
+                        shape=shape,
+                    )
         now_wall, now = time.time(), time.monotonic()
         start = now + max(0.0, config.start_at - now_wall)
         end = start + config.duration
@@ -594,3 +613,8 @@ def worker_main(config: WorkerConfig, secret: str | None, queue: Any, stop: Any)
         eventloop.run(worker.run())  # uvloop unless SEALRTC_LOOP=asyncio, as every command
     except Exception as exc:  # a worker crash is reported, not silent
         queue.put(WorkerCrash(config.worker, f"{exc.__class__.__name__}: {exc}").to_json())
+
+
+def _clip_key(shape: Any) -> tuple[tuple[str, int], ...]:
+    """Rooms whose shapes transcode alike share one clip (which kinds they send does not matter)."""
+    return tuple(sorted(shape.transcode_params.items()))
