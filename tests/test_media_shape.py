@@ -341,3 +341,17 @@ async def test_a_transcode_piped_says_one_line_and_a_cache_hit_nothing(tmp_path:
         str(source), cache_dir=tmp_path / "c", video_codec="vp8", shape=shape, command="load", stream=again
     )
     assert hit.from_cache and again.getvalue() == ""
+
+
+def test_fixed_bitrate_for_h264_too() -> None:
+    from aiortc.codecs import h264
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
+
+    sender = _FakeSender()
+    internals.fix_video_bitrate(sender, 8_000_000)  # type: ignore[arg-type]
+    codec = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000)
+    asyncio.run(sender.send(RTCRtpSendParameters(codecs=[codec])))
+    encoder = sender._RTCRtpSender__encoder
+    assert isinstance(encoder, h264.H264Encoder) and encoder.target_bitrate == 8_000_000  # above aiortc's 3 Mbit/s
+    encoder.target_bitrate = 500_000
+    assert encoder.target_bitrate == 8_000_000
