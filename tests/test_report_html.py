@@ -163,11 +163,11 @@ def test_empty_and_odd_reports_render(report: dict[str, Any]) -> None:
 def test_null_intervals_leave_gaps() -> None:
     report = sample_report()
     for row in report["intervals"][:5]:
-        row["latency_p50"] = row["latency_p95"] = None
-    report["intervals"][10]["latency_p95"] = None
+        row["latency_video_p50"] = row["latency_video_p95"] = None
+    report["intervals"][10]["latency_video_p95"] = None
     page = render_html(report)
     assert page.count("no data") == 0
-    latency = page[page.index("End-to-end latency") :]
+    latency = page[page.index("End-to-end latency, video and audio") :]
     latency = latency[: latency.index("</svg>")]
     p95 = re.findall(r'<path d="([^"]+)"[^>]*stroke="#d55e00"', latency)[0]
     assert p95.count("M") == 2  # a gap at t = 11

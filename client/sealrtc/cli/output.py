@@ -94,19 +94,13 @@ def load_summary(display: Display, judgement: Judgement, *, wrote: bool = True) 
     report = judgement.report
     m, p, g, s = report.metrics, report.participants, report.generator, report.scenario
     assert m is not None and p is not None and g is not None and s is not None  # the builder sets them
-    lat = m.latency_ms
     frames = m.frames.to_json() if m.frames is not None else {}
     freezes = m.freezes.to_json() if m.freezes is not None else {"count": 0, "total_ms": 0}
     refused = m.intruder_failures.total if m.intruder_failures is not None else 0
     rows: list[Sequence[Any]] = [
         ("participants", f"{p.joined}/{p.planned} joined, {p.failed} failed, {p.intruders} intruders"),
-        ("latency ms", f"p50 {_p(lat, 'p50')}  p95 {_p(lat, 'p95')}  p99 {_p(lat, 'p99')}"
-                       f"  max {_p(lat, 'max')}  ({lat.count if lat is not None else 0} frames)"),
-        *[
-            (f"{kind} latency ms", _latency_text(summary))
-            for kind, summary in (("video", m.latency_video_ms), ("audio", m.latency_audio_ms))
-            if summary is not None
-        ],
+        ("video latency ms", _latency_text(m.latency_video_ms)),
+        ("audio latency ms", _latency_text(m.latency_audio_ms)),
         ("frames", "  ".join(f"{k} {v}" for k, v in frames.items())),
         ("freezes", f"{freezes['count']} ({freezes['total_ms']} ms)"),
         ("decrypt failures", m.decrypt_failures.total if m.decrypt_failures is not None else 0),
