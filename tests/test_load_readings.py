@@ -6,17 +6,22 @@ Pure: synthetic worker records through the one builder, the schema, the CSV and 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import random
+import re
 from typing import Any
 
 import pytest
 
+from sealrtc.failures import FailureCounts
 from sealrtc.load.aggregate import LiveTotals, build_report, merge_intervals
 from sealrtc.load.scenario import Scenario
 from sealrtc.metrics import Histogram
 from sealrtc.report import check_all, evaluate, intervals_csv, judge, parse
+from sealrtc.report.csv import PARTICIPANT_COLUMNS, participants_csv
+from sealrtc.report.html import render_html
 from sealrtc.report.measures import ParticipantRow
 from sealrtc.report.model import LoadReport, RawData, ScenarioInfo
 from sealrtc.report.records import (
@@ -252,3 +257,43 @@ def test_worst_first_orders_by_freezes_then_lost_then_latency() -> None:
     assert keys == sorted(keys, reverse=True)
     failed = ParticipantRow("publisher-0", "publisher", failed=True)
     assert sorted([*ordered, failed], key=ParticipantRow.worst_first)[0] is failed
+
+
+def test_html_leads_with_video_latency_and_shows_bitrate_and_participants_worst_first() -> None:
+    evil = _final(1, "room-b", video_kbps=800)
+    rows = (dataclasses.replace(evil.participants[0], room="<b>room-b</b>"), *evil.participants[1:])
+    finals = [_final(0, "room-a", video_kbps=400), dataclasses.replace(evil, participants=rows)]
+    snapshots = [_snapshot(0, float(t), video_kbps=400) for t in (1, 2, 3)]
+    page = render_html(_report(finals, snapshots))
+    cards = page[page.index('<section class="cards">') : page.index("</section>")]
+    labels = re.findall(r'<div class="label">([^<]+)</div>', cards)
+    assert labels[1:6] == ["video latency p50", "video latency p95", "video latency p99", "audio latency p50",
+                           "audio latency p95"]  # fmt: skip
+    assert "latency p50" not in labels and "video received" in labels and "sent per publisher" in labels
+    assert "600 kbit/s" in cards and "48 kbit/s" in cards
+    assert "Bitrate, all participants" in page and "End-to-end latency, video and audio" in page
+    table = page[page.index("<h2>Participants, worst first</h2>") :]
+    table = table[: table.index("</table>")]
+    ids = re.findall(r'<tr class="[^"]*"><td class="text">([^<]+)</td>', table)
+    assert ids[:2] == ["subscriber-11", "subscriber-01"] and len(ids) == 6
+    assert "&lt;b&gt;room-b&lt;/b&gt;" in table and "<b>room-b" not in page
+    assert "91.0 ms" in table and "840 kbit/s" in table
+
+
+def test_participants_csv_one_row_each_with_failures_by_reason() -> None:
+    final = _final(0, "room-a", video_kbps=400)
+    rows = list(final.participants)
+    rows[1] = dataclasses.replace(rows[1], decrypt_failures=FailureCounts({"replayed": 2, "unknown_key": 1}))
+    report = _report([dataclasses.replace(final, participants=tuple(rows))])
+    parsed = list(csv.DictReader(io.StringIO(participants_csv(report))))
+    header = next(csv.reader(io.StringIO(participants_csv(report))))
+    assert header[: len(PARTICIPANT_COLUMNS)] == list(PARTICIPANT_COLUMNS)
+    assert header[len(PARTICIPANT_COLUMNS) :] == ["decrypt_failures.replayed", "decrypt_failures.unknown_key",
+                                                 "reconnects"]  # fmt: skip
+    assert [r["id"] for r in parsed] == [r.id for r in report.participant_rows]
+    by_id = {r["id"]: r for r in parsed}
+    assert (
+        by_id["subscriber-00"]["decrypt_failures"] == "3" and by_id["subscriber-00"]["decrypt_failures.replayed"] == "2"
+    )
+    assert by_id["publisher-0"]["sent_kbps"] == "448" and by_id["publisher-0"]["received_kbps"] == ""
+    assert by_id["subscriber-01"]["latency_video_p95"] == "90.0"

@@ -27,6 +27,7 @@ from .output import check_output_target, load_summary, write_outputs
 
 if TYPE_CHECKING:
     from ..load.runner import LoadRun
+    from ..report.model import LoadReport
 
 MAX_START_AHEAD = 7 * 86400
 """``--start-at`` further ahead than this is a mistake (a shard would wait for days)."""
@@ -142,6 +143,7 @@ async def run_load_command(args: argparse.Namespace) -> int:
     check_url(args.janus, "--janus", ("ws", "wss"))
     check_output_target(args.csv, "--csv")
     check_output_target(args.html, "--html")
+    check_output_target(args.csv_participants, "--csv-participants")
     if args.janus and args.server:
         raise CliError("give one target: --janus or --server (or neither for the embedded relay)", ExitStatus.USAGE)
     from ..load.runner import worker_count
@@ -195,8 +197,24 @@ async def run_load_command(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     judgement = judge(report, assertions, defaults=not given, interrupted=run.interrupted)
     write_outputs(judgement, args)
-    load_summary(display, judgement, wrote=bool(args.json or args.csv or args.html))
+    _write_participants(judgement.report, args.csv_participants)
+    load_summary(display, judgement, wrote=bool(args.json or args.csv or args.html or args.csv_participants))
     return judgement.exit_status
+
+
+def _write_participants(report: LoadReport, target: str | None) -> None:
+    """``--csv-participants FILE``: one row per participant (``-``: stdout)."""
+    from ..report.csv import participants_csv, write_participants_csv
+
+    if not target:
+        return
+    if target == "-":
+        sys.stdout.write(participants_csv(report))
+        return
+    try:
+        write_participants_csv(report, target)
+    except OSError as exc:
+        raise CliError(f"--csv-participants: cannot write {target}: {exc.strerror or exc}") from None
 
 
 def _shard(text: str | None) -> tuple[int, int]:

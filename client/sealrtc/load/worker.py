@@ -433,7 +433,10 @@ class Worker:
             if p.role == INTRUDER:
                 totals.intruder_decrypts += numbers["decrypted"]
                 totals.intruder_failures.add(numbers["failures"])
-                rows.append(dataclasses.replace(row, decrypt_failures=FailureCounts(numbers["failures"])))
+                dtls = agent.connect.as_dict()["dtls_ms"]
+                rows.append(
+                    dataclasses.replace(row, join_ms=_ms(dtls), decrypt_failures=FailureCounts(numbers["failures"]))
+                )
                 continue
             agent.refresh()
             connect = agent.connect.as_dict()

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 
 from .jsonread import Number
-from .measures import Frames, Freezes, Metrics, Participants, RoomReport, Summary
+from .measures import Bitrate, Frames, Freezes, Metrics, ParticipantRow, Participants, RoomReport, Summary
 from .model import LoadReport
 from .plot import PALETTE, Series, line_chart
 
@@ -76,6 +76,10 @@ def _ms(n: Number | None) -> str:
     return f"{n:,.0f} ms" if n >= 100 else f"{n:.1f} ms"
 
 
+def _kbps(n: Number | None) -> str:
+    return DASH if n is None else f"{n:,.0f} kbit/s"
+
+
 def _value(n: Number | None) -> str:
     return DASH if n is None else f"{n:.5g}"
 
@@ -119,6 +123,7 @@ def _card(label: str, value: str, level: str = "") -> str:
 def _headline(report: LoadReport) -> str:
     p, m = report.participants or Participants(), report.metrics or Metrics()
     frames, freezes_section = m.frames or Frames(), m.freezes or Freezes()
+    bitrate = m.bitrate or Bitrate()
     lost, loss, freezes = frames.lost, m.loss_percent, freezes_section.count
     failures = m.decrypt_failures.total if m.decrypt_failures is not None else None
     intruder = m.intruder_decrypts
@@ -134,6 +139,9 @@ def _headline(report: LoadReport) -> str:
         _card("video latency p99", _e(_ms(_p(m.latency_video_ms, "p99")))),
         _card("audio latency p50", _e(_ms(_p(m.latency_audio_ms, "p50")))),
         _card("audio latency p95", _e(_ms(_p(m.latency_audio_ms, "p95")))),
+        _card("video received", _e(_kbps(bitrate.received_video_kbps))),
+        _card("audio received", _e(_kbps(bitrate.received_audio_kbps))),
+        _card("sent per publisher", _e(_kbps(bitrate.total("sent")))),
         _card(
             "frames lost",
             _e(_count(lost)) + (f" <small>({loss:.2f} %)</small>" if loss is not None else ""),
@@ -170,6 +178,13 @@ def _charts(report: LoadReport) -> str:
             ("video p95", "latency_video_p95", "ms"),
             ("audio p50", "latency_audio_p50", "ms"),
             ("audio p95", "latency_audio_p95", "ms"),
+        ),
+        chart(
+            "Bitrate, all participants",
+            "kbit/s",
+            ("sent", "sent_kbps", "kbit/s"),
+            ("received video", "received_video_kbps", "kbit/s"),
+            ("received audio", "received_audio_kbps", "kbit/s"),
         ),
         chart("Video frame rate per track", "frames / s", ("fps", "fps", "fps")),
         chart(
@@ -228,6 +243,8 @@ def _room_row(room: RoomReport) -> str:
         _ms(_p(m.latency_video_ms, "p95")),
         _ms(_p(m.latency_audio_ms, "p50")),
         _ms(_p(m.latency_audio_ms, "p95")),
+        _kbps((m.bitrate or Bitrate()).received_video_kbps),
+        _kbps((m.bitrate or Bitrate()).received_audio_kbps),
         _count(frames.decrypted),
         _count(frames.lost),
         _count(freezes),
@@ -249,6 +266,8 @@ def _rooms(report: LoadReport) -> str:
         "video p95",
         "audio p50",
         "audio p95",
+        "video recv.",
+        "audio recv.",
         "decrypted",
         "lost",
         "freezes",
@@ -256,6 +275,65 @@ def _rooms(report: LoadReport) -> str:
         "intruder dec.",
     )
     return _table(headers, rows, "no rooms")
+
+
+HTML_PARTICIPANT_ROWS = 1000
+"""Participants the page lists (the worst); the JSON and ``--csv-participants`` have them all."""
+
+
+def _reasons_text(counts: Mapping[str, int] | None) -> str:
+    if counts is None:
+        return DASH
+    seen = [f"{reason} {n:,}" for reason, n in sorted(counts.items()) if n]
+    return ", ".join(seen) if seen else "0"
+
+
+def _participant_row(row: ParticipantRow) -> str:
+    failures = row.decrypt_failures.total if row.decrypt_failures is not None else 0
+    problem = row.failed or (row.freezes or 0) > 0 or (row.lost or 0) > 0 or failures > 0
+    cells = [
+        _ms(row.join_ms),
+        _ms(row.first_frame_ms),
+        _ms(row.latency_video_p50),
+        _ms(row.latency_video_p95),
+        _ms(row.latency_audio_p50),
+        _ms(row.latency_audio_p95),
+        DASH if row.fps is None else f"{row.fps:.1f}",
+        _kbps(row.sent_kbps),
+        _kbps(row.received_kbps),
+        _count(row.lost),
+        _count(row.freezes),
+    ]
+    texts = [
+        row.id + (" (failed)" if row.failed else ""),
+        row.role,
+        row.room if row.room is not None else DASH,
+        str(row.worker) if row.worker is not None else DASH,
+    ]
+    return (
+        f'<tr class="{"problem" if problem else ""}">'
+        + "".join(f'<td class="text">{_e(t)}</td>' for t in texts)
+        + "".join(f"<td>{_e(c)}</td>" for c in cells)
+        + f'<td class="text">{_e(_reasons_text(row.decrypt_failures))}</td>'
+        + f"<td>{_e(_count(row.reconnects) if row.reconnects else '')}</td></tr>"
+    )
+
+
+def _participants(report: LoadReport) -> str:
+    """Every participant, worst first (failed, then most freezes, most lost, highest video p95)."""
+    ordered = sorted(report.participant_rows, key=ParticipantRow.worst_first)
+    rows = [_participant_row(r) for r in ordered[:HTML_PARTICIPANT_ROWS]]
+    headers = ("participant", "role", "room", "worker", "join", "first frame", "video p50", "video p95",
+               "audio p50", "audio p95", "fps", "sent", "received", "lost", "freezes", "decrypt failures",
+               "reconnects")  # fmt: skip
+    more = len(ordered) - len(rows)
+    note = (
+        f'<p class="sub">The {len(rows):,} worst of {len(ordered):,} participants; the JSON report and'
+        " <code>--csv-participants</code> list them all.</p>"
+        if more > 0
+        else ""
+    )
+    return "<h2>Participants, worst first</h2>" + _table(headers, rows, "no participant rows", (0, 1, 2, 3, 15)) + note
 
 
 def _histograms(report: LoadReport) -> str:
@@ -346,6 +424,7 @@ def render_html(report: LoadReport | Mapping[str, object]) -> str:
             "<h2>Rooms</h2>",
             _rooms(report),
             _key_lifecycle(report),
+            _participants(report),
             '<h2>Distributions and failures</h2><div class="side">',
             _histograms(report),
             _reasons(report),
