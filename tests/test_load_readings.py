@@ -67,6 +67,7 @@ def _snapshot(worker: int, t: float, *, video_kbps: float, audio_kbps: float = 4
         joined=3,
         video_tracks=2,
         video_frames=60,
+        cpu_percent=35.0,
         latency=pack(mixed),
         latency_video=pack(video),
         latency_audio=pack(audio),
@@ -270,8 +271,11 @@ def test_html_leads_with_video_latency_and_shows_bitrate_and_participants_worst_
     assert labels[1:6] == ["video latency p50", "video latency p95", "video latency p99", "audio latency p50",
                            "audio latency p95"]  # fmt: skip
     assert "latency p50" not in labels and "video received" in labels and "sent per publisher" in labels
-    assert "600 kbit/s" in cards and "48 kbit/s" in cards
-    assert "Bitrate, all participants" in page and "End-to-end latency, video and audio" in page
+    assert "600 <small>kbit/s</small>" in cards and "48 <small>kbit/s</small>" in cards
+    assert (
+        "Bitrate: sent by all publishers, received by all subscribers" in page
+        and "End-to-end latency, video and audio" in page
+    )
     table = page[page.index("<h2>Participants, worst first</h2>") :]
     table = table[: table.index("</table>")]
     ids = re.findall(r'<tr class="[^"]*"><td class="text">([^<]+)</td>', table)
@@ -297,3 +301,29 @@ def test_participants_csv_one_row_each_with_failures_by_reason() -> None:
     )
     assert by_id["publisher-0"]["sent_kbps"] == "448" and by_id["publisher-0"]["received_kbps"] == ""
     assert by_id["subscriber-01"]["latency_video_p95"] == "90.0"
+
+
+def _chart(page: str, caption: str) -> str:
+    figure = page[page.index(f"<figcaption>{caption}</figcaption>") :]
+    return figure[: figure.index("</figure>")]
+
+
+def test_html_small_items_grammar_thresholds_and_clock_times() -> None:
+    one = dataclasses.replace(SCENARIO, rooms=1, workers=1)
+    report = build_report(
+        scenario=one, room_names=ROOMS[:1], finals=[_final(0, "room-a", video_kbps=400)],
+        snapshots=[_snapshot(0, float(t), video_kbps=400) for t in (1, 2, 3)],
+        started_at="2026-12-07T16:00:00Z", duration_s=3.0,
+    )  # fmt: skip
+    checks = ["p95(latency_video_ms) < 200 ms", "cpu_percent < 80 and frames.lost == 0", "joined == planned"]
+    judged = judge(report, check_all(checks), defaults=False).report
+    page = render_html(judged)
+    assert "1 room \u00d7" in page and "1 worker" in page and "1 rooms" not in page and "1 workers" not in page
+    assert "interval counts are per interval" not in page
+    latency = _chart(page, "End-to-end latency, video and audio")
+    assert 'stroke-dasharray="6 4"' in latency and "p95(latency_video_ms) &lt; 200" in latency
+    cpu = _chart(page, "Generator CPU")
+    charts = page[page.index('<section class="charts">') :]
+    assert "cpu_percent &lt; 80" in cpu and "frames.lost" not in charts[: charts.index("</section>")]
+    assert 'stroke-dasharray="6 4"' not in _chart(page, "Generator event-loop lag")  # no assertion on it
+    assert "time (s after 16:00:00 UTC)" in latency

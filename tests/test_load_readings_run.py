@@ -52,4 +52,4 @@ async def test_bitrates_latencies_and_participants_of_a_real_run(tmp_path: Path)
     table = list(csv.DictReader(io.StringIO(people.read_text())))
     assert [r["id"] for r in table] == [r["id"] for r in rows]
     html = (tmp_path / "readings.html").read_text()
-    assert "Participants, worst first" in html and "Bitrate, all participants" in html
+    assert "Participants, worst first" in html and "Bitrate: sent by all publishers" in html

@@ -10,12 +10,15 @@ The page reads a typed :class:`~sealrtc.report.model.LoadReport` (its JSON: ``re
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from html import escape
 
+from .assertions import AssertionSyntaxError, Counter, Percentile, parse
+from .assertions import Number as AssertedNumber
 from .jsonread import Number
 from .measures import Bitrate, Frames, Freezes, Metrics, ParticipantRow, Participants, RoomReport, Summary
 from .model import LoadReport
-from .plot import PALETTE, Series, line_chart
+from .plot import PALETTE, Series, Threshold, line_chart
 
 __all__ = ["render_html"]
 
@@ -80,6 +83,11 @@ def _kbps(n: Number | None) -> str:
     return DASH if n is None else f"{n:,.0f} kbit/s"
 
 
+def _kbps_card(n: Number | None) -> str:
+    """A tile's bitrate (HTML): the number large, the unit small."""
+    return DASH if n is None else f"{n:,.0f} <small>kbit/s</small>"
+
+
 def _value(n: Number | None) -> str:
     return DASH if n is None else f"{n:.5g}"
 
@@ -97,7 +105,7 @@ def _scenario(report: LoadReport) -> str:
         f"{_count(n)} {label}"
         for n, label in ((s.publishers, "pub"), (s.subscribers, "sub"), (s.intruders, "intruder"))
     )
-    parts.append(f"{_count(s.rooms)} rooms {TIMES} ({per_room})")
+    parts.append(f"{_many(s.rooms, 'room')} {TIMES} ({per_room})")
     parts.append(f"{_count(s.duration)} s, ramp {_value(s.ramp)}/s")
     parts.append(f"target: {s.target if s.target is not None else DASH}")
     suite = f" (suite {s.suite})" if s.e2ee and s.suite is not None else ""
@@ -108,8 +116,13 @@ def _scenario(report: LoadReport) -> str:
         parts.append(
             f"1 subscriber in {_count(s.decode_every)} decodes" if s.decode_every else "verify-only (no decoding)"
         )
-    parts.append(f"{_count(s.workers)} workers")
+    parts.append(_many(s.workers, "worker"))
     return " · ".join(_e(p) for p in parts)
+
+
+def _many(n: Number | None, word: str) -> str:
+    """``1 room``, ``3 rooms``, ``— rooms``."""
+    return f"{_count(n)} {word}" if n == 1 else f"{_count(n)} {word}s"
 
 
 def _opt(value: object) -> object:
@@ -139,9 +152,9 @@ def _headline(report: LoadReport) -> str:
         _card("video latency p99", _e(_ms(_p(m.latency_video_ms, "p99")))),
         _card("audio latency p50", _e(_ms(_p(m.latency_audio_ms, "p50")))),
         _card("audio latency p95", _e(_ms(_p(m.latency_audio_ms, "p95")))),
-        _card("video received", _e(_kbps(bitrate.received_video_kbps))),
-        _card("audio received", _e(_kbps(bitrate.received_audio_kbps))),
-        _card("sent per publisher", _e(_kbps(bitrate.total("sent")))),
+        _card("video received", _kbps_card(bitrate.received_video_kbps)),
+        _card("audio received", _kbps_card(bitrate.received_audio_kbps)),
+        _card("sent per publisher", _kbps_card(bitrate.total("sent"))),
         _card(
             "frames lost",
             _e(_count(lost)) + (f" <small>({loss:.2f} %)</small>" if loss is not None else ""),
@@ -154,16 +167,72 @@ def _headline(report: LoadReport) -> str:
     return f'<section class="cards">{"".join(cards)}</section>'
 
 
+CHART_OF = {
+    "latency_ms": "latency",
+    "latency_video_ms": "latency",
+    "latency_audio_ms": "latency",
+    "loop_lag_ms": "lag",
+    "cpu_percent": "cpu",
+}
+"""The chart that shows what an assertion's histogram (or counter) measures, for its threshold
+line (the charts plot per-second values; the assertion judges the whole run)."""
+
+
+def _thresholds(report: LoadReport) -> dict[str, list[Threshold]]:
+    """Each chart's assertion limits: every comparison of a charted measure with a number."""
+    out: dict[str, list[Threshold]] = {}
+    for outcome in report.assertions:
+        try:
+            assertion = parse(outcome.expr)
+        except AssertionSyntaxError:
+            continue  # a report from another version: nothing to draw
+        for comparison in (c for conjunction in assertion.any_of for c in conjunction):
+            measured, limit = comparison.left, comparison.right
+            if isinstance(measured, AssertedNumber):
+                measured, limit = limit, measured
+            if not isinstance(limit, AssertedNumber):
+                continue
+            if isinstance(measured, Percentile) and measured.function != "count":
+                name, label = measured.histogram, f"{measured.function}({measured.histogram})"
+            elif isinstance(measured, Counter):
+                name, label = measured.name, measured.name
+            else:
+                continue
+            chart = CHART_OF.get(name)
+            if chart is not None:
+                out.setdefault(chart, []).append(Threshold(limit.value, f"{label} {comparison.op} {limit.text}"))
+    return out
+
+
+def _clock(started_at: str | None) -> str | None:
+    """``HH:MM:SS UTC`` of the run's start (None when the report has no readable start)."""
+    if not started_at:
+        return None
+    try:
+        started = datetime.fromisoformat(started_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if started.tzinfo is not None:
+        started = started.astimezone(UTC)
+    return started.strftime("%H:%M:%S UTC")
+
+
 def _charts(report: LoadReport) -> str:
     intervals = report.intervals
     xs = [row.get("t") for row in intervals]
+    thresholds = _thresholds(report)
+    clock = _clock(report.started_at)
+    x_label = f"time (s after {clock})" if clock else "time (s)"
 
-    def chart(title: str, y_label: str, *series: tuple[str, str, str], integer: bool = False) -> str:
+    def chart(
+        title: str, y_label: str, *series: tuple[str, str, str], integer: bool = False, measures: str = ""
+    ) -> str:
         lines = [
             Series(label, [row.get(key) for row in intervals], PALETTE[i], unit)
             for i, (label, key, unit) in enumerate(series)
         ]
-        svg = line_chart(title, xs, lines, y_label=y_label, x_max=report.duration_s, integer=integer)
+        svg = line_chart(title, xs, lines, y_label=y_label, x_label=x_label, x_max=report.duration_s,
+                         integer=integer, thresholds=thresholds.get(measures, ()))  # fmt: skip
         return f"<figure><figcaption>{_e(title)}</figcaption>{svg}</figure>"
 
     people = [("joined", "joined", ""), ("intruders", "intruders", "")]
@@ -178,9 +247,10 @@ def _charts(report: LoadReport) -> str:
             ("video p95", "latency_video_p95", "ms"),
             ("audio p50", "latency_audio_p50", "ms"),
             ("audio p95", "latency_audio_p95", "ms"),
+            measures="latency",
         ),
         chart(
-            "Bitrate, all participants",
+            "Bitrate: sent by all publishers, received by all subscribers",
             "kbit/s",
             ("sent", "sent_kbps", "kbit/s"),
             ("received video", "received_video_kbps", "kbit/s"),
@@ -197,8 +267,8 @@ def _charts(report: LoadReport) -> str:
             ("intruder decrypts", "intruder_decrypts", ""),
             integer=True,
         ),
-        chart("Generator CPU", "%", ("CPU", "cpu_percent", "%")),
-        chart("Generator event-loop lag", "ms", ("loop lag", "loop_lag_ms", "ms")),
+        chart("Generator CPU", "%", ("CPU", "cpu_percent", "%"), measures="cpu"),
+        chart("Generator event-loop lag", "ms", ("loop lag", "loop_lag_ms", "ms"), measures="lag"),
     ]
     return f'<section class="charts">{"".join(charts)}</section>'
 
@@ -289,7 +359,8 @@ def _reasons_text(counts: Mapping[str, int] | None) -> str:
 
 
 def _participant_row(row: ParticipantRow) -> str:
-    failures = row.decrypt_failures.total if row.decrypt_failures is not None else 0
+    # an intruder's decrypt failures are the point: its frames are refused
+    failures = row.decrypt_failures.total if row.decrypt_failures is not None and row.role != "intruder" else 0
     problem = row.failed or (row.freezes or 0) > 0 or (row.lost or 0) > 0 or failures > 0
     cells = [
         _ms(row.join_ms),
@@ -401,7 +472,7 @@ def render_html(report: LoadReport | Mapping[str, object]) -> str:
     passed = sum(1 for a in report.assertions if a.ok)
     rooms = report.scenario.rooms if report.scenario is not None else None
     planned = report.participants.planned if report.participants is not None else None
-    title = f"sealrtc load — {verdict} — {_count(rooms)} rooms, {_count(planned)} participants"
+    title = f"sealrtc load — {verdict} — {_many(rooms, 'room')}, {_many(planned, 'participant')}"
     started = _e(report.started_at or DASH)
     duration = report.duration_s
     summary = f"{passed} of {len(report.assertions)} assertions passed" if report.assertions else "no assertions"
@@ -431,8 +502,7 @@ def render_html(report: LoadReport | Mapping[str, object]) -> str:
             "</div>",
             f"<footer>{_e(report.tool or 'sealrtc load')} report,"
             f" schema version {_e(_opt(report.version))}, exit status {_e(_opt(report.exit_status))}."
-            " Percentiles come from merged HdrHistograms"
-            " (the JSON report holds them); interval counts are per interval.</footer>",
+            " Percentiles come from merged HdrHistograms (the JSON report holds them).</footer>",
             "</main></body></html>",
         ]
     )
