@@ -69,7 +69,8 @@ class LoadProgress:
     On a narrow terminal the table first shortens its headers, then drops columns in this order
     until it fits (no number is ever cut): 1 loop lag, 2 CPU %, 3 audio p50, 4 intruders,
     5 received kbit/s, 6 freezes, 7 fps, 8 video p50, 9 lost, 10 audio p95, 11 decrypt failures.
-    The row label, joined, video p95 and intruder decrypts always stay."""
+    The row label, joined, video p95 and intruder decrypts always stay. Received kbit/s is the
+    total over every subscriber (the last second, or the mean rate of the run so far)."""
 
     COLUMNS = (
         Column(""),

@@ -118,6 +118,10 @@ def _int(data: Mapping[str, Any], key: str) -> int:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _float(value: object) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
@@ -224,7 +228,7 @@ class MediaBytes:
         if not isinstance(data, Mapping):
             return cls()  # reports from before bitrates
         return cls(
-            bytes=dict.fromkeys(BYTE_COUNTERS, 0) | {k: _int(data.get("bytes") or {}, k) for k in BYTE_COUNTERS},
+            bytes={k: _int(_mapping(data.get("bytes")), k) for k in BYTE_COUNTERS},
             sending_s=_float(data.get("sending_s")) or 0.0,
             receiving_s=_float(data.get("receiving_s")) or 0.0,
         )
@@ -424,7 +428,7 @@ class WorkerSnapshot:
             latency_video=packed_from_json(data.get("latency_video")),
             latency_audio=packed_from_json(data.get("latency_audio")),
             loop_lag=packed_from_json(data.get("loop_lag")),
-            media_bytes={k: _int(data.get("media_bytes") or {}, k) for k in BYTE_COUNTERS},
+            media_bytes={k: _int(_mapping(data.get("media_bytes")), k) for k in BYTE_COUNTERS},
             rooms={str(name): RoomSnapshot.from_json(room) for name, room in rooms.items()},
         )
 
