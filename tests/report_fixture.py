@@ -18,6 +18,8 @@ from sealrtc.report import evaluate, parse
 ROOMS = ("load-1", "load-2", "load-3")
 SUBSCRIBERS = 4
 FPS = 30
+VIDEO_KBPS = 560.0
+AUDIO_KBPS = 48.0
 DURATION = 30
 ASSERTIONS = (
     "p95(latency_ms) < 250 ms",
@@ -31,6 +33,7 @@ ASSERTIONS = (
 def _room_metrics() -> dict[str, Any]:
     return {
         "latency": Histogram(),
+        "audio": Histogram(),
         "join": Histogram(),
         "first_frame": Histogram(),
         "frames": {"sent": 0, "received": 0, "decrypted": 0, "decoded": 0, "lost": 0},
@@ -45,6 +48,8 @@ def _metrics(m: dict[str, Any]) -> dict[str, Any]:
         "join_ms": m["join"].summary(),
         "first_frame_ms": m["first_frame"].summary(),
         "latency_ms": m["latency"].summary(),
+        "latency_video_ms": m["latency"].summary(),  # the fixture's probed frames are video frames
+        "latency_audio_ms": m["audio"].summary(),
         "frames": dict(m["frames"]),
         "decrypt_failures": dict(m["decrypt_failures"]),
         "intruder_decrypts": 0,
@@ -61,12 +66,48 @@ def _metrics(m: dict[str, Any]) -> dict[str, Any]:
             },
             "joins_during_run": {"count": 0, "join_ms": None, "first_frame_ms": None},
         },
+        "bitrate": {
+            "sent_video_kbps": VIDEO_KBPS,
+            "sent_audio_kbps": AUDIO_KBPS,
+            "received_video_kbps": VIDEO_KBPS - 3.0,
+            "received_audio_kbps": AUDIO_KBPS - 1.0,
+        },
     }
+
+
+def _participant_rows(rng: random.Random) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for room in ROOMS:
+        rows.append({"id": f"publisher-{ROOMS.index(room)}", "role": "publisher", "room": room, "worker": 0,
+                     "join_ms": round(rng.uniform(150, 300), 1), "sent_kbps": VIDEO_KBPS + AUDIO_KBPS})  # fmt: skip
+        for i in range(SUBSCRIBERS):
+            spike = room == "load-3" and i == 0
+            rows.append(
+                {
+                    "id": f"subscriber-{3 + ROOMS.index(room) * SUBSCRIBERS + i}",
+                    "role": "subscriber",
+                    "room": room,
+                    "worker": 1,
+                    "join_ms": round(rng.uniform(180, 420), 1),
+                    "first_frame_ms": round(rng.uniform(300, 700), 1),
+                    "latency_video_p50": 18.2,
+                    "latency_video_p95": 140.0 if spike else 31.5,
+                    "latency_audio_p50": 150.3,
+                    "latency_audio_p95": 171.0,
+                    "fps": 29.8,
+                    "received_kbps": VIDEO_KBPS + AUDIO_KBPS - 4.0,
+                    "lost": 9 if spike else 0,
+                    "freezes": 1 if spike else 0,
+                    "decrypt_failures": {"replayed": 2 if spike else 0},
+                }
+            )
+    return rows
 
 
 def sample_report() -> dict[str, Any]:
     """A fresh report dict (safe to mutate)."""
     rng = random.Random(9)
+    audio_rng = random.Random(21)  # its own draws: the video numbers stay as they were
     rooms = {name: _room_metrics() for name in ROOMS}
     loop_lag = Histogram()
     intervals: list[dict[str, Any]] = []
@@ -79,6 +120,7 @@ def sample_report() -> dict[str, Any]:
         joined = min(15, 5 * t)
         frames = lost = freezes = failures = 0
         interval_latency = Histogram()
+        interval_audio = Histogram()
         for index, (name, m) in enumerate(rooms.items()):
             room_ready = t >= 2 + index // 2  # rooms fill in ramp order; first frames after ~1 s
             m["frames"]["sent"] += FPS if t >= 1 + index else 0
@@ -93,6 +135,10 @@ def sample_report() -> dict[str, Any]:
                 value = rng.uniform(80, 160) if spike else rng.lognormvariate(2.9, 0.35)
                 m["latency"].record(value)
                 interval_latency.record(value)
+            for _ in range(SUBSCRIBERS * 50):
+                audio = audio_rng.lognormvariate(5.0, 0.1)
+                m["audio"].record(audio)
+                interval_audio.record(audio)
             m["frames"]["received"] += received
             m["frames"]["decrypted"] += received - replayed
             m["frames"]["decoded"] += FPS - (3 if spike else 0)  # one decoding subscriber per room
@@ -110,6 +156,7 @@ def sample_report() -> dict[str, Any]:
             loop_lag.record(value)
         tracks = sum(SUBSCRIBERS for i in range(len(ROOMS)) if t >= 2 + i // 2)
         summary = interval_latency.summary()
+        audio_summary = interval_audio.summary()
         intervals.append(
             {
                 "t": float(t),
@@ -125,11 +172,19 @@ def sample_report() -> dict[str, Any]:
                 "intruder_decrypts": 0,
                 "cpu_percent": round(min(95.0, 22.0 + 3.0 * joined + rng.uniform(-4, 4)), 1),
                 "loop_lag_ms": round(max(lag_values), 2),
+                "latency_video_p50": summary["p50"] if summary else None,
+                "latency_video_p95": summary["p95"] if summary else None,
+                "latency_audio_p50": audio_summary["p50"] if audio_summary else None,
+                "latency_audio_p95": audio_summary["p95"] if audio_summary else None,
+                "sent_kbps": round(min(3, t) * (VIDEO_KBPS + AUDIO_KBPS), 1),
+                "received_kbps": round(tracks * (VIDEO_KBPS + AUDIO_KBPS - 4.0), 1),
+                "received_video_kbps": round(tracks * (VIDEO_KBPS - 3.0), 1),
+                "received_audio_kbps": round(tracks * (AUDIO_KBPS - 1.0), 1),
             }
         )
     total = _room_metrics()
     for m in rooms.values():
-        for key in ("latency", "join", "first_frame"):
+        for key in ("latency", "audio", "join", "first_frame"):
             total[key].merge(m[key])
         for key in ("frames", "decrypt_failures", "intruder_failures", "freezes"):
             for k, v in m[key].items():
@@ -177,6 +232,7 @@ def sample_report() -> dict[str, Any]:
         },
         "verdict": "pass",
         "exit_status": 0,
+        "participant_rows": _participant_rows(random.Random(16)),
     }
     report["assertions"] = [evaluate(parse(text), report).to_dict() for text in ASSERTIONS]
     if not all(a["ok"] for a in report["assertions"]):

@@ -97,7 +97,7 @@ def test_rooms_assertions_and_headline() -> None:
     text = " ".join(elements(page).text)
     assert "1 subscriber in 4 decodes" in text
     assert "15 / 15" in text and "E2EE on (suite 6)" in text and "3 rooms \u00d7 (1 pub, 4 sub, 1 intruder)" in text
-    assert page.count("<svg") == 7 and 'class="warning"' not in page
+    assert page.count("<svg") == 8 and 'class="warning"' not in page
 
 
 def test_every_report_string_is_escaped() -> None:
@@ -155,7 +155,7 @@ def test_saturated_generator_is_flagged_in_red() -> None:
 )
 def test_empty_and_odd_reports_render(report: dict[str, Any]) -> None:
     page = render_html(report)
-    assert page.count("no data") == 7
+    assert page.count("no data") == 8
     assert "no rooms" in page and "no assertions" in page
     assert_self_contained(page)
 
@@ -163,11 +163,11 @@ def test_empty_and_odd_reports_render(report: dict[str, Any]) -> None:
 def test_null_intervals_leave_gaps() -> None:
     report = sample_report()
     for row in report["intervals"][:5]:
-        row["latency_p50"] = row["latency_p95"] = None
-    report["intervals"][10]["latency_p95"] = None
+        row["latency_video_p50"] = row["latency_video_p95"] = None
+    report["intervals"][10]["latency_video_p95"] = None
     page = render_html(report)
     assert page.count("no data") == 0
-    latency = page[page.index("End-to-end latency") :]
+    latency = page[page.index("End-to-end latency, video and audio") :]
     latency = latency[: latency.index("</svg>")]
     p95 = re.findall(r'<path d="([^"]+)"[^>]*stroke="#d55e00"', latency)[0]
     assert p95.count("M") == 2  # a gap at t = 11
@@ -344,7 +344,7 @@ async def test_page_renders_cleanly_in_chromium(tmp_path: Path) -> None:
     assert "sealrtc load" in seen["h1"] and "FAIL" in seen["h1"].upper()
     assert seen["h1Box"][0] > 0 and seen["h1Box"][1] > 0
     assert not seen["overflowX"]
-    assert len(seen["plots"]) == 7
+    assert len(seen["plots"]) == 8
     for plot in seen["plots"]:
         assert plot["box"][0] > 300 and plot["box"][1] > 100, plot
         assert plot["lines"] >= 1, plot

@@ -531,6 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument("--json", metavar="FILE", help="JSON report ('-' for stdout)")
     load.add_argument("--csv", metavar="FILE", help="one row per second")
+    load.add_argument(
+        "--csv-participants", metavar="FILE", help="one row per participant, worst first ('-' for stdout)"
+    )
     load.add_argument("--html", metavar="FILE", help="one self-contained HTML report with plots")
     load.add_argument("--secret-file", metavar="PATH", help=SECRET_FILE_HELP)
     load.add_argument("--quiet", action="store_true", help="no live table")

@@ -31,7 +31,19 @@ from rich.text import Text
 from ..text import clean
 from .common import ExitStatus
 
-__all__ = ["Display", "LineDisplay", "LiveView", "NullDisplay", "RichDisplay", "TableRows", "choose_display", "fmt"]
+__all__ = [
+    "Column",
+    "Display",
+    "LineDisplay",
+    "LiveView",
+    "NullDisplay",
+    "RichDisplay",
+    "TableRows",
+    "choose_display",
+    "fit_columns",
+    "fmt",
+    "live_table",
+]
 
 PLAIN_LINE_EVERY = 5.0
 
@@ -40,11 +52,26 @@ TableRows = tuple[Sequence[str], list[Sequence[Any]]]
 
 
 @dataclass(frozen=True)
+class Column:
+    """A live table's column: its header, a shorter header for narrow terminals, and its place
+    in the order columns are dropped when even short headers do not fit (1 goes first; None:
+    never dropped)."""
+
+    name: str
+    short: str | None = None
+    drop: int | None = None
+
+
+@dataclass(frozen=True)
 class LiveView:
-    """What a running command shows: a table (rich display) and a one-line form (plain lines)."""
+    """What a running command shows: a table (rich display) and a one-line form (plain lines).
+
+    ``columns`` (optional, one per header cell) lets the live table fit the terminal: see
+    :func:`fit_columns`."""
 
     rows: Callable[[], TableRows]
     line: Callable[[], str]
+    columns: Sequence[Column] = ()
 
 
 class Display(Protocol):
@@ -214,7 +241,10 @@ class RichDisplay:
         assert self._view is not None
         total = f" / {self._duration:.0f}" if self._duration else ""
         header, rows = self._view.rows()
-        return _rich_table(f"sealrtc {self.command} — {elapsed:4.0f}{total} s", header, rows)
+        title = f"sealrtc {self.command} — {elapsed:4.0f}{total} s"
+        if not self._view.columns:
+            return _rich_table(title, header, rows)
+        return live_table(title, self._view.columns, rows, self.console.width)
 
     def tick(self, elapsed: float) -> None:
         if self._live is not None:
@@ -239,4 +269,56 @@ def _rich_table(title: str, header: Sequence[str], rows: list[Sequence[Any]]) ->
         table.add_column(Text(clean(name)), justify="left" if i == 0 else "right")
     for row in rows:
         table.add_row(*[Text(fmt(v)) for v in row])
+    return table
+
+
+def _table_width(widths: Sequence[int]) -> int:
+    """Characters a rich table of these column widths takes: a border and a padding space each
+    side of every cell (rich's default box and padding)."""
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def fit_columns(columns: Sequence[Column], rows: list[Sequence[Any]], width: int) -> tuple[list[int], list[str]]:
+    """The columns of a live table that fit in ``width`` characters, and their headers.
+
+    Cells are never cut. In turn, until the table fits:
+
+    1. every column with its full header;
+    2. every column with its short header (``Column.short``);
+    3. short headers, dropping columns in their ``Column.drop`` order (1 first), one at a time.
+
+    Columns that are never dropped stay even when the table is still too wide (rich then wraps
+    headers and, at worst, folds a number onto two lines; never an ellipsis).
+    Returns the kept column indexes and their headers."""
+    cells = [[fmt(row[i]) if i < len(row) else "" for row in rows] for i in range(len(columns))]
+    content = [max((len(c) for c in column), default=0) for column in cells]
+
+    def widths(kept: Sequence[int], short: bool) -> list[int]:
+        return [max(content[i], len((columns[i].short or columns[i].name) if short else columns[i].name)) for i in kept]
+
+    kept = list(range(len(columns)))
+    if _table_width(widths(kept, False)) <= width:
+        return kept, [columns[i].name for i in kept]
+    for index in sorted((i for i, c in enumerate(columns) if c.drop is not None), key=lambda i: columns[i].drop or 0):
+        if _table_width(widths(kept, True)) <= width:
+            break
+        kept.remove(index)
+    return kept, [columns[i].short or columns[i].name for i in kept]
+
+
+def live_table(title: str, columns: Sequence[Column], rows: list[Sequence[Any]], width: int) -> Table:
+    """A live table fitted to ``width`` (:func:`fit_columns`): the first column (row labels such
+    as "last second") never wraps, no cell is ever cut short with an ellipsis."""
+    kept, headers = fit_columns(columns, rows, width)
+    table = Table(title=Text(clean(title)), title_justify="left")
+    for position, (i, name) in enumerate(zip(kept, headers, strict=True)):
+        table.add_column(
+            Text(clean(name)),
+            justify="left" if i == 0 else "right",
+            no_wrap=position == 0,
+            overflow="fold",
+            min_width=max((len(fmt(row[i])) for row in rows if i < len(row)), default=1),
+        )
+    for row in rows:
+        table.add_row(*[Text(fmt(row[i]) if i < len(row) else "") for i in kept])
     return table

@@ -22,11 +22,12 @@ from .common import (
     read_secret,
     read_token,
 )
-from .display import LiveView, choose_display
+from .display import Column, LiveView, choose_display
 from .output import check_output_target, load_summary, write_outputs
 
 if TYPE_CHECKING:
     from ..load.runner import LoadRun
+    from ..report.model import LoadReport
 
 MAX_START_AHEAD = 7 * 86400
 """``--start-at`` further ahead than this is a mistake (a shard would wait for days)."""
@@ -68,10 +69,32 @@ def _scenario(args: argparse.Namespace) -> Any:
 
 class LoadProgress:
     """The live view of a run: the last second and the whole run so far, over all workers (the
-    runner keeps both up to date as snapshots arrive)."""
+    runner keeps both up to date as snapshots arrive). Video latency leads; audio is apart.
 
-    HEADER = ("", "joined", "intruders", "fps", "p50 ms", "p95 ms", "lost", "freezes", "decrypt fail",
-              "intruder decrypts", "CPU %", "loop lag ms")  # fmt: skip
+    On a narrow terminal the table first shortens its headers, then drops columns in this order
+    until it fits (no number is ever cut): 1 loop lag, 2 CPU %, 3 audio p50, 4 intruders,
+    5 received kbit/s, 6 freezes, 7 fps, 8 video p50, 9 lost, 10 audio p95, 11 decrypt failures.
+    The row label, joined, video p95 and intruder decrypts always stay. Received kbit/s is the
+    total over every subscriber (the last second, or the mean rate of the run so far)."""
+
+    COLUMNS = (
+        Column(""),
+        Column("joined", "join"),
+        Column("intruders", "intr", drop=4),
+        Column("fps", drop=7),
+        Column("video p50 ms", "v p50", drop=8),
+        Column("video p95 ms", "v p95"),
+        Column("audio p50 ms", "a p50", drop=3),
+        Column("audio p95 ms", "a p95", drop=10),
+        Column("recv kbit/s", "kbps", drop=5),
+        Column("lost", drop=9),
+        Column("freezes", "frz", drop=6),
+        Column("decrypt fail", "dfail", drop=11),
+        Column("intruder decrypts", "intr dec"),
+        Column("CPU %", "CPU", drop=2),
+        Column("loop lag ms", "lag", drop=1),
+    )
+    HEADER = tuple(c.name for c in COLUMNS)
 
     def __init__(self, planned: int) -> None:
         self.planned = planned
@@ -83,12 +106,14 @@ class LoadProgress:
         whole = self.run.live.whole_run() if self.run is not None else None
         if last is not None:
             g = last.get
-            rows.append(("last second", f"{g('joined')}/{self.planned}", g("intruders"), g("fps"), g("latency_p50"),
-                         g("latency_p95"), g("lost"), g("freezes"), g("decrypt_failures"), g("intruder_decrypts"),
-                         g("cpu_percent"), g("loop_lag_ms")))  # fmt: skip
+            rows.append(("last second", f"{g('joined')}/{self.planned}", g("intruders"), g("fps"),
+                         g("latency_video_p50"), g("latency_video_p95"), g("latency_audio_p50"),
+                         g("latency_audio_p95"), g("received_kbps"), g("lost"), g("freezes"), g("decrypt_failures"),
+                         g("intruder_decrypts"), g("cpu_percent"), g("loop_lag_ms")))  # fmt: skip
         if whole is not None:
             g = whole.get
-            rows.append(("whole run", "", "", None, g("latency_p50"), g("latency_p95"), g("lost"), g("freezes"),
+            rows.append(("whole run", "", "", None, g("latency_video_p50"), g("latency_video_p95"),
+                         g("latency_audio_p50"), g("latency_audio_p95"), g("received_kbps"), g("lost"), g("freezes"),
                          g("decrypt_failures"), g("intruder_decrypts"), None, g("loop_lag_ms")))  # fmt: skip
         return self.HEADER, rows
 
@@ -101,8 +126,9 @@ class LoadProgress:
         def n(value: Any, unit: str = "") -> str:
             return "-" if value is None else f"{value:.1f}{unit}"
 
-        return (f"joined {r[1]}, {n(r[3])} fps, p50 {n(r[4], ' ms')}, p95 {n(r[5], ' ms')}, lost {r[6]}, "
-                f"freezes {r[7]}, decrypt failures {r[8]}, intruder decrypts {r[9]}, CPU {n(r[10], '%')}")  # fmt: skip
+        return (f"joined {r[1]}, {n(r[3])} fps, video p50 {n(r[4], ' ms')} p95 {n(r[5], ' ms')}, "
+                f"audio p95 {n(r[7], ' ms')}, received {n(r[8], ' kbit/s')}, lost {r[9]}, freezes {r[10]}, "
+                f"decrypt failures {r[11]}, intruder decrypts {r[12]}, CPU {n(r[13], '%')}")  # fmt: skip
 
 
 async def run_load_command(args: argparse.Namespace) -> int:
@@ -123,6 +149,7 @@ async def run_load_command(args: argparse.Namespace) -> int:
     check_url(args.janus, "--janus", ("ws", "wss"))
     check_output_target(args.csv, "--csv")
     check_output_target(args.html, "--html")
+    check_output_target(args.csv_participants, "--csv-participants")
     if args.janus and args.server:
         raise CliError("give one target: --janus or --server (or neither for the embedded relay)", ExitStatus.USAGE)
     from ..load.runner import worker_count
@@ -152,7 +179,10 @@ async def run_load_command(args: argparse.Namespace) -> int:
                                         video_codec=scenario.video_codec, command="load")  # fmt: skip
     progress = LoadProgress(scenario.planned)
     display = choose_display(
-        "load", quiet=args.quiet, view=LiveView(progress.rows, progress.line), duration=scenario.duration
+        "load",
+        quiet=args.quiet,
+        view=LiveView(progress.rows, progress.line, progress.COLUMNS),
+        duration=scenario.duration,
     )
 
     def tick(run: LoadRun, elapsed: float) -> None:
@@ -179,8 +209,24 @@ async def run_load_command(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     judgement = judge(report, assertions, defaults=not given, interrupted=run.interrupted)
     write_outputs(judgement, args)
-    load_summary(display, judgement, wrote=bool(args.json or args.csv or args.html))
+    _write_participants(judgement.report, args.csv_participants)
+    load_summary(display, judgement, wrote=bool(args.json or args.csv or args.html or args.csv_participants))
     return judgement.exit_status
+
+
+def _write_participants(report: LoadReport, target: str | None) -> None:
+    """``--csv-participants FILE``: one row per participant (``-``: stdout)."""
+    from ..report.csv import participants_csv, write_participants_csv
+
+    if not target:
+        return
+    if target == "-":
+        sys.stdout.write(participants_csv(report))
+        return
+    try:
+        write_participants_csv(report, target)
+    except OSError as exc:
+        raise CliError(f"--csv-participants: cannot write {target}: {exc.strerror or exc}") from None
 
 
 def _shard(text: str | None) -> tuple[int, int]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..report.judge import Judgement, Verdict
-from ..report.measures import Metrics, Summary
+from ..report.measures import Bitrate, Metrics, Summary
 from .common import CliError, ExitStatus, check_json_target, write_json
 from .display import Display, TableRows
 
@@ -74,6 +74,13 @@ def _latency_text(h: Summary | None) -> str:
     return f"p50 {_p(h, 'p50')}  p95 {_p(h, 'p95')}  p99 {_p(h, 'p99')}  ({count} frames)"
 
 
+def _bitrate_text(b: Bitrate | None) -> str:
+    """Mean per participant while connected: what each publisher sent, each subscriber received."""
+    b = b or Bitrate()
+    return (f"video sent {_shown(b.sent_video_kbps)} received {_shown(b.received_video_kbps)}, audio sent "
+            f"{_shown(b.sent_audio_kbps)} received {_shown(b.received_audio_kbps)} (per participant)")  # fmt: skip
+
+
 def _key_rows(m: Metrics) -> list[Sequence[Any]]:
     """The key lifecycle's line, for runs that changed keys or replaced subscribers."""
     k = m.keys
@@ -94,19 +101,14 @@ def load_summary(display: Display, judgement: Judgement, *, wrote: bool = True) 
     report = judgement.report
     m, p, g, s = report.metrics, report.participants, report.generator, report.scenario
     assert m is not None and p is not None and g is not None and s is not None  # the builder sets them
-    lat = m.latency_ms
     frames = m.frames.to_json() if m.frames is not None else {}
     freezes = m.freezes.to_json() if m.freezes is not None else {"count": 0, "total_ms": 0}
     refused = m.intruder_failures.total if m.intruder_failures is not None else 0
     rows: list[Sequence[Any]] = [
         ("participants", f"{p.joined}/{p.planned} joined, {p.failed} failed, {p.intruders} intruders"),
-        ("latency ms", f"p50 {_p(lat, 'p50')}  p95 {_p(lat, 'p95')}  p99 {_p(lat, 'p99')}"
-                       f"  max {_p(lat, 'max')}  ({lat.count if lat is not None else 0} frames)"),
-        *[
-            (f"{kind} latency ms", _latency_text(summary))
-            for kind, summary in (("video", m.latency_video_ms), ("audio", m.latency_audio_ms))
-            if summary is not None
-        ],
+        ("video latency ms", _latency_text(m.latency_video_ms)),
+        ("audio latency ms", _latency_text(m.latency_audio_ms)),
+        ("bitrate kbit/s", _bitrate_text(m.bitrate)),
         ("frames", "  ".join(f"{k} {v}" for k, v in frames.items())),
         ("freezes", f"{freezes['count']} ({freezes['total_ms']} ms)"),
         ("decrypt failures", m.decrypt_failures.total if m.decrypt_failures is not None else 0),

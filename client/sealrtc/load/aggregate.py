@@ -13,9 +13,27 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..metrics import Histogram
-from ..report.measures import Frames, Freezes, KeyChanges, Metrics, Participants, RoomReport, Summary
+from ..report.measures import (
+    Bitrate,
+    Frames,
+    Freezes,
+    KeyChanges,
+    Metrics,
+    ParticipantRow,
+    Participants,
+    RoomReport,
+    Summary,
+)
 from ..report.model import Generator, Interval, LoadReport, RawData, ScenarioInfo
-from ..report.records import RoomTotals, WorkerFinal, WorkerId, WorkerSnapshot, unpack
+from ..report.records import (
+    BYTE_COUNTERS,
+    MAX_PARTICIPANT_ROWS,
+    RoomTotals,
+    WorkerFinal,
+    WorkerId,
+    WorkerSnapshot,
+    unpack,
+)
 
 SATURATION_CPU_PERCENT = 90.0
 """A worker that kept a core this busy has no headroom: its timings include its own queueing."""
@@ -45,6 +63,7 @@ def metrics(totals: RoomTotals) -> Metrics:
         intruder_failures=totals.intruder_failures,
         freezes=Freezes(totals.freezes_count, round(totals.freezes_ms, 1)),
         keys=key_changes(totals),
+        bitrate=Bitrate(*(totals.media.kbps(name) for name in BYTE_COUNTERS)),
     )
 
 
@@ -84,14 +103,59 @@ def merge_rooms(finals: Iterable[WorkerFinal], planned_per_room: Mapping[str, in
 
 INTERVAL_SUMS = ("frames_decrypted", "video_frames", "lost", "freezes", "decrypt_failures", "intruder_decrypts")
 INTERVAL_LEVELS = ("joined", "failed", "intruders", "video_tracks")
+SNAPSHOT_HISTOGRAMS = ("latency", "latency_video", "latency_audio", "loop_lag")
 
 
-def _row(t: float, group: Sequence[WorkerSnapshot], latency: Histogram, lag: Histogram, tick: float = 1.0) -> Interval:
+class _Histograms:
+    """The interval histograms of some snapshots, merged (one per :data:`SNAPSHOT_HISTOGRAMS`)."""
+
+    def __init__(self, snapshots: Iterable[WorkerSnapshot] = ()) -> None:
+        self.by_name = {name: Histogram() for name in SNAPSHOT_HISTOGRAMS}
+        for snapshot in snapshots:
+            self.add(snapshot)
+
+    def add(self, snapshot: WorkerSnapshot) -> None:
+        for name, histogram in self.by_name.items():
+            histogram.merge(unpack(getattr(snapshot, name)))
+
+    def percentiles(self) -> dict[str, float | None]:
+        latency = {
+            f"{name}_p{p}": _round(self.by_name[name].percentile(p))
+            for name in ("latency", "latency_video", "latency_audio")
+            for p in (50, 95)
+        }
+        return latency | {"loop_lag_ms": _round(self.by_name["loop_lag"].percentile(99))}
+
+
+INTERVAL_RATES = {
+    "sent_kbps": ("sent_video", "sent_audio"),
+    "received_kbps": ("received_video", "received_audio"),
+    "received_video_kbps": ("received_video",),
+    "received_audio_kbps": ("received_audio",),
+}
+"""An interval's bitrate fields and the byte counters each one sums."""
+
+
+def _rates(sums: Mapping[str, int], seconds: float) -> dict[str, float | None]:
+    """Bitrates in kbit/s of byte sums over ``seconds`` (None: no time yet)."""
+    return {
+        name: round(sum(sums.get(p, 0) for p in parts) * 8 / seconds / 1000, 1) if seconds > 0 else None
+        for name, parts in INTERVAL_RATES.items()
+    }
+
+
+def _kbps(group: Sequence[WorkerSnapshot], tick: float) -> dict[str, float | None]:
+    """The interval's bitrates, totals over every participant (kbit/s)."""
+    return _rates({k: sum(s.media_bytes.get(k, 0) for s in group) for k in BYTE_COUNTERS}, tick)
+
+
+def _row(t: float, group: Sequence[WorkerSnapshot], histograms: _Histograms, tick: float = 1.0) -> Interval:
     latest = list({snap.worker: snap for snap in group}.values())
     sums = {k: sum(int(getattr(s, k)) for s in group) for k in INTERVAL_SUMS}
     levels = {k: sum(int(getattr(s, k)) for s in latest) for k in INTERVAL_LEVELS}
     cpus = [s.cpu_percent for s in latest if s.cpu_percent is not None]
     fps = sums["video_frames"] / levels["video_tracks"] / tick if levels["video_tracks"] else None
+    percentiles = histograms.percentiles()
     return Interval(
         {
             "t": round(t, 3),
@@ -100,22 +164,28 @@ def _row(t: float, group: Sequence[WorkerSnapshot], latency: Histogram, lag: His
             "failed": levels["failed"],
             "frames_decrypted": sums["frames_decrypted"],
             "fps": round(fps, 2) if fps is not None else None,
-            "latency_p50": _round(latency.percentile(50)),
-            "latency_p95": _round(latency.percentile(95)),
+            "latency_p50": percentiles["latency_p50"],
+            "latency_p95": percentiles["latency_p95"],
             "lost": sums["lost"],
             "freezes": sums["freezes"],
             "decrypt_failures": sums["decrypt_failures"],
             "intruder_decrypts": sums["intruder_decrypts"],
             "cpu_percent": round(sum(cpus) / len(cpus), 1) if cpus else None,
-            "loop_lag_ms": _round(lag.percentile(99)),
+            "loop_lag_ms": percentiles["loop_lag_ms"],
             "workers": len(latest),
+            "latency_video_p50": percentiles["latency_video_p50"],
+            "latency_video_p95": percentiles["latency_video_p95"],
+            "latency_audio_p50": percentiles["latency_audio_p50"],
+            "latency_audio_p95": percentiles["latency_audio_p95"],
+            **_kbps(group, tick),
         }
     )
 
 
 def merge_intervals(snapshots: Iterable[WorkerSnapshot], tick: float = 1.0) -> list[Interval]:
     """One row per tick over all workers: sums of deltas, levels summed, percentiles from merged
-    interval histograms, CPU as the mean over workers (each worker's % of one core).
+    interval histograms, CPU as the mean over workers (each worker's % of one core), bitrates
+    as totals over every participant.
 
     A worker can land two snapshots in one tick (a late loop): deltas and histograms add up,
     but levels such as "joined" come from each worker's latest snapshot only, or a participant
@@ -123,15 +193,7 @@ def merge_intervals(snapshots: Iterable[WorkerSnapshot], tick: float = 1.0) -> l
     by_t: dict[float, list[WorkerSnapshot]] = {}
     for snap in snapshots:
         by_t.setdefault(round(snap.t / tick) * tick, []).append(snap)
-    rows: list[Interval] = []
-    for t in sorted(by_t):
-        group = by_t[t]
-        latency, lag = Histogram(), Histogram()
-        for snap in group:
-            latency.merge(unpack(snap.latency))
-            lag.merge(unpack(snap.loop_lag))
-        rows.append(_row(t, group, latency, lag, tick))
-    return rows
+    return [_row(t, by_t[t], _Histograms(by_t[t]), tick) for t in sorted(by_t)]
 
 
 class LiveTotals:
@@ -141,36 +203,39 @@ class LiveTotals:
     def __init__(self) -> None:
         self.latest: dict[WorkerId, WorkerSnapshot] = {}
         self._sums = dict.fromkeys(INTERVAL_SUMS, 0)
-        self._latency = Histogram()
-        self._lag = Histogram()
+        self._histograms = _Histograms()
+        self._bytes = dict.fromkeys(BYTE_COUNTERS, 0)
+        self._first_t: float | None = None
+        self._last_t = 0.0
 
     def add(self, snapshot: WorkerSnapshot) -> None:
         self.latest[snapshot.worker] = snapshot
         for key in INTERVAL_SUMS:
             self._sums[key] += int(getattr(snapshot, key))
-        self._latency.merge(unpack(snapshot.latency))
-        self._lag.merge(unpack(snapshot.loop_lag))
+        for key in BYTE_COUNTERS:
+            self._bytes[key] += snapshot.media_bytes.get(key, 0)
+        self._histograms.add(snapshot)
+        if self._first_t is None:
+            self._first_t = snapshot.t - 1.0  # a snapshot covers the second before its time
+        self._last_t = max(self._last_t, snapshot.t)
 
     def last_second(self) -> Interval | None:
         """Each worker's latest snapshot, whatever its tick: workers a tick apart make one row."""
         if not self.latest:
             return None
         latest = list(self.latest.values())
-        latency, lag = Histogram(), Histogram()
-        for snap in latest:
-            latency.merge(unpack(snap.latency))
-            lag.merge(unpack(snap.loop_lag))
-        return _row(0.0, latest, latency, lag)
+        return _row(0.0, latest, _Histograms(latest))
 
     def whole_run(self) -> Interval | None:
+        """The run so far: percentiles over every interval, counts summed, bitrates as the mean
+        total rate (kbit/s) since the first snapshot."""
         if not self.latest:
             return None
         return Interval(
             {
-                "latency_p50": _round(self._latency.percentile(50)),
-                "latency_p95": _round(self._latency.percentile(95)),
+                **self._histograms.percentiles(),
                 **{k: v for k, v in self._sums.items() if k != "video_frames"},
-                "loop_lag_ms": _round(self._lag.percentile(99)),
+                **_rates(self._bytes, self._last_t - (self._first_t or 0.0)),
             }
         )
 
@@ -273,7 +338,14 @@ def build_report(
         missing_shards=tuple(missing_shards) if missing_shards is not None else None,
         interrupted_shards=tuple(interrupted_shards) if interrupted_shards is not None else None,
         raw=raw,
+        participant_rows=participant_rows(finals),
     )
+
+
+def participant_rows(finals: Iterable[WorkerFinal]) -> tuple[ParticipantRow, ...]:
+    """Every worker's participant rows, worst first, at most :data:`MAX_PARTICIPANT_ROWS`."""
+    rows = sorted((row for final in finals for row in final.participants), key=ParticipantRow.worst_first)
+    return tuple(rows[:MAX_PARTICIPANT_ROWS])
 
 
 def relabel(snapshot: WorkerSnapshot, worker: WorkerId) -> WorkerSnapshot:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import signal
@@ -19,9 +20,13 @@ from typing import Any
 
 from ..failures import FailureCounts
 from ..metrics import Histogram
+from ..report.measures import ParticipantRow
 from ..report.records import (
+    BYTE_COUNTERS,
+    MAX_PARTICIPANT_ROWS,
     GeneratorFinal,
     KeyTotals,
+    MediaBytes,
     RoomSnapshot,
     RoomTotals,
     WorkerCrash,
@@ -99,6 +104,58 @@ class _RoomSecond:
     intruder_decrypts: int = 0
     failures: FailureCounts = field(default_factory=FailureCounts)
     latency: Histogram = field(default_factory=Histogram)
+
+
+@dataclass
+class _Received:
+    """What one subscriber received, by kind (its tracks' metrics, as they stand)."""
+
+    bytes: dict[str, int] = field(default_factory=lambda: {"video": 0, "audio": 0})
+    latency: dict[str, Histogram] = field(default_factory=lambda: {"video": Histogram(), "audio": Histogram()})
+    fps: list[float] = field(default_factory=list)
+    first_at: float | None = None
+    last_at: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        """From its first frame to its last (0: fewer than two frames)."""
+        return self.last_at - self.first_at if self.first_at is not None and self.last_at is not None else 0.0
+
+
+def _received(agent: Any) -> _Received:
+    out = _Received()
+    for session in agent.sessions:
+        for track in session.receive_tracks():
+            m = track.metrics
+            if m is None or track.kind not in out.bytes:
+                continue
+            out.bytes[track.kind] += m.bytes
+            out.latency[track.kind].merge(m.latency)
+            fps = m.fps() if track.kind == "video" else None
+            if fps is not None:
+                out.fps.append(fps)
+            if m.first_at is not None:
+                out.first_at = m.first_at if out.first_at is None else min(out.first_at, m.first_at)
+            if m.last_at is not None:
+                out.last_at = m.last_at if out.last_at is None else max(out.last_at, m.last_at)
+    return out
+
+
+def _sent_bytes(agent: Any) -> dict[str, int]:
+    """A publisher's bytes sent by kind (its current session: a reconnect starts at 0)."""
+    out = {"video": 0, "audio": 0}
+    for track in agent.session.send_tracks():
+        if track.kind in out:
+            out[track.kind] += track.bytes_sent
+    return out
+
+
+def _kbps(nbytes: int, seconds: float) -> float | None:
+    return round(nbytes * 8 / seconds / 1000, 1) if seconds > 0 else None
+
+
+def _ms(value: float | None) -> float | None:
+    return round(value, 1) if value is not None else None
 
 
 @dataclass
@@ -262,6 +319,8 @@ class Worker:
         totals = dict.fromkeys(("decrypted", "video", "lost", "freezes", "failures", "intruder"), 0)
         video_tracks = joined = failed = intruders = 0
         latency = Histogram()
+        by_kind = {"video": Histogram(), "audio": Histogram()}
+        media = dict.fromkeys(BYTE_COUNTERS, 0)
         rooms: dict[str, _RoomSecond] = {}
         for entry in self.joined:
             p = entry.participant
@@ -277,6 +336,8 @@ class Worker:
             if p.role == PUBLISHER:
                 joined += 1
                 room.joined += 1
+                for kind, n in _sent_bytes(entry.agent).items():
+                    media[f"sent_{kind}"] += n
                 continue
             numbers = self._subscriber_numbers(entry)
             if p.role == INTRUDER:
@@ -301,8 +362,12 @@ class Worker:
             totals["failures"] += failures.total
             interval = Histogram()
             for session in entry.agent.sessions:
-                for metrics in [t.metrics for t in session.receive_tracks() if t.metrics is not None]:
-                    interval.merge(metrics.take_interval())
+                for track, metrics in [(t, t.metrics) for t in session.receive_tracks() if t.metrics is not None]:
+                    taken = metrics.take_interval()
+                    interval.merge(taken)
+                    if track.kind in by_kind:
+                        by_kind[track.kind].merge(taken)
+                        media[f"received_{track.kind}"] += metrics.bytes
             latency.merge(interval)
             room.latency.merge(interval)
         failed += sum(self.failed_joins.values())
@@ -339,11 +404,17 @@ class Worker:
             intruder_decrypts=previous.delta("intruder", totals["intruder"]),
             cpu_percent=cpu_percent,
             latency=pack(latency),
+            latency_video=pack(by_kind["video"]),
+            latency_audio=pack(by_kind["audio"]),
             loop_lag=pack(lag),
+            # a publisher's reconnect starts its counters again: never a negative second
+            media_bytes={k: max(0, previous.delta(f"bytes:{k}", n)) for k, n in media.items()},
             rooms=per_room,
         )
 
     def final(self, cpu_percent: float | None) -> WorkerFinal:
+        now = time.monotonic()
+        rows: list[ParticipantRow] = []
         rooms: dict[str, RoomTotals] = {}
         for p in self.config.participants:
             totals = rooms.setdefault(self.config.room_names[p.room], RoomTotals())
@@ -354,6 +425,7 @@ class Worker:
             p = entry.participant
             totals = rooms[self.config.room_names[p.room]]
             agent = entry.agent
+            row = self._participant_row(entry)
             if entry.left:
                 pass  # replaced by a churn joiner, who counts instead
             elif self._is_failed(entry):
@@ -366,11 +438,20 @@ class Worker:
                 if entry.join_ms is not None:
                     totals.histograms["join_ms"].record(entry.join_ms)
                 totals.frames["sent"] += sum(agent.frames_sent().values())
+                sent = _sent_bytes(agent)
+                seconds = now - entry.started - entry.join_ms / 1000 if entry.join_ms is not None else 0.0
+                media = MediaBytes({f"sent_{kind}": n for kind, n in sent.items()}, sending_s=max(0.0, seconds))
+                totals.media.add(media)
+                rows.append(dataclasses.replace(row, sent_kbps=_kbps(sum(sent.values()), media.sending_s)))
                 continue
             numbers = self._subscriber_numbers(entry)
             if p.role == INTRUDER:
                 totals.intruder_decrypts += numbers["decrypted"]
                 totals.intruder_failures.add(numbers["failures"])
+                dtls = agent.connect.as_dict()["dtls_ms"]
+                rows.append(
+                    dataclasses.replace(row, join_ms=_ms(dtls), decrypt_failures=FailureCounts(numbers["failures"]))
+                )
                 continue
             agent.refresh()
             connect = agent.connect.as_dict()
@@ -383,6 +464,27 @@ class Worker:
                 joins[0].record(connect["dtls_ms"])
             if first is not None:
                 joins[1].record(first)
+            received = _received(agent)
+            totals.media.add(
+                MediaBytes({f"received_{kind}": n for kind, n in received.bytes.items()}, receiving_s=received.seconds)
+            )
+            video, audio = received.latency["video"], received.latency["audio"]
+            rows.append(
+                dataclasses.replace(
+                    row,
+                    join_ms=_ms(connect["dtls_ms"] if connect["dtls_ms"] is not None else entry.join_ms),
+                    first_frame_ms=_ms(first),
+                    latency_video_p50=_ms(video.percentile(50)),
+                    latency_video_p95=_ms(video.percentile(95)),
+                    latency_audio_p50=_ms(audio.percentile(50)),
+                    latency_audio_p95=_ms(audio.percentile(95)),
+                    fps=round(sum(received.fps) / len(received.fps), 1) if received.fps else None,
+                    received_kbps=_kbps(sum(received.bytes.values()), received.seconds),
+                    lost=numbers["lost"],
+                    freezes=numbers["freezes"],
+                    decrypt_failures=FailureCounts(numbers["failures"]),
+                )
+            )
             for session in agent.sessions:
                 for track, metrics in [(t, t.metrics) for t in session.receive_tracks() if t.metrics is not None]:
                     totals.histograms["latency_ms"].merge(metrics.latency)
@@ -398,7 +500,23 @@ class Worker:
         for name, totals in rooms.items():
             totals.keys.add(self._key_totals(name))
         generator = GeneratorFinal(cpu_percent, tuple(self.cpu_intervals), pack(self.loop_lag), eventloop.loop_name())
-        return WorkerFinal(self.config.worker, rooms, generator, tuple(self.errors))
+        rows.sort(key=ParticipantRow.worst_first)
+        return WorkerFinal(self.config.worker, rooms, generator, tuple(self.errors), tuple(rows[:MAX_PARTICIPANT_ROWS]))
+
+    def _participant_row(self, entry: _Joined) -> ParticipantRow:
+        """Who the participant is and how its join went (the final adds what it measured)."""
+        p = entry.participant
+        recovery = getattr(entry.agent, "recovery", None)
+        reconnects = getattr(recovery, "reconnects", None)
+        return ParticipantRow(
+            id=f"{p.role}-{p.index}",
+            role=p.role,
+            room=self.config.room_names[p.room],
+            worker=self.config.worker,
+            failed=self._is_failed(entry) and not entry.left,
+            join_ms=_ms(entry.join_ms),
+            reconnects=reconnects if isinstance(reconnects, int) and reconnects else None,
+        )
 
     # -- key lifecycle ------------------------------------------------------------------------
 

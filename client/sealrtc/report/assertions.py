@@ -21,7 +21,10 @@ frames.decrypted frames.decoded frames.lost``, ``freezes`` (= ``freezes.count``)
 ``freezes.total_ms``, ``cpu_percent`` (the generator's), ``loss_percent``
 (100 x lost / (decrypted + lost), 0 with no frames) and the key lifecycle's ``rotations``,
 ``epochs``, ``rotation_failures``, ``rotation_lost``, ``rotation_freezes``, ``rotation_gap_ms``
-(within 2 s of any key change) and ``churn_joins``. REASON is one of
+(within 2 s of any key change) and ``churn_joins``, and the bitrates in kbit/s (``metrics.bitrate``:
+the mean of one participant over its connected time): ``bitrate_kbps`` (received video + audio
+per subscriber), ``video_bitrate_kbps``, ``audio_bitrate_kbps`` (received) and
+``sent_bitrate_kbps`` (video + audio per publisher). REASON is one of
 :data:`sealrtc.errors.DECRYPT_FAILURE_REASONS`.
 
 Evaluation runs left to right with short-circuit: the comparison that decides the outcome (the
@@ -99,7 +102,15 @@ _PLAIN_COUNTERS = (
         "rotation_gap_ms",
         "churn_joins",
     ),
+    *("bitrate_kbps", "video_bitrate_kbps", "audio_bitrate_kbps", "sent_bitrate_kbps"),
 )
+_BITRATES = {
+    "bitrate_kbps": ("received", "metrics.bitrate.received_video_kbps + received_audio_kbps"),
+    "video_bitrate_kbps": ("received_video_kbps", "metrics.bitrate.received_video_kbps"),
+    "audio_bitrate_kbps": ("received_audio_kbps", "metrics.bitrate.received_audio_kbps"),
+    "sent_bitrate_kbps": ("sent", "metrics.bitrate.sent_video_kbps + sent_audio_kbps"),
+}
+"""Bitrate names: the :class:`~sealrtc.report.measures.Bitrate` field (or direction total) each reads."""
 _KEY_COUNTERS = {
     "rotations": ("rotations", "metrics.keys.rotations"),
     "epochs": ("epochs", "metrics.keys.epochs"),
@@ -424,6 +435,12 @@ def _counter(report: Measured, name: str) -> float:
         return _need(_metrics(report, "metrics.frames").loss_percent, "metrics.frames")
     if name == "rotation_failures" or name in _KEY_COUNTERS:
         return _key_counter(report, name)
+    if name in _BITRATES:
+        field, path = _BITRATES[name]
+        bitrate = _metrics(report, "metrics.bitrate").bitrate
+        if bitrate is None:
+            raise _Missing("no metrics.bitrate in the report")
+        return _need(bitrate.total(field) if field in ("sent", "received") else bitrate.get(field), path)
     if name == "freezes":
         name = "freezes.count"
     head, _, leaf = name.partition(".")

@@ -1,9 +1,22 @@
-"""The report's intervals as CSV: one row per interval, for spreadsheets and plotting tools.
+"""The report as CSV for spreadsheets and plotting tools: its intervals (one row per interval)
+and its participants (one row per participant, ``--csv-participants``).
 
-Columns, in this fixed order (any extra interval keys follow, sorted by name)::
+Interval columns, in this fixed order (any extra interval keys follow, sorted by name)::
 
     t, joined, intruders, frames_decrypted, fps, latency_p50, latency_p95, lost, freezes,
-    decrypt_failures, intruder_decrypts, cpu_percent, loop_lag_ms
+    decrypt_failures, intruder_decrypts, cpu_percent, loop_lag_ms, latency_video_p50,
+    latency_video_p95, latency_audio_p50, latency_audio_p95, sent_kbps, received_kbps,
+    received_video_kbps, received_audio_kbps
+
+(``latency_p50``/``latency_p95`` mix video and audio; the ``*_kbps`` columns are totals over
+every participant in that second.)
+
+Participant columns (:data:`PARTICIPANT_COLUMNS`, then ``decrypt_failures.REASON`` for each
+reason any participant counted, then ``reconnects``), worst participant first::
+
+    id, role, room, worker, failed, join_ms, first_frame_ms, latency_video_p50,
+    latency_video_p95, latency_audio_p50, latency_audio_p95, fps, sent_kbps, received_kbps,
+    lost, freezes, decrypt_failures
 
 ``t`` is seconds since the run started (the interval's end). A null (or absent) value is an
 empty cell; numbers are written as Python prints them (``29.8``, ``120``).
@@ -16,9 +29,17 @@ import io
 import os
 from collections.abc import Mapping
 
+from .measures import ParticipantRow
 from .model import INTERVAL_FIELDS, Interval, LoadReport
 
-__all__ = ["INTERVAL_COLUMNS", "intervals_csv", "write_intervals_csv"]
+__all__ = [
+    "INTERVAL_COLUMNS",
+    "PARTICIPANT_COLUMNS",
+    "intervals_csv",
+    "participants_csv",
+    "write_intervals_csv",
+    "write_participants_csv",
+]
 
 INTERVAL_COLUMNS: tuple[str, ...] = tuple(f for f in INTERVAL_FIELDS if f not in ("failed", "workers"))
 """The CSV's columns: the interval fields in their order, without ``failed`` and ``workers``
@@ -58,3 +79,49 @@ def write_intervals_csv(report: LoadReport | Mapping[str, object], path: str | o
     """Write :func:`intervals_csv` to ``path`` (UTF-8)."""
     with open(path, "w", encoding="utf-8", newline="") as f:
         f.write(intervals_csv(report))
+
+
+PARTICIPANT_COLUMNS: tuple[str, ...] = (
+    "id",
+    "role",
+    "room",
+    "worker",
+    "failed",
+    *ParticipantRow.NUMBERS,
+    "decrypt_failures",
+)
+"""The participant CSV's first columns (``decrypt_failures``: the total over every reason)."""
+
+
+def participants_csv(report: LoadReport | Mapping[str, object]) -> str:
+    """The participant rows of ``report`` as CSV text, worst first (as the report keeps them)."""
+    if not isinstance(report, LoadReport):
+        report = LoadReport.from_json(report)
+    rows = report.participant_rows
+    reasons = sorted({reason for row in rows for reason, n in (row.decrypt_failures or {}).items() if n})
+    columns = (*PARTICIPANT_COLUMNS, *(f"decrypt_failures.{r}" for r in reasons), "reconnects")
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    for row in rows:
+        failures = row.decrypt_failures
+        writer.writerow(
+            [
+                _cell(row.id),
+                _cell(row.role),
+                _cell(row.room),
+                _cell(row.worker),
+                _cell(row.failed),
+                *(_cell(row.get(name)) for name in ParticipantRow.NUMBERS),
+                _cell(failures.total if failures is not None else None),
+                *(_cell(failures.get(r, 0) if failures is not None else None) for r in reasons),
+                _cell(row.reconnects or 0),
+            ]
+        )
+    return out.getvalue()
+
+
+def write_participants_csv(report: LoadReport | Mapping[str, object], path: str | os.PathLike[str]) -> None:
+    """Write :func:`participants_csv` to ``path`` (UTF-8)."""
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(participants_csv(report))

@@ -10,12 +10,15 @@ The page reads a typed :class:`~sealrtc.report.model.LoadReport` (its JSON: ``re
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from html import escape
 
+from .assertions import AssertionSyntaxError, Counter, Percentile, parse
+from .assertions import Number as AssertedNumber
 from .jsonread import Number
-from .measures import Frames, Freezes, Metrics, Participants, RoomReport, Summary
+from .measures import Bitrate, Frames, Freezes, Metrics, ParticipantRow, Participants, RoomReport, Summary
 from .model import LoadReport
-from .plot import PALETTE, Series, line_chart
+from .plot import PALETTE, Series, Threshold, line_chart
 
 __all__ = ["render_html"]
 
@@ -76,6 +79,15 @@ def _ms(n: Number | None) -> str:
     return f"{n:,.0f} ms" if n >= 100 else f"{n:.1f} ms"
 
 
+def _kbps(n: Number | None) -> str:
+    return DASH if n is None else f"{n:,.0f} kbit/s"
+
+
+def _kbps_card(n: Number | None) -> str:
+    """A tile's bitrate (HTML): the number large, the unit small."""
+    return DASH if n is None else f"{n:,.0f} <small>kbit/s</small>"
+
+
 def _value(n: Number | None) -> str:
     return DASH if n is None else f"{n:.5g}"
 
@@ -93,7 +105,7 @@ def _scenario(report: LoadReport) -> str:
         f"{_count(n)} {label}"
         for n, label in ((s.publishers, "pub"), (s.subscribers, "sub"), (s.intruders, "intruder"))
     )
-    parts.append(f"{_count(s.rooms)} rooms {TIMES} ({per_room})")
+    parts.append(f"{_many(s.rooms, 'room')} {TIMES} ({per_room})")
     parts.append(f"{_count(s.duration)} s, ramp {_value(s.ramp)}/s")
     parts.append(f"target: {s.target if s.target is not None else DASH}")
     suite = f" (suite {s.suite})" if s.e2ee and s.suite is not None else ""
@@ -104,8 +116,13 @@ def _scenario(report: LoadReport) -> str:
         parts.append(
             f"1 subscriber in {_count(s.decode_every)} decodes" if s.decode_every else "verify-only (no decoding)"
         )
-    parts.append(f"{_count(s.workers)} workers")
+    parts.append(_many(s.workers, "worker"))
     return " · ".join(_e(p) for p in parts)
+
+
+def _many(n: Number | None, word: str) -> str:
+    """``1 room``, ``3 rooms``, ``— rooms``."""
+    return f"{_count(n)} {word}" if n == 1 else f"{_count(n)} {word}s"
 
 
 def _opt(value: object) -> object:
@@ -119,6 +136,7 @@ def _card(label: str, value: str, level: str = "") -> str:
 def _headline(report: LoadReport) -> str:
     p, m = report.participants or Participants(), report.metrics or Metrics()
     frames, freezes_section = m.frames or Frames(), m.freezes or Freezes()
+    bitrate = m.bitrate or Bitrate()
     lost, loss, freezes = frames.lost, m.loss_percent, freezes_section.count
     failures = m.decrypt_failures.total if m.decrypt_failures is not None else None
     intruder = m.intruder_decrypts
@@ -129,14 +147,14 @@ def _headline(report: LoadReport) -> str:
             f"{_count(p.joined)} / {_count(p.planned)}",
             "bad" if short or (p.failed or 0) > 0 else "",
         ),
-        _card("latency p50", _e(_ms(_p(m.latency_ms, "p50")))),
-        _card("latency p95", _e(_ms(_p(m.latency_ms, "p95")))),
-        _card("latency p99", _e(_ms(_p(m.latency_ms, "p99")))),
-        *[
-            _card(f"{kind} latency p95", _e(_ms(_p(summary, "p95"))))
-            for kind, summary in (("video", m.latency_video_ms), ("audio", m.latency_audio_ms))
-            if summary is not None
-        ],
+        _card("video latency p50", _e(_ms(_p(m.latency_video_ms, "p50")))),
+        _card("video latency p95", _e(_ms(_p(m.latency_video_ms, "p95")))),
+        _card("video latency p99", _e(_ms(_p(m.latency_video_ms, "p99")))),
+        _card("audio latency p50", _e(_ms(_p(m.latency_audio_ms, "p50")))),
+        _card("audio latency p95", _e(_ms(_p(m.latency_audio_ms, "p95")))),
+        _card("video received", _kbps_card(bitrate.received_video_kbps)),
+        _card("audio received", _kbps_card(bitrate.received_audio_kbps)),
+        _card("sent per publisher", _kbps_card(bitrate.total("sent"))),
         _card(
             "frames lost",
             _e(_count(lost)) + (f" <small>({loss:.2f} %)</small>" if loss is not None else ""),
@@ -149,16 +167,72 @@ def _headline(report: LoadReport) -> str:
     return f'<section class="cards">{"".join(cards)}</section>'
 
 
+CHART_OF = {
+    "latency_ms": "latency",
+    "latency_video_ms": "latency",
+    "latency_audio_ms": "latency",
+    "loop_lag_ms": "lag",
+    "cpu_percent": "cpu",
+}
+"""The chart that shows what an assertion's histogram (or counter) measures, for its threshold
+line (the charts plot per-second values; the assertion judges the whole run)."""
+
+
+def _thresholds(report: LoadReport) -> dict[str, list[Threshold]]:
+    """Each chart's assertion limits: every comparison of a charted measure with a number."""
+    out: dict[str, list[Threshold]] = {}
+    for outcome in report.assertions:
+        try:
+            assertion = parse(outcome.expr)
+        except AssertionSyntaxError:
+            continue  # a report from another version: nothing to draw
+        for comparison in (c for conjunction in assertion.any_of for c in conjunction):
+            measured, limit = comparison.left, comparison.right
+            if isinstance(measured, AssertedNumber):
+                measured, limit = limit, measured
+            if not isinstance(limit, AssertedNumber):
+                continue
+            if isinstance(measured, Percentile) and measured.function != "count":
+                name, label = measured.histogram, f"{measured.function}({measured.histogram})"
+            elif isinstance(measured, Counter):
+                name, label = measured.name, measured.name
+            else:
+                continue
+            chart = CHART_OF.get(name)
+            if chart is not None:
+                out.setdefault(chart, []).append(Threshold(limit.value, f"{label} {comparison.op} {limit.text}"))
+    return out
+
+
+def _clock(started_at: str | None) -> str | None:
+    """``HH:MM:SS UTC`` of the run's start (None when the report has no readable start)."""
+    if not started_at:
+        return None
+    try:
+        started = datetime.fromisoformat(started_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if started.tzinfo is not None:
+        started = started.astimezone(UTC)
+    return started.strftime("%H:%M:%S UTC")
+
+
 def _charts(report: LoadReport) -> str:
     intervals = report.intervals
     xs = [row.get("t") for row in intervals]
+    thresholds = _thresholds(report)
+    clock = _clock(report.started_at)
+    x_label = f"time (s after {clock})" if clock else "time (s)"
 
-    def chart(title: str, y_label: str, *series: tuple[str, str, str], integer: bool = False) -> str:
+    def chart(
+        title: str, y_label: str, *series: tuple[str, str, str], integer: bool = False, measures: str = ""
+    ) -> str:
         lines = [
             Series(label, [row.get(key) for row in intervals], PALETTE[i], unit)
             for i, (label, key, unit) in enumerate(series)
         ]
-        svg = line_chart(title, xs, lines, y_label=y_label, x_max=report.duration_s, integer=integer)
+        svg = line_chart(title, xs, lines, y_label=y_label, x_label=x_label, x_max=report.duration_s,
+                         integer=integer, thresholds=thresholds.get(measures, ()))  # fmt: skip
         return f"<figure><figcaption>{_e(title)}</figcaption>{svg}</figure>"
 
     people = [("joined", "joined", ""), ("intruders", "intruders", "")]
@@ -166,7 +240,22 @@ def _charts(report: LoadReport) -> str:
         people.append(("failed", "failed", ""))
     charts = [
         chart("Participants joined", "participants", *people, integer=True),
-        chart("End-to-end latency", "ms", ("p50", "latency_p50", "ms"), ("p95", "latency_p95", "ms")),
+        chart(
+            "End-to-end latency, video and audio",
+            "ms",
+            ("video p50", "latency_video_p50", "ms"),
+            ("video p95", "latency_video_p95", "ms"),
+            ("audio p50", "latency_audio_p50", "ms"),
+            ("audio p95", "latency_audio_p95", "ms"),
+            measures="latency",
+        ),
+        chart(
+            "Bitrate: sent by all publishers, received by all subscribers",
+            "kbit/s",
+            ("sent", "sent_kbps", "kbit/s"),
+            ("received video", "received_video_kbps", "kbit/s"),
+            ("received audio", "received_audio_kbps", "kbit/s"),
+        ),
         chart("Video frame rate per track", "frames / s", ("fps", "fps", "fps")),
         chart(
             "Frames lost and freezes", "count", ("frames lost", "lost", ""), ("freezes", "freezes", ""), integer=True
@@ -178,8 +267,8 @@ def _charts(report: LoadReport) -> str:
             ("intruder decrypts", "intruder_decrypts", ""),
             integer=True,
         ),
-        chart("Generator CPU", "%", ("CPU", "cpu_percent", "%")),
-        chart("Generator event-loop lag", "ms", ("loop lag", "loop_lag_ms", "ms")),
+        chart("Generator CPU", "%", ("CPU", "cpu_percent", "%"), measures="cpu"),
+        chart("Generator event-loop lag", "ms", ("loop lag", "loop_lag_ms", "ms"), measures="lag"),
     ]
     return f'<section class="charts">{"".join(charts)}</section>'
 
@@ -220,9 +309,12 @@ def _room_row(room: RoomReport) -> str:
     cells = [
         f"{_count(p.joined)} / {_count(p.planned)}",
         _count(p.failed),
-        _ms(_p(m.latency_ms, "p50")),
-        _ms(_p(m.latency_ms, "p95")),
-        _ms(_p(m.latency_ms, "p99")),
+        _ms(_p(m.latency_video_ms, "p50")),
+        _ms(_p(m.latency_video_ms, "p95")),
+        _ms(_p(m.latency_audio_ms, "p50")),
+        _ms(_p(m.latency_audio_ms, "p95")),
+        _kbps((m.bitrate or Bitrate()).received_video_kbps),
+        _kbps((m.bitrate or Bitrate()).received_audio_kbps),
         _count(frames.decrypted),
         _count(frames.lost),
         _count(freezes),
@@ -240,9 +332,12 @@ def _rooms(report: LoadReport) -> str:
         "room",
         "joined",
         "failed",
-        "p50",
-        "p95",
-        "p99",
+        "video p50",
+        "video p95",
+        "audio p50",
+        "audio p95",
+        "video recv.",
+        "audio recv.",
         "decrypted",
         "lost",
         "freezes",
@@ -252,11 +347,70 @@ def _rooms(report: LoadReport) -> str:
     return _table(headers, rows, "no rooms")
 
 
+HTML_PARTICIPANT_ROWS = 1000
+"""Participants the page lists (the worst); the JSON and ``--csv-participants`` have them all."""
+
+
+def _reasons_text(counts: Mapping[str, int] | None) -> str:
+    if counts is None:
+        return DASH
+    seen = [f"{reason} {n:,}" for reason, n in sorted(counts.items()) if n]
+    return ", ".join(seen) if seen else "0"
+
+
+def _participant_row(row: ParticipantRow) -> str:
+    # an intruder's decrypt failures are the point: its frames are refused
+    failures = row.decrypt_failures.total if row.decrypt_failures is not None and row.role != "intruder" else 0
+    problem = row.failed or (row.freezes or 0) > 0 or (row.lost or 0) > 0 or failures > 0
+    cells = [
+        _ms(row.join_ms),
+        _ms(row.first_frame_ms),
+        _ms(row.latency_video_p50),
+        _ms(row.latency_video_p95),
+        _ms(row.latency_audio_p50),
+        _ms(row.latency_audio_p95),
+        DASH if row.fps is None else f"{row.fps:.1f}",
+        _kbps(row.sent_kbps),
+        _kbps(row.received_kbps),
+        _count(row.lost),
+        _count(row.freezes),
+    ]
+    texts = [
+        row.id + (" (failed)" if row.failed else ""),
+        row.role,
+        row.room if row.room is not None else DASH,
+        str(row.worker) if row.worker is not None else DASH,
+    ]
+    return (
+        f'<tr class="{"problem" if problem else ""}">'
+        + "".join(f'<td class="text">{_e(t)}</td>' for t in texts)
+        + "".join(f"<td>{_e(c)}</td>" for c in cells)
+        + f'<td class="text">{_e(_reasons_text(row.decrypt_failures))}</td>'
+        + f"<td>{_e(_count(row.reconnects) if row.reconnects else '')}</td></tr>"
+    )
+
+
+def _participants(report: LoadReport) -> str:
+    """Every participant, worst first (failed, then most freezes, most lost, highest video p95)."""
+    ordered = sorted(report.participant_rows, key=ParticipantRow.worst_first)
+    rows = [_participant_row(r) for r in ordered[:HTML_PARTICIPANT_ROWS]]
+    headers = ("participant", "role", "room", "worker", "join", "first frame", "video p50", "video p95",
+               "audio p50", "audio p95", "fps", "sent", "received", "lost", "freezes", "decrypt failures",
+               "reconnects")  # fmt: skip
+    more = len(ordered) - len(rows)
+    note = (
+        f'<p class="sub">The {len(rows):,} worst of {len(ordered):,} participants; the JSON report and'
+        " <code>--csv-participants</code> list them all.</p>"
+        if more > 0
+        else ""
+    )
+    return "<h2>Participants, worst first</h2>" + _table(headers, rows, "no participant rows", (0, 1, 2, 3, 15)) + note
+
+
 def _histograms(report: LoadReport) -> str:
     m = report.metrics or Metrics()
     rows = []
     for label, summary in (
-        ("end-to-end latency", m.latency_ms),
         ("video latency", m.latency_video_ms),
         ("audio latency", m.latency_audio_ms),
         ("join", m.join_ms),
@@ -318,7 +472,7 @@ def render_html(report: LoadReport | Mapping[str, object]) -> str:
     passed = sum(1 for a in report.assertions if a.ok)
     rooms = report.scenario.rooms if report.scenario is not None else None
     planned = report.participants.planned if report.participants is not None else None
-    title = f"sealrtc load — {verdict} — {_count(rooms)} rooms, {_count(planned)} participants"
+    title = f"sealrtc load — {verdict} — {_many(rooms, 'room')}, {_many(planned, 'participant')}"
     started = _e(report.started_at or DASH)
     duration = report.duration_s
     summary = f"{passed} of {len(report.assertions)} assertions passed" if report.assertions else "no assertions"
@@ -341,14 +495,14 @@ def render_html(report: LoadReport | Mapping[str, object]) -> str:
             "<h2>Rooms</h2>",
             _rooms(report),
             _key_lifecycle(report),
+            _participants(report),
             '<h2>Distributions and failures</h2><div class="side">',
             _histograms(report),
             _reasons(report),
             "</div>",
             f"<footer>{_e(report.tool or 'sealrtc load')} report,"
             f" schema version {_e(_opt(report.version))}, exit status {_e(_opt(report.exit_status))}."
-            " Percentiles come from merged HdrHistograms"
-            " (the JSON report holds them); interval counts are per interval.</footer>",
+            " Percentiles come from merged HdrHistograms (the JSON report holds them).</footer>",
             "</main></body></html>",
         ]
     )

@@ -89,7 +89,8 @@ def _check_snapshots(report: LoadReport) -> None:
     if report.raw is None:
         return
     for snapshot in report.raw.snapshots:
-        for packed in (snapshot.latency, snapshot.loop_lag, *(r.latency for r in snapshot.rooms.values())):
+        for packed in (snapshot.latency, snapshot.latency_video, snapshot.latency_audio, snapshot.loop_lag,
+                       *(r.latency for r in snapshot.rooms.values())):  # fmt: skip
             if packed:
                 check_encoded(str(packed[0]))
     for final in report.raw.finals:

@@ -12,7 +12,18 @@ from ..metrics import Histogram
 from ..metrics.histogram import PERCENTILES
 from .jsonread import Number, failures, number
 
-__all__ = ["Frames", "Freezes", "KeyChanges", "Metrics", "Participants", "RoomReport", "Summary", "loss_percent"]
+__all__ = [
+    "Bitrate",
+    "Frames",
+    "Freezes",
+    "KeyChanges",
+    "Metrics",
+    "ParticipantRow",
+    "Participants",
+    "RoomReport",
+    "Summary",
+    "loss_percent",
+]
 
 
 def loss_percent(lost: Number | None, decrypted: Number | None) -> float | None:
@@ -179,6 +190,43 @@ class KeyChanges:
 
 
 @dataclass(frozen=True)
+class Bitrate:
+    """Media bitrates in kbit/s (``metrics.bitrate``): the mean of one sending (publisher) or
+    receiving (legitimate subscriber) participant over the time it was connected, i.e. all bits
+    over all participants' connected seconds. A publisher is connected from its connection to the
+    run's end; a subscriber from its first frame to its last. Sent counts frames as handed to RTP
+    (encrypted, with the latency probe); received counts the media payload of accepted frames
+    (decrypted, without the probe): sent exceeds received by the E2EE overhead (a few %)."""
+
+    sent_video_kbps: Number | None = None
+    sent_audio_kbps: Number | None = None
+    received_video_kbps: Number | None = None
+    received_audio_kbps: Number | None = None
+
+    NAMES = ("sent_video_kbps", "sent_audio_kbps", "received_video_kbps", "received_audio_kbps")
+
+    def get(self, name: str) -> Number | None:
+        return {
+            "sent_video_kbps": self.sent_video_kbps, "sent_audio_kbps": self.sent_audio_kbps,
+            "received_video_kbps": self.received_video_kbps, "received_audio_kbps": self.received_audio_kbps,
+        }.get(name)  # fmt: skip
+
+    def total(self, direction: str) -> Number | None:
+        """``sent`` or ``received``: video + audio (None when neither was measured)."""
+        parts = [v for v in (self.get(f"{direction}_video_kbps"), self.get(f"{direction}_audio_kbps")) if v is not None]
+        return round(sum(parts), 1) if parts else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: self.get(name) for name in self.NAMES}
+
+    @classmethod
+    def from_json(cls, data: object) -> Bitrate | None:
+        if not isinstance(data, Mapping):
+            return None
+        return cls(*(number(data.get(k)) for k in cls.NAMES))
+
+
+@dataclass(frozen=True)
 class Metrics:
     """What legitimate subscribers measured (and what intruders managed), in a room or in all."""
 
@@ -193,6 +241,7 @@ class Metrics:
     intruder_failures: FailureCounts | None = None
     freezes: Freezes | None = None
     keys: KeyChanges | None = None
+    bitrate: Bitrate | None = None
 
     @property
     def loss_percent(self) -> float | None:
@@ -223,6 +272,7 @@ class Metrics:
             "intruder_failures": dict(self.intruder_failures) if self.intruder_failures is not None else None,
             "freezes": self.freezes.to_json() if self.freezes is not None else None,
             "keys": self.keys.to_json() if self.keys is not None else None,
+            "bitrate": self.bitrate.to_json() if self.bitrate is not None else None,
         }
 
     @classmethod
@@ -241,6 +291,7 @@ class Metrics:
             intruder_failures=failures(data.get("intruder_failures")),
             freezes=Freezes.from_json(data.get("freezes")),
             keys=KeyChanges.from_json(data.get("keys")),
+            bitrate=Bitrate.from_json(data.get("bitrate")),
         )
 
 
@@ -268,4 +319,90 @@ class RoomReport:
             str(room) if isinstance(room, str | int) and not isinstance(room, bool) else None,
             Participants.from_json(data.get("participants")),
             Metrics.from_json(data.get("metrics")),
+        )
+
+
+@dataclass(frozen=True)
+class ParticipantRow:
+    """One participant's run (the report's ``participant_rows``): who, where, and what it
+    measured. Times in ms, rates in kbit/s over its connected time (see :class:`Bitrate`);
+    None where a role has no such number (a publisher receives nothing). ``reconnects`` is None
+    unless the participant reconnected."""
+
+    id: str
+    role: str
+    """``publisher``, ``subscriber`` or ``intruder``."""
+    room: str | None = None
+    worker: int | str | None = None
+    failed: bool = False
+    """Its join or its connection failed."""
+    join_ms: Number | None = None
+    first_frame_ms: Number | None = None
+    latency_video_p50: Number | None = None
+    latency_video_p95: Number | None = None
+    latency_audio_p50: Number | None = None
+    latency_audio_p95: Number | None = None
+    fps: Number | None = None
+    sent_kbps: Number | None = None
+    received_kbps: Number | None = None
+    lost: Number | None = None
+    freezes: Number | None = None
+    decrypt_failures: FailureCounts | None = None
+    reconnects: Number | None = None
+
+    NUMBERS = (
+        "join_ms", "first_frame_ms", "latency_video_p50", "latency_video_p95", "latency_audio_p50",
+        "latency_audio_p95", "fps", "sent_kbps", "received_kbps", "lost", "freezes",
+    )  # fmt: skip
+
+    def get(self, name: str) -> Number | None:
+        value = getattr(self, name, None) if name in self.NUMBERS or name == "reconnects" else None
+        return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    def worst_first(self) -> tuple[float, ...]:
+        """Sort key, worst first: failed, then most freezes, most frames lost, highest video
+        latency p95 (then audio p95)."""
+        return (
+            -float(self.failed),
+            -float(self.freezes or 0),
+            -float(self.lost or 0),
+            -float(self.latency_video_p95 or 0),
+            -float(self.latency_audio_p95 or 0),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "role": self.role, "room": self.room, "worker": self.worker}
+        if self.failed:
+            out["failed"] = True
+        out.update({name: self.get(name) for name in self.NUMBERS})
+        out["decrypt_failures"] = dict(self.decrypt_failures) if self.decrypt_failures is not None else None
+        if self.reconnects:
+            out["reconnects"] = self.reconnects
+        return out
+
+    @classmethod
+    def from_json(cls, data: object) -> ParticipantRow | None:
+        if not isinstance(data, Mapping):
+            return None
+        worker = data.get("worker")
+        room = data.get("room")
+        return cls(
+            id=str(data.get("id", "?")),
+            role=str(data.get("role", "?")),
+            room=str(room) if isinstance(room, str | int) and not isinstance(room, bool) else None,
+            worker=worker if isinstance(worker, int | str) and not isinstance(worker, bool) else None,
+            failed=data.get("failed") is True,
+            decrypt_failures=failures(data.get("decrypt_failures")),
+            reconnects=number(data.get("reconnects")),
+            join_ms=number(data.get("join_ms")),
+            first_frame_ms=number(data.get("first_frame_ms")),
+            latency_video_p50=number(data.get("latency_video_p50")),
+            latency_video_p95=number(data.get("latency_video_p95")),
+            latency_audio_p50=number(data.get("latency_audio_p50")),
+            latency_audio_p95=number(data.get("latency_audio_p95")),
+            fps=number(data.get("fps")),
+            sent_kbps=number(data.get("sent_kbps")),
+            received_kbps=number(data.get("received_kbps")),
+            lost=number(data.get("lost")),
+            freezes=number(data.get("freezes")),
         )

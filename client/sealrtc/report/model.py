@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .jsonread import Number, boolean, integer, mapping, number, sequence, text
-from .measures import Metrics, Participants, RoomReport, Summary
+from .measures import Metrics, ParticipantRow, Participants, RoomReport, Summary
 from .records import WorkerFinal, WorkerSnapshot
 
 __all__ = [
@@ -130,7 +130,20 @@ INTERVAL_FIELDS = (
     "cpu_percent",
     "loop_lag_ms",
     "workers",
+    "latency_video_p50",
+    "latency_video_p95",
+    "latency_audio_p50",
+    "latency_audio_p95",
+    "sent_kbps",
+    "received_kbps",
+    "received_video_kbps",
+    "received_audio_kbps",
 )
+"""An interval's fields. ``latency_p50``/``latency_p95`` mix video and audio (kept for readers of
+older reports; displays show ``latency_video_*`` and ``latency_audio_*``). The ``*_kbps`` fields
+are totals over every participant in that interval: what all publishers sent, what all
+legitimate subscribers received (video and audio together, and each apart). New fields go at the
+end: the CSV's columns follow this order."""
 
 
 @dataclass(frozen=True)
@@ -319,6 +332,9 @@ class LoadReport:
     """Set by ``report merge``: shards of the run that were not given."""
     interrupted_shards: tuple[int, ...] | None = None
     raw: RawData | None = None
+    participant_rows: tuple[ParticipantRow, ...] = ()
+    """One row per participant, worst first (:meth:`ParticipantRow.worst_first`); at most
+    :data:`~sealrtc.report.records.MAX_PARTICIPANT_ROWS` (the worst are kept)."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -339,6 +355,7 @@ class LoadReport:
             "errors": list(self.errors),
             "verdict": self.verdict,
             "exit_status": self.exit_status,
+            "participant_rows": [row.to_json() for row in self.participant_rows],
         }
         optional = {
             "missing_shards": list(self.missing_shards) if self.missing_shards is not None else None,
@@ -380,4 +397,7 @@ class LoadReport:
             missing_shards=ints(d.get("missing_shards")),
             interrupted_shards=ints(d.get("interrupted_shards")),
             raw=RawData.from_json(d.get("raw")),
+            participant_rows=tuple(
+                row for row in map(ParticipantRow.from_json, sequence(d.get("participant_rows"))) if row is not None
+            ),
         )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-__all__ = ["PALETTE", "Series", "line_chart", "nice_ticks"]
+__all__ = ["PALETTE", "Series", "Threshold", "line_chart", "nice_ticks"]
 
 PALETTE = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9")
 """Okabe-Ito colours: distinguishable with the common colour-vision deficiencies."""
@@ -32,6 +32,17 @@ class Series:
     values: Sequence[float | None]
     color: str = PALETTE[0]
     unit: str = ""
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A dashed horizontal line at ``value``: an assertion's limit (``label``: the assertion)."""
+
+    value: float
+    label: str
+
+
+THRESHOLD_COLOR = "#b91c1c"
 
 
 def nice_ticks(low: float, high: float, count: int = 5, *, integer: bool = False) -> list[float]:
@@ -85,10 +96,12 @@ def line_chart(
     x_label: str = "time (s)",
     x_max: float | None = None,
     integer: bool = False,
+    thresholds: Sequence[Threshold] = (),
 ) -> str:
     """An SVG line chart of ``series`` over ``xs`` (both from the report: nulls allowed).
 
-    ``x_max`` stretches the time axis (to the run's duration); ``integer``: counts, whole ticks.
+    ``x_max`` stretches the time axis (to the run's duration); ``integer``: counts, whole ticks;
+    ``thresholds``: dashed lines at assertions' limits (the y axis stretches to show them).
     """
     points = [
         [(float(x), float(v)) for x, v in zip(xs, s.values, strict=False) if _valid(x) and _valid(v)]  # type: ignore[arg-type]
@@ -109,7 +122,7 @@ def line_chart(
         )
         return "".join(out)
     all_x = [x for p in points for x, _ in p]
-    all_y = [y for p in points for _, y in p]
+    all_y = [y for p in points for _, y in p] + [t.value for t in thresholds if math.isfinite(t.value)]
     x_ticks = nice_ticks(min(0.0, *all_x), max(*all_x, x_max or 0.0), 6)
     y_ticks = nice_ticks(min(0.0, *all_y), max(all_y), 4, integer=integer)
     x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
@@ -135,6 +148,16 @@ def line_chart(
         f'<text transform="translate(14 {TOP + plot_h / 2}) rotate(-90)" text-anchor="middle" fill="#374151">'
         f"{escape(y_label)}</text>"
     )
+    for threshold in thresholds:
+        if not math.isfinite(threshold.value):
+            continue
+        y = sy(threshold.value)
+        out.append(
+            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y}" y2="{y}" stroke="{THRESHOLD_COLOR}"'
+            ' stroke-width="1.5" stroke-dasharray="6 4"/>'
+            f'<text x="{LEFT + plot_w - 4}" y="{y - 5}" text-anchor="end" fill="{THRESHOLD_COLOR}" font-size="11">'
+            f"{escape(threshold.label)}</text>"
+        )
     for s, pts in zip(series, points, strict=True):
         out.extend(_line(s, xs, sx, sy))
         for x, v in pts:

@@ -14,6 +14,7 @@ Schema before they are read.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import math
 import struct
 import zlib
@@ -25,9 +26,15 @@ from ..errors import SealError
 from ..failures import FailureCounts
 from ..metrics import Histogram
 from ..metrics.histogram import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
+from .measures import ParticipantRow
 
 HISTOGRAMS = ("join_ms", "first_frame_ms", "latency_ms", "latency_video_ms", "latency_audio_ms")
 FRAME_COUNTERS = ("sent", "received", "decrypted", "decoded", "lost")
+BYTE_COUNTERS = ("sent_video", "sent_audio", "received_video", "received_audio")
+"""Media bytes, by direction and kind: sent = frames as handed to RTP (encrypted, probe
+included); received = accepted frames' media payload (decrypted, probe excluded)."""
+MAX_PARTICIPANT_ROWS = 10_000
+"""Per-participant rows a worker sends, and a report keeps (the worst first)."""
 
 Packed = tuple[str, float | None]
 """A histogram on the wire: its standard compressed encoding and its exact maximum (ms)."""
@@ -111,6 +118,10 @@ def _int(data: Mapping[str, Any], key: str) -> int:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _float(value: object) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
@@ -187,6 +198,43 @@ class KeyTotals:
 
 
 @dataclass
+class MediaBytes:
+    """Media bytes of a room (or a worker, or the run) and the connected time they were sent or
+    received in: ``sending_s`` sums every publisher's seconds from connecting to its end,
+    ``receiving_s`` every legitimate subscriber's seconds from its first to its last frame. A mean
+    bitrate per participant is then bits / participant-seconds (merged exactly: sums only)."""
+
+    bytes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BYTE_COUNTERS, 0))
+    sending_s: float = 0.0
+    receiving_s: float = 0.0
+
+    def add(self, other: MediaBytes) -> None:
+        for key, value in other.bytes.items():
+            self.bytes[key] = self.bytes.get(key, 0) + value
+        self.sending_s += other.sending_s
+        self.receiving_s += other.receiving_s
+
+    def kbps(self, name: str) -> float | None:
+        """The mean rate of one participant while connected (None: nobody sent/received)."""
+        seconds = self.sending_s if name.startswith("sent") else self.receiving_s
+        return round(self.bytes.get(name, 0) * 8 / seconds / 1000, 1) if seconds > 0 else None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"bytes": dict(self.bytes), "sending_s": round(self.sending_s, 3),
+                "receiving_s": round(self.receiving_s, 3)}  # fmt: skip
+
+    @classmethod
+    def from_wire(cls, data: object) -> MediaBytes:
+        if not isinstance(data, Mapping):
+            return cls()  # reports from before bitrates
+        return cls(
+            bytes={k: _int(_mapping(data.get("bytes")), k) for k in BYTE_COUNTERS},
+            sending_s=_float(data.get("sending_s")) or 0.0,
+            receiving_s=_float(data.get("receiving_s")) or 0.0,
+        )
+
+
+@dataclass
 class RoomTotals:
     """Everything measured in one room (by one worker, or merged over several): the builder's
     accumulator and the per-room part of a :class:`WorkerFinal`."""
@@ -203,6 +251,7 @@ class RoomTotals:
     freezes_count: int = 0
     freezes_ms: float = 0.0
     keys: KeyTotals = field(default_factory=KeyTotals)
+    media: MediaBytes = field(default_factory=MediaBytes)
 
     def add(self, other: RoomTotals) -> None:
         self.planned += other.planned
@@ -219,6 +268,7 @@ class RoomTotals:
         self.freezes_count += other.freezes_count
         self.freezes_ms += other.freezes_ms
         self.keys.add(other.keys)
+        self.media.add(other.media)
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -233,6 +283,7 @@ class RoomTotals:
             "intruder_failures": dict(self.intruder_failures),
             "freezes": [self.freezes_count, self.freezes_ms],
             "keys": self.keys.to_wire(),
+            "media": self.media.to_wire(),
         }
 
     @classmethod
@@ -250,6 +301,7 @@ class RoomTotals:
             freezes_count=int(freezes[0]),
             freezes_ms=float(freezes[1]),
             keys=KeyTotals.from_wire(data.get("keys")),
+            media=MediaBytes.from_wire(data.get("media")),
         )
         histograms = data.get("histograms") or {}
         for name in HISTOGRAMS:  # (reports of older versions lack the per-kind latencies)
@@ -321,7 +373,12 @@ class WorkerSnapshot:
     intruder_decrypts: int = 0
     cpu_percent: float | None = None
     latency: Packed | None = None
+    """Video and audio latencies together (kept for the JSON; displays read the two below)."""
+    latency_video: Packed | None = None
+    latency_audio: Packed | None = None
     loop_lag: Packed | None = None
+    media_bytes: dict[str, int] = field(default_factory=dict)
+    """Deltas of :data:`BYTE_COUNTERS` (absent: 0)."""
     rooms: dict[str, RoomSnapshot] = field(default_factory=dict)
 
     def to_json(self, *, rooms: bool = True) -> dict[str, Any]:
@@ -341,7 +398,10 @@ class WorkerSnapshot:
             "intruder_decrypts": self.intruder_decrypts,
             "cpu_percent": self.cpu_percent,
             "latency": packed_to_json(self.latency),
+            "latency_video": packed_to_json(self.latency_video),
+            "latency_audio": packed_to_json(self.latency_audio),
             "loop_lag": packed_to_json(self.loop_lag),
+            "media_bytes": dict(self.media_bytes),
         }
         if rooms:
             out["rooms"] = {name: room.to_json() for name, room in self.rooms.items()}
@@ -365,7 +425,10 @@ class WorkerSnapshot:
             intruder_decrypts=_int(data, "intruder_decrypts"),
             cpu_percent=_float(data.get("cpu_percent")),
             latency=packed_from_json(data.get("latency")),
+            latency_video=packed_from_json(data.get("latency_video")),
+            latency_audio=packed_from_json(data.get("latency_audio")),
             loop_lag=packed_from_json(data.get("loop_lag")),
+            media_bytes={k: _int(_mapping(data.get("media_bytes")), k) for k in BYTE_COUNTERS},
             rooms={str(name): RoomSnapshot.from_json(room) for name, room in rooms.items()},
         )
 
@@ -407,6 +470,8 @@ class WorkerFinal:
     rooms: dict[str, RoomTotals] = field(default_factory=dict)
     generator: GeneratorFinal = field(default_factory=GeneratorFinal)
     errors: tuple[str, ...] = ()
+    participants: tuple[ParticipantRow, ...] = ()
+    """One row per participant (at most :data:`MAX_PARTICIPANT_ROWS`, the worst first)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -415,6 +480,7 @@ class WorkerFinal:
             "rooms": {name: totals.to_wire() for name, totals in self.rooms.items()},
             "generator": self.generator.to_json(),
             "errors": list(self.errors),
+            "participants": [row.to_json() for row in self.participants],
         }
 
     @classmethod
@@ -424,10 +490,14 @@ class WorkerFinal:
             rooms={str(name): RoomTotals.from_wire(room) for name, room in (data.get("rooms") or {}).items()},
             generator=GeneratorFinal.from_json(data.get("generator") or {}),
             errors=tuple(str(e) for e in data.get("errors") or ()),
+            participants=tuple(
+                row for row in map(ParticipantRow.from_json, data.get("participants") or ()) if row is not None
+            )[:MAX_PARTICIPANT_ROWS],
         )
 
     def relabelled(self, worker: WorkerId) -> WorkerFinal:
-        return WorkerFinal(worker, self.rooms, self.generator, self.errors)
+        rows = tuple(dataclasses.replace(row, worker=worker) for row in self.participants)
+        return WorkerFinal(worker, self.rooms, self.generator, self.errors, rows)
 
 
 @dataclass(frozen=True)
