@@ -29,7 +29,8 @@ from rich.console import Console
 from rich.table import Table
 
 import sealrtc
-from media_clip import make_movie  # benchmarks/media_clip.py
+from machine import describe  # benchmarks/machine.py
+from media_clip import describe_cached_clip, make_movie  # benchmarks/media_clip.py
 from sealrtc import pipeline as pipeline_module
 from sealrtc.metrics import ReceiveMetrics
 from sealrtc.signaling.whip import delete_resource, whep_subscribe
@@ -146,6 +147,8 @@ async def main() -> None:
                 await proc.wait()
     a, b = statistics.median(per_frame["A"]), statistics.median(per_frame["B"])
     shares = [x for x, mode in zip(INSIDE_SHARE, order, strict=True) if mode == "B"]
+    for line in (describe(), *describe_cached_clip(work / "cache")):
+        console.print(line)
     table = Table(title="verify-only subscriber: CPU of probes + metrics (same run)")
     for col in ("A: no probes/metrics µs/frame", "B: probes+metrics µs/frame", "B-A / B", "inside probe+metrics code"):
         table.add_column(col, justify="right")
