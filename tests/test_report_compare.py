@@ -19,6 +19,7 @@ from sealrtc.load.runner import shard_report
 from sealrtc.report import parse
 from sealrtc.report.compare import (
     METRICS,
+    Metric,
     Row,
     ThresholdSyntaxError,
     compare,
@@ -104,6 +105,8 @@ def test_change_relative_and_trend_follow_each_metric_direction() -> None:
     assert (from_zero.change, from_zero.relative, from_zero.trend) == (3.0, None, "worse")
     missing = _row("p95(latency_video_ms)", None, 80.0)
     assert (missing.change, missing.relative, missing.trend) == (None, None, None)
+    neutral = Metric("bitrate", "kbps", "neither", lambda report: None)  # a change is only a change
+    assert (Row(neutral, 600, 640).trend, Row(neutral, 600, 600).trend) == (None, "same")
 
 
 def test_scenario_differences_list_only_what_differs() -> None:

@@ -49,7 +49,8 @@ __all__ = [
     "parse_threshold",
 ]
 
-Better = Literal["lower", "higher"]
+Better = Literal["lower", "higher", "neither"]
+"""Which way a metric improves (``neither``: a change is only a change, e.g. a bitrate)."""
 Trend = Literal["better", "worse", "same"]
 
 
@@ -170,11 +171,14 @@ class Row:
 
     @property
     def trend(self) -> Trend | None:
+        """None when a value is missing or the metric has no better direction."""
         change = self.change
         if change is None:
             return None
         if change == 0:
             return "same"
+        if self.metric.better == "neither":
+            return None
         return "better" if (change < 0) == (self.metric.better == "lower") else "worse"
 
     def to_json(self) -> dict[str, Any]:
