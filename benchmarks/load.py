@@ -81,7 +81,7 @@ def main() -> None:
     console.print(describe())
     table = Table(title="sealrtc load, one worker: verify-only pairs, E2EE vs plain (ABBA, same run)")
     for col in ("pairs", "plain CPU %", "E2EE CPU %", "E2EE / plain", "E2EE pairs/core", "plain pairs/core",
-                "delivered E2EE / plain", "fps E2EE", "per-round ratios"):  # fmt: skip
+                "delivered E2EE / plain", "fps E2EE", "per-round ratios", "saturated runs"):  # fmt: skip
         table.add_column(col, justify="right")
     for pairs in (int(p) for p in args.pairs.split(",")):
         results: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
@@ -99,6 +99,7 @@ def main() -> None:
             f"{min(r['delivered'] for r in results[True]):.1f}% / {min(r['delivered'] for r in results[False]):.1f}%",
             f"{statistics.median(r['fps'] for r in results[True]):.1f}",
             f"{min(ratios):.2f}-{max(ratios):.2f}",
+            f"{sum(bool(r['saturated']) for r in results[True] + results[False])}/{len(order)}",
         )  # fmt: skip
     for line in (describe(), *describe_cached_clip(work / "cache")):
         console.print(line)
