@@ -109,6 +109,16 @@ def test_change_relative_and_trend_follow_each_metric_direction() -> None:
     assert (Row(neutral, 600, 640).trend, Row(neutral, 600, 600).trend) == (None, "same")
 
 
+def test_cells_show_counts_whole_and_other_values_by_their_size() -> None:
+    assert _row("frames.lost", 12, 15).cells() == ("12", "15", "+3", "+25.0%")
+    assert _row("p95(latency_video_ms)", 78.53, 114.2).cells() == ("78.5", "114.2", "+35.7", "+45.4%")
+    assert _row("p99(loop_lag_ms)", 2.871, 2.5).cells() == ("2.87", "2.50", "-0.37", "-12.9%")
+    assert _row("p95(join_ms)", 1234.5, 1300.0).cells() == ("1234", "1300", "+66", "+5.3%")
+    assert _row("decrypt_failures", 0, 0).cells() == ("0", "0", "0", "0%")
+    assert _row("decrypt_failures", 0, 4).cells() == ("0", "4", "+4", "from 0")
+    assert _row("fps", None, 29.5).cells() == ("-", "29.5", "-", "-")
+
+
 def test_scenario_differences_list_only_what_differs() -> None:
     base, new = _report(e2ee=False), _report()
     assert scenario_differences(base, base) == ()

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..report.compare import Comparison, Row, Side
+from ..report.compare import Comparison, Side
 from ..text import clean
 from .common import CliError, ExitStatus, check_json_target, write_json
 from .display import choose_display
@@ -108,36 +108,11 @@ def _write_html(comparison: Comparison, target: str) -> None:
 # -- the terminal view ----------------------------------------------------------------------------
 
 
-def _digits(row: Row) -> int:
-    """Decimals for a row's cells: none for counts, else by the size of its values (the JSON
-    has them exact)."""
-    if all(isinstance(v, int) for v in (row.base, row.new) if v is not None):
-        return 0
-    size = max(abs(float(v)) for v in (row.base, row.new, 1.0) if v is not None)
-    return 0 if size >= 1000 else 1 if size >= 10 else 2
-
-
-def _number(value: float | None, digits: int, *, signed: bool = False) -> str:
-    """A table cell, never cut."""
-    if value is None:
-        return "-"
-    if value == 0:
-        return "0"
-    return f"{value:{'+' if signed else ''}.{digits}f}"
-
-
-def _percent(row: Row) -> str:
-    relative = row.relative
-    if relative is None:
-        return "-" if row.change in (None, 0) else "from 0"
-    return "0%" if relative == 0 else f"{relative:+.1f}%"
-
-
 def _side(label: str, side: Side) -> Text:
     r, s = side.report, side.report.scenario
     mode = "-" if s is None or s.e2ee is None else "E2EE" if s.e2ee else "plain (no E2EE)"
     facts = [mode, f"target {s.target if s is not None and s.target else '-'}"]
-    facts.append(f"{r.duration_s} s" if r.duration_s is not None else "duration -")
+    facts.append(f"{r.duration_s:g} s" if r.duration_s is not None else "duration -")
     if r.started_at:
         facts.append(f"started {r.started_at}")
     return Text.assemble((label, "bold"), f" {clean(side.file, MAX_NAME)}: ", clean(", ".join(facts), 200))
@@ -153,15 +128,7 @@ def comparison_table(comparison: Comparison) -> Table:
     colours = {"better": "green", "worse": "red"}
     for row in comparison.rows:
         trend = row.trend if row.trend in colours else ""
-        digits = _digits(row)
-        table.add_row(
-            row.metric.name,
-            _number(row.base, digits),
-            _number(row.new, digits),
-            _number(row.change, digits, signed=True),
-            _percent(row),
-            Text(trend or "", style=colours.get(trend or "", "")),
-        )
+        table.add_row(row.metric.name, *row.cells(), Text(trend or "", style=colours.get(trend or "", "")))
     return table
 
 

@@ -143,6 +143,14 @@ METRICS: tuple[Metric, ...] = (
 _BY_NAME = {m.name: m for m in METRICS}
 
 
+def _cell(value: Number | None, digits: int, *, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    if value == 0:
+        return "0"
+    return f"{value:{'+' if signed else ''}.{digits}f}"
+
+
 @dataclass(frozen=True)
 class Row:
     """One metric in both reports."""
@@ -180,6 +188,25 @@ class Row:
         if self.metric.better == "neither":
             return None
         return "better" if (change < 0) == (self.metric.better == "lower") else "worse"
+
+    def cells(self) -> tuple[str, str, str, str]:
+        """BASE, NEW, change and change % as a table shows them (the terminal's and the page's):
+        counts without decimals, other values with one or two by their size, never cut."""
+        digits = 0
+        if not all(isinstance(v, int) for v in (self.base, self.new) if v is not None):
+            size = max(abs(float(v)) for v in (self.base, self.new, 1.0) if v is not None)
+            digits = 0 if size >= 1000 else 1 if size >= 10 else 2
+        relative = self.relative
+        if relative is None:
+            percent = "-" if self.change in (None, 0) else "from 0"
+        else:
+            percent = "0%" if relative == 0 else f"{relative:+.1f}%"
+        return (
+            _cell(self.base, digits),
+            _cell(self.new, digits),
+            _cell(self.change, digits, signed=True),
+            percent,
+        )
 
     def to_json(self) -> dict[str, Any]:
         change, relative = self.change, self.relative

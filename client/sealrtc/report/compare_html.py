@@ -21,20 +21,14 @@ def _e(value: object) -> str:
     return escape(str(value), quote=True)
 
 
-def _n(value: float | None, *, signed: bool = False) -> str:
-    if value is None:
-        return DASH
-    sign = "+" if signed else ""
-    if float(value).is_integer() and abs(value) < 1e15:
-        return f"{int(value):{sign},d}"
-    digits = 0 if abs(value) >= 1000 else 2 if abs(value) < 10 else 1
-    return f"{value:{sign},.{digits}f}"
-
-
 def _side(label: str, side: Side) -> str:
     r, s = side.report, side.report.scenario
     mode = DASH if s is None or s.e2ee is None else "E2EE" if s.e2ee else "plain (no E2EE)"
-    facts = [mode, f"target {s.target if s is not None and s.target else DASH}", f"{_n(r.duration_s)} s"]
+    facts = [
+        mode,
+        f"target {s.target if s is not None and s.target else DASH}",
+        f"{r.duration_s:g} s" if r.duration_s is not None else DASH,
+    ]
     if r.started_at:
         facts.append(f"started {r.started_at}")
     if r.verdict:
@@ -42,22 +36,18 @@ def _side(label: str, side: Side) -> str:
     return f'<p class="sub"><b>{_e(label)}</b> {_e(side.file)}: {_e(" · ".join(facts))}</p>'
 
 
-def _table(headers: tuple[str, ...], rows: list[str], empty: str) -> str:
-    head = "".join(f'<th class="{"text" if i == 0 else ""}">{_e(h)}</th>' for i, h in enumerate(headers))
+def _table(headers: tuple[str, ...], rows: list[str], empty: str, text_columns: tuple[int, ...] = (0,)) -> str:
+    head = "".join(f'<th class="{"text" if i in text_columns else ""}">{_e(h)}</th>' for i, h in enumerate(headers))
     if not rows:
         rows = [f'<tr><td class="text" colspan="{len(headers)}">{_e(empty)}</td></tr>']
     return f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
 def _row(row: Row) -> str:
-    relative = row.relative
-    percent = f"{relative:+.1f} %" if relative is not None else ("from 0" if row.change else DASH)
     trend = row.trend if row.trend in ("better", "worse") else ""
-    cells = [_n(row.base), _n(row.new), _n(row.change, signed=True), percent]
-    tds = "".join(f"<td>{_e(c)}</td>" for c in cells)
-    unit = f" ({row.metric.unit})" if row.metric.unit else ""
+    tds = "".join(f"<td>{_e(c)}</td>" for c in row.cells())
     return (
-        f'<tr class="{"problem" if trend == "worse" else ""}"><td class="name">{_e(row.metric.name + unit)}</td>'
+        f'<tr class="{"problem" if trend == "worse" else ""}"><td class="name">{_e(row.metric.name)}</td>'
         f'{tds}<td class="text {trend}">{_e(trend)}</td></tr>'
     )
 
@@ -70,7 +60,7 @@ def _thresholds(comparison: Comparison) -> str:
             f'<tr class="{"problem" if t.tripped else ""}"><td>{mark}</td><td class="expr">{_e(t.expr)}</td>'
             f'<td class="text">{_e(t.found)}</td></tr>'
         )
-    return _table(("result", "threshold", "found"), rows, "no thresholds (--fail-if) given")
+    return _table(("result", "threshold", "found"), rows, "no thresholds (--fail-if) given", (0, 1, 2))
 
 
 def render_compare_html(comparison: Comparison) -> str:
