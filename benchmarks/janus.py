@@ -93,7 +93,7 @@ async def main(runs: int) -> None:
         cleanup(server)
     console = Console(width=140)
     console.print(describe())
-    console.print("media: the publisher agent's default source (synthetic VP8 encoded live, + Opus)")
+    console.print("media: the publisher agent's test pattern (VP8 encoded live by aiortc) and Opus tone")
     console.print(table)
 
 
