@@ -395,6 +395,8 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "--fail-if 'p95(latency_ms) > +10%': unknown metric" in err
     assert main(["report", "compare", *files, "--json", str(tmp_path)]) == 2
     assert "is a directory" in capsys.readouterr().err
+    assert main(["report", "compare", *files, "--json", "-", "--html", "-"]) == 2
+    assert "cannot both go to stdout" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
         main(["report", "compare", files[0]])
     assert info.value.code == 2

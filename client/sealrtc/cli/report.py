@@ -77,6 +77,8 @@ def run_report_compare(args: argparse.Namespace) -> int:
         thresholds = parse_thresholds(args.fail_if or ())
     except ThresholdSyntaxError as exc:
         raise CliError(f"--fail-if {exc}", ExitStatus.USAGE) from None
+    if args.json == "-" and args.html == "-":
+        raise CliError("--json - and --html - cannot both go to stdout: give one of them a file", ExitStatus.USAGE)
     try:
         check_json_target(args.json)
         check_output_target(args.html, "--html")
