@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from rich.console import Console
 from rich.table import Table
 
+from machine import describe  # benchmarks/machine.py
 from sealrtc import FrameDecryptor, FrameEncryptor, SharedSecret
 
 SIZES = [100, 1200, 10_000, 64_000]
@@ -90,7 +91,9 @@ def main() -> None:
             f"{best_seal / best_bare:.2f}x",
             f"{size / best_seal / 1e6:.0f}",
         )
-    Console(width=140).print(table)
+    console = Console(width=140)
+    console.print(describe())
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
+from machine import describe  # benchmarks/machine.py
 from sealrtc import SharedSecret
 from sealrtc.agents import PublisherAgent, SubscriberAgent
 from sealrtc.testing.janus_server import RoomConfig, cleanup, start_janus
@@ -90,7 +91,10 @@ async def main(runs: int) -> None:
             )
     finally:
         cleanup(server)
-    Console(width=140).print(table)
+    console = Console(width=140)
+    console.print(describe())
+    console.print("media: the publisher agent's test pattern (VP8 encoded live by aiortc) and Opus tone")
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -276,6 +276,40 @@ def _recover_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _compare_command(report_sub: Any) -> None:
+    """``sealrtc report compare BASE.json NEW.json``."""
+    compare = report_sub.add_parser(
+        "compare",
+        help="two load reports side by side, with regression thresholds (--fail-if)",
+        allow_abbrev=False,
+        description="Compare two --json reports of sealrtc load (or report merge) metric by metric: BASE, NEW, "
+        "the change and the change in percent of BASE. Typical use: the same scenario once with --no-e2ee (BASE) "
+        "and once with E2EE (NEW) shows what E2EE costs on your SFU. The table's first column names each metric "
+        "as --fail-if takes it.",
+        epilog="exit codes: 0 no threshold tripped; 1 a --fail-if tripped (or names a value a report lacks); "
+        "2 usage, a bad --fail-if, or a file that is not a valid report (refused in one line)",
+    )
+    compare.add_argument("base", metavar="BASE.json", help="the baseline report (e.g. the --no-e2ee run)")
+    compare.add_argument("new", metavar="NEW.json", help="the report compared with it")
+    compare.add_argument(
+        "--fail-if",
+        dest="fail_if",
+        action="append",
+        metavar="EXPR",
+        help="exit 1 when EXPR holds; repeatable. 'METRIC OP LIMIT' with OP < <= > >=; LIMIT +10%% or -5%%: the "
+        "change relative to BASE; +5 or -5: the change in the metric's unit; 200: NEW's own value. "
+        "E.g. 'p95(latency_video_ms) > +10%%', 'fps < -2', 'cpu_percent > 80'",
+    )
+    compare.add_argument(
+        "--json", metavar="FILE", help="the comparison as JSON ('-' for stdout; the table goes to stderr)"
+    )
+    compare.add_argument(
+        "--html", metavar="FILE", help="the comparison as one self-contained HTML page ('-' for stdout)"
+    )
+    compare.add_argument("--quiet", action="store_true", help="print only tripped thresholds and the verdict")
+    compare.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     # No prefix abbreviations: "--secret VALUE" must never be taken for "--secret-file VALUE".
     parser = _Parser(
@@ -544,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser(
         "report",
-        help="merge shard reports of one load run (exact histogram merge, assertions recomputed)",
+        help="merge shard reports of one load run (exact histogram merge, assertions recomputed); compare two runs",
         description="sealrtc report merge shard-*.json --json all.json --html all.html --assert EXPR",
         epilog="exit codes as in load: 0 pass; 1 an assertion failed or a shard is missing; 2 usage or a refused file; "
         "4 a shard's generator saturated",
@@ -568,6 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     merge.add_argument("--quiet", action="store_true", help="print only the verdict")
     merge.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
+    _compare_command(report_sub)
 
     _keys_command(sub)
 

@@ -117,9 +117,9 @@ def main(argv: list[str] | None = None) -> int:
 
             return int(run_demo_command(args, sys.argv if argv is None else ["sealrtc", *argv]))
         if args.command == "report":
-            from .report import run_report_merge
+            from .report import run_report
 
-            return run_report_merge(args)
+            return run_report(args)
         if args.command == "inspect":
             from .inspect import run_inspect
 
