@@ -98,6 +98,17 @@ def _decrypt_failures(m: Metrics) -> Number | None:
     return m.decrypt_failures.total if m.decrypt_failures is not None else None
 
 
+def _bitrate(name: str) -> Callable[[Metrics], Number | None]:
+    """``sent``/``received`` (video + audio) or one of :attr:`Bitrate.NAMES`."""
+
+    def read(m: Metrics) -> Number | None:
+        if m.bitrate is None:
+            return None
+        return m.bitrate.total(name) if name in ("sent", "received") else m.bitrate.get(name)
+
+    return read
+
+
 def _failed(report: LoadReport) -> Number | None:
     return report.participants.failed if report.participants is not None else None
 
@@ -127,6 +138,10 @@ METRICS: tuple[Metric, ...] = (
     Metric("p50(first_frame_ms)", "ms", "lower", _summary("first_frame_ms", "p50")),
     Metric("p95(first_frame_ms)", "ms", "lower", _summary("first_frame_ms", "p95")),
     Metric("fps", "fps", "higher", _mean_fps),
+    Metric("bitrate_kbps", "kbps", "higher", _metrics(_bitrate("received"))),
+    Metric("video_bitrate_kbps", "kbps", "higher", _metrics(_bitrate("received_video_kbps"))),
+    Metric("audio_bitrate_kbps", "kbps", "higher", _metrics(_bitrate("received_audio_kbps"))),
+    Metric("sent_bitrate_kbps", "kbps", "neither", _metrics(_bitrate("sent"))),
     Metric("loss_percent", "%", "lower", _metrics(lambda m: m.loss_percent)),
     Metric("frames.lost", "", "lower", _metrics(_frames_lost)),
     Metric("freezes", "", "lower", _metrics(_freezes)),
