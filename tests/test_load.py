@@ -14,6 +14,9 @@ from typing import Any
 
 import pytest
 
+from sealrtc.load.keying import epoch_schedule
+from sealrtc.load.plan import churn_plan, plan
+from sealrtc.load.scenario import Scenario
 from sealrtc.report import first_problem
 from sealrtc.signaling.janus import JanusError, JanusSession
 from sealrtc.testing.janus_server import JanusServer, cleanup, start_janus
@@ -138,17 +141,40 @@ async def test_ratcheting_epochs_with_churn_joiners(tmp_path: Path) -> None:
     run = await load(
         tmp_path, "ratchet", "--keying", "v2", "--ratchet-every", "2", "--churn", "1", "--duration", "8",
         "--subscribers", "2", "--intruders", "1", "--workers", "2", "--quiet",
-        "--assert", "epochs == 3", "--assert", "rotation_failures == 0", "--assert", "churn_joins > 0",
+        "--assert", "epochs >= 3", "--assert", "rotation_failures == 0", "--assert", "churn_joins > 0",
         "--assert", "joined == planned", "--assert", "decrypt_failures == 0", "--assert", "intruder_decrypts == 0",
     )  # fmt: skip
     await run.wait()
     assert run.returncode == 0, run.stderr
     report = run.report
     keys = report["metrics"]["keys"]
+    scenario = Scenario(subscribers=2, intruders=1, duration=8, keying=2, ratchet_every=2, churn=1)
+    churn = churn_plan(scenario, plan(scenario))
+    steps = epoch_schedule(1, 8, 2, ((c.at, c.joiner.room) for c in churn))
+    assert keys["epochs"] == steps[-1].epoch == 3 + len(churn)  # three timer steps, one per join
     joins = keys["joins_during_run"]
     assert joins["count"] >= 3 and joins["first_frame_ms"]["count"] == joins["count"]  # every joiner decrypted
     assert report["participants"]["joined"] == report["participants"]["planned"] == 3
     assert report["metrics"]["intruder_failures"]["unknown_key"] > 0
+
+
+async def test_every_planned_join_advances_the_epoch_and_joiners_decrypt_from_theirs(tmp_path: Path) -> None:
+    run = await load(
+        tmp_path, "join", "--keying", "2", "--churn", "1", "--duration", "12", "--subscribers", "2",
+        "--intruders", "1", "--workers", "2", "--quiet",
+    )  # fmt: skip
+    await run.wait()
+    assert run.returncode == 0, run.stderr
+    scenario = Scenario(subscribers=2, intruders=1, duration=12, keying=2, churn=1)
+    churn = churn_plan(scenario, plan(scenario))
+    join_steps = [s for s in epoch_schedule(1, 12, 0, ((c.at, c.joiner.room) for c in churn)) if s.join]
+    report = run.report
+    keys = report["metrics"]["keys"]
+    assert len(join_steps) >= 8 and keys["epochs"] >= len(join_steps)  # no timer: every step was a join
+    assert sum(report["metrics"]["decrypt_failures"].values()) == 0  # legitimate subscribers, joiners too
+    joins = keys["joins_during_run"]
+    assert joins["count"] == len(churn) and joins["first_frame_ms"]["count"] == joins["count"]
+    assert report["metrics"]["intruder_decrypts"] == 0 and SECRET not in run.stderr
 
 
 async def test_bad_expressions_and_settings_are_refused_before_the_run(tmp_path: Path) -> None:

@@ -11,11 +11,21 @@ from typing import Any
 
 import pytest
 
+from sealrtc.epochs import EpochKeys, epoch_key_at
 from sealrtc.failures import FailureCounts
 from sealrtc.load.aggregate import key_changes
-from sealrtc.load.keying import GapMeter, NearChange, change_times, rotation_secret
-from sealrtc.load.plan import PUBLISHER, SUBSCRIBER, Participant
-from sealrtc.load.runner import churn_share
+from sealrtc.load.keying import (
+    JOIN_LEAD,
+    GapMeter,
+    NearChange,
+    change_times,
+    epoch_at,
+    epoch_schedule,
+    forward,
+    joiner_epoch,
+    rotation_secret,
+)
+from sealrtc.load.plan import churn_plan, plan
 from sealrtc.load.scenario import Scenario, ScenarioError, build
 from sealrtc.report import evaluate, parse
 from sealrtc.report.measures import KeyChanges
@@ -80,11 +90,45 @@ def test_key_lifecycle_settings_from_a_file_and_flags() -> None:
     assert Scenario().keying == 1 and not Scenario().churn
 
 
-def test_churn_is_shared_in_proportion_to_subscribers() -> None:
-    people = [Participant(0, 0, PUBLISHER, False, 0.0)] + [Participant(i, 0, SUBSCRIBER, False, 0.1) for i in (1, 2, 3)]
-    assert churn_share(3.0, people[:2], people) == 1.0
-    assert churn_share(3.0, people[2:], people) == 2.0
-    assert churn_share(3.0, [], []) == 0.0
+def test_joins_advance_their_room_debounced_and_the_timer_every_room() -> None:
+    joins = [(3.0, 0), (3.4, 0), (4.0, 0), (4.9, 0), (3.2, 1)]  # (join_at, room)
+    steps = epoch_schedule(2, 10, 5, joins)
+    by_room = {r: [(s.at, s.epoch, s.join) for s in steps if s.room == r] for r in (0, 1)}
+    lead = JOIN_LEAD
+    # room 0: 3.4 is within a second of 3.0's step, 4.0 is not, 4.9 is within a second of 4.0's
+    assert by_room[0] == [(3 - lead, 1, True), (4 - lead, 2, True), (5, 3, False)]
+    assert by_room[1] == [(3.2 - lead, 1, True), (5, 2, False)]
+    assert [s.at for s in steps] == sorted(s.at for s in steps)
+    assert epoch_at(steps, 0, 0) == 0 and epoch_at(steps, 0, 3 - lead) == 1 and epoch_at(steps, 0, 9) == 3
+    assert max(s.epoch for s in epoch_schedule(2, 10, 5, joins, start=7)) == 10  # a run from an epoch file
+    assert epoch_schedule(1, 10, 0, [(t / 2, 0) for t in range(6, 16)]) == epoch_schedule(
+        1, 10, 0, [(t / 2, 0) for t in reversed(range(6, 16))]
+    )  # the same joins in any order: the same steps
+
+
+def test_a_joiner_gets_the_epoch_its_join_moved_to() -> None:
+    scenario = Scenario(subscribers=3, ramp=10, duration=12, churn=1, keying=2, ratchet_every=4)
+    churn = churn_plan(scenario, plan(scenario))
+    steps = epoch_schedule(1, 12, 4, ((c.at, c.joiner.room) for c in churn))
+    joined = [s for s in steps if s.join]
+    assert len(joined) == len(churn) >= 8  # one second apart: every join steps
+    for c in churn:
+        mine = joiner_epoch(steps, 0, c.at)
+        # the epoch its own join made (publishers are there before it connects) ...
+        assert mine == next(s.epoch for s in joined if abs(s.at - (c.at - JOIN_LEAD)) < 1e-6)
+        # ... newer than anything sent before it came: it cannot read the past
+        assert mine > epoch_at(steps, 0, c.at - JOIN_LEAD - 1e-3)
+
+
+def test_forward_ratchets_an_epoch_key_and_never_back() -> None:
+    start = epoch_key_at("s", 2, context=b"room")
+    later = forward(start, 5, 6)
+    assert later.epoch == 5 and later.material == epoch_key_at("s", 5, context=b"room").material
+    assert forward(start, 2, 6).material == start.material
+    with pytest.raises(ValueError, match="only goes forward"):
+        forward(later, 4, 6)
+    joiner = EpochKeys(later, suite=6)
+    assert joiner.floor == 5 and joiner.candidates_for(joiner.new_sender_kid() & ~0xFF00 | (4 << 8)) == []
 
 
 def test_key_totals_travel_and_merge() -> None:

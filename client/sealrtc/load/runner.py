@@ -28,7 +28,8 @@ from ..report.model import LoadReport, RawData, ScenarioInfo
 from ..report.records import WorkerFinal, WorkerMessage, WorkerSnapshot, read_message
 from .aggregate import LiveTotals, build_report, relabel
 from .environment import without_secrets
-from .plan import SUBSCRIBER, Participant, assign, plan
+from .keying import epoch_schedule
+from .plan import Participant, assign, churn_for, churn_plan, plan
 from .scenario import Scenario
 from .worker import WorkerConfig, worker_main
 
@@ -233,6 +234,9 @@ async def run_load(
     names = room_names(scenario, target_kind, run_id)
     index, shards = shard
     participants = plan(scenario)
+    churn = churn_plan(scenario, participants)  # the whole run's: every join moves its room's epoch
+    steps = epoch_schedule(scenario.rooms, scenario.duration, scenario.ratchet_every,
+                           ((c.at, c.joiner.room) for c in churn)) if scenario.keying == 2 else []  # fmt: skip
     if shards > 1:
         from .plan import shard as shard_of
 
@@ -295,7 +299,8 @@ async def run_load(
             keying=scenario.keying,
             rotate_every=scenario.rotate_every,
             ratchet_every=scenario.ratchet_every,
-            churn=churn_share(scenario.churn, part, participants),
+            churn=churn_for(churn, part),
+            epoch_steps=steps,
         )
         process = ctx.Process(target=worker_main, args=(config, secret, messages, stop), daemon=True)
         process.start()
@@ -362,13 +367,6 @@ async def run_load(
     started = datetime.fromtimestamp(start_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     report = shard_report(run, info, index, started_at=started, duration_s=duration)
     return run, report, target
-
-
-def churn_share(churn: float, part: list[Participant], participants: list[Participant]) -> float:
-    """A worker's share of the run's (or shard's) churn: in proportion to its subscribers."""
-    everyone = sum(p.role == SUBSCRIBER for p in participants)
-    mine = sum(p.role == SUBSCRIBER for p in part)
-    return churn * mine / everyone if everyone else 0.0
 
 
 def planned_per_room(participants: list[Participant], names: list[str]) -> dict[str, int]:
