@@ -254,3 +254,22 @@ async def test_janus_target_creates_e2ee_rooms_and_destroys_them(janus: JanusSer
     assert report["scenario"]["target"] == f"janus {janus.url}"
     for room in report["rooms"]:
         assert not await room_exists(janus, int(room["room"]))  # destroyed at the end
+
+
+@pytest.mark.network
+@pytest.mark.janus
+async def test_janus_join_ratchet_follows_the_plan(janus: JanusServer, tmp_path: Path) -> None:
+    run = await load(
+        tmp_path, "janus-join", "--janus", janus.url, "--keying", "2", "--churn", "1", "--duration", "10",
+        "--subscribers", "2", "--intruders", "1", "--workers", "2", "--quiet",
+    )  # fmt: skip
+    await run.wait()
+    assert run.returncode == 0, run.stderr
+    scenario = Scenario(subscribers=2, intruders=1, duration=10, keying=2, churn=1)
+    churn = churn_plan(scenario, plan(scenario))
+    steps = epoch_schedule(1, 10, 0, ((c.at, c.joiner.room) for c in churn))
+    report = run.report
+    keys = report["metrics"]["keys"]
+    assert keys["epochs"] == steps[-1].epoch == len(churn)  # the plan's steps, not also Janus' join events
+    assert sum(report["metrics"]["decrypt_failures"].values()) == 0 and report["metrics"]["intruder_decrypts"] == 0
+    assert keys["joins_during_run"]["first_frame_ms"]["count"] == len(churn)

@@ -213,6 +213,10 @@ class Worker:
                 self.joined.append(entry)
                 if target["kind"] == "janus":
                     await agent.publish_janus(target["url"], int(target["rooms"][room]))
+                    if agent.room is not None:
+                        # the plan moves epochs on joins (every worker knows them); Janus' join
+                        # events would step this publisher again, past the joiners' epoch files
+                        agent.room.stop_following_joins()
                 else:
                     await agent.publish_whip(f"{target['base']}/whip/{room}", token=target.get("token"))
             else:
