@@ -177,6 +177,30 @@ async def test_every_planned_join_advances_the_epoch_and_joiners_decrypt_from_th
     assert report["metrics"]["intruder_decrypts"] == 0 and SECRET not in run.stderr
 
 
+async def test_a_run_from_an_epoch_file_needs_no_secret(tmp_path: Path) -> None:
+    from sealrtc.epochs import EpochKeys
+
+    data = EpochKeys.from_secret("only-the-app-server-knows", epoch=7).export_epoch()
+    path = tmp_path / "epoch.json"
+    path.write_text(json.dumps(data))
+    path.chmod(0o600)
+    run = await load(
+        tmp_path, "epoch-file", "--epoch-file", str(path), "--churn", "1", "--duration", "8", "--subscribers", "2",
+        "--intruders", "1", "--workers", "2", "--quiet", env={"SEALRTC_SECRET": ""},
+    )  # fmt: skip
+    await run.wait()
+    assert run.returncode == 0, run.stderr
+    report = run.report
+    keys = report["metrics"]["keys"]
+    scenario = Scenario(subscribers=2, intruders=1, duration=8, keying=2, churn=1)
+    churn = churn_plan(scenario, plan(scenario))
+    assert report["scenario"]["keying"] == 2 and keys["epochs"] == 7 + len(churn)  # from the file's epoch on
+    assert sum(report["metrics"]["decrypt_failures"].values()) == 0 and report["metrics"]["frames"]["decrypted"] > 100
+    assert keys["joins_during_run"]["first_frame_ms"]["count"] == len(churn) > 0  # later epochs, derived from it
+    assert report["metrics"]["intruder_decrypts"] == 0 and report["metrics"]["intruder_failures"]["unknown_key"] > 0
+    assert data["key"] not in run.stderr and data["key"] not in run.json_path.read_text()
+
+
 async def test_bad_expressions_and_settings_are_refused_before_the_run(tmp_path: Path) -> None:
     bad = await load(tmp_path, "bad", "--assert", "p95(latncy_ms) < 250")
     await bad.wait(timeout=30)

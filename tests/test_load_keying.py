@@ -7,6 +7,8 @@ import base64
 import copy
 import hashlib
 import hmac
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -206,3 +208,56 @@ def test_the_report_builder_merges_key_lifecycles_over_workers() -> None:
     assert keys.decrypt_failures is not None and keys.decrypt_failures.total == 1
     room = report.rooms[0].metrics
     assert room is not None and room.keys == keys  # one room: the same numbers
+
+
+def _epoch_file(tmp_path: Path, epoch: int, mode: int) -> tuple[Path, dict[str, Any]]:
+    data = EpochKeys.from_secret("the-room-secret", suite=1, epoch=epoch).export_epoch()
+    path = tmp_path / "epoch.json"
+    path.write_text(json.dumps(data))
+    path.chmod(mode)
+    return path, data
+
+
+def test_load_from_an_epoch_file_needs_no_secret_and_never_shows_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sealrtc.load.runner
+    from sealrtc.cli.main import main
+    from sealrtc.epochs import EpochKey
+
+    path, data = _epoch_file(tmp_path, 4, 0o644)
+    given: dict[str, Any] = {}
+
+    async def fake_run_load(scenario: Scenario, **kwargs: Any) -> Any:
+        given.update(kwargs, scenario=scenario)
+        raise sealrtc.load.runner.LoadError("stopped before the run")
+
+    monkeypatch.setattr(sealrtc.load.runner, "run_load", fake_run_load)
+    monkeypatch.delenv("SEALRTC_SECRET", raising=False)
+    status = main(["load", "--server", "http://127.0.0.1:9", "--quiet", "--epoch-file", str(path), "--churn", "1"])
+    err = capsys.readouterr().err
+    assert status == 1 and "stopped before the run" in err
+    scenario, secret = given["scenario"], given["secret"]
+    assert (scenario.keying, scenario.suite) == (2, 1)  # implied by the file: no other flag
+    assert isinstance(secret, EpochKey) and secret.epoch == 4 and secret.material == base64.b64decode(data["key"])
+    assert "readable by other users" in err and data["key"] not in err and data["key"] not in repr(secret)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--no-e2ee"], "--epoch-file and --no-e2ee exclude each other"),
+        (["--keying", "1"], "drop --keying 1"),
+        (["--secret-file", "s.txt"], "give one key source"),
+        (["--suite", "6"], "differs from the epoch file's suite 1"),
+    ],
+)
+def test_load_epoch_file_conflicts_are_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    from sealrtc.cli.main import main
+
+    path, _ = _epoch_file(tmp_path, 0, 0o600)
+    status = main(["load", "--server", "http://127.0.0.1:9", "--quiet", "--epoch-file", str(path), *argv])
+    err = capsys.readouterr().err
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ..epochs import EpochKey
 from ..report.model import LoadReport, RawData, ScenarioInfo
 from ..report.records import WorkerFinal, WorkerMessage, WorkerSnapshot, read_message
 from .aggregate import LiveTotals, build_report, relabel
@@ -220,7 +221,7 @@ async def run_load(
     target_kind: str,
     url: str,
     workers: str,
-    secret: str | None,
+    secret: str | EpochKey | None,
     cache_dir: str | None,
     on_tick: Callable[[LoadRun, float], None],
     shard: tuple[int, int] = (0, 1),
@@ -230,13 +231,17 @@ async def run_load(
     token: str | None = None,
 ) -> tuple[LoadRun, LoadReport, Target]:
     """Run the scenario (or shard ``shard[0]`` of ``shard[1]`` of it); return the collected
-    state, the (assertion-less) report and the target."""
+    state, the (assertion-less) report and the target. ``secret``: the room secret, or an epoch
+    file's key (keying v2: every participant starts at its epoch)."""
     names = room_names(scenario, target_kind, run_id)
     index, shards = shard
     participants = plan(scenario)
     churn = churn_plan(scenario, participants)  # the whole run's: every join moves its room's epoch
-    steps = epoch_schedule(scenario.rooms, scenario.duration, scenario.ratchet_every,
-                           ((c.at, c.joiner.room) for c in churn)) if scenario.keying == 2 else []  # fmt: skip
+    steps = []
+    if scenario.keying == 2:
+        joins = ((c.at, c.joiner.room) for c in churn)
+        first = secret.epoch if isinstance(secret, EpochKey) else 0
+        steps = epoch_schedule(scenario.rooms, scenario.duration, scenario.ratchet_every, joins, start=first)
     if shards > 1:
         from .plan import shard as shard_of
 

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..epochs import EpochKey
 from ..failures import FailureCounts
 from ..metrics import Histogram
 from ..report.records import (
@@ -121,7 +122,8 @@ class _Previous:
 
 
 class Worker:
-    def __init__(self, config: WorkerConfig, secret: str | None, send: Any, stop: Any) -> None:
+    def __init__(self, config: WorkerConfig, secret: str | EpochKey | None, send: Any, stop: Any) -> None:
+        """``secret``: the rooms' secret, or (keying v2 from an epoch file) the first epoch's key."""
         self.config = config
         self.secret = secret
         self.send = send
@@ -154,19 +156,27 @@ class Worker:
         if intruder:
             return SharedSecret(secrets.token_urlsafe(16), context=room.encode(), suite=self.config.suite)
         if room not in self._keys:
-            assert self.secret is not None
             if self.config.keying == 2:
                 # the room's planned epoch now: a participant joining late starts where the room is
-                epoch = epoch_at(self.config.epoch_steps, self.config.room_names.index(room), self._elapsed())
+                index = self.config.room_names.index(room)
+                epoch = epoch_at(self.config.epoch_steps, index, self._elapsed(), start=self._first_epoch)
                 self._keys[room] = EpochKeys(self._epoch_key(room, epoch), suite=self.config.suite)
             else:
+                assert isinstance(self.secret, str)
                 self._keys[room] = SharedSecret(self.secret, context=room.encode(), suite=self.config.suite)
         return self._keys[room]
 
-    def _epoch_key(self, room: str, epoch: int) -> Any:
-        """``E_epoch`` of ``room`` (from the secret's cached root: no PBKDF2 after the first)."""
+    @property
+    def _first_epoch(self) -> int:
+        return self.secret.epoch if isinstance(self.secret, EpochKey) else 0
+
+    def _epoch_key(self, room: str, epoch: int) -> EpochKey:
+        """``E_epoch`` of ``room``: ratcheted from the epoch file's key (every room starts from
+        it), or from the secret's cached root (no PBKDF2 after the first)."""
         from ..epochs import epoch_key_at
 
+        if isinstance(self.secret, EpochKey):
+            return forward(self.secret, epoch, self.config.suite)
         assert self.secret is not None
         return forward(epoch_key_at(self.secret, 0, context=room.encode(), suite=self.config.suite), epoch,
                        self.config.suite)  # fmt: skip
@@ -180,7 +190,7 @@ class Worker:
         room = self.config.room_names[joiner.room]
         if self.config.keying != 2 or not self.config.e2ee:
             return self._keys_for(room, False)
-        epoch = joiner_epoch(self.config.epoch_steps, joiner.room, joiner.join_at)
+        epoch = joiner_epoch(self.config.epoch_steps, joiner.room, joiner.join_at, start=self._first_epoch)
         return EpochKeys(self._epoch_key(room, epoch), suite=self.config.suite)
 
     def _elapsed(self) -> float:
@@ -499,7 +509,7 @@ class Worker:
         config = self.config
         for n, offset in enumerate(change_times(config.duration, config.rotate_every), 1):
             at = start + offset
-            assert self.secret is not None
+            assert isinstance(self.secret, str)
             following = rotation_secret(self.secret, n)
             await asyncio.sleep(max(0.0, at - PREINSTALL - time.monotonic()))  # the preinstall time
             for room, keys in list(self._keys.items()):
@@ -626,7 +636,7 @@ class Worker:
                 await asyncio.wait_for(asyncio.gather(*(close(e.agent) for e in self.joined)), CLOSE_TIMEOUT)
 
 
-def worker_main(config: WorkerConfig, secret: str | None, queue: Any, stop: Any) -> None:
+def worker_main(config: WorkerConfig, secret: str | EpochKey | None, queue: Any, stop: Any) -> None:
     """Process entry point (multiprocessing, spawn): the parent handles Ctrl-C and tells us."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.ERROR)
