@@ -4,6 +4,7 @@ codes, a saturated generator, Ctrl-C. Each run is a real `sealrtc load` process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
 import os
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from sealrtc.load.keying import epoch_schedule
@@ -22,6 +24,7 @@ from sealrtc.signaling.janus import JanusError, JanusSession
 from sealrtc.testing.janus_server import JanusServer, cleanup, start_janus
 
 from .rtc_helpers import require_namespace
+from .waiting import eventually
 
 pytestmark = pytest.mark.network
 
@@ -159,10 +162,22 @@ async def test_ratcheting_epochs_with_churn_joiners(tmp_path: Path) -> None:
 
 
 async def test_every_planned_join_advances_the_epoch_and_joiners_decrypt_from_theirs(tmp_path: Path) -> None:
+    from .test_shards import free_port, sample, scrape
+
+    port = free_port()
     run = await load(
         tmp_path, "join", "--keying", "2", "--churn", "1", "--duration", "12", "--subscribers", "2",
-        "--intruders", "1", "--workers", "2", "--quiet",
+        "--intruders", "1", "--workers", "2", "--quiet", "--metrics-port", str(port),
     )  # fmt: skip
+    live: dict[str, float | None] = {}
+
+    async def epochs_move_live() -> bool:  # polling the exporter: no event crosses processes
+        with contextlib.suppress(aiohttp.ClientError):
+            text = await scrape(port)
+            live.update(epoch=sample(text, "sealrtc_key_epoch"), joins=sample(text, "sealrtc_churn_joins_total"))
+        return (live.get("epoch") or 0) >= 2 and (live.get("joins") or 0) >= 2
+
+    await eventually(epochs_move_live, timeout=30, what="/metrics to show the join ratchet's epochs and joins")
     await run.wait()
     assert run.returncode == 0, run.stderr
     scenario = Scenario(subscribers=2, intruders=1, duration=12, keying=2, churn=1)

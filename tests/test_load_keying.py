@@ -261,3 +261,46 @@ def test_load_epoch_file_conflicts_are_usage_errors(
     status = main(["load", "--server", "http://127.0.0.1:9", "--quiet", "--epoch-file", str(path), *argv])
     err = capsys.readouterr().err
     assert status == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_exporter_counts_key_changes_as_they_happen() -> None:
+    from prometheus_client import generate_latest
+    from prometheus_client.registry import CollectorRegistry
+
+    from sealrtc.load.exporter import LoadMetrics
+    from sealrtc.report.records import WorkerFinal, WorkerSnapshot
+
+    def snapshot(worker: int, **levels: Any) -> WorkerSnapshot:
+        return WorkerSnapshot.from_json({"worker": worker, "rooms": {"r1": {"joined": 2} | levels}})
+
+    metrics = LoadMetrics("0")
+    registry = CollectorRegistry()
+    registry.register(metrics)
+    labels = {"shard": "0", "room": "r1"}
+
+    def get(name: str, **extra: str) -> float | None:
+        return registry.get_sample_value(name, labels | extra)
+
+    metrics.take(snapshot(0, epoch=2, churn_joins=1))
+    metrics.take(snapshot(1, epoch=2, churn_joins=2, near_failures={"unknown_key": 1}))
+    assert get("sealrtc_key_epoch") == 2 and get("sealrtc_churn_joins_total") == 3  # joins of both workers
+    assert get("sealrtc_key_change_decrypt_failures_total", reason="unknown_key") == 1
+    assert get("sealrtc_key_rotations_total") == 0
+    metrics.take(snapshot(0, epoch=3, churn_joins=2))  # a join: the epoch moves on in worker 0 first
+    assert get("sealrtc_key_epoch") == 3 and get("sealrtc_churn_joins_total") == 4
+    metrics.take(snapshot(1, epoch=3, churn_joins=2, near_failures={"unknown_key": 1}))
+    assert get("sealrtc_key_epoch") == 3  # the highest, not a sum over workers
+    last = KeyTotals(epochs=4, churn_joins=3, near_failures=FailureCounts({"unknown_key": 2}))
+    metrics.take_final(WorkerFinal(1, {"r1": RoomTotals(keys=last)}))  # its last window, measured to the end
+    assert get("sealrtc_key_epoch") == 4 and get("sealrtc_churn_joins_total") == 5
+    assert get("sealrtc_key_change_decrypt_failures_total", reason="unknown_key") == 2
+    rotating = LoadMetrics("1")
+    rotating.take(WorkerSnapshot.from_json({"worker": 0, "rooms": {"r1": {"rotations": 3}}}))
+    rotating.take(WorkerSnapshot.from_json({"worker": 1, "rooms": {"r1": {"rotations": 3}}}))
+    other = CollectorRegistry()
+    other.register(rotating)
+    assert other.get_sample_value("sealrtc_key_rotations_total", {"shard": "1", "room": "r1"}) == 3  # not 6
+    text = generate_latest(registry).decode()
+    for name in ("sealrtc_key_rotations_total", "sealrtc_key_epoch", "sealrtc_key_change_decrypt_failures_total",
+                 "sealrtc_churn_joins_total"):  # fmt: skip
+        assert f"\n{name}{{" in text

@@ -339,6 +339,8 @@ async def run_load(
                 run.take(item)
                 if exporter is not None and isinstance(item, WorkerSnapshot):
                     exporter.take(item)
+                elif exporter is not None and isinstance(item, WorkerFinal):
+                    exporter.take_final(item)
             if time.monotonic() >= next_tick:
                 next_tick += 1.0
                 on_tick(run, max(0.0, time.time() - start_at))

@@ -109,6 +109,7 @@ class _RoomSecond:
     intruder_decrypts: int = 0
     failures: FailureCounts = field(default_factory=FailureCounts)
     latency: Histogram = field(default_factory=Histogram)
+    churn_joins: int = 0
 
 
 @dataclass
@@ -296,6 +297,7 @@ class Worker:
             p = entry.participant
             name = self.config.room_names[p.room]
             room = rooms.setdefault(name, _RoomSecond())
+            room.churn_joins += entry.churned
             if entry.join_ms is not None and not entry.reported_join:
                 entry.reported_join = True
                 room.joins.append(round(entry.join_ms, 3))
@@ -350,6 +352,8 @@ class Worker:
                     {reason: previous.delta(f"{name}:fail:{reason}", n) for reason, n in room.failures.items()}
                 ),
                 latency=pack(room.latency),
+                **self._key_levels(name),
+                churn_joins=room.churn_joins,
             )
             for name, room in rooms.items()
         }
@@ -430,6 +434,16 @@ class Worker:
         return WorkerFinal(self.config.worker, rooms, generator, tuple(self.errors))
 
     # -- key lifecycle ------------------------------------------------------------------------
+
+    def _key_levels(self, room: str) -> dict[str, Any]:
+        """A room's key changes so far (live metrics): levels, not deltas."""
+        keys = self._keys.get(room)
+        near = self.near.get(room)
+        return {
+            "rotations": self.rotations,
+            "epoch": keys.epoch if self.config.keying == 2 and keys is not None else 0,
+            "near_failures": FailureCounts(near.failures) if near is not None else FailureCounts(),
+        }
 
     def _key_totals(self, room: str) -> KeyTotals:
         near = self.near.get(room, NearChange())
