@@ -186,6 +186,8 @@ async def test_every_planned_join_advances_the_epoch_and_joiners_decrypt_from_th
     report = run.report
     keys = report["metrics"]["keys"]
     assert len(join_steps) >= 8 and keys["epochs"] >= len(join_steps)  # no timer: every step was a join
+    near = keys["near_change"]
+    assert 0 < near["longest_gap_ms"] < 2000 and sum(near["decrypt_failures"].values()) == 0  # measured, no dark window
     assert sum(report["metrics"]["decrypt_failures"].values()) == 0  # legitimate subscribers, joiners too
     joins = keys["joins_during_run"]
     assert joins["count"] == len(churn) and joins["first_frame_ms"]["count"] == joins["count"]

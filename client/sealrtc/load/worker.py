@@ -467,40 +467,47 @@ class Worker:
     def _video_frames(entry: _Joined) -> int:
         return sum(t.frames_accepted for s in entry.agent.sessions for t in s.receive_tracks() if t.kind == "video")
 
-    def _room_counts(self, entries: list[_Joined]) -> dict[str, tuple[FailureCounts, int, int]]:
-        out: dict[str, tuple[FailureCounts, int, int]] = {}
-        for entry in entries:
+    def _near_numbers(self) -> dict[int, tuple[str, FailureCounts, int, int]]:
+        """Every legitimate subscriber's cumulative failures, losses and freezes, by entry:
+        joiners and leavers included (a leaver's counters stay readable once it is closed)."""
+        out: dict[int, tuple[str, FailureCounts, int, int]] = {}
+        for entry in self.joined:
+            if entry.participant.role != SUBSCRIBER or not entry.agent.sessions:
+                continue
             numbers = self._subscriber_numbers(entry)
             name = self.config.room_names[entry.participant.room]
-            failures, lost, freezes = out.get(name, (FailureCounts(), 0, 0))
-            failures.add(FailureCounts(numbers["failures"]))
-            out[name] = (failures, lost + numbers["lost"], freezes + numbers["freezes"])
+            out[id(entry)] = (name, FailureCounts(numbers["failures"]), numbers["lost"], numbers["freezes"])
         return out
 
-    async def _measure_change(self, at: float, end: float) -> None:
-        """What the room's legitimate subscribers see in the :data:`WINDOW` after a key change
-        (cut short by the run's ``end``: the numbers are taken before everything closes)."""
-        entries = self._listening()
-        before = self._room_counts(entries)
-        # Only subscribers already receiving video: a joiner's wait for its first frame is not a
-        # gap (first_frame_ms measures it), and one that leaves in the window is dropped below.
-        meters = [(e, GapMeter(at, count)) for e in entries if (count := self._video_frames(e))]
-        while (now := time.monotonic()) < min(self._window_until, end - END_MARGIN):
+    async def _count_near_changes(self, end: float) -> None:
+        """Failures, losses and freezes of legitimate subscribers while a key-change window is
+        open: from the change until :data:`WINDOW` after the last change that extended it (key
+        changes a second apart make one window: nothing is counted twice). Cut short by the run's
+        ``end``: the numbers are taken before everything closes."""
+        before = self._near_numbers()
+        while (now := time.monotonic()) < (until := min(self._window_until, end - END_MARGIN)):
+            await asyncio.sleep(until - now)  # the window's end (a change meanwhile moves it)
+        for key, (name, failures, lost, freezes) in self._near_numbers().items():
+            _, old_failures, old_lost, old_freezes = before.get(key, (name, FailureCounts(), 0, 0))
+            self.near.setdefault(name, NearChange()).add(
+                NearChange(
+                    FailureCounts({r: max(0, n - old_failures.get(r, 0)) for r, n in failures.items()}),
+                    max(0, lost - old_lost),
+                    max(0, freezes - old_freezes),
+                )
+            )
+
+    async def _measure_gaps(self, at: float, end: float) -> None:
+        """The longest time without a decrypted video frame in the :data:`WINDOW` after a change.
+        Only subscribers already receiving video: a joiner's wait for its first frame is not a
+        gap (first_frame_ms measures it), and one that leaves in the window is dropped."""
+        meters = [(e, GapMeter(at, count)) for e in self._listening() if (count := self._video_frames(e))]
+        until = min(at + WINDOW, end - END_MARGIN)
+        while (now := time.monotonic()) < until:
             await asyncio.sleep(GAP_SAMPLE)  # the sampling cadence of the gap meter
             now = time.monotonic()
             for entry, meter in meters:
                 meter.sample(now, self._video_frames(entry))
-        after = self._room_counts(entries)
-        for name, (failures, lost, freezes) in after.items():
-            old_failures, old_lost, old_freezes = before.get(name, (FailureCounts(), 0, 0))
-            near = self.near.setdefault(name, NearChange())
-            near.add(
-                NearChange(
-                    FailureCounts({r: n - old_failures.get(r, 0) for r, n in failures.items()}),
-                    lost - old_lost,
-                    freezes - old_freezes,
-                )
-            )
         for entry, meter in meters:
             if entry.left or self._is_failed(entry):
                 continue
@@ -509,12 +516,14 @@ class Worker:
             near.longest_gap_ms = max(near.longest_gap_ms, meter.finish(now))
 
     def _changed(self, end: float) -> None:
-        """A key changed now: measure the window after it (or extend the one open)."""
+        """A key changed now: measure the gaps after it, and count what legitimate subscribers
+        lose in the window (opened now, or extended)."""
         now = time.monotonic()
-        measuring = self._window_until > now
+        counting = self._window_until > now
         self._window_until = now + WINDOW
-        if not measuring:
-            self._spawn(self._measure_change(now, end))
+        if not counting:
+            self._spawn(self._count_near_changes(end))
+        self._spawn(self._measure_gaps(now, end))
 
     async def _key_changes(self, start: float) -> None:
         """Rotate the rooms' secrets (keying v1) on the run's schedule."""
