@@ -288,6 +288,7 @@ async def run_load(
     run.started_wall = start_at
     processes = []
     for worker_index, part in enumerate(assign(participants, count)):
+        rooms = {p.room for p in part}
         config = WorkerConfig(
             worker=worker_index,
             participants=part,
@@ -305,7 +306,7 @@ async def run_load(
             rotate_every=scenario.rotate_every,
             ratchet_every=scenario.ratchet_every,
             churn=churn_for(churn, part),
-            epoch_steps=steps,
+            epoch_steps=[s for s in steps if s.room in rooms],  # its rooms' (its joiners stay in them)
         )
         process = ctx.Process(target=worker_main, args=(config, secret, messages, stop), daemon=True)
         process.start()
