@@ -79,7 +79,7 @@ class WorkerConfig:
     churn: list[Churn] = field(default_factory=list)
     """The planned churn this worker carries out (:func:`sealrtc.load.plan.churn_for`)."""
     epoch_steps: list[EpochStep] = field(default_factory=list)
-    """Keying v2: every room's planned epoch changes, the whole run's (timer and joins)."""
+    """Keying v2: the planned epoch changes (timer and joins, all workers' joins) of this worker's rooms."""
 
 
 @dataclass
