@@ -7,15 +7,27 @@ import base64
 import copy
 import hashlib
 import hmac
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sealrtc.epochs import EpochKeys, epoch_key_at
 from sealrtc.failures import FailureCounts
 from sealrtc.load.aggregate import key_changes
-from sealrtc.load.keying import GapMeter, NearChange, change_times, rotation_secret
-from sealrtc.load.plan import PUBLISHER, SUBSCRIBER, Participant
-from sealrtc.load.runner import churn_share
+from sealrtc.load.keying import (
+    JOIN_LEAD,
+    GapMeter,
+    NearChange,
+    change_times,
+    epoch_at,
+    epoch_schedule,
+    forward,
+    joiner_epoch,
+    rotation_secret,
+)
+from sealrtc.load.plan import churn_plan, plan
 from sealrtc.load.scenario import Scenario, ScenarioError, build
 from sealrtc.report import evaluate, parse
 from sealrtc.report.measures import KeyChanges
@@ -80,11 +92,45 @@ def test_key_lifecycle_settings_from_a_file_and_flags() -> None:
     assert Scenario().keying == 1 and not Scenario().churn
 
 
-def test_churn_is_shared_in_proportion_to_subscribers() -> None:
-    people = [Participant(0, 0, PUBLISHER, False, 0.0)] + [Participant(i, 0, SUBSCRIBER, False, 0.1) for i in (1, 2, 3)]
-    assert churn_share(3.0, people[:2], people) == 1.0
-    assert churn_share(3.0, people[2:], people) == 2.0
-    assert churn_share(3.0, [], []) == 0.0
+def test_joins_advance_their_room_debounced_and_the_timer_every_room() -> None:
+    joins = [(3.0, 0), (3.4, 0), (4.0, 0), (4.9, 0), (3.2, 1)]  # (join_at, room)
+    steps = epoch_schedule(2, 10, 5, joins)
+    by_room = {r: [(s.at, s.epoch, s.join) for s in steps if s.room == r] for r in (0, 1)}
+    lead = JOIN_LEAD
+    # room 0: 3.4 is within a second of 3.0's step, 4.0 is not, 4.9 is within a second of 4.0's
+    assert by_room[0] == [(3 - lead, 1, True), (4 - lead, 2, True), (5, 3, False)]
+    assert by_room[1] == [(3.2 - lead, 1, True), (5, 2, False)]
+    assert [s.at for s in steps] == sorted(s.at for s in steps)
+    assert epoch_at(steps, 0, 0) == 0 and epoch_at(steps, 0, 3 - lead) == 1 and epoch_at(steps, 0, 9) == 3
+    assert max(s.epoch for s in epoch_schedule(2, 10, 5, joins, start=7)) == 10  # a run from an epoch file
+    assert epoch_schedule(1, 10, 0, [(t / 2, 0) for t in range(6, 16)]) == epoch_schedule(
+        1, 10, 0, [(t / 2, 0) for t in reversed(range(6, 16))]
+    )  # the same joins in any order: the same steps
+
+
+def test_a_joiner_gets_the_epoch_its_join_moved_to() -> None:
+    scenario = Scenario(subscribers=3, ramp=10, duration=12, churn=1, keying=2, ratchet_every=4)
+    churn = churn_plan(scenario, plan(scenario))
+    steps = epoch_schedule(1, 12, 4, ((c.at, c.joiner.room) for c in churn))
+    joined = [s for s in steps if s.join]
+    assert len(joined) == len(churn) >= 8  # one second apart: every join steps
+    for c in churn:
+        mine = joiner_epoch(steps, 0, c.at)
+        # the epoch its own join made (publishers are there before it connects) ...
+        assert mine == next(s.epoch for s in joined if abs(s.at - (c.at - JOIN_LEAD)) < 1e-6)
+        # ... newer than anything sent before it came: it cannot read the past
+        assert mine > epoch_at(steps, 0, c.at - JOIN_LEAD - 1e-3)
+
+
+def test_forward_ratchets_an_epoch_key_and_never_back() -> None:
+    start = epoch_key_at("s", 2, context=b"room")
+    later = forward(start, 5, 6)
+    assert later.epoch == 5 and later.material == epoch_key_at("s", 5, context=b"room").material
+    assert forward(start, 2, 6).material == start.material
+    with pytest.raises(ValueError, match="only goes forward"):
+        forward(later, 4, 6)
+    joiner = EpochKeys(later, suite=6)
+    assert joiner.floor == 5 and joiner.candidates_for(joiner.new_sender_kid() & ~0xFF00 | (4 << 8)) == []
 
 
 def test_key_totals_travel_and_merge() -> None:
@@ -162,3 +208,99 @@ def test_the_report_builder_merges_key_lifecycles_over_workers() -> None:
     assert keys.decrypt_failures is not None and keys.decrypt_failures.total == 1
     room = report.rooms[0].metrics
     assert room is not None and room.keys == keys  # one room: the same numbers
+
+
+def _epoch_file(tmp_path: Path, epoch: int, mode: int) -> tuple[Path, dict[str, Any]]:
+    data = EpochKeys.from_secret("the-room-secret", suite=1, epoch=epoch).export_epoch()
+    path = tmp_path / "epoch.json"
+    path.write_text(json.dumps(data))
+    path.chmod(mode)
+    return path, data
+
+
+def test_load_from_an_epoch_file_needs_no_secret_and_never_shows_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sealrtc.load.runner
+    from sealrtc.cli.main import main
+    from sealrtc.epochs import EpochKey
+
+    path, data = _epoch_file(tmp_path, 4, 0o644)
+    given: dict[str, Any] = {}
+
+    async def fake_run_load(scenario: Scenario, **kwargs: Any) -> Any:
+        given.update(kwargs, scenario=scenario)
+        raise sealrtc.load.runner.LoadError("stopped before the run")
+
+    monkeypatch.setattr(sealrtc.load.runner, "run_load", fake_run_load)
+    monkeypatch.delenv("SEALRTC_SECRET", raising=False)
+    status = main(["load", "--server", "http://127.0.0.1:9", "--quiet", "--epoch-file", str(path), "--churn", "1"])
+    err = capsys.readouterr().err
+    assert status == 1 and "stopped before the run" in err
+    scenario, secret = given["scenario"], given["secret"]
+    assert (scenario.keying, scenario.suite) == (2, 1)  # implied by the file: no other flag
+    assert isinstance(secret, EpochKey) and secret.epoch == 4 and secret.material == base64.b64decode(data["key"])
+    assert "readable by other users" in err and data["key"] not in err and data["key"] not in repr(secret)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--no-e2ee"], "--epoch-file and --no-e2ee exclude each other"),
+        (["--keying", "1"], "drop --keying 1"),
+        (["--secret-file", "s.txt"], "give one key source"),
+        (["--suite", "6"], "differs from the epoch file's suite 1"),
+    ],
+)
+def test_load_epoch_file_conflicts_are_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    from sealrtc.cli.main import main
+
+    path, _ = _epoch_file(tmp_path, 0, 0o600)
+    status = main(["load", "--server", "http://127.0.0.1:9", "--quiet", "--epoch-file", str(path), *argv])
+    err = capsys.readouterr().err
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_exporter_counts_key_changes_as_they_happen() -> None:
+    from prometheus_client import generate_latest
+    from prometheus_client.registry import CollectorRegistry
+
+    from sealrtc.load.exporter import LoadMetrics
+    from sealrtc.report.records import WorkerFinal, WorkerSnapshot
+
+    def snapshot(worker: int, **levels: Any) -> WorkerSnapshot:
+        return WorkerSnapshot.from_json({"worker": worker, "rooms": {"r1": {"joined": 2} | levels}})
+
+    metrics = LoadMetrics("0")
+    registry = CollectorRegistry()
+    registry.register(metrics)
+    labels = {"shard": "0", "room": "r1"}
+
+    def get(name: str, **extra: str) -> float | None:
+        return registry.get_sample_value(name, labels | extra)
+
+    metrics.take(snapshot(0, epoch=2, churn_joins=1))
+    metrics.take(snapshot(1, epoch=2, churn_joins=2, near_failures={"unknown_key": 1}))
+    assert get("sealrtc_key_epoch") == 2 and get("sealrtc_churn_joins_total") == 3  # joins of both workers
+    assert get("sealrtc_key_change_decrypt_failures_total", reason="unknown_key") == 1
+    assert get("sealrtc_key_rotations_total") == 0
+    metrics.take(snapshot(0, epoch=3, churn_joins=2))  # a join: the epoch moves on in worker 0 first
+    assert get("sealrtc_key_epoch") == 3 and get("sealrtc_churn_joins_total") == 4
+    metrics.take(snapshot(1, epoch=3, churn_joins=2, near_failures={"unknown_key": 1}))
+    assert get("sealrtc_key_epoch") == 3  # the highest, not a sum over workers
+    last = KeyTotals(epochs=4, churn_joins=3, near_failures=FailureCounts({"unknown_key": 2}))
+    metrics.take_final(WorkerFinal(1, {"r1": RoomTotals(keys=last)}))  # its last window, measured to the end
+    assert get("sealrtc_key_epoch") == 4 and get("sealrtc_churn_joins_total") == 5
+    assert get("sealrtc_key_change_decrypt_failures_total", reason="unknown_key") == 2
+    rotating = LoadMetrics("1")
+    rotating.take(WorkerSnapshot.from_json({"worker": 0, "rooms": {"r1": {"rotations": 3}}}))
+    rotating.take(WorkerSnapshot.from_json({"worker": 1, "rooms": {"r1": {"rotations": 3}}}))
+    other = CollectorRegistry()
+    other.register(rotating)
+    assert other.get_sample_value("sealrtc_key_rotations_total", {"shard": "1", "room": "r1"}) == 3  # not 6
+    text = generate_latest(registry).decode()
+    for name in ("sealrtc_key_rotations_total", "sealrtc_key_epoch", "sealrtc_key_change_decrypt_failures_total",
+                 "sealrtc_churn_joins_total"):  # fmt: skip
+        assert f"\n{name}{{" in text

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sealrtc.load.aggregate import build_report, merge_intervals, saturation_reasons
-from sealrtc.load.plan import INTRUDER, PUBLISHER, SUBSCRIBER, assign, plan, shard
+from sealrtc.load.plan import CHURN_INDEX, INTRUDER, PUBLISHER, SUBSCRIBER, assign, churn_for, churn_plan, plan, shard
 from sealrtc.load.scenario import Scenario, ScenarioError, build, load_file
 from sealrtc.metrics import Histogram
 from sealrtc.report.model import ScenarioInfo
@@ -105,6 +105,47 @@ def test_whole_rooms_stay_together_when_even() -> None:
     for part in parts:
         rooms = {p.room for p in part}
         assert len(rooms) == 2 and all(sum(p.room == r for p in part) == 6 for r in rooms)
+
+
+def test_churn_is_planned_oldest_first_rooms_in_turn() -> None:
+    scenario = Scenario(rooms=2, subscribers=2, intruders=1, ramp=10, duration=10, churn=2, decode_every=2)
+    participants = plan(scenario)
+    events = churn_plan(scenario, participants)
+    ramp_end = max(p.join_at for p in participants)
+    assert [e.at for e in events] == [round(ramp_end + 1 + n / 2, 6) for n in range(len(events))]
+    assert events[-1].at < 10 - 2 <= events[-1].at + 0.5  # none in the last window
+    subscribers = [p for p in participants if p.role == SUBSCRIBER]
+    assert [e.leaves for e in events[:4]] == [p.index for p in subscribers]  # longest in the call first
+    assert events[4].leaves == events[0].joiner.index  # then the first joiner
+    by_index = {p.index: p for p in participants} | {e.joiner.index: e.joiner for e in events}
+    for n, e in enumerate(events):
+        leaver = by_index[e.leaves]
+        assert e.joiner == type(e.joiner)(CHURN_INDEX + n, leaver.room, SUBSCRIBER, leaver.decode, e.at)
+        assert leaver.role == SUBSCRIBER  # never a publisher or an intruder
+    assert [e.joiner.room for e in events[:4]] == [0, 1, 0, 1]
+    assert churn_plan(scenario, plan(scenario)) == events  # every worker and shard computes the same
+    assert churn_plan(Scenario(subscribers=2), participants) == []
+
+
+@given(st.integers(1, 6), st.integers(1, 6), st.integers(1, 5), st.floats(0.5, 4.0), st.integers(1, 4))
+def test_workers_and_shards_partition_the_churn(
+    rooms: int, subscribers: int, workers: int, churn: float, shards: int
+) -> None:
+    scenario = Scenario(rooms=rooms, subscribers=subscribers, duration=15, ramp=20, churn=churn)
+    participants = plan(scenario)
+    events = churn_plan(scenario, participants)
+    assert events
+    for parts in (assign(participants, workers), [shard(participants, i, shards) for i in range(shards)]):
+        carried = [churn_for(events, part) for part in parts]
+        assert sorted(e.at for mine in carried for e in mine) == [e.at for e in events]  # each exactly once
+        for part, mine in zip(parts, carried, strict=True):
+            present = {p.index for p in part}
+            for e in mine:  # a worker only removes its own participants (or its own earlier joiners)
+                assert e.leaves in present
+                present.add(e.joiner.index)
+    for half in (shard(participants, i, 2) for i in range(2)):  # a shard's workers split its churn
+        mine = churn_for(events, half)
+        assert sorted(e.at for part in assign(half, workers) for e in churn_for(mine, part)) == [e.at for e in mine]
 
 
 def histogram(*values: float) -> Histogram:

@@ -570,6 +570,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument("--html", metavar="FILE", help="one self-contained HTML report with plots")
     load.add_argument("--secret-file", metavar="PATH", help=SECRET_FILE_HELP)
+    load.add_argument(
+        "--epoch-file",
+        metavar="PATH",
+        help="keying v2 from an epoch file (sealrtc keys export) instead of the secret: every participant starts "
+        "at its epoch, churn joiners get later ones; the file is a secret (chmod 600)",
+    )
     load.add_argument("--quiet", action="store_true", help="no live table")
     load.add_argument(
         "--no-isolate", action="store_true", help="embedded relay without a private network namespace (not recommended)"

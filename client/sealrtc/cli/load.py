@@ -34,7 +34,7 @@ MAX_START_AHEAD = 7 * 86400
 DEFAULT_ASSERTIONS = ("joined == planned", "decrypt_failures == 0", "intruder_decrypts == 0")
 
 
-def _scenario(args: argparse.Namespace) -> Any:
+def _scenario(args: argparse.Namespace, epoch_suite: int | None = None) -> Any:
     from ..load.scenario import ScenarioError, build, load_file
 
     flags = {
@@ -61,6 +61,8 @@ def _scenario(args: argparse.Namespace) -> Any:
         "audio": False if args.no_audio else None,
         "video": False if args.no_video else None,
     }
+    if epoch_suite is not None:  # an epoch file is keying v2 in its suite: no other flag needed
+        flags["keying"], flags["suite"] = 2, epoch_suite
     try:
         return build(load_file(args.scenario) if args.scenario else {}, flags)
     except ScenarioError as exc:
@@ -136,7 +138,8 @@ async def run_load_command(args: argparse.Namespace) -> int:
     from ..report.assertions import AssertionSyntaxError, check_all
     from ..report.judge import judge
 
-    scenario = _scenario(args)
+    start = _epoch_start(args)
+    scenario = _scenario(args, int(start.suite) if start is not None else None)
     given = args.assertion or list(scenario.assertions)  # --assert flags replace the file's
     texts = given or list(DEFAULT_ASSERTIONS) + (["frames.decrypted > 0"] if scenario.subscribers else [])
     try:
@@ -165,8 +168,10 @@ async def run_load_command(args: argparse.Namespace) -> int:
         raise CliError("--shard needs --run-id ID (every shard derives the same rooms from it)", ExitStatus.USAGE)
     start_at = _start_at(args.start_at, scenario.duration)
     metrics = _metrics_address(args.metrics_port, args.metrics_listen)
-    secret = None
-    if scenario.e2ee:
+    secret: Any = None
+    if start is not None:
+        secret = start.current  # every participant starts from the file's epoch, without the secret
+    elif scenario.e2ee:
         secret = read_secret(args, required=shard[1] > 1)
         if secret is None:
             secret = random_demo_secret()
@@ -227,6 +232,21 @@ def _write_participants(report: LoadReport, target: str | None) -> None:
         write_participants_csv(report, target)
     except OSError as exc:
         raise CliError(f"--csv-participants: cannot write {target}: {exc.strerror or exc}") from None
+
+
+def _epoch_start(args: argparse.Namespace) -> Any:
+    """``--epoch-file``: the run's first epoch (an :class:`~sealrtc.epochs.EpochKeys`), or None."""
+    if not args.epoch_file:
+        return None
+    from .keys import read_epoch_file
+
+    if args.no_e2ee:
+        raise CliError("--epoch-file and --no-e2ee exclude each other", ExitStatus.USAGE)
+    if args.keying == 1:
+        raise CliError("an --epoch-file is keying v2: drop --keying 1", ExitStatus.USAGE)
+    if args.secret_file:
+        raise CliError("give one key source: --epoch-file or --secret-file", ExitStatus.USAGE)
+    return read_epoch_file(args.epoch_file, suite=args.suite)
 
 
 def _shard(text: str | None) -> tuple[int, int]:

@@ -2,7 +2,9 @@
 
 :class:`LoadMetrics` is fed the workers' per-second snapshots and turns them into metric
 families on each scrape (a custom collector: HdrHistogram interval data becomes Prometheus
-histogram buckets without replaying samples). Only :func:`serve` opens a socket: on loopback
+histogram buckets without replaying samples). Key changes (``sealrtc_key_*``,
+``sealrtc_churn_joins_total``) come as every worker's levels so far, in its snapshots and then its
+final (which has the last change's window measured). Only :func:`serve` opens a socket: on loopback
 unless told otherwise (``--metrics-listen``), with a bounded number of connections, each timed
 out when idle.
 """
@@ -22,7 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from ..failures import FailureCounts
-from ..report.records import RoomSnapshot, WorkerSnapshot, unpack
+from ..report.records import KeyTotals, RoomSnapshot, WorkerFinal, WorkerSnapshot, unpack
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0, 5.0)
 JOIN_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -67,6 +69,36 @@ class _Room:
     decrypt_failures: FailureCounts = field(default_factory=FailureCounts)
     latency: _Buckets = field(default_factory=lambda: _Buckets(LATENCY_BUCKETS_S))
     join: _Buckets = field(default_factory=lambda: _Buckets(JOIN_BUCKETS_S))
+    keys: dict[str, _KeyLevels] = field(default_factory=dict)
+    """Per worker: its key changes so far (levels)."""
+
+    def key_numbers(self) -> tuple[int, int, int, FailureCounts]:
+        """Rotations and epoch (every worker of a room changes keys together: the highest),
+        churn joins and failures near key changes (each worker's own: summed)."""
+        levels = list(self.keys.values())
+        failures = FailureCounts()
+        for level in levels:
+            failures.add(level.near_failures)
+        return (
+            max((k.rotations for k in levels), default=0),
+            max((k.epoch for k in levels), default=0),
+            sum(k.churn_joins for k in levels),
+            failures,
+        )
+
+
+@dataclass(frozen=True)
+class _KeyLevels:
+    rotations: int = 0
+    epoch: int = 0
+    churn_joins: int = 0
+    near_failures: FailureCounts = field(default_factory=FailureCounts)
+
+    @classmethod
+    def of(cls, data: RoomSnapshot | KeyTotals) -> _KeyLevels:
+        if isinstance(data, KeyTotals):
+            return cls(data.rotations, data.epochs, data.churn_joins, FailureCounts(data.near_failures))
+        return cls(data.rotations, data.epoch, data.churn_joins, FailureCounts(data.near_failures))
 
 
 class LoadMetrics(Collector):
@@ -111,7 +143,14 @@ class LoadMetrics(Collector):
                 room.latency.add(value_ms / 1000, count)
             for join_ms in data.joins:
                 room.join.add(join_ms / 1000)
+            room.keys[worker] = _KeyLevels.of(data)
         self.workers[worker] = {"cpu": snapshot.cpu_percent or 0.0, "lag": (lag or 0.0) / 1000}
+
+    def take_final(self, final: WorkerFinal) -> None:
+        """A worker's final: its key changes' last levels (its last window measured to the end)."""
+        with self._lock:
+            for name, totals in final.rooms.items():
+                self._room(name).keys[str(final.worker)] = _KeyLevels.of(totals.keys)
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
@@ -136,6 +175,19 @@ class LoadMetrics(Collector):
             "sealrtc_load_latency_seconds", "End-to-end latency from authenticated probes", labels=labels
         )
         join = HistogramMetricFamily("sealrtc_load_join_seconds", "Time to join (connected)", labels=labels)
+        rotations = CounterMetricFamily(
+            "sealrtc_key_rotations", "Secret rotations (keying v1, --rotate-every)", labels=labels
+        )
+        epoch = GaugeMetricFamily("sealrtc_key_epoch", "Highest key epoch reached (keying v2)", labels=labels)
+        near = CounterMetricFamily(
+            "sealrtc_key_change_decrypt_failures",
+            "Frames legitimate subscribers dropped within 2 s of a key change",
+            labels=[*labels, "reason"],
+        )
+        churn = CounterMetricFamily(
+            "sealrtc_churn_joins", "Subscribers who joined during the run in place of one who left (--churn)",
+            labels=labels,
+        )  # fmt: skip
         for name, room in sorted(self.rooms.items()):
             values = [self.shard, name]
             for level, by_worker in (("joined", room.joined), ("failed", room.failed), ("intruders", room.intruders)):
@@ -147,6 +199,12 @@ class LoadMetrics(Collector):
             intruders.add_metric(values, room.intruder_decrypts)
             latency.add_metric(values, room.latency.exposition(), room.latency.sum)
             join.add_metric(values, room.join.exposition(), room.join.sum)
+            rotated, reached, joined, near_failures = room.key_numbers()
+            rotations.add_metric(values, rotated)
+            epoch.add_metric(values, reached)
+            churn.add_metric(values, joined)
+            for reason, n in sorted(near_failures.items()):
+                near.add_metric([*values, reason], n)
         cpu = GaugeMetricFamily(
             "sealrtc_load_generator_cpu_percent", "Worker CPU, % of one core (last second)", labels=["shard", "worker"]
         )
@@ -157,7 +215,7 @@ class LoadMetrics(Collector):
         for worker, data in sorted(self.workers.items()):
             cpu.add_metric([self.shard, worker], data["cpu"])
             lag.add_metric([self.shard, worker], data["lag"])
-        yield from (participants, frames, failures, intruders, latency, join, cpu, lag)
+        yield from (participants, frames, failures, intruders, latency, join, rotations, epoch, near, churn, cpu, lag)
 
 
 IDLE_TIMEOUT = 5.0

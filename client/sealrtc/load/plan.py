@@ -5,15 +5,25 @@ intruders interleaved across rooms (rooms fill evenly under a ramp). Participant
 ``i / ramp`` seconds. Workers get whole rooms where that keeps them within one participant of
 even; otherwise participants are dealt round-robin. Deterministic: the same scenario gives the
 same plan everywhere (shards of one run agree without talking).
+
+Churn (``--churn R``) is planned the same way (:func:`churn_plan`): which subscriber leaves, and
+which joiner takes its place, at which second. Every worker therefore knows every join of the run,
+and keying v2 publishers advance their room's epoch on each one (:mod:`sealrtc.load.keying`).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
+from .keying import WINDOW
 from .scenario import Scenario
 
 PUBLISHER, SUBSCRIBER, INTRUDER = "publisher", "subscriber", "intruder"
+CHURN_INDEX = 10_000_000
+"""Participant indexes of churn joiners start here (planned ones are below 100000)."""
+CHURN_START = 1.0
+"""Seconds after the last planned join at which churn starts."""
 
 
 @dataclass(frozen=True)
@@ -110,3 +120,46 @@ def shard(participants: list[Participant], index: int, count: int) -> list[Parti
     if not 0 <= index < count:
         raise ValueError(f"shard index {index} outside 0..{count - 1}")
     return assign(participants, count)[index]
+
+
+@dataclass(frozen=True)
+class Churn:
+    """One planned churn: at ``at`` seconds, participant ``leaves`` (a planned subscriber or an
+    earlier joiner) leaves and ``joiner`` joins the same room in its place."""
+
+    at: float
+    leaves: int
+    joiner: Participant
+
+
+def churn_plan(scenario: Scenario, participants: list[Participant]) -> list[Churn]:
+    """The run's churn: ``scenario.churn`` per second, from :data:`CHURN_START` after the last
+    planned join until :data:`~sealrtc.load.keying.WINDOW` before the end (a joiner needs the
+    time to connect and get a frame). The subscriber who has been in the call longest leaves
+    (planned subscribers in join order, then joiners in theirs), so rooms take turns; its joiner
+    keeps its room and its ``decode``. No randomness: every worker and shard computes the same."""
+    if scenario.churn <= 0:
+        return []
+    present = deque(p for p in participants if p.role == SUBSCRIBER and p.join_at < scenario.duration)
+    if not present:
+        return []
+    first = max((p.join_at for p in participants), default=0.0) + CHURN_START
+    events: list[Churn] = []
+    while (at := round(first + len(events) / scenario.churn, 6)) < scenario.duration - WINDOW:
+        leaving = present.popleft()
+        joiner = Participant(CHURN_INDEX + len(events), leaving.room, SUBSCRIBER, leaving.decode, at)
+        present.append(joiner)
+        events.append(Churn(at, leaving.index, joiner))
+    return events
+
+
+def churn_for(events: list[Churn], part: list[Participant]) -> list[Churn]:
+    """The churn a worker (or shard) holding ``part`` carries out: the events whose leaver is
+    one of its participants or one of its earlier joiners (a joiner stays where its leaver was)."""
+    mine = {p.index for p in part}
+    out = []
+    for event in events:
+        if event.leaves in mine:
+            mine.add(event.joiner.index)
+            out.append(event)
+    return out

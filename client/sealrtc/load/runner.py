@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ..epochs import EpochKey
 from ..report.model import LoadReport, RawData, ScenarioInfo
 from ..report.records import WorkerFinal, WorkerMessage, WorkerSnapshot, read_message
 from .aggregate import LiveTotals, build_report, relabel
 from .environment import without_secrets
-from .plan import SUBSCRIBER, Participant, assign, plan
+from .keying import epoch_schedule
+from .plan import Participant, assign, churn_for, churn_plan, plan
 from .scenario import Scenario
 from .worker import WorkerConfig, worker_main
 
@@ -219,7 +221,7 @@ async def run_load(
     target_kind: str,
     url: str,
     workers: str,
-    secret: str | None,
+    secret: str | EpochKey | None,
     cache_dir: str | None,
     on_tick: Callable[[LoadRun, float], None],
     shard: tuple[int, int] = (0, 1),
@@ -229,10 +231,17 @@ async def run_load(
     token: str | None = None,
 ) -> tuple[LoadRun, LoadReport, Target]:
     """Run the scenario (or shard ``shard[0]`` of ``shard[1]`` of it); return the collected
-    state, the (assertion-less) report and the target."""
+    state, the (assertion-less) report and the target. ``secret``: the room secret, or an epoch
+    file's key (keying v2: every participant starts at its epoch)."""
     names = room_names(scenario, target_kind, run_id)
     index, shards = shard
     participants = plan(scenario)
+    churn = churn_plan(scenario, participants)  # the whole run's: every join moves its room's epoch
+    steps = []
+    if scenario.keying == 2:
+        joins = ((c.at, c.joiner.room) for c in churn)
+        first = secret.epoch if isinstance(secret, EpochKey) else 0
+        steps = epoch_schedule(scenario.rooms, scenario.duration, scenario.ratchet_every, joins, start=first)
     if shards > 1:
         from .plan import shard as shard_of
 
@@ -282,6 +291,7 @@ async def run_load(
     run.started_wall = start_at
     processes = []
     for worker_index, part in enumerate(assign(participants, count)):
+        rooms = {p.room for p in part}
         config = WorkerConfig(
             worker=worker_index,
             participants=part,
@@ -298,7 +308,8 @@ async def run_load(
             keying=scenario.keying,
             rotate_every=scenario.rotate_every,
             ratchet_every=scenario.ratchet_every,
-            churn=churn_share(scenario.churn, part, participants),
+            churn=churn_for(churn, part),
+            epoch_steps=[s for s in steps if s.room in rooms],  # its rooms' (its joiners stay in them)
             room_shapes=tuple(scenario.room_shape_list()),
         )
         process = ctx.Process(target=worker_main, args=(config, secret, messages, stop), daemon=True)
@@ -333,6 +344,8 @@ async def run_load(
                 run.take(item)
                 if exporter is not None and isinstance(item, WorkerSnapshot):
                     exporter.take(item)
+                elif exporter is not None and isinstance(item, WorkerFinal):
+                    exporter.take_final(item)
             if time.monotonic() >= next_tick:
                 next_tick += 1.0
                 on_tick(run, max(0.0, time.time() - start_at))
@@ -366,13 +379,6 @@ async def run_load(
     started = datetime.fromtimestamp(start_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     report = shard_report(run, info, index, started_at=started, duration_s=duration)
     return run, report, target
-
-
-def churn_share(churn: float, part: list[Participant], participants: list[Participant]) -> float:
-    """A worker's share of the run's (or shard's) churn: in proportion to its subscribers."""
-    everyone = sum(p.role == SUBSCRIBER for p in participants)
-    mine = sum(p.role == SUBSCRIBER for p in part)
-    return churn * mine / everyone if everyone else 0.0
 
 
 def planned_per_room(participants: list[Participant], names: list[str]) -> dict[str, int]:

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..epochs import EpochKey
 from ..failures import FailureCounts
 from ..metrics import Histogram
 from ..report.measures import ParticipantRow
@@ -35,8 +36,19 @@ from ..report.records import (
     pack,
 )
 from ..shell import eventloop
-from .keying import PREINSTALL, WINDOW, GapMeter, NearChange, change_times, rotation_secret
-from .plan import INTRUDER, PUBLISHER, SUBSCRIBER, Participant
+from .keying import (
+    PREINSTALL,
+    WINDOW,
+    EpochStep,
+    GapMeter,
+    NearChange,
+    change_times,
+    epoch_at,
+    forward,
+    joiner_epoch,
+    rotation_secret,
+)
+from .plan import INTRUDER, PUBLISHER, SUBSCRIBER, Churn, Participant
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +60,6 @@ GAP_SAMPLE = 0.02
 """Seconds between samples of every subscriber's decrypted video frames after a key change."""
 END_MARGIN = 0.25
 """Seconds before the run's end at which a key change's measurement is taken, at the latest."""
-CHURN_INDEX = 10_000_000
-"""Participant indexes of churn joiners start here (planned ones are below 100000)."""
 
 
 @dataclass
@@ -71,8 +81,10 @@ class WorkerConfig:
     keying: int = 1
     rotate_every: float = 0.0
     ratchet_every: float = 0.0
-    churn: float = 0.0
-    """This worker's share of the run's churn (subscribers replaced per second)."""
+    churn: list[Churn] = field(default_factory=list)
+    """The planned churn this worker carries out (:func:`sealrtc.load.plan.churn_for`)."""
+    epoch_steps: list[EpochStep] = field(default_factory=list)
+    """Keying v2: the planned epoch changes (timer and joins, all workers' joins) of this worker's rooms."""
     room_shapes: tuple[Any, ...] = ()
     """What each room's publishers send (a ``MediaShape`` per room index; empty: the defaults)."""
 
@@ -104,6 +116,7 @@ class _RoomSecond:
     intruder_decrypts: int = 0
     failures: FailureCounts = field(default_factory=FailureCounts)
     latency: Histogram = field(default_factory=Histogram)
+    churn_joins: int = 0
 
 
 @dataclass
@@ -169,7 +182,8 @@ class _Previous:
 
 
 class Worker:
-    def __init__(self, config: WorkerConfig, secret: str | None, send: Any, stop: Any) -> None:
+    def __init__(self, config: WorkerConfig, secret: str | EpochKey | None, send: Any, stop: Any) -> None:
+        """``secret``: the rooms' secret, or (keying v2 from an epoch file) the first epoch's key."""
         self.config = config
         self.secret = secret
         self.send = send
@@ -187,6 +201,10 @@ class Worker:
         self.rotations = 0
         self.near: dict[str, NearChange] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._start = time.monotonic()
+        """The run's start on this process's clock (set by :meth:`run`)."""
+        self._window_until = 0.0
+        """The end of the open key-change measurement window (a change inside it extends it)."""
 
     # -- participants -------------------------------------------------------------------------
 
@@ -199,22 +217,45 @@ class Worker:
         if intruder:
             return SharedSecret(secrets.token_urlsafe(16), context=room.encode(), suite=self.config.suite)
         if room not in self._keys:
-            assert self.secret is not None
             if self.config.keying == 2:
-                self._keys[room] = EpochKeys.from_secret(self.secret, context=room.encode(), suite=self.config.suite)
+                # the room's planned epoch now: a participant joining late starts where the room is
+                index = self.config.room_names.index(room)
+                epoch = epoch_at(self.config.epoch_steps, index, self._elapsed(), start=self._first_epoch)
+                self._keys[room] = EpochKeys(self._epoch_key(room, epoch), suite=self.config.suite)
             else:
+                assert isinstance(self.secret, str)
                 self._keys[room] = SharedSecret(self.secret, context=room.encode(), suite=self.config.suite)
         return self._keys[room]
 
-    def _joiner_keys(self, room: str) -> Any:
-        """A churn joiner's keys: keying v2 joiners get the room's current epoch (an epoch file's
-        content), never the secret; keying v1 joiners get the secret, as everyone."""
+    @property
+    def _first_epoch(self) -> int:
+        return self.secret.epoch if isinstance(self.secret, EpochKey) else 0
+
+    def _epoch_key(self, room: str, epoch: int) -> EpochKey:
+        """``E_epoch`` of ``room``: ratcheted from the epoch file's key (every room starts from
+        it), or from the secret's cached root (no PBKDF2 after the first)."""
+        from ..epochs import epoch_key_at
+
+        if isinstance(self.secret, EpochKey):
+            return forward(self.secret, epoch, self.config.suite)
+        assert self.secret is not None
+        return forward(epoch_key_at(self.secret, 0, context=room.encode(), suite=self.config.suite), epoch,
+                       self.config.suite)  # fmt: skip
+
+    def _joiner_keys(self, joiner: Participant) -> Any:
+        """A churn joiner's keys: keying v2 joiners get the epoch file of the epoch their room
+        moves to for their join (never the secret: they cannot read earlier epochs); keying v1
+        joiners get the secret, as everyone."""
         from ..epochs import EpochKeys
 
-        keys = self._keys_for(room, False)
-        if isinstance(keys, EpochKeys):
-            return EpochKeys.from_export(keys.export_epoch())
-        return keys
+        room = self.config.room_names[joiner.room]
+        if self.config.keying != 2 or not self.config.e2ee:
+            return self._keys_for(room, False)
+        epoch = joiner_epoch(self.config.epoch_steps, joiner.room, joiner.join_at, start=self._first_epoch)
+        return EpochKeys(self._epoch_key(room, epoch), suite=self.config.suite)
+
+    def _elapsed(self) -> float:
+        return time.monotonic() - self._start
 
     def _shape_of(self, room: int) -> Any:
         from ..media import MediaShape
@@ -255,6 +296,10 @@ class Worker:
                 self.joined.append(entry)
                 if target["kind"] == "janus":
                     await agent.publish_janus(target["url"], int(target["rooms"][room]))
+                    if agent.room is not None:
+                        # the plan moves epochs on joins (every worker knows them); Janus' join
+                        # events would step this publisher again, past the joiners' epoch files
+                        agent.room.stop_following_joins()
                 else:
                     await agent.publish_whip(f"{target['base']}/whip/{room}", token=target.get("token"))
             else:
@@ -326,6 +371,7 @@ class Worker:
             p = entry.participant
             name = self.config.room_names[p.room]
             room = rooms.setdefault(name, _RoomSecond())
+            room.churn_joins += entry.churned
             if entry.join_ms is not None and not entry.reported_join:
                 entry.reported_join = True
                 room.joins.append(round(entry.join_ms, 3))
@@ -386,6 +432,8 @@ class Worker:
                     {reason: previous.delta(f"{name}:fail:{reason}", n) for reason, n in room.failures.items()}
                 ),
                 latency=pack(room.latency),
+                **self._key_levels(name),
+                churn_joins=room.churn_joins,
             )
             for name, room in rooms.items()
         }
@@ -520,6 +568,16 @@ class Worker:
 
     # -- key lifecycle ------------------------------------------------------------------------
 
+    def _key_levels(self, room: str) -> dict[str, Any]:
+        """A room's key changes so far (live metrics): levels, not deltas."""
+        keys = self._keys.get(room)
+        near = self.near.get(room)
+        return {
+            "rotations": self.rotations,
+            "epoch": keys.epoch if self.config.keying == 2 and keys is not None else 0,
+            "near_failures": FailureCounts(near.failures) if near is not None else FailureCounts(),
+        }
+
     def _key_totals(self, room: str) -> KeyTotals:
         near = self.near.get(room, NearChange())
         return KeyTotals(
@@ -542,41 +600,47 @@ class Worker:
     def _video_frames(entry: _Joined) -> int:
         return sum(t.frames_accepted for s in entry.agent.sessions for t in s.receive_tracks() if t.kind == "video")
 
-    def _room_counts(self, entries: list[_Joined]) -> dict[str, tuple[FailureCounts, int, int]]:
-        out: dict[str, tuple[FailureCounts, int, int]] = {}
-        for entry in entries:
+    def _near_numbers(self) -> dict[int, tuple[str, FailureCounts, int, int]]:
+        """Every legitimate subscriber's cumulative failures, losses and freezes, by entry:
+        joiners and leavers included (a leaver's counters stay readable once it is closed)."""
+        out: dict[int, tuple[str, FailureCounts, int, int]] = {}
+        for entry in self.joined:
+            if entry.participant.role != SUBSCRIBER or not entry.agent.sessions:
+                continue
             numbers = self._subscriber_numbers(entry)
             name = self.config.room_names[entry.participant.room]
-            failures, lost, freezes = out.get(name, (FailureCounts(), 0, 0))
-            failures.add(FailureCounts(numbers["failures"]))
-            out[name] = (failures, lost + numbers["lost"], freezes + numbers["freezes"])
+            out[id(entry)] = (name, FailureCounts(numbers["failures"]), numbers["lost"], numbers["freezes"])
         return out
 
-    async def _measure_change(self, at: float, end: float) -> None:
-        """What the room's legitimate subscribers see in the :data:`WINDOW` after a key change
-        (cut short by the run's ``end``: the numbers are taken before everything closes)."""
-        entries = self._listening()
-        before = self._room_counts(entries)
-        # Only subscribers already receiving video: a joiner's wait for its first frame is not a
-        # gap (first_frame_ms measures it), and one that leaves in the window is dropped below.
-        meters = [(e, GapMeter(at, count)) for e in entries if (count := self._video_frames(e))]
+    async def _count_near_changes(self, end: float) -> None:
+        """Failures, losses and freezes of legitimate subscribers while a key-change window is
+        open: from the change until :data:`WINDOW` after the last change that extended it (key
+        changes a second apart make one window: nothing is counted twice). Cut short by the run's
+        ``end``: the numbers are taken before everything closes."""
+        before = self._near_numbers()
+        while (now := time.monotonic()) < (until := min(self._window_until, end - END_MARGIN)):
+            await asyncio.sleep(until - now)  # the window's end (a change meanwhile moves it)
+        for key, (name, failures, lost, freezes) in self._near_numbers().items():
+            _, old_failures, old_lost, old_freezes = before.get(key, (name, FailureCounts(), 0, 0))
+            self.near.setdefault(name, NearChange()).add(
+                NearChange(
+                    FailureCounts({r: max(0, n - old_failures.get(r, 0)) for r, n in failures.items()}),
+                    max(0, lost - old_lost),
+                    max(0, freezes - old_freezes),
+                )
+            )
+
+    async def _measure_gaps(self, at: float, end: float) -> None:
+        """The longest time without a decrypted video frame in the :data:`WINDOW` after a change.
+        Only subscribers already receiving video: a joiner's wait for its first frame is not a
+        gap (first_frame_ms measures it), and one that leaves in the window is dropped."""
+        meters = [(e, GapMeter(at, count)) for e in self._listening() if (count := self._video_frames(e))]
         until = min(at + WINDOW, end - END_MARGIN)
         while (now := time.monotonic()) < until:
             await asyncio.sleep(GAP_SAMPLE)  # the sampling cadence of the gap meter
             now = time.monotonic()
             for entry, meter in meters:
                 meter.sample(now, self._video_frames(entry))
-        after = self._room_counts(entries)
-        for name, (failures, lost, freezes) in after.items():
-            old_failures, old_lost, old_freezes = before.get(name, (FailureCounts(), 0, 0))
-            near = self.near.setdefault(name, NearChange())
-            near.add(
-                NearChange(
-                    FailureCounts({r: n - old_failures.get(r, 0) for r, n in failures.items()}),
-                    lost - old_lost,
-                    freezes - old_freezes,
-                )
-            )
         for entry, meter in meters:
             if entry.left or self._is_failed(entry):
                 continue
@@ -584,49 +648,60 @@ class Worker:
             near = self.near.setdefault(name, NearChange())
             near.longest_gap_ms = max(near.longest_gap_ms, meter.finish(now))
 
+    def _changed(self, end: float) -> None:
+        """A key changed now: measure the gaps after it, and count what legitimate subscribers
+        lose in the window (opened now, or extended)."""
+        now = time.monotonic()
+        counting = self._window_until > now
+        self._window_until = now + WINDOW
+        if not counting:
+            self._spawn(self._count_near_changes(end))
+        self._spawn(self._measure_gaps(now, end))
+
     async def _key_changes(self, start: float) -> None:
-        """Rotate the rooms' secrets (v1) or advance their epochs (v2) on the run's schedule."""
+        """Rotate the rooms' secrets (keying v1) on the run's schedule."""
         from ..keys import derive_base_key
 
         config = self.config
-        every = config.rotate_every if config.keying == 1 else config.ratchet_every
-        for n, offset in enumerate(change_times(config.duration, every), 1):
+        for n, offset in enumerate(change_times(config.duration, config.rotate_every), 1):
             at = start + offset
-            if config.keying == 1:
-                assert self.secret is not None
-                following = rotation_secret(self.secret, n)
-                await asyncio.sleep(max(0.0, at - PREINSTALL - time.monotonic()))  # the preinstall time
-                for room, keys in list(self._keys.items()):
-                    # PBKDF2 off the loop: add_decryption_secret then hits the cache
-                    await asyncio.to_thread(derive_base_key, following, room.encode())
-                    keys.add_decryption_secret(following)
+            assert isinstance(self.secret, str)
+            following = rotation_secret(self.secret, n)
+            await asyncio.sleep(max(0.0, at - PREINSTALL - time.monotonic()))  # the preinstall time
+            for room, keys in list(self._keys.items()):
+                # PBKDF2 off the loop: add_decryption_secret then hits the cache
+                await asyncio.to_thread(derive_base_key, following, room.encode())
+                keys.add_decryption_secret(following)
             await asyncio.sleep(max(0.0, at - time.monotonic()))  # the change time
             for keys in list(self._keys.values()):
-                if config.keying == 1:
-                    keys.set_secret(following)
-                else:
-                    keys.advance()
-            self.rotations += config.keying == 1
-            self._spawn(self._measure_change(time.monotonic(), start + config.duration))
+                keys.set_secret(following)
+            self.rotations += 1
+            self._changed(start + config.duration)
 
-    async def _churn(self, start: float, first: float) -> None:
-        """Every ``1 / churn`` seconds from ``first``, the longest-joined subscriber leaves and a
-        new one joins its room (keying v2: from an epoch export, not the secret). No churn in the
-        run's last :data:`WINDOW` seconds: a joiner needs the time to connect and get a frame."""
-        interval = 1 / self.config.churn
-        offset, n = first, 0
-        while offset < self.config.duration - WINDOW:
-            await asyncio.sleep(max(0.0, start + offset - time.monotonic()))  # the churn schedule
-            victim = next((e for e in self._listening()), None)
-            if victim is not None:
-                victim.left = True
-                self._spawn(self._close_quietly(victim.agent))
-                p = victim.participant
-                joiner = Participant(CHURN_INDEX + self.config.worker * 100_000 + n, p.room, SUBSCRIBER, p.decode,
-                                     round(offset, 6))  # fmt: skip
-                n += 1
-                self._spawn(self._join(joiner, self._joiner_keys(self.config.room_names[p.room]), churned=True))
-            offset += interval
+    async def _epoch_changes(self, start: float) -> None:
+        """Move the rooms' epochs (keying v2) to the planned ones at the planned times. "To", not
+        "one step": a subscriber of this worker may have followed another worker's publisher
+        there already (its keys are the room's, shared with this worker's publishers)."""
+        names = self.config.room_names
+        for step in self.config.epoch_steps:
+            await asyncio.sleep(max(0.0, start + step.at - time.monotonic()))  # the epoch schedule
+            keys = self._keys.get(names[step.room])
+            if keys is None:
+                continue
+            while keys.epoch < step.epoch:
+                keys.advance()
+            self._changed(start + self.config.duration)
+
+    async def _churn(self, start: float) -> None:
+        """The planned churn: at each event's time its leaver closes and its joiner joins the
+        room (keying v2: from the epoch file of its join's epoch, not the secret)."""
+        for event in self.config.churn:
+            await asyncio.sleep(max(0.0, start + event.at - time.monotonic()))  # the churn schedule
+            for entry in self.joined:
+                if entry.participant.index == event.leaves and not entry.left:
+                    entry.left = True
+                    self._spawn(self._close_quietly(entry.agent))
+            self._spawn(self._join(event.joiner, self._joiner_keys(event.joiner), churned=True))
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -667,6 +742,7 @@ class Worker:
                     )
         now_wall, now = time.time(), time.monotonic()
         start = now + max(0.0, config.start_at - now_wall)
+        self._start = start
         end = start + config.duration
         lag_task = asyncio.ensure_future(self._watch_loop_lag())
         joins: list[asyncio.Task[None]] = []
@@ -678,11 +754,12 @@ class Worker:
         for p in config.participants:
             if p.join_at < config.duration:
                 joins.append(asyncio.ensure_future(join_later(p)))
-        if config.e2ee and (config.rotate_every or config.ratchet_every):
+        if config.e2ee and config.keying == 1 and config.rotate_every:
             joins.append(asyncio.ensure_future(self._key_changes(start)))
-        if config.churn > 0:
-            ramp_end = max((p.join_at for p in config.participants), default=0.0)
-            joins.append(asyncio.ensure_future(self._churn(start, ramp_end + 1.0)))
+        if config.e2ee and config.keying == 2 and config.epoch_steps:
+            joins.append(asyncio.ensure_future(self._epoch_changes(start)))
+        if config.churn:
+            joins.append(asyncio.ensure_future(self._churn(start)))
         cpu_start = cpu_last = time.process_time()
         wall_start = wall_last = time.monotonic()
         next_tick = max(start, time.monotonic()) + TICK
@@ -719,7 +796,7 @@ class Worker:
                 await asyncio.wait_for(asyncio.gather(*(close(e.agent) for e in self.joined)), CLOSE_TIMEOUT)
 
 
-def worker_main(config: WorkerConfig, secret: str | None, queue: Any, stop: Any) -> None:
+def worker_main(config: WorkerConfig, secret: str | EpochKey | None, queue: Any, stop: Any) -> None:
     """Process entry point (multiprocessing, spawn): the parent handles Ctrl-C and tells us."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.ERROR)

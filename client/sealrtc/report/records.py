@@ -324,9 +324,19 @@ class RoomSnapshot:
     intruder_decrypts: int = 0
     decrypt_failures: FailureCounts = field(default_factory=FailureCounts)
     latency: Packed | None = None
+    rotations: int = 0
+    """Key changes so far, levels of this worker: keying v1 rotations, the room's epoch (v2),
+    churn joiners started, legitimate subscribers' failures within 2 s of a key change."""
+    epoch: int = 0
+    churn_joins: int = 0
+    near_failures: FailureCounts = field(default_factory=FailureCounts)
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "rotations": self.rotations,
+            "epoch": self.epoch,
+            "churn_joins": self.churn_joins,
+            "near_failures": dict(self.near_failures),
             "joined": self.joined,
             "failed": self.failed,
             "intruders": self.intruders,
@@ -350,6 +360,10 @@ class RoomSnapshot:
             intruder_decrypts=_int(data, "intruder_decrypts"),
             decrypt_failures=_failures(data.get("decrypt_failures")),
             latency=packed_from_json(data.get("latency")),
+            rotations=_int(data, "rotations"),
+            epoch=_int(data, "epoch"),
+            churn_joins=_int(data, "churn_joins"),
+            near_failures=_failures(data.get("near_failures")),
         )
 
 
