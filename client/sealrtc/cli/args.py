@@ -19,7 +19,8 @@ VERBOSE_HELP = "-v: sealrtc's debug log; -vv: also aiortc's and aioice's (never 
 SECRET_FILE_HELP = "read the E2EE secret from PATH (its first line); wins over $SEALRTC_SECRET"
 EXIT_CODES = (
     "exit codes: 0 success; 1 the run failed (nothing decrypted/decoded, server lost, bad target...); "
-    "2 usage error; 3 secret mismatch (frames arrived, none decrypted for key reasons); "
+    "2 usage error (also: no secret, a --json path that cannot be written); "
+    "3 secret mismatch (frames arrived, none decrypted for key reasons); "
     "130 interrupted (the report is written first)"
 )
 TOP_EPILOG = EXIT_CODES + "; load and report merge also: 4 the load generator saturated"
@@ -217,7 +218,7 @@ def _keys_command(sub: Any) -> None:
         help="print the epoch file of --epoch N (a secret: redirect it to a file)",
         allow_abbrev=False,
         description='Prints {"v": 2, "suite", "fp2", "epoch", "key"} as JSON on stdout. ' + SECRET_HELP,
-        epilog="exit codes: 0 printed; 1 no secret or a bad secret file; 2 usage",
+        epilog="exit codes: 0 printed; 2 usage (also: no secret, a bad secret file)",
     )
     export.add_argument("--epoch", type=int, required=True, metavar="N", help="the first epoch the joiner reads")
     export.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
@@ -374,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="publish a test pattern (VP8 or H.264) and an Opus tone (or a media file), E2EE on",
         description="Publish over WHIP or into a Janus VideoRoom. " + SECRET_HELP,
         epilog="exit codes: 0 success; 1 the run failed (server refused or lost, nothing sent, bad target...); "
-        "2 usage error; 130 interrupted (the report is written first)",
+        "2 usage error (also: no secret); 130 interrupted (the report is written first)",
     )
     target = publish.add_mutually_exclusive_group(required=True)
     target.add_argument("--whip", metavar="URL", help="WHIP endpoint, e.g. http://HOST:PORT/whip/ROOM")

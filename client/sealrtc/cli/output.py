@@ -24,7 +24,7 @@ def check_output_target(path: str | None, flag: str) -> None:
         try:
             check_json_target(path)
         except CliError as exc:
-            raise CliError(str(exc).replace("--json", flag)) from None
+            raise CliError(str(exc).replace("--json", flag), exc.status) from None
 
 
 def write_outputs(judgement: Judgement, args: argparse.Namespace) -> None:
