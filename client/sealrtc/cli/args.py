@@ -454,16 +454,16 @@ def build_parser() -> argparse.ArgumentParser:
         "secret.",
         epilog="exit codes: 0 every assertion holds; 1 an assertion failed or the run could not happen; 2 usage "
         "(bad expression or setting, refused before the run); 4 the generator saturated (numbers not "
-        "trustworthy); 130 interrupted (reports written first). Without --assert (or assert = [...] in the "
-        "--scenario file) the defaults are: "
+        "trustworthy); 130 interrupted (reports written first). Every run checks the E2EE defaults "
         "'joined == planned', 'decrypt_failures == 0', 'intruder_decrypts == 0' and, with subscribers, "
-        "'frames.decrypted > 0'.",
+        "'frames.decrypted > 0' (--no-default-asserts: not these); --assert and the --scenario file's "
+        "assert = [...] add to them.",
     )
     load.add_argument(
         "--scenario",
         metavar="FILE",
         help="TOML or YAML file with the settings below, by name, and its pass criteria as "
-        "assert = [EXPR, ...] (flags win; --assert replaces the file's list)",
+        "assert = [EXPR, ...] (flags win; --assert adds to the file's list)",
     )
     load.add_argument("--rooms", type=int, metavar="R", help="rooms (default 1)")
     load.add_argument("--publishers", type=int, metavar="P", help="publishers per room (default 1)")
@@ -527,6 +527,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="EXPR",
         help="e.g. 'p95(latency_ms) < 250', 'decrypt_failures == 0', 'joined == planned' (repeatable)",
     )
+    load.add_argument(
+        "--no-default-asserts",
+        action="store_true",
+        help="do not check the E2EE defaults (joined == planned, decrypt_failures == 0, intruder_decrypts == 0, "
+        "frames.decrypted > 0): only the assertions asked for",
+    )
     load.add_argument("--json", metavar="FILE", help="JSON report ('-' for stdout)")
     load.add_argument("--csv", metavar="FILE", help="one row per second")
     load.add_argument("--html", metavar="FILE", help="one self-contained HTML report with plots")
@@ -559,7 +565,11 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--csv", metavar="FILE", help="merged intervals, one row per second")
     merge.add_argument("--html", metavar="FILE", help="merged self-contained HTML report")
     merge.add_argument(
-        "--assert", dest="assertion", action="append", metavar="EXPR", help="default: the shards' own assertions"
+        "--assert",
+        dest="assertion",
+        action="append",
+        metavar="EXPR",
+        help="checked in addition to the shards' own assertions (their E2EE defaults included)",
     )
     merge.add_argument("--quiet", action="store_true", help="print only the verdict")
     merge.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)

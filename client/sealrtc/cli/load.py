@@ -27,10 +27,10 @@ from .output import check_output_target, load_summary, write_outputs
 
 if TYPE_CHECKING:
     from ..load.runner import LoadRun
+    from ..report.assertions import Assertion
 
 MAX_START_AHEAD = 7 * 86400
 """``--start-at`` further ahead than this is a mistake (a shard would wait for days)."""
-DEFAULT_ASSERTIONS = ("joined == planned", "decrypt_failures == 0", "intruder_decrypts == 0")
 
 
 def _scenario(args: argparse.Namespace) -> Any:
@@ -102,17 +102,10 @@ class LoadProgress:
 
 async def run_load_command(args: argparse.Namespace) -> int:
     from ..load.runner import LoadError, run_load
-    from ..report.assertions import AssertionSyntaxError, check_all
     from ..report.judge import judge
 
     scenario = _scenario(args)
-    given = args.assertion or list(scenario.assertions)  # --assert flags replace the file's
-    texts = given or list(DEFAULT_ASSERTIONS) + (["frames.decrypted > 0"] if scenario.subscribers else [])
-    try:
-        assertions = check_all(texts)
-    except AssertionSyntaxError as exc:
-        where = "--assert" if args.assertion else f"assert in {args.scenario}"
-        raise CliError(f"{where}: {exc}", ExitStatus.USAGE) from None
+    assertions, defaults = _assertions(args, scenario)
     check_json_target(args.json)
     check_url(args.server, "--server", ("http", "https"))
     check_url(args.janus, "--janus", ("ws", "wss"))
@@ -166,10 +159,28 @@ async def run_load_command(args: argparse.Namespace) -> int:
             )
     except LoadError as exc:
         raise CliError(str(exc)) from None
-    judgement = judge(report, assertions, defaults=not given, interrupted=run.interrupted)
+    judgement = judge(report, assertions, default_checks=defaults, interrupted=run.interrupted)
     write_outputs(judgement, args)
     load_summary(display, judgement, wrote=bool(args.json or args.csv or args.html))
     return judgement.exit_status
+
+
+def _assertions(args: argparse.Namespace, scenario: Any) -> tuple[list[Assertion], list[Assertion]]:
+    """The run's assertions, parsed before it starts: the scenario file's list plus ``--assert``
+    (they add up), and the default E2EE checks unless ``--no-default-asserts``."""
+    from ..report.assertions import AssertionSyntaxError, check_all
+    from ..report.judge import default_assertions
+
+    asked: list[Assertion] = []
+    for where, texts in ((f"assert in {args.scenario}", scenario.assertions), ("--assert", args.assertion or ())):
+        try:
+            asked += check_all(texts)
+        except AssertionSyntaxError as exc:
+            raise CliError(f"{where}: {exc}", ExitStatus.USAGE) from None
+    if args.no_default_asserts:
+        return asked, []
+    texts = default_assertions((a.text for a in asked), subscribers=bool(scenario.subscribers))
+    return asked, check_all(texts)
 
 
 def _shard(text: str | None) -> tuple[int, int]:

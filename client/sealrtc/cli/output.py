@@ -115,8 +115,9 @@ def load_summary(display: Display, judgement: Judgement, *, wrote: bool = True) 
         ("generator", f"{g.workers} worker(s), CPU {g.cpu_percent}% (busiest {g.cpu_percent_max}%), "
                       f"loop lag p99 {_p(g.loop_lag_ms, 'p99')} ms (all workers merged)"),
     ]  # fmt: skip
-    for r in judgement.results:
-        rows.append((f"assert {r.expr}", f"{'ok' if r.ok else 'FAILED'} (value {_shown(r.value)})"))
+    for r, outcome in zip(judgement.results, report.assertions, strict=True):
+        marked = ", default" if outcome.default else ""
+        rows.append((f"assert {r.expr}", f"{'ok' if r.ok else 'FAILED'} (value {_shown(r.value)}{marked})"))
         if not r.ok and display.quiet:
             display.say(f"assertion failed: {r.expr} ({r.reason or f'value {_shown(r.value)}'})")
     for reason in g.saturation_reasons:

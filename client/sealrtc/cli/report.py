@@ -13,7 +13,7 @@ def run_report_merge(args: argparse.Namespace) -> int:
     from ..load.merge import MergeError, merge_reports
     from ..report.assertions import AssertionSyntaxError, check_all
     from ..report.inputs import ReportFileError, read_report
-    from ..report.judge import judge
+    from ..report.judge import judge, merged_checks
     from ..report.model import LoadReport
     from ..report.records import HistogramError
 
@@ -26,18 +26,16 @@ def run_report_merge(args: argparse.Namespace) -> int:
             reports.append((name, read_report(name)))
         except ReportFileError as exc:
             raise CliError(str(exc), ExitStatus.USAGE) from None
-    texts = args.assertion
-    if not texts:
-        texts = list(dict.fromkeys(a.expr for _, r in reports for a in r.assertions))
+    defaults, texts = merged_checks((a for _, r in reports for a in r.assertions), args.assertion or ())
     try:
-        assertions = check_all(texts)
+        assertions, default_checks = check_all(texts), check_all(defaults)
     except AssertionSyntaxError as exc:
         raise CliError(f"--assert: {exc}", ExitStatus.USAGE) from None
     try:
         merged = merge_reports(reports)
     except (MergeError, HistogramError) as exc:
         raise CliError(str(exc)) from None
-    judgement = judge(merged, assertions, defaults=not args.assertion)
+    judgement = judge(merged, assertions, default_checks=default_checks)
     write_outputs(judgement, args)
     load_summary(choose_display("report merge", quiet=args.quiet), judgement)
     return judgement.exit_status

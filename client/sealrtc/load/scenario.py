@@ -47,7 +47,7 @@ class Scenario:
     room_ids: tuple[str, ...] = field(default_factory=tuple)
     """Existing rooms to use (Janus: numeric ids); empty: the tool names (and creates) its own."""
     assertions: tuple[str, ...] = field(default_factory=tuple)
-    """Pass criteria (``assert = [...]`` in a file); ``--assert`` flags replace them."""
+    """Pass criteria (``assert = [...]`` in a file); ``--assert`` flags add to them."""
 
     @property
     def per_room(self) -> int:
