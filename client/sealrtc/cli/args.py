@@ -467,7 +467,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument("--rooms", type=int, metavar="R", help="rooms (default 1)")
     load.add_argument("--publishers", type=int, metavar="P", help="publishers per room (default 1)")
-    load.add_argument("--subscribers", type=int, metavar="S", help="subscribers per room, with the secret (default 2)")
+    load.add_argument(
+        "--subscribers",
+        type=int,
+        metavar="S",
+        help="subscribers per room, with the secret (default 2; 0, a publishers-only load, needs --janus or --server)",
+    )
     load.add_argument(
         "--intruders", type=int, metavar="K", help="subscribers per room holding another secret (default 0)"
     )
@@ -491,7 +496,11 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--server", metavar="URL", help="WHIP/WHEP base URL: rooms at URL/whip/ROOM, URL/whep/ROOM")
     load.add_argument("--token-file", metavar="PATH", help="with --server: " + TOKEN_HELP)
     load.add_argument(
-        "--room", action="append", metavar="ID", help="use this existing room (repeat per room; not created/destroyed)"
+        "--room",
+        action="append",
+        metavar="ID",
+        help="with --janus or --server: use this existing room (repeat per room; not created/destroyed); "
+        "for N new rooms use --rooms N",
     )
     load.add_argument(
         "--workers",

@@ -21,6 +21,7 @@ from .common import (
     random_demo_secret,
     read_secret,
     read_token,
+    warn,
 )
 from .display import LiveView, choose_display
 from .output import check_output_target, load_summary, write_outputs
@@ -116,10 +117,13 @@ async def run_load_command(args: argparse.Namespace) -> int:
     from ..load.runner import worker_count
 
     try:
-        worker_count(args.workers)
+        workers = worker_count(args.workers)
     except LoadError as exc:
         raise CliError(str(exc), ExitStatus.USAGE) from None
     shard = _shard(args.shard)
+    kind = "janus" if args.janus else "whip" if args.server else "relay"
+    _check_intent(args, scenario, kind)
+    _say_workers(args.workers, workers, scenario, shard)
     if shard[1] > 1 and not (args.janus or args.server):
         raise CliError("--shard needs a shared target: --janus URL or --server URL", ExitStatus.USAGE)
     if shard[1] > 1 and not args.run_id and not scenario.room_ids:
@@ -131,7 +135,6 @@ async def run_load_command(args: argparse.Namespace) -> int:
         secret = read_secret(args, required=shard[1] > 1)
         if secret is None:
             secret = random_demo_secret()
-    kind = "janus" if args.janus else "whip" if args.server else "relay"
     progress = LoadProgress(scenario.planned)
     display = choose_display(
         "load", quiet=args.quiet, view=LiveView(progress.rows, progress.line), duration=scenario.duration
@@ -181,6 +184,52 @@ def _assertions(args: argparse.Namespace, scenario: Any) -> tuple[list[Assertion
         return asked, []
     texts = default_assertions((a.text for a in asked), subscribers=bool(scenario.subscribers))
     return asked, check_all(texts)
+
+
+def _check_intent(args: argparse.Namespace, scenario: Any, kind: str) -> None:
+    """Refuse what runs but cannot be what was meant; warn where it may be (a usage error, or
+    one line on stderr).
+
+    ``--room 5`` names an existing room: the embedded relay starts empty, so there it can only be
+    a typo of ``--rooms 5``; on Janus or a WHIP server it may be meant, and is said once. A run
+    without subscribers measures nothing on the embedded relay (nobody receives, and the server
+    is the run's own); on a real server a publishers-only run loads its ingest, so it runs, with a
+    word on what is not measured."""
+    if args.room and kind == "relay":
+        word = args.room[0]
+        hint = f" (did you mean --rooms {word}?)" if len(args.room) == 1 and word.isdigit() else ""
+        raise CliError(f"--room names an existing room, and the embedded relay starts with none: give --rooms N for "
+                       f"N rooms, or --janus/--server URL to use existing rooms{hint}", ExitStatus.USAGE)  # fmt: skip
+    if args.room and len(args.room) == 1 and args.room[0].isdigit() and args.rooms is None:
+        warn(f"--room {args.room[0]}: one existing room, {args.room[0]} (for {args.room[0]} rooms: --rooms "
+             f"{args.room[0]})")  # fmt: skip
+    if scenario.subscribers == 0 and scenario.intruders == 0:
+        if kind == "relay":
+            raise CliError("no subscribers: against the embedded relay nothing would be measured (nobody receives: "
+                           "no latency, loss or decryption to check); give --subscribers N, or --janus/--server URL "
+                           "for a publishers-only load of a real server", ExitStatus.USAGE)  # fmt: skip
+        warn("no subscribers: a publishers-only run measures joins and frames sent, not latency, loss or decryption")
+    elif scenario.subscribers == 0:
+        warn("no subscribers: only the intruders receive, so latency, loss and frames decrypted are not measured")
+
+
+def _say_workers(requested: str, workers: int, scenario: Any, shard: tuple[int, int]) -> None:
+    """One line when the run will not use the workers asked for (more than its participants),
+    or asks for more worker processes than this machine has CPUs (they then share cores, and
+    the saturation check measures the sharing)."""
+    from ..load.plan import plan
+    from ..load.plan import shard as shard_of
+    from ..load.runner import available_cpus
+
+    if requested == "auto":
+        return
+    participants = len(shard_of(plan(scenario), *shard) if shard[1] > 1 else plan(scenario))
+    cpus = available_cpus()
+    if workers > max(1, participants):
+        warn(f"--workers {workers}: {participants} participants, so {max(1, participants)} workers "
+             "(a worker runs at least one participant)")  # fmt: skip
+    elif workers > cpus:
+        warn(f"--workers {workers} on {cpus} CPUs: workers share cores (--workers auto: one per CPU)")
 
 
 def _shard(text: str | None) -> tuple[int, int]:

@@ -153,7 +153,17 @@ def load_file(path: str | Path) -> dict[str, Any]:
             settings[name] = _coerce(name, value)
         except ScenarioError as exc:
             raise ScenarioError(f"scenario {path}: {exc}") from None
+    if settings.get("media"):
+        settings["media"] = _beside(p, settings["media"])
     return settings
+
+
+def _beside(scenario: Path, media: str) -> str:
+    """A relative ``media`` path in a scenario file names a file next to the scenario, wherever
+    the run is started from (``--media`` on the command line stays relative to the working
+    directory)."""
+    path = Path(media).expanduser()
+    return str(path if path.is_absolute() else scenario.parent / path)
 
 
 def _yaml(text: str, path: str | Path) -> Any:
