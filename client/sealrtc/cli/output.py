@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import sys
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from ..report.measures import Metrics, Summary
 from .common import CliError, ExitStatus, check_json_target, write_json
 from .display import Display, TableRows
 
-__all__ = ["check_output_target", "finish", "load_summary", "write_outputs"]
+__all__ = ["check_output_target", "finish", "grouped_errors", "load_summary", "write_outputs"]
 
 
 def check_output_target(path: str | None, flag: str) -> None:
@@ -88,6 +90,45 @@ def _key_rows(m: Metrics) -> list[Sequence[Any]]:
     return [("key changes", text)]
 
 
+ERROR_GROUPS = 5
+"""Distinct error messages shown at the end of a run; the rest are counted ("and N more")."""
+_PARTICIPANT_ERROR = re.compile(r"(?P<role>publisher|subscriber|intruder) \d+ in (?P<room>.+?): (?P<message>.+)", re.S)
+
+
+def grouped_errors(errors: Sequence[str], *, failed: int = 0, limit: int = ERROR_GROUPS) -> list[str]:
+    """The run's errors as lines a person reads: one per distinct message, across workers, with
+    how many participants (and of which role) it hit, most frequent first; what does not fit
+    is counted, never dropped silently. ``failed``: participants that failed in all (workers
+    keep a bounded number of messages, so the report may hold fewer)."""
+    groups: dict[str, Counter[str]] = {}
+    for error in errors:
+        match = _PARTICIPANT_ERROR.fullmatch(error)
+        message, role = (match["message"], match["role"]) if match else (error, "")
+        groups.setdefault(message, Counter())[role] += 1
+    ordered = sorted(groups.items(), key=lambda item: -item[1].total())
+    lines = [_error_line(message, roles) for message, roles in ordered[:limit]]
+    if len(ordered) > limit:
+        rest = sum(roles.total() for _, roles in ordered[limit:])
+        lines.append(f"and {len(ordered) - limit} more distinct error(s) ({rest} in all): see the JSON report's errors")
+    described = sum(roles.total() - roles[""] for roles in groups.values())
+    if 0 < described < failed:
+        lines.append(f"{failed} participants failed in all; the messages above cover {described} (each worker "
+                     "keeps its first ones)")  # fmt: skip
+    return lines
+
+
+def _error_line(message: str, roles: Counter[str]) -> str:
+    """``20 subscribers: cannot reach ...``; ``20 participants (5 publishers, 15 subscribers): ...``."""
+    kinds = [(role, n) for role, n in sorted(roles.items()) if role]
+    if not kinds:
+        return message if roles[""] == 1 else f"{message} ({roles['']} times)"
+    named = [f"{n} {role}{'s' if n > 1 else ''}" for role, n in kinds]
+    if len(kinds) == 1 and not roles[""]:
+        return f"{named[0]}: {message}"
+    people = sum(n for _, n in kinds)
+    return f"{people} participants ({', '.join(named)}): {message}"
+
+
 def load_summary(display: Display, judgement: Judgement, *, wrote: bool = True) -> None:
     """The end of ``load`` and ``report merge``: the numbers, failed assertions, saturation,
     errors and the verdict."""
@@ -115,16 +156,17 @@ def load_summary(display: Display, judgement: Judgement, *, wrote: bool = True) 
         ("generator", f"{g.workers} worker(s), CPU {g.cpu_percent}% (busiest {g.cpu_percent_max}%), "
                       f"loop lag p99 {_p(g.loop_lag_ms, 'p99')} ms (all workers merged)"),
     ]  # fmt: skip
+    # the causes first: with --quiet the failed assertions that follow are their consequences
+    for reason in g.saturation_reasons:
+        display.say(f"generator saturated: {reason} — its latencies are not trustworthy; use more workers or "
+                    "fewer participants")  # fmt: skip
+    for line in grouped_errors(report.errors, failed=int(p.failed or 0)):
+        display.say(f"error: {line}")
     for r, outcome in zip(judgement.results, report.assertions, strict=True):
         marked = ", default" if outcome.default else ""
         rows.append((f"assert {r.expr}", f"{'ok' if r.ok else 'FAILED'} (value {_shown(r.value)}{marked})"))
         if not r.ok and display.quiet:
             display.say(f"assertion failed: {r.expr} ({r.reason or f'value {_shown(r.value)}'})")
-    for reason in g.saturation_reasons:
-        display.say(f"generator saturated: {reason} — its latencies are not trustworthy; use more workers or "
-                    "fewer participants")  # fmt: skip
-    for error in report.errors[:5]:
-        display.say(f"error: {error}")
     failed = judgement.failed
     missing = report.missing_shards or ()
     verdicts = {
