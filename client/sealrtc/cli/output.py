@@ -14,10 +14,11 @@ from typing import Any
 
 from ..report.judge import Judgement, Verdict
 from ..report.measures import Metrics, Summary
+from ..report.model import LoadReport
 from .common import CliError, ExitStatus, check_json_target, write_json
 from .display import Display, TableRows
 
-__all__ = ["check_output_target", "finish", "grouped_errors", "load_summary", "write_outputs"]
+__all__ = ["check_output_target", "finish", "grouped_errors", "load_summary", "no_latency_reason", "write_outputs"]
 
 
 def check_output_target(path: str | None, flag: str) -> None:
@@ -129,6 +130,19 @@ def _error_line(message: str, roles: Counter[str]) -> str:
     return f"{people} participants ({', '.join(named)}): {message}"
 
 
+def no_latency_reason(report: LoadReport) -> str:
+    """Why a load report has no latency samples, in the words of the flag that decides it."""
+    s, m = report.scenario, report.metrics
+    decrypted = m.frames.decrypted if m is not None and m.frames is not None else None
+    if s is not None and s.probe is False:
+        return "no probes: publishers ran with --no-probe"
+    if s is not None and s.subscribers == 0:
+        return "no subscribers: nobody received"
+    if not decrypted:
+        return "no frame reached a subscriber" if s is None or s.e2ee is False else "no frame decrypted"
+    return "no probe samples"
+
+
 def load_summary(display: Display, judgement: Judgement, *, wrote: bool = True) -> None:
     """The end of ``load`` and ``report merge``: the numbers, failed assertions, saturation,
     errors and the verdict."""
@@ -142,7 +156,8 @@ def load_summary(display: Display, judgement: Judgement, *, wrote: bool = True) 
     rows: list[Sequence[Any]] = [
         ("participants", f"{p.joined}/{p.planned} joined, {p.failed} failed, {p.intruders} intruders"),
         ("latency ms", f"p50 {_p(lat, 'p50')}  p95 {_p(lat, 'p95')}  p99 {_p(lat, 'p99')}"
-                       f"  max {_p(lat, 'max')}  ({lat.count if lat is not None else 0} frames)"),
+                       f"  max {_p(lat, 'max')}  ({lat.count if lat is not None else 0} frames)"
+                       if lat is not None and lat.count else f"- ({no_latency_reason(report)})"),
         *[
             (f"{kind} latency ms", _latency_text(summary))
             for kind, summary in (("video", m.latency_video_ms), ("audio", m.latency_audio_ms))

@@ -23,6 +23,31 @@ from .output import finish
 NO_MEDIA_NOTICE_AFTER = 5.0
 
 
+NO_PROBES = "no probes in its frames: the publisher runs without --probe (sealrtc publishers only)"
+
+
+def _label(t: dict[str, Any]) -> str:
+    """``video``, ``video (feed 7)``, ``video (stream 0x3f9815af)``: a WHEP room has one
+    publisher, named only when its probes give it a stream id."""
+    publisher = t["publisher"]
+    return t["kind"] if publisher == "the publisher" else f"{t['kind']} ({publisher})"
+
+
+def _no_latency(t: dict[str, Any]) -> str | None:
+    """Why a track that delivers frames has no latency (None: it has some, or nothing was
+    delivered: frames that do not decrypt, or that look encrypted to a plain run, have their
+    own notices)."""
+    decrypted = t.get("frames_decrypted")
+    delivered = decrypted if decrypted is not None else t.get("frames_received")
+    return NO_PROBES if delivered and not t.get("latency_ms") and not t.get("looks_encrypted") else None
+
+
+def absent_metrics(tracks: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per reason a shown ``-`` has (latency without probes), naming the tracks."""
+    missing = [_label(t) for t in tracks if _no_latency(t)]
+    return [f"latency of {', '.join(missing)}: {NO_PROBES}"] if missing else []
+
+
 def _rows(agent: Any) -> tuple[Sequence[str], list[Sequence[Any]]]:
     header = ("track", "received", "decrypted", "decoded", "fps", "p50 ms", "p95 ms", "lost", "freezes", "failures")
     rows: list[Sequence[Any]] = []
@@ -31,7 +56,7 @@ def _rows(agent: Any) -> tuple[Sequence[str], list[Sequence[Any]]]:
         freezes = t["freezes"]["count"] if t["freezes"] else None
         rows.append(
             (
-                f"{t['kind']} ({t['publisher']})",
+                _label(t),
                 t["frames_received"],
                 t["frames_decrypted"] if agent.keys is not None else None,
                 agent.decoded.get(t["kind"], 0) if agent.decode else None,
@@ -50,13 +75,15 @@ def _line(agent: Any) -> str:
     parts = []
     for t in agent.track_stats():
         latency = t["latency_ms"] or {}
-        part = f"{t['kind']} {t['publisher']}: {t['frames_received']} received"
+        part = f"{_label(t)}: {t['frames_received']} received"
         if agent.keys is not None:
             part += f", {t['frames_decrypted']} decrypted"
         if t["fps"] is not None:
             part += f", {t['fps']:.1f} fps"
         if latency:
             part += f", p50 {latency['p50']:.1f} ms"
+        elif _no_latency(t):
+            part += ", no latency (no probes)"
         if t["frames_lost"]:
             part += f", {t['frames_lost']} lost"
         parts.append(part)
@@ -127,6 +154,8 @@ async def run_subscribe(args: argparse.Namespace) -> ExitStatus:
         feeds = [t["publisher"] for t in summary["tracks"]]
         feed_seen = feed_seen or f"feed {args.feed}" in feeds
         room_had_publishers = room_had_publishers or bool(feeds)
+    for note in absent_metrics(summary["tracks"]):
+        display.say(note)
     status, verdict = _judge(args, agent, summary, feed_seen=feed_seen, room_had_publishers=room_had_publishers)
     return ExitStatus(
         finish(display, summary, elapsed=run.elapsed, interrupted=run.interrupted, status=status, verdict=verdict,
@@ -187,7 +216,7 @@ def _rows_from_summary(summary: dict[str, Any]) -> tuple[Sequence[str], list[Seq
         latency = t["latency_ms"] or {}
         rows.append(
             (
-                f"{t['kind']} ({t['publisher']})",
+                _label(t),
                 t["frames_received"],
                 t["frames_decrypted"],
                 t["frames_decoded"],
