@@ -161,7 +161,9 @@ async def run_load_command(args: argparse.Namespace) -> int:
                 token=read_token(args) if args.server else None,
             )
     except LoadError as exc:
-        raise CliError(str(exc)) from None
+        from .isolation import namespace_hint
+
+        raise CliError(f"{exc}{namespace_hint(str(exc))}") from None
     judgement = judge(report, assertions, default_checks=defaults, interrupted=run.interrupted)
     write_outputs(judgement, args)
     load_summary(display, judgement, wrote=bool(args.json or args.csv or args.html))
@@ -310,5 +312,23 @@ def run_load_entry(args: argparse.Namespace, argv: list[str]) -> int:
     from .isolation import inside_namespace, run_isolated
 
     if not args.janus and not args.server and not args.no_isolate and not inside_namespace():
-        return run_isolated([sys.executable, "-m", "sealrtc", *argv[1:]])
+        command = [sys.executable, "-m", "sealrtc", *argv[1:]]
+        metrics = _metrics_address(args.metrics_port, args.metrics_listen)
+        if metrics is None:
+            return run_isolated(command)
+        return _isolated_with_metrics(command, metrics)
     return asyncio.run(run_load_command(args))
+
+
+def _isolated_with_metrics(command: list[str], address: tuple[str, int]) -> int:
+    """``/metrics`` where the user is: the listener is opened here, before the run goes into its
+    private namespace, and handed down (a socket stays in the namespace it was made in)."""
+    from ..shell.listeners import ENV, hand_down
+    from .isolation import run_isolated
+
+    try:
+        listener = hand_down(address)
+    except OSError as exc:
+        raise CliError(f"cannot serve metrics on {address[0]}:{address[1]}: {exc.strerror or exc}") from None
+    with listener:
+        return run_isolated(command, pass_fds=(listener.fileno(),), env={ENV: str(listener.fileno())})
