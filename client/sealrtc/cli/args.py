@@ -16,6 +16,7 @@ SECRET_HELP = (
     "variable, never from the command line, and is never printed."
 )
 VERBOSE_HELP = "-v: sealrtc's debug log; -vv: also aiortc's and aioice's (never secrets)"
+AGENT_VERBOSE_HELP = "-v: a stats line every second and sealrtc's debug log; -vv: also aiortc's and aioice's"
 SECRET_FILE_HELP = "read the E2EE secret from PATH (its first line); wins over $SEALRTC_SECRET"
 EXIT_CODES = (
     "exit codes: 0 success; 1 the run failed (nothing decrypted/decoded, server lost, bad target...); "
@@ -126,7 +127,7 @@ def _common(p: argparse.ArgumentParser, *, e2ee: bool = True) -> None:
         "--json", metavar="FILE", help="write a JSON report to FILE ('-' for stdout); checked before the run starts"
     )
     p.add_argument("--quiet", action="store_true", help="no live progress (notices and the verdict are still shown)")
-    p.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
+    p.add_argument("-v", "--verbose", action="count", default=0, help=AGENT_VERBOSE_HELP)
     if e2ee:
         p.add_argument("--secret-file", metavar="PATH", help=SECRET_FILE_HELP)
         p.add_argument(

@@ -18,7 +18,15 @@ from ..report.model import LoadReport
 from .common import CliError, ExitStatus, check_json_target, write_json
 from .display import Display, TableRows
 
-__all__ = ["check_output_target", "finish", "grouped_errors", "load_summary", "no_latency_reason", "write_outputs"]
+__all__ = [
+    "check_output_target",
+    "finish",
+    "grouped_errors",
+    "load_summary",
+    "no_latency_reason",
+    "stats_line",
+    "write_outputs",
+]
 
 
 def check_output_target(path: str | None, flag: str) -> None:
@@ -195,6 +203,12 @@ def load_summary(display: Display, judgement: Judgement, *, wrote: bool = True) 
     title = f"sealrtc {display.command} summary ({report.duration_s} s, {s.target}{mode})"
     status = judgement.exit_status
     display.summary(title, ("", "value"), rows, verdicts[judgement.verdict], status == 0, status=status)
+
+
+def stats_line(elapsed: float, line: str) -> str:
+    """``-v`` in publish and subscribe: the run's numbers once a second, stamped with the time
+    since the start (the live view shows only the latest)."""
+    return f"[{elapsed:5.1f} s] {line}"
 
 
 def finish(

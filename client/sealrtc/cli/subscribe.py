@@ -18,7 +18,7 @@ from .common import (
 from .display import LiveView, choose_display
 from .impair import link_shape, tell_impairment, tell_recovery
 from .keys import ratcheting
-from .output import finish
+from .output import finish, stats_line
 
 NO_MEDIA_NOTICE_AFTER = 5.0
 
@@ -135,6 +135,8 @@ async def run_subscribe(args: argparse.Namespace) -> ExitStatus:
             if elapsed >= NO_MEDIA_NOTICE_AFTER and agent.connect.get("first_rtp") is None:
                 agent.notice(f"no media yet from {_where(args)}: is anyone publishing there?", key="no-media")
             display.tick(elapsed)
+            if args.verbose:
+                display.say(stats_line(elapsed, _line(agent)))
 
         with display:
             async with ratcheting(keys, args.ratchet_every):
