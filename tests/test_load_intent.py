@@ -10,7 +10,7 @@ import pytest
 from sealrtc.cli.common import CliError, ExitStatus
 from sealrtc.cli.load import _check_intent, _say_workers
 from sealrtc.cli.main import main
-from sealrtc.load.scenario import Scenario, build, load_file
+from sealrtc.load.scenario import Scenario, ScenarioError, build, load_file
 
 pytestmark = pytest.mark.unit
 
@@ -73,3 +73,13 @@ def test_relative_media_in_a_scenario_is_next_to_the_scenario(tmp_path: Path) ->
     assert settings["media"] == str(folder / "clips" / "talk.mp4")
     assert load_file(folder / "abs.yaml")["media"] == "/srv/clips/talk.mp4"
     assert build(settings, {"media": "here.mp4"}).media == "here.mp4"  # the flag: the working directory's
+
+
+def test_a_yaml_scenario_error_says_where_as_toml_does(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rooms: 2\nsubscribers: [1\nduration: 5\n")
+    with pytest.raises(ScenarioError) as error:
+        load_file(bad)
+    assert str(error.value) == (
+        f"scenario {bad} is not valid YAML: expected ',' or ']', but got ':' (at line 3, column 9)"
+    )

@@ -186,9 +186,19 @@ def _yaml(text: str, path: str | Path) -> Any:
     try:
         return loader.get_single_data()
     except yaml.YAMLError as exc:
-        raise ScenarioError(f"scenario {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise ScenarioError(f"scenario {path} is not valid YAML: {_yaml_problem(exc)}") from None
     finally:
         loader.dispose()
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """``expected ',' or ']', but got ':' (at line 3, column 12)``, where TOML's errors say it too:
+    PyYAML's own text spreads the problem and its context over several lines."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if not problem or mark is None:
+        return str(exc).splitlines()[0]
+    return f"{problem} (at line {mark.line + 1}, column {mark.column + 1})"
 
 
 def build(file_settings: dict[str, Any], flag_settings: dict[str, Any]) -> Scenario:
