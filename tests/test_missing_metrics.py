@@ -9,7 +9,7 @@ import pytest
 
 from sealrtc.cli.display import LineDisplay
 from sealrtc.cli.output import load_summary, no_latency_reason
-from sealrtc.cli.subscribe import _line, absent_metrics
+from sealrtc.cli.subscribe import _line, _rows_from_summary, absent_metrics
 from sealrtc.report import check_all, judge
 from sealrtc.report.model import LoadReport
 
@@ -19,8 +19,9 @@ pytestmark = pytest.mark.unit
 
 
 def _track(kind: str, publisher: str, latency: dict[str, float] | None) -> dict[str, Any]:
+    freezes = {"count": 0, "total_ms": 0} if kind == "video" else None  # counted on video only
     return {"kind": kind, "publisher": publisher, "frames_received": 150, "frames_decrypted": 150, "fps": 30.0,
-            "latency_ms": latency, "frames_lost": 0, "looks_encrypted": False}  # fmt: skip
+            "latency_ms": latency, "frames_lost": 0, "looks_encrypted": False, "freezes": freezes}  # fmt: skip
 
 
 class _Agent:
@@ -43,9 +44,11 @@ def test_the_progress_line_reads_naturally_and_says_why_latency_is_absent() -> N
 def test_the_summary_names_tracks_without_probes() -> None:
     tracks = [_track("video", "feed 7", None), _track("audio", "feed 7", None), _track("video", "feed 8", {"p50": 1})]
     assert absent_metrics(tracks) == [
-        "latency of video (feed 7), audio (feed 7): no probes in its frames: the publisher runs without --probe "
-        "(sealrtc publishers only)"
+        "latency and loss of video (feed 7), audio (feed 7): no probes in the frames: the publisher runs without "
+        "--probe (sealrtc publishers only)"
     ]
+    audio = _track("audio", "feed 7", {"p50": 1})
+    assert _rows_from_summary({"tracks": [audio | {"frames_decoded": 1, "bitrate_kbps": 9}]})[1][0][-1] == "n/a"
     undecrypted = _track("video", "the publisher", None) | {"frames_decrypted": 0}  # a wrong secret: its own notice
     assert absent_metrics([undecrypted, _track("video", "x", None) | {"looks_encrypted": True}]) == []
 

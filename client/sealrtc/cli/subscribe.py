@@ -23,7 +23,7 @@ from .output import finish, stats_line
 NO_MEDIA_NOTICE_AFTER = 5.0
 
 
-NO_PROBES = "no probes in its frames: the publisher runs without --probe (sealrtc publishers only)"
+NO_PROBES = "no probes in the frames: the publisher runs without --probe (sealrtc publishers only)"
 
 
 def _label(t: dict[str, Any]) -> str:
@@ -34,18 +34,25 @@ def _label(t: dict[str, Any]) -> str:
 
 
 def _no_latency(t: dict[str, Any]) -> str | None:
-    """Why a track that delivers frames has no latency (None: it has some, or nothing was
-    delivered: frames that do not decrypt, or that look encrypted to a plain run, have their
-    own notices)."""
+    """Why a track that delivers frames has no latency (nor loss: both come from the probes).
+    None: it has some, or nothing was delivered (frames that do not decrypt, or that look
+    encrypted to a plain run, have their own notices)."""
     decrypted = t.get("frames_decrypted")
     delivered = decrypted if decrypted is not None else t.get("frames_received")
     return NO_PROBES if delivered and not t.get("latency_ms") and not t.get("looks_encrypted") else None
 
 
 def absent_metrics(tracks: Sequence[dict[str, Any]]) -> list[str]:
-    """One line per reason a shown ``-`` has (latency without probes), naming the tracks."""
+    """The reason a shown ``-`` has (latency and loss without probes), naming the tracks; audio's
+    freezes, never counted (the W3C rule is a video one), show as ``n/a`` instead."""
     missing = [_label(t) for t in tracks if _no_latency(t)]
-    return [f"latency of {', '.join(missing)}: {NO_PROBES}"] if missing else []
+    return [f"latency and loss of {', '.join(missing)}: {NO_PROBES}"] if missing else []
+
+
+def _freezes(t: dict[str, Any]) -> int | str | None:
+    if t["kind"] == "audio":
+        return "n/a"
+    return t["freezes"]["count"] if t["freezes"] else None
 
 
 def _rows(agent: Any) -> tuple[Sequence[str], list[Sequence[Any]]]:
@@ -53,7 +60,6 @@ def _rows(agent: Any) -> tuple[Sequence[str], list[Sequence[Any]]]:
     rows: list[Sequence[Any]] = []
     for t in agent.track_stats():
         latency = t["latency_ms"] or {}
-        freezes = t["freezes"]["count"] if t["freezes"] else None
         rows.append(
             (
                 _label(t),
@@ -64,7 +70,7 @@ def _rows(agent: Any) -> tuple[Sequence[str], list[Sequence[Any]]]:
                 latency.get("p50"),
                 latency.get("p95"),
                 t["frames_lost"],
-                freezes,
+                _freezes(t),
                 sum(t["decrypt_failures"].values()) if agent.keys is not None else None,
             )
         )
@@ -227,7 +233,7 @@ def _rows_from_summary(summary: dict[str, Any]) -> tuple[Sequence[str], list[Seq
                 latency.get("p50"),
                 latency.get("p95"),
                 t["frames_lost"],
-                t["freezes"]["count"] if t["freezes"] else None,
+                _freezes(t),
             )
         )
     return header, rows
