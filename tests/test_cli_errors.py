@@ -47,6 +47,18 @@ def test_more_distinct_errors_than_shown_are_counted_never_dropped() -> None:
     assert lines[-1] == "and 3 more distinct error(s) (3 in all): see the JSON report's errors"
 
 
+def test_the_same_server_error_in_every_rooms_url_is_one_error() -> None:
+    errors = [
+        f"{role} {i} in load-{i}: cannot reach http://10.0.0.9:9/{path}/load-{i}: connection refused"
+        for i in range(1, 12)
+        for role, path in (("publisher", "whip"), ("subscriber", "whep"), ("subscriber", "whep"))
+    ]
+    assert grouped_errors(errors) == [
+        "22 subscribers: cannot reach http://10.0.0.9:9/whep/ROOM: connection refused",
+        "11 publishers: cannot reach http://10.0.0.9:9/whip/ROOM: connection refused",
+    ]
+
+
 def test_a_failure_count_beyond_the_kept_messages_is_said() -> None:
     lines = grouped_errors(_errors()[:5], failed=20)
     assert lines[-1].startswith("20 participants failed in all; the messages above cover 5")

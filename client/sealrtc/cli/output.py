@@ -112,7 +112,7 @@ def grouped_errors(errors: Sequence[str], *, failed: int = 0, limit: int = ERROR
     groups: dict[str, Counter[str]] = {}
     for error in errors:
         match = _PARTICIPANT_ERROR.fullmatch(error)
-        message, role = (match["message"], match["role"]) if match else (error, "")
+        message, role = (_roomless(match["message"], match["room"]), match["role"]) if match else (error, "")
         groups.setdefault(message, Counter())[role] += 1
     ordered = sorted(groups.items(), key=lambda item: -item[1].total())
     lines = [_error_line(message, roles) for message, roles in ordered[:limit]]
@@ -124,6 +124,12 @@ def grouped_errors(errors: Sequence[str], *, failed: int = 0, limit: int = ERROR
         lines.append(f"{failed} participants failed in all; the messages above cover {described} (each worker "
                      "keeps its first ones)")  # fmt: skip
     return lines
+
+
+def _roomless(message: str, room: str) -> str:
+    """The message with its room's URL path as ``/ROOM``: one server that cannot be reached is
+    one error, whichever room's URL said so."""
+    return re.sub(rf"/{re.escape(room)}(?![\w-])", "/ROOM", message)
 
 
 def _error_line(message: str, roles: Counter[str]) -> str:
