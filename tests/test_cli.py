@@ -44,7 +44,7 @@ def test_there_is_no_secret_option() -> None:
 
 def test_missing_secret_is_a_one_line_error() -> None:
     result = run("subscribe", "--whep", "http://127.0.0.1:9/whep/x", "--duration", "1")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "SEALRTC_SECRET" in result.stderr and "Traceback" not in result.stderr
 
@@ -79,8 +79,32 @@ def test_secret_file(tmp_path: Path) -> None:
     assert result.returncode == 1 and "cannot reach" in result.stderr  # got past the secret
     empty = tmp_path / "empty"
     empty.write_text("")
-    assert main(["publish", "--whip", "http://x/whip/y", "--secret-file", str(empty)]) == 1
-    assert main(["publish", "--whip", "http://x/whip/y", "--secret-file", str(tmp_path / "missing")]) == 1
+    assert main(["publish", "--whip", "http://x/whip/y", "--secret-file", str(empty)]) == 2
+    assert main(["publish", "--whip", "http://x/whip/y", "--secret-file", str(tmp_path / "missing")]) == 2
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["publish", "--whip", "http://127.0.0.1:9/whip/x"],
+        ["subscribe", "--whep", "http://127.0.0.1:9/whep/x"],
+        ["keys", "export", "--epoch", "1"],
+        ["load", "--server", "http://127.0.0.1:9", "--shard", "0/2", "--run-id", "r"],
+    ],
+)
+def test_a_missing_secret_is_a_usage_error_in_every_command(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SEALRTC_SECRET", raising=False)
+    assert main(argv) == 2
+    assert "no E2EE secret" in capsys.readouterr().err
+
+
+def test_a_directory_as_json_report_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["load", "--server", "http://127.0.0.1:9", "--quiet", "--json", str(tmp_path)]) == 2
+    assert main(["report", "merge", str(tmp_path)]) == 2  # a directory given as a report to merge
+    assert main(["report", "merge", str(tmp_path), "--json", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.count("is a directory") == 2
 
 
 def test_bad_duration_is_a_usage_error() -> None:
@@ -124,7 +148,7 @@ def test_an_unknown_command_gets_a_hint_and_is_not_echoed(word: str, says: str) 
 def test_record_into_a_file_says_it_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "afile"
     target.write_text("")
-    assert main(["subscribe", "--whep", "http://127.0.0.1:9/whep/x", "--no-e2ee", "--record", str(target)]) == 1
+    assert main(["subscribe", "--whep", "http://127.0.0.1:9/whep/x", "--no-e2ee", "--record", str(target)]) == 2
     assert "is a file; give a directory" in capsys.readouterr().err
 
 
@@ -193,11 +217,11 @@ def test_bad_json_target_is_refused_before_the_run(tmp_path: Path) -> None:
         "subscribe", "--whep", "http://127.0.0.1:9/whep/x", "--json", str(tmp_path / "missing" / "x.json"),
         env={"SEALRTC_SECRET": SECRET},
     )  # fmt: skip
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0
     result = run("subscribe", "--whep", "http://127.0.0.1:9/whep/x", "--json", str(tmp_path))
-    assert result.returncode == 1 and "is a directory" in result.stderr
+    assert result.returncode == 2 and "is a directory" in result.stderr
 
 
 def test_secret_not_utf8_or_blank_is_a_clean_error(tmp_path: Path) -> None:
@@ -210,15 +234,15 @@ def test_secret_not_utf8_or_blank_is_a_clean_error(tmp_path: Path) -> None:
         timeout=60,
     )
     err = result.stderr.decode("utf-8", "replace")
-    assert result.returncode == 1 and "not valid UTF-8" in err and "Traceback" not in err
+    assert result.returncode == 2 and "not valid UTF-8" in err and "Traceback" not in err
     assert SECRET not in err and "\\xe9" not in err and "0xe9" not in err
     secret_file = tmp_path / "secret"
     secret_file.write_bytes(bad + b"\n")
     secret_file.chmod(0o600)
     result2 = run("subscribe", "--whep", "http://127.0.0.1:9/whep/x", "--secret-file", str(secret_file))
-    assert result2.returncode == 1 and "not valid UTF-8" in result2.stderr and SECRET not in result2.stderr
+    assert result2.returncode == 2 and "not valid UTF-8" in result2.stderr and SECRET not in result2.stderr
     blank = run("subscribe", "--whep", "http://127.0.0.1:9/whep/x", env={"SEALRTC_SECRET": "   "})
-    assert blank.returncode == 1 and "whitespace" in blank.stderr
+    assert blank.returncode == 2 and "whitespace" in blank.stderr
 
 
 @pytest.mark.network

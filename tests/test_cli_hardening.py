@@ -298,10 +298,10 @@ def test_an_unwritable_output_is_refused_before_the_run(
     target = _unwritable(tmp_path)
     status = main(["load", "--server", "http://127.0.0.1:9", "--quiet", flag, target])
     err = capsys.readouterr().err
-    assert status == ExitStatus.FAILURE and err.strip().count("\n") == 0 and f"{flag} {target}" in err
+    assert status == ExitStatus.USAGE and err.strip().count("\n") == 0 and f"{flag} {target}" in err
     assert "not writable" in err and "Traceback" not in err
     status, err = _merge(_shards(tmp_path), capsys, flag, target)
-    assert status == ExitStatus.FAILURE and f"{flag} {target}" in err and "not writable" in err
+    assert status == ExitStatus.USAGE and f"{flag} {target}" in err and "not writable" in err
 
 
 def test_a_writable_output_probe_leaves_no_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -83,7 +83,8 @@ async def test_multi_room_run_with_intruders_and_assertions(tmp_path: Path) -> N
     assert metrics["latency_ms"]["count"] == metrics["frames"]["decrypted"]  # every frame carried a probe
     assert metrics["join_ms"]["count"] == 6 and metrics["first_frame_ms"]["count"] == 4
     assert len(report["rooms"]) == 2 and all(r["participants"]["intruders"] == 1 for r in report["rooms"])
-    assert [a["ok"] for a in report["assertions"]] == [True, True, True]
+    assert [a["ok"] for a in report["assertions"]] == [True] * 5  # the three asked for, then two defaults
+    assert [a.get("default", False) for a in report["assertions"]] == [False] * 3 + [True] * 2
     assert report["verdict"] == "pass" and report["generator"]["workers"] == 2
     assert report["generator"]["event_loop"] == "uvloop" and report["schema"] == 1
     assert first_problem(report) is None and first_problem(failing.report) is None

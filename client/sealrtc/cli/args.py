@@ -17,10 +17,12 @@ SECRET_HELP = (
     "variable, never from the command line, and is never printed."
 )
 VERBOSE_HELP = "-v: sealrtc's debug log; -vv: also aiortc's and aioice's (never secrets)"
+AGENT_VERBOSE_HELP = "-v: a stats line every second and sealrtc's debug log; -vv: also aiortc's and aioice's"
 SECRET_FILE_HELP = "read the E2EE secret from PATH (its first line); wins over $SEALRTC_SECRET"
 EXIT_CODES = (
     "exit codes: 0 success; 1 the run failed (nothing decrypted/decoded, server lost, bad target...); "
-    "2 usage error; 3 secret mismatch (frames arrived, none decrypted for key reasons); "
+    "2 usage error (also: no secret, a --json path that cannot be written); "
+    "3 secret mismatch (frames arrived, none decrypted for key reasons); "
     "130 interrupted (the report is written first)"
 )
 TOP_EPILOG = EXIT_CODES + "; load and report merge also: 4 the load generator saturated"
@@ -126,7 +128,7 @@ def _common(p: argparse.ArgumentParser, *, e2ee: bool = True) -> None:
         "--json", metavar="FILE", help="write a JSON report to FILE ('-' for stdout); checked before the run starts"
     )
     p.add_argument("--quiet", action="store_true", help="no live progress (notices and the verdict are still shown)")
-    p.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
+    p.add_argument("-v", "--verbose", action="count", default=0, help=AGENT_VERBOSE_HELP)
     if e2ee:
         p.add_argument("--secret-file", metavar="PATH", help=SECRET_FILE_HELP)
         p.add_argument(
@@ -218,7 +220,7 @@ def _keys_command(sub: Any) -> None:
         help="print the epoch file of --epoch N (a secret: redirect it to a file)",
         allow_abbrev=False,
         description='Prints {"v": 2, "suite", "fp2", "epoch", "key"} as JSON on stdout. ' + SECRET_HELP,
-        epilog="exit codes: 0 printed; 1 no secret or a bad secret file; 2 usage",
+        epilog="exit codes: 0 printed; 2 usage (also: no secret, a bad secret file)",
     )
     export.add_argument("--epoch", type=int, required=True, metavar="N", help="the first epoch the joiner reads")
     export.add_argument("--suite", type=_suite, metavar="N", help="SFrame cipher suite 1..8 (default 6)")
@@ -409,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="publish a test pattern (VP8 or H.264) and an Opus tone (or a media file), E2EE on",
         description="Publish over WHIP or into a Janus VideoRoom. " + SECRET_HELP,
         epilog="exit codes: 0 success; 1 the run failed (server refused or lost, nothing sent, bad target...); "
-        "2 usage error; 130 interrupted (the report is written first)",
+        "2 usage error (also: no secret); 130 interrupted (the report is written first)",
     )
     target = publish.add_mutually_exclusive_group(required=True)
     target.add_argument("--whip", metavar="URL", help="WHIP endpoint, e.g. http://HOST:PORT/whip/ROOM")
@@ -489,20 +491,25 @@ def build_parser() -> argparse.ArgumentParser:
         "secret.",
         epilog="exit codes: 0 every assertion holds; 1 an assertion failed or the run could not happen; 2 usage "
         "(bad expression or setting, refused before the run); 4 the generator saturated (numbers not "
-        "trustworthy); 130 interrupted (reports written first). Without --assert (or assert = [...] in the "
-        "--scenario file) the defaults are: "
+        "trustworthy); 130 interrupted (reports written first). Every run checks the E2EE defaults "
         "'joined == planned', 'decrypt_failures == 0', 'intruder_decrypts == 0' and, with subscribers, "
-        "'frames.decrypted > 0'.",
+        "'frames.decrypted > 0' (--no-default-asserts: not these); --assert and the --scenario file's "
+        "assert = [...] add to them.",
     )
     load.add_argument(
         "--scenario",
         metavar="FILE",
         help="TOML or YAML file with the settings below, by name, and its pass criteria as "
-        "assert = [EXPR, ...] (flags win; --assert replaces the file's list)",
+        "assert = [EXPR, ...] (flags win; --assert adds to the file's list)",
     )
     load.add_argument("--rooms", type=int, metavar="R", help="rooms (default 1)")
     load.add_argument("--publishers", type=int, metavar="P", help="publishers per room (default 1)")
-    load.add_argument("--subscribers", type=int, metavar="S", help="subscribers per room, with the secret (default 2)")
+    load.add_argument(
+        "--subscribers",
+        type=int,
+        metavar="S",
+        help="subscribers per room, with the secret (default 2; 0, a publishers-only load, needs --janus or --server)",
+    )
     load.add_argument(
         "--intruders", type=int, metavar="K", help="subscribers per room holding another secret (default 0)"
     )
@@ -527,7 +534,11 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--server", metavar="URL", help="WHIP/WHEP base URL: rooms at URL/whip/ROOM, URL/whep/ROOM")
     load.add_argument("--token-file", metavar="PATH", help="with --server: " + TOKEN_HELP)
     load.add_argument(
-        "--room", action="append", metavar="ID", help="use this existing room (repeat per room; not created/destroyed)"
+        "--room",
+        action="append",
+        metavar="ID",
+        help="with --janus or --server: use this existing room (repeat per room; not created/destroyed); "
+        "for N new rooms use --rooms N",
     )
     load.add_argument(
         "--workers",
@@ -562,6 +573,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="EXPR",
         help="e.g. 'p95(latency_ms) < 250', 'decrypt_failures == 0', 'joined == planned' (repeatable)",
+    )
+    load.add_argument(
+        "--no-default-asserts",
+        action="store_true",
+        help="do not check the E2EE defaults (joined == planned, decrypt_failures == 0, intruder_decrypts == 0, "
+        "frames.decrypted > 0): only the assertions asked for",
     )
     load.add_argument("--json", metavar="FILE", help="JSON report ('-' for stdout)")
     load.add_argument("--csv", metavar="FILE", help="one row per second")
@@ -604,7 +621,11 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--csv", metavar="FILE", help="merged intervals, one row per second")
     merge.add_argument("--html", metavar="FILE", help="merged self-contained HTML report")
     merge.add_argument(
-        "--assert", dest="assertion", action="append", metavar="EXPR", help="default: the shards' own assertions"
+        "--assert",
+        dest="assertion",
+        action="append",
+        metavar="EXPR",
+        help="checked in addition to the shards' own assertions (their E2EE defaults included)",
     )
     merge.add_argument("--quiet", action="store_true", help="print only the verdict")
     merge.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)

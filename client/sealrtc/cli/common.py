@@ -27,6 +27,8 @@ class ExitStatus(IntEnum):
     FAILURE = 1
     """The run failed: nothing decrypted/decoded, the server was lost, a bad target..."""
     USAGE = 2
+    """Refused before the run: a bad option or value, a missing or unreadable secret, a report
+    path that cannot be written (a directory, a missing directory)."""
     SECRET_MISMATCH = 3
     """Frames arrived but none decrypted, for key reasons (unknown key / bad tag)."""
     SATURATED = 4
@@ -102,7 +104,10 @@ def positive_seconds(text: str) -> float:
 
 
 def read_secret(args: argparse.Namespace, *, required: bool) -> str | None:
-    """The secret from ``--secret-file`` or ``SEALRTC_SECRET``; errors never show its bytes."""
+    """The secret from ``--secret-file`` or ``SEALRTC_SECRET``; errors never show its bytes.
+
+    Every refusal here (no secret, an unreadable or blank file, bytes that are not UTF-8) is a
+    usage error: it is decided before the run, like a bad flag."""
     path = getattr(args, "secret_file", None)
     if path:
         try:
@@ -112,12 +117,13 @@ def read_secret(args: argparse.Namespace, *, required: bool) -> str | None:
             # The path is not repeated: a secret typed where the path belongs must not be echoed.
             raise CliError(
                 f"cannot read --secret-file: {exc.strerror} (the path is not shown, in case it is a secret given "
-                "by mistake)"
+                "by mistake)",
+                ExitStatus.USAGE,
             ) from None
         warn_if_shared(mode, "--secret-file", path)
         secret = _decode_secret(raw.splitlines()[0] if raw.splitlines() else b"", f"--secret-file {path}")
         if not secret.strip():
-            raise CliError(f"--secret-file {path} holds no secret on its first line")
+            raise CliError(f"--secret-file {path} holds no secret on its first line", ExitStatus.USAGE)
         if secret != secret.strip():
             warn(f"the secret in --secret-file {path} starts or ends with whitespace, which is part of the secret")
         return secret
@@ -126,10 +132,10 @@ def read_secret(args: argparse.Namespace, *, required: bool) -> str | None:
     if from_env is not None and from_env.strip():
         return from_env
     if from_env is not None and from_env != "":
-        raise CliError("SEALRTC_SECRET holds only whitespace: set a real secret")
+        raise CliError("SEALRTC_SECRET holds only whitespace: set a real secret", ExitStatus.USAGE)
     if required:
         plain = " (or --no-e2ee for a plain run)" if hasattr(args, "no_e2ee") else ""
-        raise CliError(f"no E2EE secret: set SEALRTC_SECRET or pass --secret-file{plain}")
+        raise CliError(f"no E2EE secret: set SEALRTC_SECRET or pass --secret-file{plain}", ExitStatus.USAGE)
     return None
 
 
@@ -137,7 +143,7 @@ def _decode_secret(raw: bytes, where: str) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise CliError(f"{where} is not valid UTF-8 text: save the secret as UTF-8") from None
+        raise CliError(f"{where} is not valid UTF-8 text: save the secret as UTF-8", ExitStatus.USAGE) from None
 
 
 def warn_if_shared(mode: int, flag: str, path: str) -> None:
@@ -155,13 +161,13 @@ def read_token(args: argparse.Namespace) -> str | None:
             lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
             mode = Path(path).stat().st_mode
         except OSError as exc:
-            raise CliError(f"cannot read --token-file {path}: {exc.strerror}") from None
+            raise CliError(f"cannot read --token-file {path}: {exc.strerror}", ExitStatus.USAGE) from None
         except UnicodeDecodeError:
-            raise CliError(f"--token-file {path} is not UTF-8 text") from None
+            raise CliError(f"--token-file {path} is not UTF-8 text", ExitStatus.USAGE) from None
         warn_if_shared(mode, "--token-file", path)
         token = next((line for line in lines if line and not line.startswith("#")), "")
         if not token:
-            raise CliError(f"--token-file {path} holds no token")
+            raise CliError(f"--token-file {path} holds no token", ExitStatus.USAGE)
         return token
     value = os.environ.get("SEALRTC_TOKEN", "").strip()
     return value or None
@@ -214,12 +220,12 @@ def check_json_target(target: str | None) -> None:
         return
     path = Path(target)
     if path.is_dir():
-        raise CliError(f"--json {target} is a directory: give a file name")
+        raise CliError(f"--json {target} is a directory: give a file name", ExitStatus.USAGE)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise CliError(f"--json {target}: directory {parent} does not exist")
+        raise CliError(f"--json {target}: directory {parent} does not exist", ExitStatus.USAGE)
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise CliError(f"--json {target}: not writable")
+        raise CliError(f"--json {target}: not writable", ExitStatus.USAGE)
     _try_open(path, target)
 
 
@@ -235,7 +241,7 @@ def _try_open(path: Path, target: str) -> None:
         with path.open("a", encoding="utf-8"):
             pass
     except OSError as exc:
-        raise CliError(f"--json {target}: not writable ({exc.strerror})") from None
+        raise CliError(f"--json {target}: not writable ({exc.strerror})", ExitStatus.USAGE) from None
     if not existed:
         path.unlink(missing_ok=True)
 
@@ -246,13 +252,13 @@ def check_record_dir(target: str | None) -> Path | None:
         return None
     path = Path(target)
     if path.exists() and not path.is_dir():
-        raise CliError(f"--record {target}: is a file; give a directory (created if missing)")
+        raise CliError(f"--record {target}: is a file; give a directory (created if missing)", ExitStatus.USAGE)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise CliError(f"--record {target}: cannot create the directory: {exc.strerror}") from None
+        raise CliError(f"--record {target}: cannot create the directory: {exc.strerror}", ExitStatus.USAGE) from None
     if not os.access(path, os.W_OK):
-        raise CliError(f"--record {target}: not writable")
+        raise CliError(f"--record {target}: not writable", ExitStatus.USAGE)
     return path
 
 

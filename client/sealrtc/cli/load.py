@@ -21,17 +21,18 @@ from .common import (
     random_demo_secret,
     read_secret,
     read_token,
+    warn,
 )
 from .display import Column, LiveView, choose_display
 from .output import check_output_target, load_summary, write_outputs
 
 if TYPE_CHECKING:
     from ..load.runner import LoadRun
+    from ..report.assertions import Assertion
     from ..report.model import LoadReport
 
 MAX_START_AHEAD = 7 * 86400
 """``--start-at`` further ahead than this is a mistake (a shard would wait for days)."""
-DEFAULT_ASSERTIONS = ("joined == planned", "decrypt_failures == 0", "intruder_decrypts == 0")
 
 
 def _scenario(args: argparse.Namespace, epoch_suite: int | None = None) -> Any:
@@ -135,18 +136,11 @@ class LoadProgress:
 
 async def run_load_command(args: argparse.Namespace) -> int:
     from ..load.runner import LoadError, run_load
-    from ..report.assertions import AssertionSyntaxError, check_all
     from ..report.judge import judge
 
     start = _epoch_start(args)
     scenario = _scenario(args, int(start.suite) if start is not None else None)
-    given = args.assertion or list(scenario.assertions)  # --assert flags replace the file's
-    texts = given or list(DEFAULT_ASSERTIONS) + (["frames.decrypted > 0"] if scenario.subscribers else [])
-    try:
-        assertions = check_all(texts)
-    except AssertionSyntaxError as exc:
-        where = "--assert" if args.assertion else f"assert in {args.scenario}"
-        raise CliError(f"{where}: {exc}", ExitStatus.USAGE) from None
+    assertions, defaults = _assertions(args, scenario)
     check_json_target(args.json)
     check_url(args.server, "--server", ("http", "https"))
     check_url(args.janus, "--janus", ("ws", "wss"))
@@ -158,10 +152,13 @@ async def run_load_command(args: argparse.Namespace) -> int:
     from ..load.runner import worker_count
 
     try:
-        worker_count(args.workers)
+        workers = worker_count(args.workers)
     except LoadError as exc:
         raise CliError(str(exc), ExitStatus.USAGE) from None
     shard = _shard(args.shard)
+    kind = "janus" if args.janus else "whip" if args.server else "relay"
+    _check_intent(args, scenario, kind)
+    _say_workers(args.workers, workers, scenario, shard)
     if shard[1] > 1 and not (args.janus or args.server):
         raise CliError("--shard needs a shared target: --janus URL or --server URL", ExitStatus.USAGE)
     if shard[1] > 1 and not args.run_id and not scenario.room_ids:
@@ -175,7 +172,6 @@ async def run_load_command(args: argparse.Namespace) -> int:
         secret = read_secret(args, required=shard[1] > 1)
         if secret is None:
             secret = random_demo_secret()
-    kind = "janus" if args.janus else "whip" if args.server else "relay"
     cache_dir = args.cache_dir
     if scenario.media:
         from .media import prepare_clips
@@ -211,8 +207,10 @@ async def run_load_command(args: argparse.Namespace) -> int:
                 token=read_token(args) if args.server else None,
             )
     except LoadError as exc:
-        raise CliError(str(exc)) from None
-    judgement = judge(report, assertions, defaults=not given, interrupted=run.interrupted)
+        from .isolation import namespace_hint
+
+        raise CliError(f"{exc}{namespace_hint(str(exc))}") from None
+    judgement = judge(report, assertions, default_checks=defaults, interrupted=run.interrupted)
     write_outputs(judgement, args)
     _write_participants(judgement.report, args.csv_participants)
     load_summary(display, judgement, wrote=bool(args.json or args.csv or args.html or args.csv_participants))
@@ -247,6 +245,70 @@ def _epoch_start(args: argparse.Namespace) -> Any:
     if args.secret_file:
         raise CliError("give one key source: --epoch-file or --secret-file", ExitStatus.USAGE)
     return read_epoch_file(args.epoch_file, suite=args.suite)
+
+
+def _assertions(args: argparse.Namespace, scenario: Any) -> tuple[list[Assertion], list[Assertion]]:
+    """The run's assertions, parsed before it starts: the scenario file's list plus ``--assert``
+    (they add up), and the default E2EE checks unless ``--no-default-asserts``."""
+    from ..report.assertions import AssertionSyntaxError, check_all
+    from ..report.judge import default_assertions
+
+    asked: list[Assertion] = []
+    for where, texts in ((f"assert in {args.scenario}", scenario.assertions), ("--assert", args.assertion or ())):
+        try:
+            asked += check_all(texts)
+        except AssertionSyntaxError as exc:
+            raise CliError(f"{where}: {exc}", ExitStatus.USAGE) from None
+    if args.no_default_asserts:
+        return asked, []
+    texts = default_assertions((a.text for a in asked), subscribers=bool(scenario.subscribers))
+    return asked, check_all(texts)
+
+
+def _check_intent(args: argparse.Namespace, scenario: Any, kind: str) -> None:
+    """Refuse what runs but cannot be what was meant; warn where it may be (a usage error, or
+    one line on stderr).
+
+    ``--room 5`` names an existing room: the embedded relay starts empty, so there it can only be
+    a typo of ``--rooms 5``; on Janus or a WHIP server it may be meant, and is said once. A run
+    without subscribers measures nothing on the embedded relay (nobody receives, and the server
+    is the run's own); on a real server a publishers-only run loads its ingest, so it runs, with a
+    word on what is not measured."""
+    if args.room and kind == "relay":
+        word = args.room[0]
+        hint = f" (did you mean --rooms {word}?)" if len(args.room) == 1 and word.isdigit() else ""
+        raise CliError(f"--room names an existing room, and the embedded relay starts with none: give --rooms N for "
+                       f"N rooms, or --janus/--server URL to use existing rooms{hint}", ExitStatus.USAGE)  # fmt: skip
+    if args.room and len(args.room) == 1 and args.room[0].isdigit() and args.rooms is None:
+        warn(f"--room {args.room[0]}: one existing room, {args.room[0]} (for {args.room[0]} rooms: --rooms "
+             f"{args.room[0]})")  # fmt: skip
+    if scenario.subscribers == 0 and scenario.intruders == 0:
+        if kind == "relay":
+            raise CliError("no subscribers: against the embedded relay nothing would be measured (nobody receives: "
+                           "no latency, loss or decryption to check); give --subscribers N, or --janus/--server URL "
+                           "for a publishers-only load of a real server", ExitStatus.USAGE)  # fmt: skip
+        warn("no subscribers: a publishers-only run measures joins and frames sent, not latency, loss or decryption")
+    elif scenario.subscribers == 0:
+        warn("no subscribers: only the intruders receive, so latency, loss and frames decrypted are not measured")
+
+
+def _say_workers(requested: str, workers: int, scenario: Any, shard: tuple[int, int]) -> None:
+    """One line when the run will not use the workers asked for (more than its participants),
+    or asks for more worker processes than this machine has CPUs (they then share cores, and
+    the saturation check measures the sharing)."""
+    from ..load.plan import plan
+    from ..load.plan import shard as shard_of
+    from ..load.runner import available_cpus
+
+    if requested == "auto":
+        return
+    participants = len(shard_of(plan(scenario), *shard) if shard[1] > 1 else plan(scenario))
+    cpus = available_cpus()
+    if workers > max(1, participants):
+        warn(f"--workers {workers}: {participants} participants, so {max(1, participants)} workers "
+             "(a worker runs at least one participant)")  # fmt: skip
+    elif workers > cpus:
+        warn(f"--workers {workers} on {cpus} CPUs: workers share cores (--workers auto: one per CPU)")
 
 
 def _shard(text: str | None) -> tuple[int, int]:
@@ -327,5 +389,23 @@ def run_load_entry(args: argparse.Namespace, argv: list[str]) -> int:
     from .isolation import inside_namespace, run_isolated
 
     if not args.janus and not args.server and not args.no_isolate and not inside_namespace():
-        return run_isolated([sys.executable, "-m", "sealrtc", *argv[1:]])
+        command = [sys.executable, "-m", "sealrtc", *argv[1:]]
+        metrics = _metrics_address(args.metrics_port, args.metrics_listen)
+        if metrics is None:
+            return run_isolated(command)
+        return _isolated_with_metrics(command, metrics)
     return asyncio.run(run_load_command(args))
+
+
+def _isolated_with_metrics(command: list[str], address: tuple[str, int]) -> int:
+    """``/metrics`` where the user is: the listener is opened here, before the run goes into its
+    private namespace, and handed down (a socket stays in the namespace it was made in)."""
+    from ..shell.listeners import ENV, hand_down
+    from .isolation import run_isolated
+
+    try:
+        listener = hand_down(address)
+    except OSError as exc:
+        raise CliError(f"cannot serve metrics on {address[0]}:{address[1]}: {exc.strerror or exc}") from None
+    with listener:
+        return run_isolated(command, pass_fds=(listener.fileno(),), env={ENV: str(listener.fileno())})

@@ -148,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sealrtc {args.command}: error: {clean(exc)}", file=sys.stderr)
         return exc.status
     except (InvalidSecret, SealError) as exc:
-        print(f"sealrtc {args.command}: error: {clean(exc)}", file=sys.stderr)
+        from .isolation import namespace_hint
+
+        print(f"sealrtc {args.command}: error: {clean(exc)}{namespace_hint(str(exc))}", file=sys.stderr)
         return ExitStatus.FAILURE
     except Exception as exc:
         # The last resort: a bug. One line by default (the exception's type only: its text may

@@ -5,17 +5,28 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import sys
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..report.judge import Judgement, Verdict
 from ..report.measures import Bitrate, Metrics, Summary
+from ..report.model import LoadReport
 from .common import CliError, ExitStatus, check_json_target, write_json
 from .display import Display, TableRows
 
-__all__ = ["check_output_target", "finish", "load_summary", "write_outputs"]
+__all__ = [
+    "check_output_target",
+    "finish",
+    "grouped_errors",
+    "load_summary",
+    "no_latency_reason",
+    "stats_line",
+    "write_outputs",
+]
 
 
 def check_output_target(path: str | None, flag: str) -> None:
@@ -24,7 +35,7 @@ def check_output_target(path: str | None, flag: str) -> None:
         try:
             check_json_target(path)
         except CliError as exc:
-            raise CliError(str(exc).replace("--json", flag)) from None
+            raise CliError(str(exc).replace("--json", flag), exc.status) from None
 
 
 def write_outputs(judgement: Judgement, args: argparse.Namespace) -> None:
@@ -95,6 +106,67 @@ def _key_rows(m: Metrics) -> list[Sequence[Any]]:
     return [("key changes", text)]
 
 
+ERROR_GROUPS = 5
+"""Distinct error messages shown at the end of a run; the rest are counted ("and N more")."""
+_PARTICIPANT_ERROR = re.compile(r"(?P<role>publisher|subscriber|intruder) \d+ in (?P<room>.+?): (?P<message>.+)", re.S)
+
+
+def grouped_errors(errors: Sequence[str], *, failed: int = 0, limit: int = ERROR_GROUPS) -> list[str]:
+    """The run's errors as lines a person reads: one per distinct message, across workers, with
+    how many participants (and of which role) it hit, most frequent first; what does not fit
+    is counted, never dropped silently. ``failed``: participants that failed in all (workers
+    keep a bounded number of messages, so the report may hold fewer)."""
+    groups: dict[str, Counter[str]] = {}
+    for error in errors:
+        match = _PARTICIPANT_ERROR.fullmatch(error)
+        message, role = (_roomless(match["message"], match["room"]), match["role"]) if match else (error, "")
+        groups.setdefault(message, Counter())[role] += 1
+    ordered = sorted(groups.items(), key=lambda item: -item[1].total())
+    lines = [_error_line(message, roles) for message, roles in ordered[:limit]]
+    if len(ordered) > limit:
+        rest = sum(roles.total() for _, roles in ordered[limit:])
+        lines.append(f"and {len(ordered) - limit} more distinct error(s) ({rest} in all): see the JSON report's errors")
+    described = sum(roles.total() - roles[""] for roles in groups.values())
+    if 0 < described < failed:
+        lines.append(f"{failed} participants failed in all; the messages above cover {described} (each worker "
+                     "keeps its first ones)")  # fmt: skip
+    return lines
+
+
+def _roomless(message: str, room: str) -> str:
+    """The message with its room's URL path as ``/ROOM``: one server that cannot be reached is
+    one error, whichever room's URL said so."""
+    return re.sub(rf"/{re.escape(room)}(?![\w-])", "/ROOM", message)
+
+
+def _error_line(message: str, roles: Counter[str]) -> str:
+    """``20 subscribers: cannot reach ...``; ``20 participants (5 publishers, 15 subscribers): ...``."""
+    kinds = [(role, n) for role, n in sorted(roles.items()) if role]
+    if not kinds:
+        return message if roles[""] == 1 else f"{message} ({roles['']} times)"
+    named = [f"{n} {role}{'s' if n > 1 else ''}" for role, n in kinds]
+    if len(kinds) == 1 and not roles[""]:
+        return f"{named[0]}: {message}"
+    people = sum(n for _, n in kinds)
+    return f"{people} participants ({', '.join(named)}): {message}"
+
+
+def no_latency_reason(report: LoadReport, kind: str | None = None) -> str:
+    """Why a load report has no latency samples (of ``kind``, video or audio, when given), in
+    the words of the flag that decides it."""
+    s, m = report.scenario, report.metrics
+    decrypted = m.frames.decrypted if m is not None and m.frames is not None else None
+    if kind is not None and s is not None and s.extra.get(kind) is False:
+        return f"no {kind}: publishers ran with --no-{kind}"
+    if s is not None and s.probe is False:
+        return "no probes: publishers ran with --no-probe"
+    if s is not None and s.subscribers == 0:
+        return "no subscribers: nobody received"
+    if not decrypted:
+        return "no frame reached a subscriber" if s is None or s.e2ee is False else "no frame decrypted"
+    return "no probe samples"
+
+
 def load_summary(display: Display, judgement: Judgement, *, wrote: bool = True) -> None:
     """The end of ``load`` and ``report merge``: the numbers, failed assertions, saturation,
     errors and the verdict."""
@@ -106,8 +178,11 @@ def load_summary(display: Display, judgement: Judgement, *, wrote: bool = True) 
     refused = m.intruder_failures.total if m.intruder_failures is not None else 0
     rows: list[Sequence[Any]] = [
         ("participants", f"{p.joined}/{p.planned} joined, {p.failed} failed, {p.intruders} intruders"),
-        ("video latency ms", _latency_text(m.latency_video_ms)),
-        ("audio latency ms", _latency_text(m.latency_audio_ms)),
+        *[
+            (f"{kind} latency ms", _latency_text(summary) if summary is not None and summary.count
+             else f"- ({no_latency_reason(report, kind)})")
+            for kind, summary in (("video", m.latency_video_ms), ("audio", m.latency_audio_ms))
+        ],
         ("bitrate kbit/s", _bitrate_text(m.bitrate)),
         ("frames", "  ".join(f"{k} {v}" for k, v in frames.items())),
         ("freezes", f"{freezes['count']} ({freezes['total_ms']} ms)"),
@@ -117,15 +192,17 @@ def load_summary(display: Display, judgement: Judgement, *, wrote: bool = True) 
         ("generator", f"{g.workers} worker(s), CPU {g.cpu_percent}% (busiest {g.cpu_percent_max}%), "
                       f"loop lag p99 {_p(g.loop_lag_ms, 'p99')} ms (all workers merged)"),
     ]  # fmt: skip
-    for r in judgement.results:
-        rows.append((f"assert {r.expr}", f"{'ok' if r.ok else 'FAILED'} (value {_shown(r.value)})"))
-        if not r.ok and display.quiet:
-            display.say(f"assertion failed: {r.expr} ({r.reason or f'value {_shown(r.value)}'})")
+    # the causes first: with --quiet the failed assertions that follow are their consequences
     for reason in g.saturation_reasons:
         display.say(f"generator saturated: {reason} — its latencies are not trustworthy; use more workers or "
                     "fewer participants")  # fmt: skip
-    for error in report.errors[:5]:
-        display.say(f"error: {error}")
+    for line in grouped_errors(report.errors, failed=int(p.failed or 0)):
+        display.say(f"error: {line}")
+    for r, outcome in zip(judgement.results, report.assertions, strict=True):
+        marked = ", default" if outcome.default else ""
+        rows.append((f"assert {r.expr}", f"{'ok' if r.ok else 'FAILED'} (value {_shown(r.value)}{marked})"))
+        if not r.ok and display.quiet:
+            display.say(f"assertion failed: {r.expr} ({r.reason or f'value {_shown(r.value)}'})")
     failed = judgement.failed
     missing = report.missing_shards or ()
     verdicts = {
@@ -139,6 +216,12 @@ def load_summary(display: Display, judgement: Judgement, *, wrote: bool = True) 
     title = f"sealrtc {display.command} summary ({report.duration_s} s, {s.target}{mode})"
     status = judgement.exit_status
     display.summary(title, ("", "value"), rows, verdicts[judgement.verdict], status == 0, status=status)
+
+
+def stats_line(elapsed: float, line: str) -> str:
+    """``-v`` in publish and subscribe: the run's numbers once a second, stamped with the time
+    since the start (the live view shows only the latest)."""
+    return f"[{elapsed:5.1f} s] {line}"
 
 
 def finish(

@@ -12,7 +12,7 @@ from .display import LiveView, choose_display
 from .impair import link_shape, tell_impairment, tell_recovery
 from .keys import ratcheting, rotating
 from .media import load_media, shape_from, usable_cache_dir
-from .output import finish
+from .output import finish, stats_line
 
 
 def _rows(agent: Any) -> tuple[Sequence[str], list[Sequence[Any]]]:
@@ -84,9 +84,15 @@ async def run_publish(args: argparse.Namespace) -> ExitStatus:
             await agent.publish_janus(args.janus, int(args.room))
         else:
             await agent.publish_whip(args.whip, token=read_token(args))
+
+        def tick(elapsed: float) -> None:
+            display.tick(elapsed)
+            if args.verbose:
+                display.say(stats_line(elapsed, _line(agent)))
+
         with display:
             async with ratcheting(keys, args.ratchet_every), rotating(args, keys):
-                await run.run(display.tick)
+                await run.run(tick)
     finally:
         await agent.close()
     summary = agent.summary()

@@ -36,25 +36,23 @@ def run_report(args: argparse.Namespace) -> int:
 def run_report_merge(args: argparse.Namespace) -> int:
     from ..load.merge import MergeError, merge_reports
     from ..report.assertions import AssertionSyntaxError, check_all
-    from ..report.judge import judge
+    from ..report.judge import judge, merged_checks
     from ..report.records import HistogramError
 
     check_json_target(args.json)
     check_output_target(args.csv, "--csv")
     check_output_target(args.html, "--html")
     reports = [(name, _read(name)) for name in args.reports]
-    texts = args.assertion
-    if not texts:
-        texts = list(dict.fromkeys(a.expr for _, r in reports for a in r.assertions))
+    defaults, texts = merged_checks((a for _, r in reports for a in r.assertions), args.assertion or ())
     try:
-        assertions = check_all(texts)
+        assertions, default_checks = check_all(texts), check_all(defaults)
     except AssertionSyntaxError as exc:
         raise CliError(f"--assert: {exc}", ExitStatus.USAGE) from None
     try:
         merged = merge_reports(reports)
     except (MergeError, HistogramError) as exc:
         raise CliError(str(exc)) from None
-    judgement = judge(merged, assertions, defaults=not args.assertion)
+    judgement = judge(merged, assertions, default_checks=default_checks)
     write_outputs(judgement, args)
     load_summary(choose_display("report merge", quiet=args.quiet), judgement)
     return judgement.exit_status

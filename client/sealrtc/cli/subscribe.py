@@ -18,9 +18,41 @@ from .common import (
 from .display import LiveView, choose_display
 from .impair import link_shape, tell_impairment, tell_recovery
 from .keys import ratcheting
-from .output import finish
+from .output import finish, stats_line
 
 NO_MEDIA_NOTICE_AFTER = 5.0
+
+
+NO_PROBES = "no probes in the frames: the publisher runs without --probe (sealrtc publishers only)"
+
+
+def _label(t: dict[str, Any]) -> str:
+    """``video``, ``video (feed 7)``, ``video (stream 0x3f9815af)``: a WHEP room has one
+    publisher, named only when its probes give it a stream id."""
+    publisher = t["publisher"]
+    return t["kind"] if publisher == "the publisher" else f"{t['kind']} ({publisher})"
+
+
+def _no_latency(t: dict[str, Any]) -> str | None:
+    """Why a track that delivers frames has no latency (nor loss: both come from the probes).
+    None: it has some, or nothing was delivered (frames that do not decrypt, or that look
+    encrypted to a plain run, have their own notices)."""
+    decrypted = t.get("frames_decrypted")
+    delivered = decrypted if decrypted is not None else t.get("frames_received")
+    return NO_PROBES if delivered and not t.get("latency_ms") and not t.get("looks_encrypted") else None
+
+
+def absent_metrics(tracks: Sequence[dict[str, Any]]) -> list[str]:
+    """The reason a shown ``-`` has (latency and loss without probes), naming the tracks; audio's
+    freezes, never counted (the W3C rule is a video one), show as ``n/a`` instead."""
+    missing = [_label(t) for t in tracks if _no_latency(t)]
+    return [f"latency and loss of {', '.join(missing)}: {NO_PROBES}"] if missing else []
+
+
+def _freezes(t: dict[str, Any]) -> int | str | None:
+    if t["kind"] == "audio":
+        return "n/a"
+    return t["freezes"]["count"] if t["freezes"] else None
 
 
 def _rows(agent: Any) -> tuple[Sequence[str], list[Sequence[Any]]]:
@@ -28,10 +60,9 @@ def _rows(agent: Any) -> tuple[Sequence[str], list[Sequence[Any]]]:
     rows: list[Sequence[Any]] = []
     for t in agent.track_stats():
         latency = t["latency_ms"] or {}
-        freezes = t["freezes"]["count"] if t["freezes"] else None
         rows.append(
             (
-                f"{t['kind']} ({t['publisher']})",
+                _label(t),
                 t["frames_received"],
                 t["frames_decrypted"] if agent.keys is not None else None,
                 agent.decoded.get(t["kind"], 0) if agent.decode else None,
@@ -39,7 +70,7 @@ def _rows(agent: Any) -> tuple[Sequence[str], list[Sequence[Any]]]:
                 latency.get("p50"),
                 latency.get("p95"),
                 t["frames_lost"],
-                freezes,
+                _freezes(t),
                 sum(t["decrypt_failures"].values()) if agent.keys is not None else None,
             )
         )
@@ -50,13 +81,15 @@ def _line(agent: Any) -> str:
     parts = []
     for t in agent.track_stats():
         latency = t["latency_ms"] or {}
-        part = f"{t['kind']} {t['publisher']}: {t['frames_received']} received"
+        part = f"{_label(t)}: {t['frames_received']} received"
         if agent.keys is not None:
             part += f", {t['frames_decrypted']} decrypted"
         if t["fps"] is not None:
             part += f", {t['fps']:.1f} fps"
         if latency:
             part += f", p50 {latency['p50']:.1f} ms"
+        elif _no_latency(t):
+            part += ", no latency (no probes)"
         if t["frames_lost"]:
             part += f", {t['frames_lost']} lost"
         parts.append(part)
@@ -108,6 +141,8 @@ async def run_subscribe(args: argparse.Namespace) -> ExitStatus:
             if elapsed >= NO_MEDIA_NOTICE_AFTER and agent.connect.get("first_rtp") is None:
                 agent.notice(f"no media yet from {_where(args)}: is anyone publishing there?", key="no-media")
             display.tick(elapsed)
+            if args.verbose:
+                display.say(stats_line(elapsed, _line(agent)))
 
         with display:
             async with ratcheting(keys, args.ratchet_every):
@@ -127,6 +162,8 @@ async def run_subscribe(args: argparse.Namespace) -> ExitStatus:
         feeds = [t["publisher"] for t in summary["tracks"]]
         feed_seen = feed_seen or f"feed {args.feed}" in feeds
         room_had_publishers = room_had_publishers or bool(feeds)
+    for note in absent_metrics(summary["tracks"]):
+        display.say(note)
     status, verdict = _judge(args, agent, summary, feed_seen=feed_seen, room_had_publishers=room_had_publishers)
     return ExitStatus(
         finish(display, summary, elapsed=run.elapsed, interrupted=run.interrupted, status=status, verdict=verdict,
@@ -187,7 +224,7 @@ def _rows_from_summary(summary: dict[str, Any]) -> tuple[Sequence[str], list[Seq
         latency = t["latency_ms"] or {}
         rows.append(
             (
-                f"{t['kind']} ({t['publisher']})",
+                _label(t),
                 t["frames_received"],
                 t["frames_decrypted"],
                 t["frames_decoded"],
@@ -196,7 +233,7 @@ def _rows_from_summary(summary: dict[str, Any]) -> tuple[Sequence[str], list[Seq
                 latency.get("p50"),
                 latency.get("p95"),
                 t["frames_lost"],
-                t["freezes"]["count"] if t["freezes"] else None,
+                _freezes(t),
             )
         )
     return header, rows

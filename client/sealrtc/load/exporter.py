@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from ..failures import FailureCounts
 from ..report.records import KeyTotals, RoomSnapshot, WorkerFinal, WorkerSnapshot, unpack
+from ..shell.listeners import inherited_listener
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0, 5.0)
 JOIN_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -248,7 +249,14 @@ class MetricsServer(WSGIServer):
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         handler = type("Handler", (_Handler,), {"timeout": idle_timeout})
-        super().__init__(address, handler)
+        inherited = inherited_listener(address)  # opened where the user is (load re-run in a namespace)
+        super().__init__(address, handler, bind_and_activate=inherited is None)
+        if inherited is not None:
+            self.socket.close()
+            self.socket = inherited
+            self.server_address = inherited.getsockname()[:2]
+            self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+            self.setup_environ()
         self._slots = threading.BoundedSemaphore(max_connections)
         self._pool = ThreadPoolExecutor(max_workers=max_connections, thread_name_prefix="sealrtc-metrics")
         self._thread: threading.Thread | None = None

@@ -106,6 +106,8 @@ async def janus_rooms(url: str, names: list[str], scenario: Scenario, given: boo
         return target
     try:
         janus = await JanusSession.connect(url)
+    except JanusError as exc:  # it names Janus and the URL already
+        raise LoadError(str(exc)) from None
     except Exception as exc:
         raise LoadError(f"cannot reach Janus at {url}: {exc}") from None
     try:

@@ -81,7 +81,7 @@ class Scenario:
     room_shapes: tuple[RoomShape, ...] = field(default_factory=tuple)
     """``[[room]]`` tables: per-room overrides of the five settings above, in room order."""
     assertions: tuple[str, ...] = field(default_factory=tuple)
-    """Pass criteria (``assert = [...]`` in a file); ``--assert`` flags replace them."""
+    """Pass criteria (``assert = [...]`` in a file); ``--assert`` flags add to them."""
 
     @property
     def per_room(self) -> int:
@@ -232,7 +232,17 @@ def load_file(path: str | Path) -> dict[str, Any]:
             settings[name] = _coerce(name, value)
         except ScenarioError as exc:
             raise ScenarioError(f"scenario {path}: {exc}") from None
+    if settings.get("media"):
+        settings["media"] = _beside(p, settings["media"])
     return settings
+
+
+def _beside(scenario: Path, media: str) -> str:
+    """A relative ``media`` path in a scenario file names a file next to the scenario, wherever
+    the run is started from (``--media`` on the command line stays relative to the working
+    directory)."""
+    path = Path(media).expanduser()
+    return str(path if path.is_absolute() else scenario.parent / path)
 
 
 def _yaml(text: str, path: str | Path) -> Any:
@@ -255,9 +265,19 @@ def _yaml(text: str, path: str | Path) -> Any:
     try:
         return loader.get_single_data()
     except yaml.YAMLError as exc:
-        raise ScenarioError(f"scenario {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise ScenarioError(f"scenario {path} is not valid YAML: {_yaml_problem(exc)}") from None
     finally:
         loader.dispose()
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """``expected ',' or ']', but got ':' (at line 3, column 12)``, where TOML's errors say it too:
+    PyYAML's own text spreads the problem and its context over several lines."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if not problem or mark is None:
+        return str(exc).splitlines()[0]
+    return f"{problem} (at line {mark.line + 1}, column {mark.column + 1})"
 
 
 def build(file_settings: dict[str, Any], flag_settings: dict[str, Any]) -> Scenario:

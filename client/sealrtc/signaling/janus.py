@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -139,7 +140,10 @@ class JanusSession:
             ) from None
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             await http.close()
-            raise JanusError(CONNECTION_FAILED, f"cannot reach Janus at {url}: {exc.__class__.__name__}") from None
+            # "Connection refused" says more than "ClientConnectorError" (and never quotes data)
+            errno = exc.errno if isinstance(exc, OSError) else None
+            why = os.strerror(errno) if errno else exc.__class__.__name__
+            raise JanusError(CONNECTION_FAILED, f"cannot reach Janus at {url}: {why}") from None
         except BaseException:
             await http.close()
             raise
