@@ -135,9 +135,13 @@ def test_merged_shards_equal_one_process_room_by_room(tmp_path: Path, lost_worke
         report = _judged(shard_report(run, _info(index), index, started_at="2026-12-07T13:00:00Z", duration_s=5))
         assert first_problem(report.to_json()) is None
         files.append(str(_write(tmp_path / f"s{index}.json", report)))
-    status = main(["report", "merge", *files, "--json", str(tmp_path / "all.json"), "--quiet"])
+    people = tmp_path / "people.csv"
+    status = main(["report", "merge", *files, "--json", str(tmp_path / "all.json"), "--csv-participants", str(people),
+                   "--quiet"])  # fmt: skip
     merged = json.loads((tmp_path / "all.json").read_text())
     assert first_problem(merged) is None
+    rows = people.read_text().splitlines()
+    assert rows[0].startswith("id,") and len(rows) == 1 + len(merged["participant_rows"])
 
     # one process, the same workers (labelled as in the shards' raw sections), the same plan
     finals, snapshots = [], []

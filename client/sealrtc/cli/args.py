@@ -621,6 +621,9 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--csv", metavar="FILE", help="merged intervals, one row per second")
     merge.add_argument("--html", metavar="FILE", help="merged self-contained HTML report")
     merge.add_argument(
+        "--csv-participants", metavar="FILE", help="one row per participant, worst first ('-' for stdout)"
+    )
+    merge.add_argument(
         "--assert",
         dest="assertion",
         action="append",

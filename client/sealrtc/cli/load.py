@@ -29,7 +29,6 @@ from .output import check_output_target, load_summary, write_outputs
 if TYPE_CHECKING:
     from ..load.runner import LoadRun
     from ..report.assertions import Assertion
-    from ..report.model import LoadReport
 
 MAX_START_AHEAD = 7 * 86400
 """``--start-at`` further ahead than this is a mistake (a shard would wait for days)."""
@@ -212,24 +211,8 @@ async def run_load_command(args: argparse.Namespace) -> int:
         raise CliError(f"{exc}{namespace_hint(str(exc))}") from None
     judgement = judge(report, assertions, default_checks=defaults, interrupted=run.interrupted)
     write_outputs(judgement, args)
-    _write_participants(judgement.report, args.csv_participants)
     load_summary(display, judgement, wrote=bool(args.json or args.csv or args.html or args.csv_participants))
     return judgement.exit_status
-
-
-def _write_participants(report: LoadReport, target: str | None) -> None:
-    """``--csv-participants FILE``: one row per participant (``-``: stdout)."""
-    from ..report.csv import participants_csv, write_participants_csv
-
-    if not target:
-        return
-    if target == "-":
-        sys.stdout.write(participants_csv(report))
-        return
-    try:
-        write_participants_csv(report, target)
-    except OSError as exc:
-        raise CliError(f"--csv-participants: cannot write {target}: {exc.strerror or exc}") from None
 
 
 def _epoch_start(args: argparse.Namespace) -> Any:

@@ -39,7 +39,8 @@ def check_output_target(path: str | None, flag: str) -> None:
 
 
 def write_outputs(judgement: Judgement, args: argparse.Namespace) -> None:
-    """Write the reports asked for (``--json``, ``--csv``, ``--html``); ``-`` means stdout."""
+    """Write the reports asked for (``--json``, ``--csv``, ``--html``, ``--csv-participants``);
+    ``-`` means stdout."""
     report = judgement.report
     write_json(args.json, report.to_json())
     if args.csv:
@@ -58,6 +59,14 @@ def write_outputs(judgement: Judgement, args: argparse.Namespace) -> None:
         else:
             with _writing("--html", args.html):
                 Path(args.html).write_text(render_html(report), encoding="utf-8")
+    if args.csv_participants:
+        from ..report.csv import participants_csv, write_participants_csv
+
+        if args.csv_participants == "-":
+            sys.stdout.write(participants_csv(report))
+        else:
+            with _writing("--csv-participants", args.csv_participants):
+                write_participants_csv(report, args.csv_participants)
 
 
 @contextlib.contextmanager

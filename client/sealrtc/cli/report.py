@@ -42,6 +42,7 @@ def run_report_merge(args: argparse.Namespace) -> int:
     check_json_target(args.json)
     check_output_target(args.csv, "--csv")
     check_output_target(args.html, "--html")
+    check_output_target(args.csv_participants, "--csv-participants")
     reports = [(name, _read(name)) for name in args.reports]
     defaults, texts = merged_checks((a for _, r in reports for a in r.assertions), args.assertion or ())
     try:
