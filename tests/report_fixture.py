@@ -61,6 +61,10 @@ def _metrics(m: dict[str, Any]) -> dict[str, Any]:
             },
             "joins_during_run": {"count": 0, "join_ms": None, "first_frame_ms": None},
         },
+        "reconnects": 0,
+        "time_to_recover_ms": None,
+        "outage_ms": 0.0,
+        "availability_percent": 99.5,
     }
 
 

@@ -275,6 +275,17 @@ def _recover_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _load_fault_options(load: argparse.ArgumentParser) -> None:
+    """``load``'s recovery (and, later, its faults and impaired shares)."""
+    load.add_argument(
+        "--recover-within",
+        type=positive_seconds,
+        metavar="S",
+        help="participants who lose the server or their media path reconnect (capped exponential backoff with "
+        "jitter) for up to S seconds before they count as failed (default 30)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     # No prefix abbreviations: "--secret VALUE" must never be taken for "--secret-file VALUE".
     parser = _Parser(
@@ -485,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--no-e2ee", action="store_true", help="plain baseline: the same scenario without E2EE")
     load.add_argument("--no-probe", action="store_true", help="publishers send no probes (no latency/loss)")
     _key_change_options(load)
+    _load_fault_options(load)
     target = load.add_mutually_exclusive_group()
     target.add_argument("--janus", metavar="URL", help="Janus WebSocket API, e.g. ws://HOST:8188")
     target.add_argument("--server", metavar="URL", help="WHIP/WHEP base URL: rooms at URL/whip/ROOM, URL/whep/ROOM")

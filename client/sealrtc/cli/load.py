@@ -54,6 +54,7 @@ def _scenario(args: argparse.Namespace) -> Any:
         "keying": args.keying,
         "ratchet_every": args.ratchet_every,
         "churn": args.churn,
+        "recover_within": args.recover_within,
     }
     try:
         return build(load_file(args.scenario) if args.scenario else {}, flags)

@@ -45,6 +45,10 @@ def metrics(totals: RoomTotals) -> Metrics:
         intruder_failures=totals.intruder_failures,
         freezes=Freezes(totals.freezes_count, round(totals.freezes_ms, 1)),
         keys=key_changes(totals),
+        reconnects=totals.recovery.reconnects,
+        time_to_recover_ms=Summary.of(h["time_to_recover_ms"]),
+        outage_ms=round(totals.recovery.outage_ms, 1),
+        availability_percent=_round(totals.recovery.availability_percent),
     )
 
 

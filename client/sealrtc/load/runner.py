@@ -296,6 +296,7 @@ async def run_load(
             rotate_every=scenario.rotate_every,
             ratchet_every=scenario.ratchet_every,
             churn=churn_share(scenario.churn, part, participants),
+            recover_within=scenario.recover_within,
         )
         process = ctx.Process(target=worker_main, args=(config, secret, messages, stop), daemon=True)
         process.start()

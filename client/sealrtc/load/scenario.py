@@ -44,6 +44,8 @@ class Scenario:
     """Keying v2: every S seconds the room's epoch advances (0: never)."""
     churn: float = 0.0
     """Subscribers per second who leave and are replaced by new joiners (0: none)."""
+    recover_within: float = 30.0
+    """Participants who lose their server reconnect for up to this many seconds, then fail."""
     room_ids: tuple[str, ...] = field(default_factory=tuple)
     """Existing rooms to use (Janus: numeric ids); empty: the tool names (and creates) its own."""
     assertions: tuple[str, ...] = field(default_factory=tuple)
@@ -82,6 +84,7 @@ class Scenario:
             (not self.ratchet_every or self.keying == 2, "ratchet-every needs keying 2 (key epochs)"),
             (self.e2ee or (self.keying == 1 and not self.rotate_every), "key changes need E2EE"),
             (not self.churn or self.subscribers > 0, "churn needs subscribers"),
+            (self.recover_within > 0 and math.isfinite(self.recover_within), "recover-within must be positive seconds"),
         ]
         for ok, message in checks:
             if not ok:

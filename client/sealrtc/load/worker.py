@@ -68,6 +68,8 @@ class WorkerConfig:
     ratchet_every: float = 0.0
     churn: float = 0.0
     """This worker's share of the run's churn (subscribers replaced per second)."""
+    recover_within: float | None = 30.0
+    """Participants who lose their server reconnect for up to this many seconds (None: they fail)."""
 
 
 @dataclass
@@ -82,6 +84,10 @@ class _Joined:
     """Joined during the run in place of a subscriber who left."""
     left: bool = False
     """Left during the run (churn): its frames still count, it no longer counts as joined."""
+    video_seen: int = 0
+    """Decrypted video frames at the last tick (availability: did this second bring any?)."""
+    watched_s: float = 0.0
+    available_s: float = 0.0
 
 
 @dataclass
@@ -127,6 +133,7 @@ class Worker:
         self.rotations = 0
         self.near: dict[str, NearChange] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._last_tick: float | None = None
 
     # -- participants -------------------------------------------------------------------------
 
@@ -176,7 +183,11 @@ class Worker:
                     video, audio = tracks_for_clip(self.clip)
                     tracks = {"video": video, "audio": audio}
                 agent: Any = PublisherAgent(
-                    self._keys_for(room, False), probe=self.config.probe, video_codec=self.config.video_codec, **tracks
+                    self._keys_for(room, False),
+                    probe=self.config.probe,
+                    video_codec=self.config.video_codec,
+                    recover_within=self.config.recover_within,
+                    **tracks,
                 )
                 entry = _Joined(p, agent, started)
                 self._watch_connected(entry, agent.pc)
@@ -190,6 +201,7 @@ class Worker:
                     keys if keys is not None else self._keys_for(room, p.role == INTRUDER),
                     decode=p.decode,
                     name=f"{p.role}-{p.index}",
+                    recover_within=self.config.recover_within,
                 )
                 entry = _Joined(p, agent, started, churned=churned)
                 self.joined.append(entry)
@@ -241,6 +253,16 @@ class Worker:
     def _is_failed(self, entry: _Joined) -> bool:
         return entry.failed or bool(entry.agent.failed.is_set())
 
+    @staticmethod
+    def _sample_availability(entry: _Joined, video: int, elapsed: float) -> None:
+        """Count the last tick's ``elapsed`` seconds as watched (once this subscriber had video)
+        and as available when it brought decrypted video."""
+        if entry.video_seen:
+            entry.watched_s += elapsed
+            if video > entry.video_seen:
+                entry.available_s += elapsed
+        entry.video_seen = video
+
     def snapshot(self, t: float, cpu_percent: float | None) -> WorkerSnapshot:
         """Deltas since the last snapshot, for the whole worker and per room (the per-room part
         feeds the live Prometheus metrics; reports keep only the totals)."""
@@ -248,6 +270,8 @@ class Worker:
         video_tracks = joined = failed = intruders = 0
         latency = Histogram()
         rooms: dict[str, _RoomSecond] = {}
+        now = time.monotonic()
+        elapsed, self._last_tick = now - self._last_tick if self._last_tick is not None else 0.0, now
         for entry in self.joined:
             p = entry.participant
             name = self.config.room_names[p.room]
@@ -258,6 +282,8 @@ class Worker:
             if self._is_failed(entry) and not entry.left:
                 failed += p.legitimate
                 room.failed += p.legitimate
+                if p.role == SUBSCRIBER and entry.video_seen:
+                    entry.watched_s += elapsed  # a subscriber that gave up sees nothing
                 continue
             if p.role == PUBLISHER:
                 joined += 1
@@ -272,6 +298,10 @@ class Worker:
                 continue
             joined += not entry.left
             room.joined += not entry.left
+            if not entry.left:
+                if entry.agent.recovery.lost_at is not None:
+                    entry.agent.refresh()  # notes a recovery now: a later outage is another one
+                self._sample_availability(entry, numbers["video"], elapsed)
             if entry.join_ms is None:
                 dtls = entry.agent.connect.get("dtls")
                 if dtls is not None:
@@ -347,6 +377,8 @@ class Worker:
                 totals.joined += 1
             else:
                 totals.intruders += 1
+            if p.legitimate:
+                totals.recovery.reconnects += agent.recovery.reconnects
             if p.role == PUBLISHER:
                 if entry.join_ms is not None:
                     totals.histograms["join_ms"].record(entry.join_ms)
@@ -358,6 +390,7 @@ class Worker:
                 totals.intruder_failures.add(numbers["failures"])
                 continue
             agent.refresh()
+            self._add_recovery(totals, entry)
             connect = agent.connect.as_dict()
             first = connect["first_decrypted_ms"] if agent.keys is not None else connect["first_rtp_ms"]
             joins = totals.histograms["join_ms"], totals.histograms["first_frame_ms"]
@@ -384,6 +417,17 @@ class Worker:
             totals.keys.add(self._key_totals(name))
         generator = GeneratorFinal(cpu_percent, tuple(self.cpu_intervals), pack(self.loop_lag), eventloop.loop_name())
         return WorkerFinal(self.config.worker, rooms, generator, tuple(self.errors))
+
+    @staticmethod
+    def _add_recovery(totals: RoomTotals, entry: _Joined) -> None:
+        """A legitimate subscriber's outages (``refresh()`` first: it notes recoveries) and its
+        watched and available seconds."""
+        recovery = entry.agent.recovery
+        totals.histograms["time_to_recover_ms"].merge(recovery.time_to_recover)
+        ongoing = [recovery.outage_seconds() * 1000] if recovery.lost_at is not None else []
+        totals.recovery.outage_ms += sum(recovery.outages_ms) + sum(ongoing)
+        totals.recovery.watched_s += entry.watched_s
+        totals.recovery.available_s += entry.available_s
 
     # -- key lifecycle ------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ Grammar::
                 | FUNC "(" HISTOGRAM ")"                   # e.g. p95(latency_ms)
     FUNC       := p50 | p90 | p95 | p99 | max | count
     HISTOGRAM  := latency_ms | latency_video_ms | latency_audio_ms | join_ms | first_frame_ms | loop_lag_ms
+                | time_to_recover_ms
 
 Names (counters): ``planned joined failed intruders`` (the report's ``participants``),
 ``decrypt_failures`` and ``decrypt_failures.REASON``, ``intruder_decrypts``,
@@ -21,7 +22,8 @@ frames.decrypted frames.decoded frames.lost``, ``freezes`` (= ``freezes.count``)
 ``freezes.total_ms``, ``cpu_percent`` (the generator's), ``loss_percent``
 (100 x lost / (decrypted + lost), 0 with no frames) and the key lifecycle's ``rotations``,
 ``epochs``, ``rotation_failures``, ``rotation_lost``, ``rotation_freezes``, ``rotation_gap_ms``
-(within 2 s of any key change) and ``churn_joins``. REASON is one of
+(within 2 s of any key change) and ``churn_joins``, and recovery's ``reconnects``, ``outage_ms``
+and ``availability_percent`` (the share of subscriber-seconds with decrypted video). REASON is one of
 :data:`sealrtc.errors.DECRYPT_FAILURE_REASONS`.
 
 Evaluation runs left to right with short-circuit: the comparison that decides the outcome (the
@@ -62,7 +64,10 @@ MAX_LENGTH = 1000
 """Longest assertion accepted (one line of a command)."""
 
 FUNCTIONS = ("p50", "p90", "p95", "p99", "max", "count")
-HISTOGRAMS = ("latency_ms", "latency_video_ms", "latency_audio_ms", "join_ms", "first_frame_ms", "loop_lag_ms")
+HISTOGRAMS = (
+    "latency_ms", "latency_video_ms", "latency_audio_ms", "join_ms", "first_frame_ms", "loop_lag_ms",
+    "time_to_recover_ms",
+)  # fmt: skip
 _SAMPLES = {
     "latency_ms": "latency",
     "latency_video_ms": "video latency",
@@ -70,8 +75,12 @@ _SAMPLES = {
     "join_ms": "join",
     "first_frame_ms": "first-frame",
     "loop_lag_ms": "loop-lag",
+    "time_to_recover_ms": "time-to-recover",
 }
 
+_RECOVERY_COUNTERS = ("reconnects", "outage_ms", "availability_percent")
+"""Recovery in load runs: every legitimate participant's reconnects, subscribers' outages and
+the share of their seconds with decrypted video."""
 _PLAIN_COUNTERS = (
     "planned",
     "joined",
@@ -99,6 +108,7 @@ _PLAIN_COUNTERS = (
         "rotation_gap_ms",
         "churn_joins",
     ),
+    *_RECOVERY_COUNTERS,
 )
 _KEY_COUNTERS = {
     "rotations": ("rotations", "metrics.keys.rotations"),
@@ -424,6 +434,10 @@ def _counter(report: Measured, name: str) -> float:
         return _need(_metrics(report, "metrics.frames").loss_percent, "metrics.frames")
     if name == "rotation_failures" or name in _KEY_COUNTERS:
         return _key_counter(report, name)
+    if name in _RECOVERY_COUNTERS:
+        path = f"metrics.{name}"
+        value: Value | None = getattr(_metrics(report, path), name)
+        return _need(value, path)
     if name == "freezes":
         name = "freezes.count"
     head, _, leaf = name.partition(".")

@@ -18,7 +18,7 @@ import math
 import struct
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import SealError
@@ -26,7 +26,7 @@ from ..failures import FailureCounts
 from ..metrics import Histogram
 from ..metrics.histogram import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
 
-HISTOGRAMS = ("join_ms", "first_frame_ms", "latency_ms", "latency_video_ms", "latency_audio_ms")
+HISTOGRAMS = ("join_ms", "first_frame_ms", "latency_ms", "latency_video_ms", "latency_audio_ms", "time_to_recover_ms")
 FRAME_COUNTERS = ("sent", "received", "decrypted", "decoded", "lost")
 
 Packed = tuple[str, float | None]
@@ -187,6 +187,51 @@ class KeyTotals:
 
 
 @dataclass
+class RecoveryTotals:
+    """Lost servers and media in a room: reconnects (every legitimate participant's), the
+    subscribers' outages, and their seconds with and without decrypted video (availability).
+
+    ``watched_s`` counts a legitimate subscriber's seconds from its first decrypted video frame
+    to the end of the run (or its leaving); ``available_s`` those of them in which it decrypted
+    at least one video frame (sampled once a second, by the worker's tick)."""
+
+    reconnects: int = 0
+    outage_ms: float = 0.0
+    watched_s: float = 0.0
+    available_s: float = 0.0
+
+    def add(self, other: RecoveryTotals) -> None:
+        self.reconnects += other.reconnects
+        self.outage_ms += other.outage_ms
+        self.watched_s += other.watched_s
+        self.available_s += other.available_s
+
+    @property
+    def availability_percent(self) -> float | None:
+        """100 x available / watched subscriber-seconds (None: no subscriber had video)."""
+        return 100.0 * self.available_s / self.watched_s if self.watched_s else None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "reconnects": self.reconnects,
+            "outage_ms": round(self.outage_ms, 1),
+            "watched_s": round(self.watched_s, 3),
+            "available_s": round(self.available_s, 3),
+        }
+
+    @classmethod
+    def from_wire(cls, data: object) -> RecoveryTotals:
+        if not isinstance(data, Mapping):
+            return cls()  # reports from before recovery in load runs
+        return cls(
+            reconnects=_int(data, "reconnects"),
+            outage_ms=_float(data.get("outage_ms")) or 0.0,
+            watched_s=_float(data.get("watched_s")) or 0.0,
+            available_s=_float(data.get("available_s")) or 0.0,
+        )
+
+
+@dataclass
 class RoomTotals:
     """Everything measured in one room (by one worker, or merged over several): the builder's
     accumulator and the per-room part of a :class:`WorkerFinal`."""
@@ -203,6 +248,7 @@ class RoomTotals:
     freezes_count: int = 0
     freezes_ms: float = 0.0
     keys: KeyTotals = field(default_factory=KeyTotals)
+    recovery: RecoveryTotals = field(default_factory=RecoveryTotals)
 
     def add(self, other: RoomTotals) -> None:
         self.planned += other.planned
@@ -219,6 +265,7 @@ class RoomTotals:
         self.freezes_count += other.freezes_count
         self.freezes_ms += other.freezes_ms
         self.keys.add(other.keys)
+        self.recovery.add(other.recovery)
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -233,6 +280,7 @@ class RoomTotals:
             "intruder_failures": dict(self.intruder_failures),
             "freezes": [self.freezes_count, self.freezes_ms],
             "keys": self.keys.to_wire(),
+            "recovery": self.recovery.to_wire(),
         }
 
     @classmethod
@@ -250,6 +298,7 @@ class RoomTotals:
             freezes_count=int(freezes[0]),
             freezes_ms=float(freezes[1]),
             keys=KeyTotals.from_wire(data.get("keys")),
+            recovery=RecoveryTotals.from_wire(data.get("recovery")),
         )
         histograms = data.get("histograms") or {}
         for name in HISTOGRAMS:  # (reports of older versions lack the per-kind latencies)
@@ -427,7 +476,7 @@ class WorkerFinal:
         )
 
     def relabelled(self, worker: WorkerId) -> WorkerFinal:
-        return WorkerFinal(worker, self.rooms, self.generator, self.errors)
+        return replace(self, worker=worker)
 
 
 @dataclass(frozen=True)
