@@ -9,14 +9,28 @@ from typing import Any
 
 import pytest
 
+from sealrtc.cli.common import ExitStatus
+from sealrtc.cli.main import main
 from sealrtc.load.aggregate import build_report
+from sealrtc.load.faults import (
+    SAMPLE,
+    Fault,
+    FaultError,
+    GapWatch,
+    check_faults,
+    fault_reports,
+    may_close,
+    parse_fault,
+    windows,
+)
 from sealrtc.load.plan import SUBSCRIBER, Participant
+from sealrtc.load.scenario import Scenario
 from sealrtc.load.worker import Worker, _Joined
 from sealrtc.metrics import Histogram
-from sealrtc.report import check_all
+from sealrtc.report import check_all, first_problem
 from sealrtc.report.assertions import evaluate
 from sealrtc.report.model import LoadReport, ScenarioInfo
-from sealrtc.report.records import RecoveryTotals, RoomTotals, WorkerFinal
+from sealrtc.report.records import FaultTotals, RecoveryTotals, RoomTotals, WorkerFinal
 
 pytestmark = pytest.mark.unit
 
@@ -91,3 +105,97 @@ def test_a_histogram_of_recoveries_merges_exactly() -> None:
         merged.add(part)
     assert merged.histograms["time_to_recover_ms"].count == 2
     assert merged.histograms["time_to_recover_ms"].max_ms == 5000.0
+
+
+# -- fault specs and what subscribers saw ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "fault"),
+    [
+        ("relay-restart@10s", Fault("relay-restart", 10.0, 0.0, "relay-restart@10s")),
+        ("relay-restart@1500ms", Fault("relay-restart", 1.5, 0.0, "relay-restart@1500ms")),
+        ("relay-pause@10s+3s", Fault("relay-pause", 10.0, 3.0, "relay-pause@10s+3s")),
+        (" relay-pause@8+500ms ", Fault("relay-pause", 8.0, 0.5, "relay-pause@8+500ms")),
+    ],
+)
+def test_fault_specs(text: str, fault: Fault) -> None:
+    assert parse_fault(text) == fault
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("relay-explode@10s", "unknown fault 'relay-explode' (known: relay-restart, relay-pause)"),
+        ("relay-restart", "expected KIND@TIME"),
+        ("relay-restart@10h", "expected KIND@TIME"),
+        ("relay-pause@10s", "a pause needs its length"),
+        ("relay-restart@10s+2s", "a restart takes no length"),
+        ("relay-restart@1.2.3s", "times are numbers of seconds"),
+    ],
+)
+def test_bad_fault_specs_are_one_line(text: str, message: str) -> None:
+    with pytest.raises(FaultError) as caught:
+        parse_fault(text)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_faults_must_fit_the_run_and_its_target() -> None:
+    late, early = parse_fault("relay-restart@12s"), parse_fault("relay-pause@4s+3s")
+    assert check_faults([late, early], duration=20, target="relay") == [early, late]
+    with pytest.raises(FaultError, match="this run's target is a Janus"):
+        check_faults([late], duration=20, target="janus")
+    with pytest.raises(FaultError, match=r"during the run \(0 < time < 10 s\)"):
+        check_faults([late], duration=10, target="relay")
+    with pytest.raises(FaultError, match="starts before relay-pause@4s\\+3s is over"):
+        check_faults([early, parse_fault("relay-restart@6s")], duration=20, target="relay")
+
+
+def test_each_fault_is_watched_until_the_next_one() -> None:
+    faults = [parse_fault("relay-pause@5s+2s"), parse_fault("relay-restart@12s")]
+    assert windows(faults, 20) == [(4.5, 11.5), (11.5, 19.5)]
+
+
+def test_a_gap_watch_tells_lost_recovered_and_how_long() -> None:
+    steady = GapWatch(0.0, 10)
+    for i in range(1, 40):
+        steady.sample(i * SAMPLE, 10 + i)
+    assert steady.outcome(2.0) == (False, None)
+
+    restarted = GapWatch(0.0, 10)
+    restarted.sample(0.5, 20)
+    restarted.sample(3.5, 20)  # nothing for three seconds
+    assert restarted.in_gap(3.5) and restarted.outcome(3.5) == (True, None)
+    assert not may_close([steady, restarted], 3.5, over_at=0.0)
+    restarted.sample(3.7, 21)
+    assert restarted.outcome(4.0) == (True, pytest.approx(3.2))
+    assert may_close([restarted], 4.0, over_at=0.5) and not may_close([restarted], 3.0, over_at=0.5)
+
+
+def test_fault_watches_merge_over_workers_into_the_report() -> None:
+    faults = [parse_fault("relay-restart@8s")]
+    parts = []
+    for recoveries in ([2000.0, 3000.0], [2500.0]):
+        totals = FaultTotals(watched=3, lost_media=3, recovered=len(recoveries))
+        for ms in recoveries:
+            totals.recovery_ms.record(ms)
+        parts.append(WorkerFinal.from_json(WorkerFinal(len(parts), faults=(totals,)).to_json()))
+    (fault,) = fault_reports(faults, parts)
+    assert (fault.kind, fault.at_s, fault.watched, fault.lost_media, fault.recovered) == ("relay-restart", 8.0, 6, 6, 3)
+    assert fault.recovery_ms is not None and fault.recovery_ms.count == 3
+    assert fault.recovery_ms.max == pytest.approx(3000, rel=0.01)
+    info = ScenarioInfo.from_json(Scenario().as_dict() | {"target": "relay", "workers": 2, "shard": {"index": 0}})
+    report = build_report(
+        scenario=info or ScenarioInfo(),
+        room_names=["a"], finals=parts, snapshots=(), started_at="x", duration_s=20, faults=(fault,),
+    ).to_json()  # fmt: skip
+    assert LoadReport.from_json(report).faults == (fault,)
+    assert report["faults"][0]["lost_media"] == 6 and "faults" not in _report().to_json()
+    assert first_problem(report | {"verdict": "pass", "exit_status": 0}) is None
+
+
+def test_a_fault_the_run_cannot_have_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    for flags in (["--fault", "relay-melt@3s"], ["--fault", "relay-restart@3s", "--server", "http://10.0.0.9:1"]):
+        assert main(["load", "--no-isolate", "--duration", "5", *flags]) == ExitStatus.USAGE
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--fault" in err, err

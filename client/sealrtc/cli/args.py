@@ -284,6 +284,14 @@ def _load_fault_options(load: argparse.ArgumentParser) -> None:
         help="participants who lose the server or their media path reconnect (capped exponential backoff with "
         "jitter) for up to S seconds before they count as failed (default 30)",
     )
+    load.add_argument(
+        "--fault",
+        action="append",
+        metavar="SPEC",
+        help="cause a fault during the run (repeatable): 'relay-restart@10s' stops the embedded relay 10 s after "
+        "the start and starts it again on the same address; 'relay-pause@10s+3s' freezes it for 3 s "
+        "(SIGSTOP/SIGCONT). The report's faults section says who lost media and how fast they recovered",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -140,6 +140,7 @@ async def run_load_command(args: argparse.Namespace) -> int:
         if secret is None:
             secret = random_demo_secret()
     kind = "janus" if args.janus else "whip" if args.server else "relay"
+    faults = _faults(args.fault or [], scenario.duration, kind)
     progress = LoadProgress(scenario.planned)
     display = choose_display(
         "load", quiet=args.quiet, view=LiveView(progress.rows, progress.line), duration=scenario.duration
@@ -164,6 +165,7 @@ async def run_load_command(args: argparse.Namespace) -> int:
                 start_at=start_at,
                 metrics_listen=metrics,
                 token=read_token(args) if args.server else None,
+                faults=faults,
             )
     except LoadError as exc:
         raise CliError(str(exc)) from None
@@ -171,6 +173,16 @@ async def run_load_command(args: argparse.Namespace) -> int:
     write_outputs(judgement, args)
     load_summary(display, judgement, wrote=bool(args.json or args.csv or args.html))
     return judgement.exit_status
+
+
+def _faults(texts: list[str], duration: float, target: str) -> list[Any]:
+    """``--fault`` specs, checked against the run (its duration, its target) before it starts."""
+    from ..load.faults import FaultError, check_faults, parse_fault
+
+    try:
+        return check_faults([parse_fault(t) for t in texts], duration=duration, target=target)
+    except FaultError as exc:
+        raise CliError(str(exc), ExitStatus.USAGE) from None
 
 
 def _shard(text: str | None) -> tuple[int, int]:

@@ -19,7 +19,7 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +28,7 @@ from ..report.model import LoadReport, RawData, ScenarioInfo
 from ..report.records import WorkerFinal, WorkerMessage, WorkerSnapshot, read_message
 from .aggregate import LiveTotals, build_report, relabel
 from .environment import without_secrets
+from .faults import Fault, fault_reports
 from .plan import SUBSCRIBER, Participant, assign, plan
 from .scenario import Scenario
 from .worker import WorkerConfig, worker_main
@@ -60,12 +61,14 @@ class Target:
         return {"kind": "whip", "base": self.url, "token": self.token}
 
 
-async def start_relay(duration: float) -> Target:
+async def start_relay(duration: float, *, port: int = 0, token: str | None = None) -> Target:
+    """The embedded relay as a child process (``port`` 0: any free one; a restart gives the
+    port and the token it had)."""
     # A token per run, by environment (never argv): the relay takes only this run's workers.
     # "newest": a scenario may put several publishers in a room (the relay's default refuses them).
-    token = secrets.token_urlsafe(32)
+    token = token or secrets.token_urlsafe(32)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sealrtc", "relay", "--listen", "127.0.0.1:0", "--duration", str(duration),
+        sys.executable, "-m", "sealrtc", "relay", "--listen", f"127.0.0.1:{port}", "--duration", str(duration),
         "--publisher-policy", "newest",
         stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
         # the relay never holds key material: no secret of ours in its environment, only its token
@@ -92,6 +95,41 @@ async def start_relay(duration: float) -> Target:
 
 
 _background: set[asyncio.Future[None]] = set()
+
+
+async def inject_faults(target: Target, faults: Sequence[Fault], start_at: float, run: LoadRun) -> None:
+    """Cause each fault at its time (wall clock ``start_at`` + ``at_s``) on the embedded relay:
+    a restart stops the relay process (SIGTERM, SIGKILL after 5 s) and starts a new one on the
+    same address with the same token; a pause freezes it (SIGSTOP) and thaws it (SIGCONT), in a
+    ``finally``, so a cancelled run never leaves a frozen relay behind."""
+    for fault in faults:
+        await asyncio.sleep(max(0.0, start_at + fault.at_s - time.time()))  # the fault's time
+        process = target.process
+        if process is None or process.returncode is not None:
+            run.errors.append(f"fault {fault.spec}: the relay is not running")
+            continue
+        if fault.kind == "relay-restart":
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 5)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+            port = int(target.url.rsplit(":", 1)[1])
+            left = start_at + run.scenario.duration - time.time()
+            try:
+                restarted = await start_relay(left + FINAL_GRACE + 30, port=port, token=target.token)
+            except LoadError as exc:
+                run.errors.append(f"fault {fault.spec}: {exc}")
+                return
+            target.process = restarted.process
+        else:
+            process.send_signal(signal.SIGSTOP)
+            try:
+                await asyncio.sleep(fault.length_s)  # the pause itself
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGCONT)
 
 
 async def janus_rooms(url: str, names: list[str], scenario: Scenario, given: bool) -> Target:
@@ -227,6 +265,7 @@ async def run_load(
     start_at: float | None = None,
     metrics_listen: tuple[str, int] | None = None,
     token: str | None = None,
+    faults: Sequence[Fault] = (),
 ) -> tuple[LoadRun, LoadReport, Target]:
     """Run the scenario (or shard ``shard[0]`` of ``shard[1]`` of it); return the collected
     state, the (assertion-less) report and the target."""
@@ -297,6 +336,7 @@ async def run_load(
             ratchet_every=scenario.ratchet_every,
             churn=churn_share(scenario.churn, part, participants),
             recover_within=scenario.recover_within,
+            faults=tuple(faults),
         )
         process = ctx.Process(target=worker_main, args=(config, secret, messages, stop), daemon=True)
         process.start()
@@ -314,6 +354,7 @@ async def run_load(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, interrupt)
     next_tick = time.monotonic() + 1.0
+    injecting = asyncio.ensure_future(inject_faults(target, faults, start_at, run)) if faults else None
     try:
         while len(run.finals) < len(processes) and time.time() < deadline[0]:
             try:
@@ -337,6 +378,10 @@ async def run_load(
                 break
     finally:
         stop.set()
+        if injecting is not None:
+            injecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await injecting
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
@@ -358,10 +403,11 @@ async def run_load(
         scenario.as_dict()
         | {"target": target.describe(), "workers": len(processes), "shard": {"index": index, "count": shards}}
         | {"run_id": run_id}
+        | ({"faults": [f.spec for f in faults]} if faults else {})
     )
     assert info is not None
     started = datetime.fromtimestamp(start_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    report = shard_report(run, info, index, started_at=started, duration_s=duration)
+    report = shard_report(run, info, index, started_at=started, duration_s=duration, faults=faults)
     return run, report, target
 
 
@@ -380,7 +426,15 @@ def planned_per_room(participants: list[Participant], names: list[str]) -> dict[
     return planned
 
 
-def shard_report(run: LoadRun, scenario: ScenarioInfo, shard: int, *, started_at: str, duration_s: float) -> LoadReport:
+def shard_report(
+    run: LoadRun,
+    scenario: ScenarioInfo,
+    shard: int,
+    *,
+    started_at: str,
+    duration_s: float,
+    faults: Sequence[Fault] = (),
+) -> LoadReport:
     """The run's report (without assertions), and in its ``raw`` section what ``sealrtc report
     merge`` needs to rebuild a merged report exactly: every worker's final and snapshots
     (per-room live data dropped), labelled ``SHARD.WORKER``, and the rooms' planned participants."""
@@ -402,4 +456,5 @@ def shard_report(run: LoadRun, scenario: ScenarioInfo, shard: int, *, started_at
         duration_s=duration_s,
         errors=run.errors,
         raw=raw,
+        faults=fault_reports(faults, finals),
     )

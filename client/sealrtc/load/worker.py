@@ -20,6 +20,7 @@ from typing import Any
 from ..failures import FailureCounts
 from ..metrics import Histogram
 from ..report.records import (
+    FaultTotals,
     GeneratorFinal,
     KeyTotals,
     RoomSnapshot,
@@ -30,6 +31,7 @@ from ..report.records import (
     pack,
 )
 from ..shell import eventloop
+from .faults import SAMPLE, Fault, GapWatch, may_close, windows
 from .keying import PREINSTALL, WINDOW, GapMeter, NearChange, change_times, rotation_secret
 from .plan import INTRUDER, PUBLISHER, SUBSCRIBER, Participant
 
@@ -70,6 +72,8 @@ class WorkerConfig:
     """This worker's share of the run's churn (subscribers replaced per second)."""
     recover_within: float | None = 30.0
     """Participants who lose their server reconnect for up to this many seconds (None: they fail)."""
+    faults: tuple[Fault, ...] = ()
+    """The run's faults in time order: around each, the worker watches what subscribers see."""
 
 
 @dataclass
@@ -134,6 +138,7 @@ class Worker:
         self.near: dict[str, NearChange] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._last_tick: float | None = None
+        self.fault_totals = [FaultTotals() for _ in config.faults]
 
     # -- participants -------------------------------------------------------------------------
 
@@ -416,7 +421,7 @@ class Worker:
         for name, totals in rooms.items():
             totals.keys.add(self._key_totals(name))
         generator = GeneratorFinal(cpu_percent, tuple(self.cpu_intervals), pack(self.loop_lag), eventloop.loop_name())
-        return WorkerFinal(self.config.worker, rooms, generator, tuple(self.errors))
+        return WorkerFinal(self.config.worker, rooms, generator, tuple(self.errors), tuple(self.fault_totals))
 
     @staticmethod
     def _add_recovery(totals: RoomTotals, entry: _Joined) -> None:
@@ -539,6 +544,32 @@ class Worker:
                 self._spawn(self._join(joiner, self._joiner_keys(self.config.room_names[p.room]), churned=True))
             offset += interval
 
+    async def _watch_fault(self, index: int, start: float, window: tuple[float, float]) -> None:
+        """What legitimate subscribers with video see around fault ``index`` (see
+        :mod:`sealrtc.load.faults`), sampled until everyone has video again or the window ends."""
+        fault = self.config.faults[index]
+        await asyncio.sleep(max(0.0, start + window[0] - time.monotonic()))  # the watch's start
+        now = time.monotonic()
+        watches = [(e, GapWatch(now, count)) for e in self._listening() if (count := self._video_frames(e))]
+        over_at = start + fault.at_s + fault.length_s
+        while now < start + window[1]:
+            await asyncio.sleep(SAMPLE)  # the sampling cadence of the watch
+            now = time.monotonic()
+            for entry, watch in watches:
+                watch.sample(now, self._video_frames(entry))
+            if may_close([w for _, w in watches], now, over_at):
+                break
+        totals = self.fault_totals[index]
+        for entry, watch in watches:
+            if entry.left:
+                continue
+            lost, seconds = watch.outcome(now)
+            totals.watched += 1
+            totals.lost_media += lost
+            if seconds is not None:
+                totals.recovered += 1
+                totals.recovery_ms.record(seconds * 1000)
+
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)
         self._background.add(task)
@@ -587,6 +618,10 @@ class Worker:
                 joins.append(asyncio.ensure_future(join_later(p)))
         if config.e2ee and (config.rotate_every or config.ratchet_every):
             joins.append(asyncio.ensure_future(self._key_changes(start)))
+        # Faults strike at the run's wall-clock times, even when this worker started late.
+        faults_start = now + config.start_at - now_wall
+        for index, window in enumerate(windows(config.faults, config.duration)):
+            joins.append(asyncio.ensure_future(self._watch_fault(index, faults_start, window)))
         if config.churn > 0:
             ramp_end = max((p.join_at for p in config.participants), default=0.0)
             joins.append(asyncio.ensure_future(self._churn(start, ramp_end + 1.0)))

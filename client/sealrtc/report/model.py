@@ -24,6 +24,7 @@ __all__ = [
     "REPORT_VERSION",
     "SCHEMA_VERSION",
     "AssertionOutcome",
+    "FaultReport",
     "Generator",
     "Interval",
     "LoadReport",
@@ -264,6 +265,49 @@ class ScenarioInfo:
 
 
 @dataclass(frozen=True)
+class FaultReport:
+    """One fault of the run (``--fault``) and what legitimate subscribers saw around it: how
+    many had video when it struck (``watched``), lost media, recovered, and their recovery times
+    (from the last decrypted video frame before to the first after)."""
+
+    spec: str | None = None
+    kind: str | None = None
+    at_s: Number | None = None
+    length_s: Number | None = None
+    watched: Number | None = None
+    lost_media: Number | None = None
+    recovered: Number | None = None
+    recovery_ms: Summary | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec,
+            "kind": self.kind,
+            "at_s": self.at_s,
+            "length_s": self.length_s,
+            "watched": self.watched,
+            "lost_media": self.lost_media,
+            "recovered": self.recovered,
+            "recovery_ms": self.recovery_ms.to_json() if self.recovery_ms is not None else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> FaultReport | None:
+        if not isinstance(data, Mapping):
+            return None
+        return cls(
+            spec=text(data.get("spec")),
+            kind=text(data.get("kind")),
+            at_s=number(data.get("at_s")),
+            length_s=number(data.get("length_s")),
+            watched=number(data.get("watched")),
+            lost_media=number(data.get("lost_media")),
+            recovered=number(data.get("recovered")),
+            recovery_ms=Summary.from_json(data.get("recovery_ms")),
+        )
+
+
+@dataclass(frozen=True)
 class RawData:
     """Every worker's final and snapshots (without per-room live data), and the participants
     each room planned: what ``report merge`` rebuilds a merged report from."""
@@ -319,6 +363,8 @@ class LoadReport:
     """Set by ``report merge``: shards of the run that were not given."""
     interrupted_shards: tuple[int, ...] | None = None
     raw: RawData | None = None
+    faults: tuple[FaultReport, ...] = ()
+    """The run's faults (``--fault``), in time order; absent from the JSON when there were none."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -344,6 +390,7 @@ class LoadReport:
             "missing_shards": list(self.missing_shards) if self.missing_shards is not None else None,
             "interrupted_shards": list(self.interrupted_shards) if self.interrupted_shards is not None else None,
             "raw": self.raw.to_json() if self.raw is not None else None,
+            "faults": [f.to_json() for f in self.faults] if self.faults else None,
         }
         return out | _drop_none(optional)
 
@@ -380,4 +427,5 @@ class LoadReport:
             missing_shards=ints(d.get("missing_shards")),
             interrupted_shards=ints(d.get("interrupted_shards")),
             raw=RawData.from_json(d.get("raw")),
+            faults=tuple(f for f in map(FaultReport.from_json, sequence(d.get("faults"))) if f is not None),
         )

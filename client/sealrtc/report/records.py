@@ -232,6 +232,42 @@ class RecoveryTotals:
 
 
 @dataclass
+class FaultTotals:
+    """What legitimate subscribers saw around one fault of the run (see :mod:`sealrtc.load.faults`):
+    how many were watched (they had video), lost media, recovered, and each one's recovery time."""
+
+    watched: int = 0
+    lost_media: int = 0
+    recovered: int = 0
+    recovery_ms: Histogram = field(default_factory=Histogram)
+
+    def add(self, other: FaultTotals) -> None:
+        self.watched += other.watched
+        self.lost_media += other.lost_media
+        self.recovered += other.recovered
+        self.recovery_ms.merge(other.recovery_ms)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "watched": self.watched,
+            "lost_media": self.lost_media,
+            "recovered": self.recovered,
+            "recovery_ms": packed_to_json(pack(self.recovery_ms)),
+        }
+
+    @classmethod
+    def from_wire(cls, data: object) -> FaultTotals:
+        if not isinstance(data, Mapping):
+            return cls()
+        return cls(
+            watched=_int(data, "watched"),
+            lost_media=_int(data, "lost_media"),
+            recovered=_int(data, "recovered"),
+            recovery_ms=unpack(packed_from_json(data.get("recovery_ms"))),
+        )
+
+
+@dataclass
 class RoomTotals:
     """Everything measured in one room (by one worker, or merged over several): the builder's
     accumulator and the per-room part of a :class:`WorkerFinal`."""
@@ -456,15 +492,20 @@ class WorkerFinal:
     rooms: dict[str, RoomTotals] = field(default_factory=dict)
     generator: GeneratorFinal = field(default_factory=GeneratorFinal)
     errors: tuple[str, ...] = ()
+    faults: tuple[FaultTotals, ...] = ()
+    """One per fault of the run (``--fault``), in time order."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "type": "final",
             "worker": self.worker,
             "rooms": {name: totals.to_wire() for name, totals in self.rooms.items()},
             "generator": self.generator.to_json(),
             "errors": list(self.errors),
         }
+        if self.faults:
+            out["faults"] = [fault.to_wire() for fault in self.faults]
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> WorkerFinal:
@@ -473,6 +514,7 @@ class WorkerFinal:
             rooms={str(name): RoomTotals.from_wire(room) for name, room in (data.get("rooms") or {}).items()},
             generator=GeneratorFinal.from_json(data.get("generator") or {}),
             errors=tuple(str(e) for e in data.get("errors") or ()),
+            faults=tuple(FaultTotals.from_wire(f) for f in data.get("faults") or ()),
         )
 
     def relabelled(self, worker: WorkerId) -> WorkerFinal:
