@@ -4,6 +4,7 @@ sockets, no processes (the runs themselves: test_load_faults_run.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -23,14 +24,22 @@ from sealrtc.load.faults import (
     parse_fault,
     windows,
 )
-from sealrtc.load.plan import SUBSCRIBER, Participant
-from sealrtc.load.scenario import Scenario
+from sealrtc.load.plan import INTRUDER, PUBLISHER, SUBSCRIBER, Participant, plan
+from sealrtc.load.profiles import ImpairShare, assign_links, parse_shares, profile_reports
+from sealrtc.load.scenario import Scenario, ScenarioError, build, load_file
 from sealrtc.load.worker import Worker, _Joined
 from sealrtc.metrics import Histogram
 from sealrtc.report import check_all, first_problem
 from sealrtc.report.assertions import evaluate
 from sealrtc.report.model import LoadReport, ScenarioInfo
-from sealrtc.report.records import FaultTotals, RecoveryTotals, RoomTotals, WorkerFinal
+from sealrtc.report.records import (
+    FaultTotals,
+    LinkTotals,
+    ProfileTotals,
+    RecoveryTotals,
+    RoomTotals,
+    WorkerFinal,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -199,3 +208,85 @@ def test_a_fault_the_run_cannot_have_is_a_usage_error(capsys: pytest.CaptureFixt
         assert main(["load", "--no-isolate", "--duration", "5", *flags]) == ExitStatus.USAGE
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "--fault" in err, err
+
+
+# -- impaired links: who gets which, and the per-profile rows ------------------------------------
+
+
+def test_shares_take_exact_counts_per_role_spread_over_rooms() -> None:
+    participants = plan(Scenario(rooms=4, publishers=1, subscribers=8, intruders=1))
+    shares = parse_shares([{"share": 0.25, "down": "3g"}, {"share": 0.25, "both": "lossy"}])
+    links = assign_links(participants, shares, up="wifi", seed=7)
+    assert links == assign_links(participants, shares, up="wifi", seed=7)  # from the plan, not chance
+    by_profile: dict[str, list[Participant]] = {}
+    for p in participants:
+        by_profile.setdefault(links[p.index].profile, []).append(p)
+    assert set(by_profile) == {"down=3g", "up=lossy down=lossy", "up=wifi"}
+    for name, count in [("down=3g", (1, 8, 1)), ("up=lossy down=lossy", (1, 8, 1)), ("up=wifi", (2, 16, 2))]:
+        roles = [p.role for p in by_profile[name]]
+        assert (roles.count(PUBLISHER), roles.count(SUBSCRIBER), roles.count(INTRUDER)) == count, name
+    assert len({p.room for p in by_profile["down=3g"] if p.role == SUBSCRIBER}) >= 3  # spread, not room 0 only
+    assert len({link.seed for link in links.values()}) == len(participants)
+    assert links[participants[0].index].up in ("wifi", "lossy", None)
+
+
+def test_without_a_run_link_only_the_shares_are_impaired() -> None:
+    participants = plan(Scenario(rooms=1, publishers=1, subscribers=4))
+    links = assign_links(participants, parse_shares([{"share": 0.5, "down": "lossy"}]))
+    roles = sorted(p.role for p in participants if p.index in links)
+    assert roles == [PUBLISHER, SUBSCRIBER, SUBSCRIBER]  # half of one publisher rounds up
+    assert {link.profile for link in links.values()} == {"down=lossy"}
+    assert assign_links(participants, ()) == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ([{"share": 0.25}], "item 1: give up, down or both"),
+        ([{"share": 1.5, "down": "3g"}], "item 1: share must be a number in (0, 1]"),
+        ([{"share": 0.6, "down": "3g"}, {"share": 0.6, "up": "3g"}], "add up to more than 1"),
+        ([{"share": 0.2, "down": "5g"}], "item 1: down: unknown profile"),
+        ([{"share": 0.2, "sideways": "3g"}], "unknown key 'sideways'"),
+        ("3g", "expected a list of shares"),
+    ],
+)
+def test_bad_shares_are_refused_before_the_run(value: object, message: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        build({"impair": value}, {})
+    assert message in str(caught.value) and str(caught.value).startswith("setting impair: ")
+
+
+def test_a_scenario_file_gives_shares_and_flags_give_everyone_a_link(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('subscribers = 4\nimpair-seed = 3\nimpair = [{share = 0.25, down = "3g"}]\n')
+    scenario = build(load_file(path), {"impair_up": "wifi", "impair_down": None})
+    assert scenario.impair == (ImpairShare(0.25, None, "3g"),)
+    assert (scenario.impair_up, scenario.impair_down, scenario.impair_seed) == ("wifi", None, 3)
+    assert scenario.as_dict()["impair"] == ({"share": 0.25, "up": None, "down": "3g"},)
+    with pytest.raises(ScenarioError, match="setting impair-down: unknown setting"):
+        build({}, {"impair_down": "speed=9"})
+
+
+def _profile(dropped: int, offered: int, decrypted: int) -> ProfileTotals:
+    totals = ProfileTotals(down=LinkTotals(offered, offered - dropped, dropped, 0, 0, 0.02 * (offered - dropped)))
+    totals.totals.planned = totals.totals.joined = 2
+    totals.totals.frames["decrypted"] = decrypted
+    return totals
+
+
+def test_profile_rows_merge_over_workers_in_the_run_order() -> None:
+    first = WorkerFinal(0, profiles={"none": _profile(0, 0, 300), "down=3g": _profile(40, 1000, 250)})
+    finals = [WorkerFinal.from_json(first.to_json()), WorkerFinal(1, profiles={"down=3g": _profile(60, 1000, 260)})]
+    rows = profile_reports(finals, ["down=3g", "none"])
+    assert [r.profile for r in rows] == ["down=3g", "none"]
+    three_g = rows[0]
+    assert three_g.participants is not None and three_g.participants.planned == 4
+    assert three_g.metrics is not None and three_g.metrics.frames is not None
+    assert three_g.metrics.frames.decrypted == 510
+    assert three_g.impairment["down"] == {"offered": 2000, "dropped": 100, "dropped_percent": 5.0, "queue_dropped": 0,
+                                          "delivered": 1900, "duplicated": 0, "mean_delay_ms": 20.0}  # fmt: skip
+    info = ScenarioInfo.from_json(Scenario().as_dict() | {"target": "relay", "workers": 2, "shard": {"index": 0}})
+    report = build_report(scenario=info or ScenarioInfo(), room_names=["a"], finals=finals, snapshots=(),
+                          started_at="x", duration_s=10, profiles=rows).to_json()  # fmt: skip
+    assert LoadReport.from_json(report).profiles == rows
+    assert first_problem(report | {"verdict": "pass", "exit_status": 0}) is None

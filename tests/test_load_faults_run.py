@@ -47,3 +47,41 @@ async def test_a_paused_relay_freezes_media_and_it_comes_back(tmp_path: Path) ->
     # frozen for 3 s: the gap is the pause (the relay kept its sessions: no reconnect needed)
     assert 2500 <= fault["recovery_ms"]["max"] <= 10_000, fault
     assert first_problem(run.report) is None
+
+
+async def test_an_impaired_downlink_shows_its_drops(tmp_path: Path) -> None:
+    run = await load(tmp_path, "lossy", "--rooms", "2", "--subscribers", "3", "--impair-down", "lossy",
+                     "--duration", "10")  # fmt: skip
+    await run.wait(timeout=120)
+    assert run.returncode == 0, run.stderr
+    report = run.report
+    assert first_problem(report) is None
+    (row,) = report["profiles"]
+    assert row["profile"] == "down=lossy" and row["participants"]["planned"] == 8
+    down = row["impairment"]["down"]
+    # lossy: 5% in bursts of 4 on what every participant receives (a few thousand datagrams)
+    assert down["offered"] > 1000 and 1.5 <= down["dropped_percent"] <= 12, down
+    assert row["impairment"]["up"]["offered"] == 0  # the uplink is left alone
+    assert row["metrics"]["frames"]["decrypted"] > 0 and sum(row["metrics"]["decrypt_failures"].values()) == 0
+    assert report["scenario"]["impair_down"] == "lossy"
+
+
+async def test_an_impaired_share_and_a_fault_in_one_run(tmp_path: Path) -> None:
+    scenario = tmp_path / "share.toml"
+    scenario.write_text('rooms = 2\nsubscribers = 4\nimpair = [{share = 0.25, down = "3g"}]\n')
+    run = await load(tmp_path, "share", "--scenario", str(scenario), "--fault", "relay-restart@6s",
+                     "--duration", "16")  # fmt: skip
+    await run.wait(timeout=150)
+    assert run.returncode == 0, run.stderr
+    report = run.report
+    assert first_problem(report) is None
+    rows = {row["profile"]: row for row in report["profiles"]}
+    assert list(rows) == ["down=3g", "none"]
+    # a quarter of each role: 2 of 8 subscribers, and half a publisher of 2 rounds up to one
+    assert rows["down=3g"]["participants"]["planned"] == 3 and rows["none"]["participants"]["planned"] == 7
+    assert rows["down=3g"]["impairment"]["down"]["offered"] > 500
+    assert rows["down=3g"]["impairment"]["down"]["mean_delay_ms"] >= 100  # 3g: 100 ms one way, plus queueing
+    assert rows["none"]["impairment"]["down"]["offered"] == 0
+    (fault,) = report["faults"]
+    assert fault["watched"] == fault["lost_media"] == fault["recovered"] == 8, fault
+    assert all(row["metrics"]["reconnects"] > 0 for row in rows.values())

@@ -292,6 +292,21 @@ def _load_fault_options(load: argparse.ArgumentParser) -> None:
         "the start and starts it again on the same address; 'relay-pause@10s+3s' freezes it for 3 s "
         "(SIGSTOP/SIGCONT). The report's faults section says who lost media and how fast they recovered",
     )
+    # The specs stay text (checked here): the scenario keeps them as written, the report names
+    # its link profiles after them, and the workers parse them again.
+    load.add_argument("--impair", type=_impairment_text, metavar="SPEC", help="impair every participant's link "
+                      "both ways (a scenario's impair shares aside): " + IMPAIR_SPEC)  # fmt: skip
+    load.add_argument("--impair-up", type=_impairment_text, metavar="SPEC",
+                      help="impair what every participant sends (wins over --impair)")  # fmt: skip
+    load.add_argument("--impair-down", type=_impairment_text, metavar="SPEC",
+                      help="impair what every participant receives (wins over --impair)")  # fmt: skip
+    load.add_argument("--impair-seed", type=int, metavar="N",
+                      help="seed of the impairments' randomness, each participant's from it (default 0)")  # fmt: skip
+
+
+def _impairment_text(text: str) -> str:
+    _impairment(text)
+    return text.strip()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -55,6 +55,9 @@ def _scenario(args: argparse.Namespace) -> Any:
         "ratchet_every": args.ratchet_every,
         "churn": args.churn,
         "recover_within": args.recover_within,
+        "impair_up": args.impair_up or args.impair,
+        "impair_down": args.impair_down or args.impair,
+        "impair_seed": args.impair_seed,
     }
     try:
         return build(load_file(args.scenario) if args.scenario else {}, flags)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from ..metrics import Histogram
 from ..report.measures import Frames, Freezes, KeyChanges, Metrics, Participants, RoomReport, Summary
-from ..report.model import FaultReport, Generator, Interval, LoadReport, RawData, ScenarioInfo
+from ..report.model import FaultReport, Generator, Interval, LoadReport, ProfileReport, RawData, ScenarioInfo
 from ..report.records import RoomTotals, WorkerFinal, WorkerId, WorkerSnapshot, unpack
 
 SATURATION_CPU_PERCENT = 90.0
@@ -249,6 +249,7 @@ def build_report(
     missing_shards: Sequence[int] | None = None,
     interrupted_shards: Sequence[int] | None = None,
     faults: Sequence[FaultReport] = (),
+    profiles: Sequence[ProfileReport] = (),
 ) -> LoadReport:
     """The report without assertions and verdict (:func:`sealrtc.report.judge.judge` adds them).
 
@@ -279,6 +280,7 @@ def build_report(
         interrupted_shards=tuple(interrupted_shards) if interrupted_shards is not None else None,
         raw=raw,
         faults=tuple(faults),
+        profiles=tuple(profiles),
     )
 
 

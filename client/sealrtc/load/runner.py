@@ -30,6 +30,7 @@ from .aggregate import LiveTotals, build_report, relabel
 from .environment import without_secrets
 from .faults import Fault, fault_reports
 from .plan import SUBSCRIBER, Participant, assign, plan
+from .profiles import assign_links, profile_name, profile_reports, run_profiles
 from .scenario import Scenario
 from .worker import WorkerConfig, worker_main
 
@@ -272,6 +273,9 @@ async def run_load(
     names = room_names(scenario, target_kind, run_id)
     index, shards = shard
     participants = plan(scenario)
+    # links from the whole plan: every shard gives a participant the same link
+    links = assign_links(participants, scenario.impair, up=scenario.impair_up, down=scenario.impair_down,
+                         seed=scenario.impair_seed)  # fmt: skip
     if shards > 1:
         from .plan import shard as shard_of
 
@@ -337,6 +341,8 @@ async def run_load(
             churn=churn_share(scenario.churn, part, participants),
             recover_within=scenario.recover_within,
             faults=tuple(faults),
+            links={p.index: links[p.index] for p in part if p.index in links},
+            profiles=bool(links),
         )
         process = ctx.Process(target=worker_main, args=(config, secret, messages, stop), daemon=True)
         process.start()
@@ -407,7 +413,10 @@ async def run_load(
     )
     assert info is not None
     started = datetime.fromtimestamp(start_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    report = shard_report(run, info, index, started_at=started, duration_s=duration, faults=faults)
+    profiles = run_profiles(links, scenario.impair, profile_name(scenario.impair_up, scenario.impair_down))
+    report = shard_report(
+        run, info, index, started_at=started, duration_s=duration, faults=faults, profiles=profiles if links else None
+    )
     return run, report, target
 
 
@@ -434,10 +443,12 @@ def shard_report(
     started_at: str,
     duration_s: float,
     faults: Sequence[Fault] = (),
+    profiles: Sequence[str] | None = None,
 ) -> LoadReport:
     """The run's report (without assertions), and in its ``raw`` section what ``sealrtc report
     merge`` needs to rebuild a merged report exactly: every worker's final and snapshots
-    (per-room live data dropped), labelled ``SHARD.WORKER``, and the rooms' planned participants."""
+    (per-room live data dropped), labelled ``SHARD.WORKER``, and the rooms' planned participants.
+    ``profiles``: the run's link profiles (None: links were not impaired, no per-profile rows)."""
     planned = planned_per_room(run.planned, run.names)
     finals = [final for _, final in sorted(run.finals.items())]
     raw = RawData(
@@ -457,4 +468,5 @@ def shard_report(
         errors=run.errors,
         raw=raw,
         faults=fault_reports(faults, finals),
+        profiles=profile_reports(finals, profiles) if profiles is not None else (),
     )

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SealError
+from ..impairment import ImpairmentError
+from .profiles import ImpairShare, parse_shares
 
 
 class ScenarioError(SealError):
@@ -46,6 +48,14 @@ class Scenario:
     """Subscribers per second who leave and are replaced by new joiners (0: none)."""
     recover_within: float = 30.0
     """Participants who lose their server reconnect for up to this many seconds, then fail."""
+    impair_up: str | None = None
+    """Every participant's uplink impairment (``--impair-up``/``--impair``), shares aside."""
+    impair_down: str | None = None
+    """Every participant's downlink impairment (``--impair-down``/``--impair``), shares aside."""
+    impair_seed: int = 0
+    """Seed of every impaired link (each participant's own seed derives from it)."""
+    impair: tuple[ImpairShare, ...] = field(default_factory=tuple)
+    """Shares of participants with their own link: ``impair = [{share = 0.25, down = "3g"}]``."""
     room_ids: tuple[str, ...] = field(default_factory=tuple)
     """Existing rooms to use (Janus: numeric ids); empty: the tool names (and creates) its own."""
     assertions: tuple[str, ...] = field(default_factory=tuple)
@@ -205,10 +215,29 @@ def _assertions(value: Any) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _impairments(name: str, value: Any) -> Any:
+    """The shares (``impair``) or one direction's spec, checked by the impairment model."""
+    from ..impairment import parse_impairment
+
+    try:
+        if name == "impair":
+            return parse_shares(value)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ImpairmentError('expected an impairment, e.g. "3g" or "loss=5%,delay=100ms"')
+        parse_impairment(value)
+        return value.strip()
+    except ImpairmentError as exc:
+        raise ScenarioError(f"setting {name.replace('_', '-')}: {exc}") from None
+
+
 def _coerce(name: str, value: Any) -> Any:
     kind = _TYPES[name]
     if name == "assertions":
         return _assertions(value)
+    if name in ("impair", "impair_up", "impair_down"):
+        return _impairments(name, value)
     try:
         if kind == "int":
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):

@@ -23,6 +23,8 @@ from ..report.records import (
     FaultTotals,
     GeneratorFinal,
     KeyTotals,
+    LinkTotals,
+    ProfileTotals,
     RoomSnapshot,
     RoomTotals,
     WorkerCrash,
@@ -34,6 +36,7 @@ from ..shell import eventloop
 from .faults import SAMPLE, Fault, GapWatch, may_close, windows
 from .keying import PREINSTALL, WINDOW, GapMeter, NearChange, change_times, rotation_secret
 from .plan import INTRUDER, PUBLISHER, SUBSCRIBER, Participant
+from .profiles import NO_PROFILE, LinkPlan
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,10 @@ class WorkerConfig:
     """Participants who lose their server reconnect for up to this many seconds (None: they fail)."""
     faults: tuple[Fault, ...] = ()
     """The run's faults in time order: around each, the worker watches what subscribers see."""
+    links: dict[int, LinkPlan] = field(default_factory=dict)
+    """Impaired participants' links, by participant index (see :mod:`sealrtc.load.profiles`)."""
+    profiles: bool = False
+    """The run impairs links: the final reports totals per link profile."""
 
 
 @dataclass
@@ -139,6 +146,8 @@ class Worker:
         self._background: set[asyncio.Task[None]] = set()
         self._last_tick: float | None = None
         self.fault_totals = [FaultTotals() for _ in config.faults]
+        self.failed_links: dict[str, int] = {}
+        """Participants whose join failed before they had an agent, per link profile."""
 
     # -- participants -------------------------------------------------------------------------
 
@@ -192,6 +201,7 @@ class Worker:
                     probe=self.config.probe,
                     video_codec=self.config.video_codec,
                     recover_within=self.config.recover_within,
+                    impairment=self._link_shape(p),
                     **tracks,
                 )
                 entry = _Joined(p, agent, started)
@@ -207,6 +217,7 @@ class Worker:
                     decode=p.decode,
                     name=f"{p.role}-{p.index}",
                     recover_within=self.config.recover_within,
+                    impairment=self._link_shape(p),
                 )
                 entry = _Joined(p, agent, started, churned=churned)
                 self.joined.append(entry)
@@ -221,6 +232,7 @@ class Worker:
                 entry.failed = True
             else:
                 self.failed_joins[p.room] = self.failed_joins.get(p.room, 0) + 1
+                self.failed_links[self._profile(p)] = self.failed_links.get(self._profile(p), 0) + p.legitimate
             if len(self.errors) < MAX_ERRORS:
                 self.errors.append(f"{p.role} {p.index} in {room}: {exc}")
 
@@ -421,7 +433,78 @@ class Worker:
         for name, totals in rooms.items():
             totals.keys.add(self._key_totals(name))
         generator = GeneratorFinal(cpu_percent, tuple(self.cpu_intervals), pack(self.loop_lag), eventloop.loop_name())
-        return WorkerFinal(self.config.worker, rooms, generator, tuple(self.errors), tuple(self.fault_totals))
+        profiles = self._profile_totals() if self.config.profiles else {}
+        return WorkerFinal(self.config.worker, rooms, generator, tuple(self.errors), tuple(self.fault_totals), profiles)
+
+    # -- impaired links -----------------------------------------------------------------------
+
+    def _profile(self, p: Participant) -> str:
+        link = self.config.links.get(p.index)
+        return link.profile if link is not None else NO_PROFILE
+
+    def _link_shape(self, p: Participant) -> Any:
+        """The participant's :class:`~sealrtc.agents.impairing.LinkShape` (None: a plain link)."""
+        from ..agents.impairing import LinkShape
+        from ..impairment import parse_impairment
+
+        link = self.config.links.get(p.index)
+        if link is None:
+            return None
+        up = parse_impairment(link.up) if link.up else None
+        down = parse_impairment(link.down) if link.down else None
+        return LinkShape(up=up, down=down, seed=link.seed)
+
+    def _profile_totals(self) -> dict[str, ProfileTotals]:
+        """What each link profile's participants measured (the main numbers of :meth:`final`,
+        grouped by profile instead of room) and what their impaired links did."""
+        profiles: dict[str, ProfileTotals] = {}
+        for p in self.config.participants:
+            profiles.setdefault(self._profile(p), ProfileTotals()).totals.planned += p.legitimate
+        for name, count in self.failed_links.items():
+            profiles[name].totals.failed += count
+        for entry in self.joined:
+            p, agent = entry.participant, entry.agent
+            profile = profiles.setdefault(self._profile(p), ProfileTotals())
+            totals = profile.totals
+            if agent.impairment is not None:
+                for link in agent.impairment.links:
+                    for direction, into in ((link.up, profile.up), (link.down, profile.down)):
+                        c = direction.counters
+                        into.add(LinkTotals(c.offered, c.delivered, c.dropped, c.queue_dropped, c.duplicated,
+                                            c.delay_total))  # fmt: skip
+            if entry.left:
+                pass
+            elif self._is_failed(entry):
+                totals.failed += p.legitimate
+            elif p.legitimate:
+                totals.joined += 1
+            else:
+                totals.intruders += 1
+            if p.legitimate:
+                totals.recovery.reconnects += agent.recovery.reconnects
+            if p.role == PUBLISHER:
+                totals.frames["sent"] += sum(agent.frames_sent().values())
+                continue
+            numbers = self._subscriber_numbers(entry)
+            if p.role == INTRUDER:
+                totals.intruder_decrypts += numbers["decrypted"]
+                continue
+            agent.refresh()
+            self._add_recovery(totals, entry)
+            first = agent.connect.as_dict()["first_decrypted_ms" if agent.keys is not None else "first_rtp_ms"]
+            if first is not None:
+                totals.histograms["first_frame_ms"].record(first)
+            for session in agent.sessions:
+                for track, metrics in [(t, t.metrics) for t in session.receive_tracks() if t.metrics is not None]:
+                    totals.histograms["latency_ms"].merge(metrics.latency)
+                    if track.kind in ("video", "audio"):
+                        totals.histograms[f"latency_{track.kind}_ms"].merge(metrics.latency)
+            for key in ("received", "decrypted", "decoded", "lost"):
+                totals.frames[key] += numbers[key]
+            totals.freezes_count += numbers["freezes"]
+            totals.freezes_ms += numbers["freezes_ms"]
+            totals.decrypt_failures.add(numbers["failures"])
+        return profiles
 
     @staticmethod
     def _add_recovery(totals: RoomTotals, entry: _Joined) -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "Generator",
     "Interval",
     "LoadReport",
+    "ProfileReport",
     "RawData",
     "ScenarioInfo",
     "ShardInfo",
@@ -308,6 +309,37 @@ class FaultReport:
 
 
 @dataclass(frozen=True)
+class ProfileReport:
+    """The participants of one link profile (``--impair*``, a scenario's ``impair`` shares): how
+    many, what they measured (the report's metrics, for them alone) and what their impaired
+    links did to datagrams, per direction (offered, dropped, delivered, mean added delay)."""
+
+    profile: str | None = None
+    participants: Participants | None = None
+    metrics: Metrics | None = None
+    impairment: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile,
+            "participants": self.participants.to_json() if self.participants is not None else None,
+            "metrics": self.metrics.to_json() if self.metrics is not None else None,
+            "impairment": {k: dict(v) for k, v in self.impairment.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> ProfileReport | None:
+        if not isinstance(data, Mapping):
+            return None
+        return cls(
+            profile=text(data.get("profile")),
+            participants=Participants.from_json(data.get("participants")),
+            metrics=Metrics.from_json(data.get("metrics")),
+            impairment={str(k): dict(v) for k, v in mapping(data.get("impairment")).items() if isinstance(v, Mapping)},
+        )
+
+
+@dataclass(frozen=True)
 class RawData:
     """Every worker's final and snapshots (without per-room live data), and the participants
     each room planned: what ``report merge`` rebuilds a merged report from."""
@@ -365,6 +397,8 @@ class LoadReport:
     raw: RawData | None = None
     faults: tuple[FaultReport, ...] = ()
     """The run's faults (``--fault``), in time order; absent from the JSON when there were none."""
+    profiles: tuple[ProfileReport, ...] = ()
+    """Per link profile, when the run impaired links; absent from the JSON otherwise."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -391,6 +425,7 @@ class LoadReport:
             "interrupted_shards": list(self.interrupted_shards) if self.interrupted_shards is not None else None,
             "raw": self.raw.to_json() if self.raw is not None else None,
             "faults": [f.to_json() for f in self.faults] if self.faults else None,
+            "profiles": [p.to_json() for p in self.profiles] if self.profiles else None,
         }
         return out | _drop_none(optional)
 
@@ -428,4 +463,5 @@ class LoadReport:
             interrupted_shards=ints(d.get("interrupted_shards")),
             raw=RawData.from_json(d.get("raw")),
             faults=tuple(f for f in map(FaultReport.from_json, sequence(d.get("faults"))) if f is not None),
+            profiles=tuple(p for p in map(ProfileReport.from_json, sequence(d.get("profiles"))) if p is not None),
         )

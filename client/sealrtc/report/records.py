@@ -342,6 +342,93 @@ class RoomTotals:
         return totals
 
 
+@dataclass
+class LinkTotals:
+    """What impaired links did in one direction, summed over connections (datagrams)."""
+
+    offered: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    """By the loss model or the bottleneck's full queue."""
+    queue_dropped: int = 0
+    duplicated: int = 0
+    delay_total_s: float = 0.0
+    """Sum of the delivered datagrams' delays (seconds), for their mean."""
+
+    def add(self, other: LinkTotals) -> None:
+        self.offered += other.offered
+        self.delivered += other.delivered
+        self.dropped += other.dropped
+        self.queue_dropped += other.queue_dropped
+        self.duplicated += other.duplicated
+        self.delay_total_s += other.delay_total_s
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "offered": self.offered,
+            "delivered": self.delivered,
+            "dropped": self.dropped,
+            "queue_dropped": self.queue_dropped,
+            "duplicated": self.duplicated,
+            "delay_total_s": round(self.delay_total_s, 6),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The report's view: counts, the dropped share and the mean added delay."""
+        mean = self.delay_total_s / self.delivered * 1000 if self.delivered else None
+        return {
+            "offered": self.offered,
+            "dropped": self.dropped,
+            "dropped_percent": round(100 * self.dropped / self.offered, 2) if self.offered else None,
+            "queue_dropped": self.queue_dropped,
+            "delivered": self.delivered,
+            "duplicated": self.duplicated,
+            "mean_delay_ms": round(mean, 2) if mean is not None else None,
+        }
+
+    @classmethod
+    def from_wire(cls, data: object) -> LinkTotals:
+        if not isinstance(data, Mapping):
+            return cls()
+        return cls(
+            offered=_int(data, "offered"),
+            delivered=_int(data, "delivered"),
+            dropped=_int(data, "dropped"),
+            queue_dropped=_int(data, "queue_dropped"),
+            duplicated=_int(data, "duplicated"),
+            delay_total_s=_float(data.get("delay_total_s")) or 0.0,
+        )
+
+
+@dataclass
+class ProfileTotals:
+    """One link profile's participants (see :mod:`sealrtc.load.profiles`): what they measured, as
+    a room's totals, and what their impaired links did in each direction."""
+
+    totals: RoomTotals = field(default_factory=RoomTotals)
+    up: LinkTotals = field(default_factory=LinkTotals)
+    down: LinkTotals = field(default_factory=LinkTotals)
+
+    def add(self, other: ProfileTotals) -> None:
+        self.totals.add(other.totals)
+        self.up.add(other.up)
+        self.down.add(other.down)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"totals": self.totals.to_wire(), "up": self.up.to_wire(), "down": self.down.to_wire()}
+
+    @classmethod
+    def from_wire(cls, data: object) -> ProfileTotals:
+        if not isinstance(data, Mapping):
+            return cls()
+        totals = data.get("totals")
+        return cls(
+            totals=RoomTotals.from_wire(totals if isinstance(totals, Mapping) else {}),
+            up=LinkTotals.from_wire(data.get("up")),
+            down=LinkTotals.from_wire(data.get("down")),
+        )
+
+
 @dataclass(frozen=True)
 class RoomSnapshot:
     """One room's part of a worker's second, for the live Prometheus metrics (reports keep only
@@ -494,6 +581,8 @@ class WorkerFinal:
     errors: tuple[str, ...] = ()
     faults: tuple[FaultTotals, ...] = ()
     """One per fault of the run (``--fault``), in time order."""
+    profiles: dict[str, ProfileTotals] = field(default_factory=dict)
+    """Per link profile (impaired runs only), by profile name."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -505,6 +594,8 @@ class WorkerFinal:
         }
         if self.faults:
             out["faults"] = [fault.to_wire() for fault in self.faults]
+        if self.profiles:
+            out["profiles"] = {name: totals.to_wire() for name, totals in self.profiles.items()}
         return out
 
     @classmethod
@@ -515,6 +606,7 @@ class WorkerFinal:
             generator=GeneratorFinal.from_json(data.get("generator") or {}),
             errors=tuple(str(e) for e in data.get("errors") or ()),
             faults=tuple(FaultTotals.from_wire(f) for f in data.get("faults") or ()),
+            profiles={str(name): ProfileTotals.from_wire(p) for name, p in (data.get("profiles") or {}).items()},
         )
 
     def relabelled(self, worker: WorkerId) -> WorkerFinal:
