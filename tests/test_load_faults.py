@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from sealrtc.agents.recovery import RecoveryLog
 from sealrtc.cli.common import ExitStatus
 from sealrtc.cli.main import main
 from sealrtc.load.aggregate import build_report
@@ -92,15 +93,24 @@ def test_recovery_assertion_names() -> None:
     assert evaluate(no_video, quiet).reason == "no metrics.availability_percent in the report"
 
 
-def test_availability_counts_seconds_after_the_first_video_frame() -> None:
-    entry = _Joined(Participant(1, 0, SUBSCRIBER, False, 0.0), SimpleNamespace(), 0.0)
+def test_availability_is_watched_time_less_outages_and_freezes() -> None:
+    recovery = RecoveryLog(clock=lambda: 100.0)
+    recovery.outages_ms = [2500.0]
+    entry = _Joined(Participant(1, 0, SUBSCRIBER, False, 0.0), SimpleNamespace(recovery=recovery), 0.0)
     sample: Any = Worker._sample_availability
     sample(entry, 0, 1.0)  # no video yet: not watched
     sample(entry, 30, 1.0)  # the first frames: watching starts now
-    assert (entry.watched_s, entry.available_s) == (0.0, 0.0)
-    for video, elapsed in [(60, 1.0), (60, 1.0), (60, 2.0), (90, 1.0)]:  # an outage of three seconds
+    for video, elapsed in [(60, 1.0), (60, 1.0), (60, 2.0), (90, 1.0), (120, 5.0)]:
         sample(entry, video, elapsed)
-    assert (entry.watched_s, entry.available_s) == (5.0, 2.0)
+    assert entry.watched_s == 10.0
+    totals = RoomTotals()
+    add: Any = Worker._add_recovery
+    add(totals, entry, 500.0)  # 2.5 s of outage, 0.5 s frozen
+    assert (totals.recovery.watched_s, totals.recovery.available_s) == (10.0, 7.0)
+    assert totals.recovery.availability_percent == pytest.approx(70.0)
+    recovery.lost_at = 96.0  # an outage still going at the end counts too
+    add(totals, entry, 0.0)
+    assert totals.recovery.available_s == pytest.approx(7.0 + 10.0 - 6.5)
 
 
 def test_a_histogram_of_recoveries_merges_exactly() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import multiprocessing
 import os
 import queue as queue_module
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..report.model import LoadReport, RawData, ScenarioInfo
+from ..report.model import FaultReport, LoadReport, RawData, ScenarioInfo
 from ..report.records import WorkerFinal, WorkerMessage, WorkerSnapshot, read_message
 from .aggregate import LiveTotals, build_report, relabel
 from .environment import without_secrets
@@ -33,6 +34,8 @@ from .plan import SUBSCRIBER, Participant, assign, plan
 from .profiles import assign_links, profile_name, profile_reports, run_profiles
 from .scenario import Scenario
 from .worker import WorkerConfig, worker_main
+
+logger = logging.getLogger(__name__)
 
 FINAL_GRACE = 45.0
 """Seconds after the run's end to wait for workers to close their peers and report."""
@@ -149,18 +152,8 @@ async def janus_rooms(url: str, names: list[str], scenario: Scenario, given: boo
         handle = await janus.attach()
         for name in names:
             room = int(name)
-            request = {
-                "request": "create",
-                "room": room,
-                "description": f"sealrtc load {name}",
-                "publishers": max(scenario.publishers, 1) + 1,
-                "require_e2ee": scenario.e2ee,
-                "videocodec": "vp8,h264",
-                "notify_joining": True,  # keying v2 publishers advance the epoch on join
-                "permanent": False,
-            }
             try:
-                await handle.message(request)
+                await create_room(handle, room, scenario)
             except JanusError as exc:
                 if exc.code != 427:  # 427: the room exists (another shard created it)
                     raise LoadError(f"Janus refused to create room {room}: {exc}") from None
@@ -171,6 +164,62 @@ async def janus_rooms(url: str, names: list[str], scenario: Scenario, given: boo
     finally:
         await janus.close()
     return target
+
+
+async def create_room(handle: Any, room: int, scenario: Scenario) -> None:
+    """One of the run's VideoRooms (``handle``: a VideoRoom plugin handle); raises JanusError."""
+    await handle.message(
+        {
+            "request": "create",
+            "room": room,
+            "description": f"sealrtc load {room}",
+            "publishers": max(scenario.publishers, 1) + 1,
+            "require_e2ee": scenario.e2ee,
+            "videocodec": "vp8,h264",
+            "notify_joining": True,  # keying v2 publishers advance the epoch on join
+            "permanent": False,
+        }
+    )
+
+
+JANUS_RETRY = 0.5
+"""Seconds between the room keeper's attempts to reach a Janus that went away."""
+
+
+async def keep_janus_rooms(target: Target, scenario: Scenario, run: LoadRun) -> None:
+    """Janus forgets the rooms made over its API when it restarts: hold one session to it and,
+    when the session is lost, reach Janus again (every :data:`JANUS_RETRY` s) and create the
+    run's rooms again, so that participants who reconnect find them. Each outage is noted in
+    ``run.external``: the report lists it as an external fault (when, for how long)."""
+    from ..signaling.janus import JanusError, JanusSession
+
+    lost_at: float | None = None
+    while True:
+        try:
+            janus = await JanusSession.connect(target.url, timeout=5)
+        except Exception:  # Janus is still away: try again
+            await asyncio.sleep(JANUS_RETRY)  # a polling period: nothing tells when Janus is back
+            continue
+        try:
+            if lost_at is not None:
+                handle = await janus.attach()
+                for room in target.created_rooms:
+                    try:
+                        await create_room(handle, room, scenario)
+                    except JanusError as exc:
+                        if exc.code != 427:  # 427: it exists already
+                            run.errors.append(f"Janus refused to create room {room} again: {exc}")
+                await handle.detach()
+                back = time.time()
+                run.external.append(("janus-restart", lost_at - run.started_wall, back - lost_at))
+                lost_at = None
+            await janus.lost()
+            lost_at = time.time()
+        except Exception as exc:  # the session broke while creating: start over
+            logger.info("room keeper: %s", exc)
+        finally:
+            with contextlib.suppress(Exception):
+                await janus.close()
 
 
 async def destroy_janus_rooms(target: Target) -> None:
@@ -240,6 +289,8 @@ class LoadRun:
     live: LiveTotals = field(default_factory=LiveTotals)
     interrupted: bool = False
     started_wall: float = 0.0
+    external: list[tuple[str, float, float]] = field(default_factory=list)
+    """Faults nobody planned, as the runner saw them: (what, seconds after the start, seconds out)."""
 
     def take(self, message: WorkerMessage) -> None:
         if isinstance(message, WorkerSnapshot):
@@ -361,6 +412,7 @@ async def run_load(
             loop.add_signal_handler(sig, interrupt)
     next_tick = time.monotonic() + 1.0
     injecting = asyncio.ensure_future(inject_faults(target, faults, start_at, run)) if faults else None
+    keeper = asyncio.ensure_future(keep_janus_rooms(target, scenario, run)) if target.created_rooms else None
     try:
         while len(run.finals) < len(processes) and time.time() < deadline[0]:
             try:
@@ -384,10 +436,11 @@ async def run_load(
                 break
     finally:
         stop.set()
-        if injecting is not None:
-            injecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await injecting
+        for task in (injecting, keeper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
@@ -418,6 +471,14 @@ async def run_load(
         run, info, index, started_at=started, duration_s=duration, faults=faults, profiles=profiles if links else None
     )
     return run, report, target
+
+
+def external_faults(seen: Sequence[tuple[str, float, float]]) -> tuple[FaultReport, ...]:
+    """Faults the runner saw but did not cause (Janus went away and came back): when and for how
+    long. Who lost media and how fast they recovered are in the recovery metrics (reconnects,
+    ``time_to_recover_ms``, ``availability_percent``): workers watch planned faults only."""
+    return tuple(FaultReport(spec=what, kind="external", at_s=round(at, 3), length_s=round(length, 3))
+                 for what, at, length in seen)  # fmt: skip
 
 
 def churn_share(churn: float, part: list[Participant], participants: list[Participant]) -> float:
@@ -467,6 +528,6 @@ def shard_report(
         duration_s=duration_s,
         errors=run.errors,
         raw=raw,
-        faults=fault_reports(faults, finals),
+        faults=fault_reports(faults, finals) + external_faults(run.external),
         profiles=profile_reports(finals, profiles) if profiles is not None else (),
     )

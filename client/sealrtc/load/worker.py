@@ -96,9 +96,8 @@ class _Joined:
     left: bool = False
     """Left during the run (churn): its frames still count, it no longer counts as joined."""
     video_seen: int = 0
-    """Decrypted video frames at the last tick (availability: did this second bring any?)."""
+    """Decrypted video frames at the last tick (watching starts with the first)."""
     watched_s: float = 0.0
-    available_s: float = 0.0
 
 
 @dataclass
@@ -272,13 +271,11 @@ class Worker:
 
     @staticmethod
     def _sample_availability(entry: _Joined, video: int, elapsed: float) -> None:
-        """Count the last tick's ``elapsed`` seconds as watched (once this subscriber had video)
-        and as available when it brought decrypted video."""
+        """Count the last tick's ``elapsed`` seconds as watched once this subscriber had video
+        (how much of it was not available, :meth:`_add_recovery` says)."""
         if entry.video_seen:
             entry.watched_s += elapsed
-            if video > entry.video_seen:
-                entry.available_s += elapsed
-        entry.video_seen = video
+        entry.video_seen = max(entry.video_seen, video)
 
     def snapshot(self, t: float, cpu_percent: float | None) -> WorkerSnapshot:
         """Deltas since the last snapshot, for the whole worker and per room (the per-room part
@@ -407,7 +404,7 @@ class Worker:
                 totals.intruder_failures.add(numbers["failures"])
                 continue
             agent.refresh()
-            self._add_recovery(totals, entry)
+            self._add_recovery(totals, entry, numbers["freezes_ms"])
             connect = agent.connect.as_dict()
             first = connect["first_decrypted_ms"] if agent.keys is not None else connect["first_rtp_ms"]
             joins = totals.histograms["join_ms"], totals.histograms["first_frame_ms"]
@@ -490,7 +487,7 @@ class Worker:
                 totals.intruder_decrypts += numbers["decrypted"]
                 continue
             agent.refresh()
-            self._add_recovery(totals, entry)
+            self._add_recovery(totals, entry, numbers["freezes_ms"])
             first = agent.connect.as_dict()["first_decrypted_ms" if agent.keys is not None else "first_rtp_ms"]
             if first is not None:
                 totals.histograms["first_frame_ms"].record(first)
@@ -507,15 +504,17 @@ class Worker:
         return profiles
 
     @staticmethod
-    def _add_recovery(totals: RoomTotals, entry: _Joined) -> None:
-        """A legitimate subscriber's outages (``refresh()`` first: it notes recoveries) and its
-        watched and available seconds."""
+    def _add_recovery(totals: RoomTotals, entry: _Joined, freezes_ms: float) -> None:
+        """A legitimate subscriber's outages (``refresh()`` first: it notes recoveries), and its
+        watched seconds less the time without video: its outages (last frame before a lost
+        connection to the first decrypted on the next) and its video freezes (on a connection)."""
         recovery = entry.agent.recovery
         totals.histograms["time_to_recover_ms"].merge(recovery.time_to_recover)
         ongoing = [recovery.outage_seconds() * 1000] if recovery.lost_at is not None else []
-        totals.recovery.outage_ms += sum(recovery.outages_ms) + sum(ongoing)
+        outage_ms = sum(recovery.outages_ms) + sum(ongoing)
+        totals.recovery.outage_ms += outage_ms
         totals.recovery.watched_s += entry.watched_s
-        totals.recovery.available_s += entry.available_s
+        totals.recovery.available_s += max(0.0, entry.watched_s - (outage_ms + freezes_ms) / 1000)
 
     # -- key lifecycle ------------------------------------------------------------------------
 

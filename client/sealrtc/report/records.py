@@ -192,8 +192,9 @@ class RecoveryTotals:
     subscribers' outages, and their seconds with and without decrypted video (availability).
 
     ``watched_s`` counts a legitimate subscriber's seconds from its first decrypted video frame
-    to the end of the run (or its leaving); ``available_s`` those of them in which it decrypted
-    at least one video frame (sampled once a second, by the worker's tick)."""
+    (to the second: the worker's tick) to the end of the run or its leaving; ``available_s`` is
+    that less its time without video: its outages (from the last frame before a lost connection
+    to the first decrypted on the next one) and its video freezes (the W3C rule, on a connection)."""
 
     reconnects: int = 0
     outage_ms: float = 0.0
