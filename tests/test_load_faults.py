@@ -4,6 +4,7 @@ sockets, no processes (the runs themselves: test_load_faults_run.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 
 from sealrtc.agents.recovery import RecoveryLog
 from sealrtc.cli.common import ExitStatus
+from sealrtc.cli.faults import load_rows
 from sealrtc.cli.main import main
 from sealrtc.load.aggregate import build_report
 from sealrtc.load.faults import (
@@ -27,6 +29,7 @@ from sealrtc.load.faults import (
 )
 from sealrtc.load.plan import INTRUDER, PUBLISHER, SUBSCRIBER, Participant, plan
 from sealrtc.load.profiles import ImpairShare, assign_links, parse_shares, profile_reports
+from sealrtc.load.runner import external_faults
 from sealrtc.load.scenario import Scenario, ScenarioError, build, load_file
 from sealrtc.load.worker import Worker, _Joined
 from sealrtc.metrics import Histogram
@@ -300,3 +303,24 @@ def test_profile_rows_merge_over_workers_in_the_run_order() -> None:
                           started_at="x", duration_s=10, profiles=rows).to_json()  # fmt: skip
     assert LoadReport.from_json(report).profiles == rows
     assert first_problem(report | {"verdict": "pass", "exit_status": 0}) is None
+
+
+def test_the_summary_tells_recoveries_faults_and_links() -> None:
+    assert load_rows(_report(WorkerFinal(0, {"a": _room(0, [], 10.0, 10.0)}))) == []  # a plain run: no rows
+    fault = FaultTotals(watched=4, lost_media=4, recovered=3)
+    for ms in (1500.0, 2000.0, 2500.0):
+        fault.recovery_ms.record(ms)
+    links = {"down=3g": _profile(50, 1000, 90)}
+    final = WorkerFinal(0, {"a": _room(5, [1500.0], 20.0, 18.0)}, faults=(fault,), profiles=links)
+    planned = fault_reports([parse_fault("relay-restart@8s")], [final])
+    report = dataclasses.replace(
+        _report(final),
+        faults=(*planned, *external_faults([("janus-restart", 5.2, 0.5)])),
+        profiles=profile_reports([final], ["down=3g"]),
+    )
+    rows = dict(load_rows(report))
+    assert rows["recovery"].startswith("5 reconnect(s), time to recover p50 1500 ms")
+    assert rows["recovery"].endswith("availability 90.0%")
+    assert rows["fault relay-restart@8s"].startswith("4/4 subscribers lost media, 3 recovered: p50 2001 ms")
+    assert rows["fault janus-restart"] == "at 5.2 s, away 0.5 s (not planned: see recovery)"
+    assert "down: 50/1000 datagrams dropped (5.0%), mean delay 20 ms" in rows["link down=3g"]
