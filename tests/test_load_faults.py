@@ -5,6 +5,7 @@ sockets, no processes (the runs themselves: test_load_faults_run.py)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -28,12 +29,13 @@ from sealrtc.load.faults import (
     windows,
 )
 from sealrtc.load.plan import INTRUDER, PUBLISHER, SUBSCRIBER, Participant, plan
+from sealrtc.load.plan import shard as plan_shard
 from sealrtc.load.profiles import ImpairShare, assign_links, parse_shares, profile_reports
-from sealrtc.load.runner import external_faults
+from sealrtc.load.runner import LoadRun, external_faults, shard_report
 from sealrtc.load.scenario import Scenario, ScenarioError, build, load_file
 from sealrtc.load.worker import Worker, _Joined
 from sealrtc.metrics import Histogram
-from sealrtc.report import check_all, first_problem
+from sealrtc.report import check_all, first_problem, judge
 from sealrtc.report.assertions import evaluate
 from sealrtc.report.model import LoadReport, ScenarioInfo
 from sealrtc.report.records import (
@@ -43,6 +45,7 @@ from sealrtc.report.records import (
     RecoveryTotals,
     RoomTotals,
     WorkerFinal,
+    read_message,
 )
 
 pytestmark = pytest.mark.unit
@@ -324,3 +327,30 @@ def test_the_summary_tells_recoveries_faults_and_links() -> None:
     assert rows["fault relay-restart@8s"].startswith("4/4 subscribers lost media, 3 recovered: p50 2001 ms")
     assert rows["fault janus-restart"] == "at 5.2 s, away 0.5 s (not planned: see recovery)"
     assert "down: 50/1000 datagrams dropped (5.0%), mean delay 20 ms" in rows["link down=3g"]
+
+
+def test_merged_shards_keep_the_link_profiles(tmp_path: Path) -> None:
+    scenario = Scenario(rooms=2, subscribers=2, duration=5)
+    reports = []
+    for index in range(2):
+        participants = plan_shard(plan(scenario), index, 2)
+        run = LoadRun(scenario, participants, ["a", "b"])
+        planned = ProfileTotals()
+        planned.totals.planned = sum(p.legitimate for p in participants)
+        links = {"down=3g": _profile(10 * (index + 1), 500, 100), "none": planned}
+        run.take(read_message(WorkerFinal(0, {"a": _room(0, [], 5.0, 5.0)}, profiles=links).to_json()))
+        info = ScenarioInfo.from_json(
+            scenario.as_dict() | {"target": "janus", "workers": 1, "shard": {"index": index, "count": 2}, "run_id": "m"}
+        )
+        assert info is not None
+        report = shard_report(run, info, index, started_at="x", duration_s=5, profiles=["down=3g", "none"])
+        reports.append(str(tmp_path / f"s{index}.json"))
+        Path(reports[-1]).write_text(
+            json.dumps(judge(report, check_all(["joined >= 0"]), defaults=False).report.to_json())
+        )
+    assert main(["report", "merge", *reports, "--json", str(tmp_path / "all.json"), "--quiet"]) in (0, 1)
+    merged = json.loads((tmp_path / "all.json").read_text())
+    rows = {row["profile"]: row for row in merged["profiles"]}
+    assert list(rows) == ["down=3g", "none"]
+    assert rows["down=3g"]["impairment"]["down"]["dropped"] == 30 and rows["down=3g"]["participants"]["planned"] == 4
+    assert first_problem(merged) is None
