@@ -72,6 +72,10 @@ def _metrics(m: dict[str, Any]) -> dict[str, Any]:
             "received_video_kbps": VIDEO_KBPS - 3.0,
             "received_audio_kbps": AUDIO_KBPS - 1.0,
         },
+        "reconnects": 0,
+        "time_to_recover_ms": None,
+        "outage_ms": 0.0,
+        "availability_percent": 99.5,
     }
 
 

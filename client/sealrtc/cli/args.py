@@ -312,6 +312,40 @@ def _compare_command(report_sub: Any) -> None:
     compare.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
 
 
+def _load_fault_options(load: argparse.ArgumentParser) -> None:
+    """``load``'s recovery (and, later, its faults and impaired shares)."""
+    load.add_argument(
+        "--recover-within",
+        type=positive_seconds,
+        metavar="S",
+        help="participants who lose the server or their media path reconnect (capped exponential backoff with "
+        "jitter) for up to S seconds before they count as failed (default 30)",
+    )
+    load.add_argument(
+        "--fault",
+        action="append",
+        metavar="SPEC",
+        help="cause a fault during the run (repeatable): 'relay-restart@10s' stops the embedded relay 10 s after "
+        "the start and starts it again on the same address; 'relay-pause@10s+3s' freezes it for 3 s "
+        "(SIGSTOP/SIGCONT). The report's faults section says who lost media and how fast they recovered",
+    )
+    # The specs stay text (checked here): the scenario keeps them as written, the report names
+    # its link profiles after them, and the workers parse them again.
+    load.add_argument("--impair", type=_impairment_text, metavar="SPEC", help="impair every participant's link "
+                      "both ways (a scenario's impair shares aside): " + IMPAIR_SPEC)  # fmt: skip
+    load.add_argument("--impair-up", type=_impairment_text, metavar="SPEC",
+                      help="impair what every participant sends (wins over --impair)")  # fmt: skip
+    load.add_argument("--impair-down", type=_impairment_text, metavar="SPEC",
+                      help="impair what every participant receives (wins over --impair)")  # fmt: skip
+    load.add_argument("--impair-seed", type=int, metavar="N",
+                      help="seed of the impairments' randomness, each participant's from it (default 0)")  # fmt: skip
+
+
+def _impairment_text(text: str) -> str:
+    _impairment(text)
+    return text.strip()
+
+
 def build_parser() -> argparse.ArgumentParser:
     # No prefix abbreviations: "--secret VALUE" must never be taken for "--secret-file VALUE".
     parser = _Parser(
@@ -529,6 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--no-e2ee", action="store_true", help="plain baseline: the same scenario without E2EE")
     load.add_argument("--no-probe", action="store_true", help="publishers send no probes (no latency/loss)")
     _key_change_options(load)
+    _load_fault_options(load)
     target = load.add_mutually_exclusive_group()
     target.add_argument("--janus", metavar="URL", help="Janus WebSocket API, e.g. ws://HOST:8188")
     target.add_argument("--server", metavar="URL", help="WHIP/WHEP base URL: rooms at URL/whip/ROOM, URL/whep/ROOM")

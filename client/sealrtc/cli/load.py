@@ -60,6 +60,10 @@ def _scenario(args: argparse.Namespace, epoch_suite: int | None = None) -> Any:
         "fps": args.fps,
         "audio": False if args.no_audio else None,
         "video": False if args.no_video else None,
+        "recover_within": args.recover_within,
+        "impair_up": args.impair_up or args.impair,
+        "impair_down": args.impair_down or args.impair,
+        "impair_seed": args.impair_seed,
     }
     if epoch_suite is not None:  # an epoch file is keying v2 in its suite: no other flag needed
         flags["keying"], flags["suite"] = 2, epoch_suite
@@ -177,6 +181,7 @@ async def run_load_command(args: argparse.Namespace) -> int:
 
         cache_dir = await prepare_clips(scenario.media, scenario.room_shape_list(), cache_dir=args.cache_dir,
                                         video_codec=scenario.video_codec, command="load")  # fmt: skip
+    faults = _faults(args.fault or [], scenario.duration, kind)
     progress = LoadProgress(scenario.planned)
     display = choose_display(
         "load",
@@ -204,6 +209,7 @@ async def run_load_command(args: argparse.Namespace) -> int:
                 start_at=start_at,
                 metrics_listen=metrics,
                 token=read_token(args) if args.server else None,
+                faults=faults,
             )
     except LoadError as exc:
         from .isolation import namespace_hint
@@ -292,6 +298,16 @@ def _say_workers(requested: str, workers: int, scenario: Any, shard: tuple[int, 
              "(a worker runs at least one participant)")  # fmt: skip
     elif workers > cpus:
         warn(f"--workers {workers} on {cpus} CPUs: workers share cores (--workers auto: one per CPU)")
+
+
+def _faults(texts: list[str], duration: float, target: str) -> list[Any]:
+    """``--fault`` specs, checked against the run (its duration, its target) before it starts."""
+    from ..load.faults import FaultError, check_faults, parse_fault
+
+    try:
+        return check_faults([parse_fault(t) for t in texts], duration=duration, target=target)
+    except FaultError as exc:
+        raise CliError(str(exc), ExitStatus.USAGE) from None
 
 
 def _shard(text: str | None) -> tuple[int, int]:

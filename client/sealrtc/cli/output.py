@@ -17,6 +17,7 @@ from ..report.measures import Bitrate, Metrics, Summary
 from ..report.model import LoadReport
 from .common import CliError, ExitStatus, check_json_target, write_json
 from .display import Display, TableRows
+from .faults import load_rows
 
 __all__ = [
     "check_output_target",
@@ -198,6 +199,7 @@ def load_summary(display: Display, judgement: Judgement, *, wrote: bool = True) 
         ("decrypt failures", m.decrypt_failures.total if m.decrypt_failures is not None else 0),
         ("intruders", f"{m.intruder_decrypts} decrypted, {refused} refused"),
         *_key_rows(m),
+        *load_rows(report),
         ("generator", f"{g.workers} worker(s), CPU {g.cpu_percent}% (busiest {g.cpu_percent_max}%), "
                       f"loop lag p99 {_p(g.loop_lag_ms, 'p99')} ms (all workers merged)"),
     ]  # fmt: skip

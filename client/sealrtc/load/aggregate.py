@@ -24,7 +24,7 @@ from ..report.measures import (
     RoomReport,
     Summary,
 )
-from ..report.model import Generator, Interval, LoadReport, RawData, ScenarioInfo
+from ..report.model import FaultReport, Generator, Interval, LoadReport, ProfileReport, RawData, ScenarioInfo
 from ..report.records import (
     BYTE_COUNTERS,
     MAX_PARTICIPANT_ROWS,
@@ -64,6 +64,10 @@ def metrics(totals: RoomTotals) -> Metrics:
         freezes=Freezes(totals.freezes_count, round(totals.freezes_ms, 1)),
         keys=key_changes(totals),
         bitrate=Bitrate(*(totals.media.kbps(name) for name in BYTE_COUNTERS)),
+        reconnects=totals.recovery.reconnects,
+        time_to_recover_ms=Summary.of(h["time_to_recover_ms"]),
+        outage_ms=round(totals.recovery.outage_ms, 1),
+        availability_percent=_round(totals.recovery.availability_percent),
     )
 
 
@@ -309,6 +313,8 @@ def build_report(
     raw: RawData | None = None,
     missing_shards: Sequence[int] | None = None,
     interrupted_shards: Sequence[int] | None = None,
+    faults: Sequence[FaultReport] = (),
+    profiles: Sequence[ProfileReport] = (),
 ) -> LoadReport:
     """The report without assertions and verdict (:func:`sealrtc.report.judge.judge` adds them).
 
@@ -339,6 +345,8 @@ def build_report(
         interrupted_shards=tuple(interrupted_shards) if interrupted_shards is not None else None,
         raw=raw,
         participant_rows=participant_rows(finals),
+        faults=tuple(faults),
+        profiles=tuple(profiles),
     )
 
 

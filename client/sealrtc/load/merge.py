@@ -11,6 +11,7 @@ from ..errors import SealError
 from ..report.model import LoadReport, RawData, ScenarioInfo, ShardInfo
 from ..report.records import WorkerFinal, WorkerSnapshot
 from .aggregate import build_report
+from .profiles import profile_reports
 
 MISSING_SHOWN = 20
 """Missing shard numbers named in the error line (the report's ``missing_shards`` lists all)."""
@@ -91,4 +92,5 @@ def merge_reports(reports: Sequence[tuple[str, LoadReport]]) -> LoadReport:
         interrupted_shards=sorted(
             (r.raw.shard or 0) for _, r in reports if r.raw is not None and r.verdict == "interrupted"
         ),
+        profiles=profile_reports(finals, [p.profile for _, r in reports for p in r.profiles if p.profile]),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import multiprocessing
 import os
 import queue as queue_module
@@ -19,20 +20,24 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from ..epochs import EpochKey
-from ..report.model import LoadReport, RawData, ScenarioInfo
+from ..report.model import FaultReport, LoadReport, RawData, ScenarioInfo
 from ..report.records import WorkerFinal, WorkerMessage, WorkerSnapshot, read_message
 from .aggregate import LiveTotals, build_report, relabel
 from .environment import without_secrets
+from .faults import Fault, fault_reports
 from .keying import epoch_schedule
 from .plan import Participant, assign, churn_for, churn_plan, plan
+from .profiles import assign_links, profile_name, profile_reports, run_profiles
 from .scenario import Scenario
 from .worker import WorkerConfig, worker_main
+
+logger = logging.getLogger(__name__)
 
 FINAL_GRACE = 45.0
 """Seconds after the run's end to wait for workers to close their peers and report."""
@@ -62,12 +67,14 @@ class Target:
         return {"kind": "whip", "base": self.url, "token": self.token}
 
 
-async def start_relay(duration: float) -> Target:
+async def start_relay(duration: float, *, port: int = 0, token: str | None = None) -> Target:
+    """The embedded relay as a child process (``port`` 0: any free one; a restart gives the
+    port and the token it had)."""
     # A token per run, by environment (never argv): the relay takes only this run's workers.
     # "newest": a scenario may put several publishers in a room (the relay's default refuses them).
-    token = secrets.token_urlsafe(32)
+    token = token or secrets.token_urlsafe(32)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sealrtc", "relay", "--listen", "127.0.0.1:0", "--duration", str(duration),
+        sys.executable, "-m", "sealrtc", "relay", "--listen", f"127.0.0.1:{port}", "--duration", str(duration),
         "--publisher-policy", "newest",
         stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
         # the relay never holds key material: no secret of ours in its environment, only its token
@@ -96,6 +103,41 @@ async def start_relay(duration: float) -> Target:
 _background: set[asyncio.Future[None]] = set()
 
 
+async def inject_faults(target: Target, faults: Sequence[Fault], start_at: float, run: LoadRun) -> None:
+    """Cause each fault at its time (wall clock ``start_at`` + ``at_s``) on the embedded relay:
+    a restart stops the relay process (SIGTERM, SIGKILL after 5 s) and starts a new one on the
+    same address with the same token; a pause freezes it (SIGSTOP) and thaws it (SIGCONT), in a
+    ``finally``, so a cancelled run never leaves a frozen relay behind."""
+    for fault in faults:
+        await asyncio.sleep(max(0.0, start_at + fault.at_s - time.time()))  # the fault's time
+        process = target.process
+        if process is None or process.returncode is not None:
+            run.errors.append(f"fault {fault.spec}: the relay is not running")
+            continue
+        if fault.kind == "relay-restart":
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 5)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+            port = int(target.url.rsplit(":", 1)[1])
+            left = start_at + run.scenario.duration - time.time()
+            try:
+                restarted = await start_relay(left + FINAL_GRACE + 30, port=port, token=target.token)
+            except LoadError as exc:
+                run.errors.append(f"fault {fault.spec}: {exc}")
+                return
+            target.process = restarted.process
+        else:
+            process.send_signal(signal.SIGSTOP)
+            try:
+                await asyncio.sleep(fault.length_s)  # the pause itself
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGCONT)
+
+
 async def janus_rooms(url: str, names: list[str], scenario: Scenario, given: bool) -> Target:
     """Create the run's VideoRooms (``require_e2ee`` when E2EE is on), or use the given ids."""
     from ..signaling.janus import JanusError, JanusSession
@@ -114,18 +156,8 @@ async def janus_rooms(url: str, names: list[str], scenario: Scenario, given: boo
         handle = await janus.attach()
         for name in names:
             room = int(name)
-            request = {
-                "request": "create",
-                "room": room,
-                "description": f"sealrtc load {name}",
-                "publishers": max(scenario.publishers, 1) + 1,
-                "require_e2ee": scenario.e2ee,
-                "videocodec": "vp8,h264",
-                "notify_joining": True,  # keying v2 publishers advance the epoch on join
-                "permanent": False,
-            }
             try:
-                await handle.message(request)
+                await create_room(handle, room, scenario)
             except JanusError as exc:
                 if exc.code != 427:  # 427: the room exists (another shard created it)
                     raise LoadError(f"Janus refused to create room {room}: {exc}") from None
@@ -136,6 +168,62 @@ async def janus_rooms(url: str, names: list[str], scenario: Scenario, given: boo
     finally:
         await janus.close()
     return target
+
+
+async def create_room(handle: Any, room: int, scenario: Scenario) -> None:
+    """One of the run's VideoRooms (``handle``: a VideoRoom plugin handle); raises JanusError."""
+    await handle.message(
+        {
+            "request": "create",
+            "room": room,
+            "description": f"sealrtc load {room}",
+            "publishers": max(scenario.publishers, 1) + 1,
+            "require_e2ee": scenario.e2ee,
+            "videocodec": "vp8,h264",
+            "notify_joining": True,  # keying v2 publishers advance the epoch on join
+            "permanent": False,
+        }
+    )
+
+
+JANUS_RETRY = 0.5
+"""Seconds between the room keeper's attempts to reach a Janus that went away."""
+
+
+async def keep_janus_rooms(target: Target, scenario: Scenario, run: LoadRun) -> None:
+    """Janus forgets the rooms made over its API when it restarts: hold one session to it and,
+    when the session is lost, reach Janus again (every :data:`JANUS_RETRY` s) and create the
+    run's rooms again, so that participants who reconnect find them. Each outage is noted in
+    ``run.external``: the report lists it as an external fault (when, for how long)."""
+    from ..signaling.janus import JanusError, JanusSession
+
+    lost_at: float | None = None
+    while True:
+        try:
+            janus = await JanusSession.connect(target.url, timeout=5)
+        except Exception:  # Janus is still away: try again
+            await asyncio.sleep(JANUS_RETRY)  # a polling period: nothing tells when Janus is back
+            continue
+        try:
+            if lost_at is not None:
+                handle = await janus.attach()
+                for room in target.created_rooms:
+                    try:
+                        await create_room(handle, room, scenario)
+                    except JanusError as exc:
+                        if exc.code != 427:  # 427: it exists already
+                            run.errors.append(f"Janus refused to create room {room} again: {exc}")
+                await handle.detach()
+                back = time.time()
+                run.external.append(("janus-restart", lost_at - run.started_wall, back - lost_at))
+                lost_at = None
+            await janus.lost()
+            lost_at = time.time()
+        except Exception as exc:  # the session broke while creating: start over
+            logger.info("room keeper: %s", exc)
+        finally:
+            with contextlib.suppress(Exception):
+                await janus.close()
 
 
 async def destroy_janus_rooms(target: Target) -> None:
@@ -205,6 +293,8 @@ class LoadRun:
     live: LiveTotals = field(default_factory=LiveTotals)
     interrupted: bool = False
     started_wall: float = 0.0
+    external: list[tuple[str, float, float]] = field(default_factory=list)
+    """Faults nobody planned, as the runner saw them: (what, seconds after the start, seconds out)."""
 
     def take(self, message: WorkerMessage) -> None:
         if isinstance(message, WorkerSnapshot):
@@ -231,6 +321,7 @@ async def run_load(
     start_at: float | None = None,
     metrics_listen: tuple[str, int] | None = None,
     token: str | None = None,
+    faults: Sequence[Fault] = (),
 ) -> tuple[LoadRun, LoadReport, Target]:
     """Run the scenario (or shard ``shard[0]`` of ``shard[1]`` of it); return the collected
     state, the (assertion-less) report and the target. ``secret``: the room secret, or an epoch
@@ -244,6 +335,9 @@ async def run_load(
         joins = ((c.at, c.joiner.room) for c in churn)
         first = secret.epoch if isinstance(secret, EpochKey) else 0
         steps = epoch_schedule(scenario.rooms, scenario.duration, scenario.ratchet_every, joins, start=first)
+    # links from the whole plan: every shard gives a participant the same link
+    links = assign_links(participants, scenario.impair, up=scenario.impair_up, down=scenario.impair_down,
+                         seed=scenario.impair_seed)  # fmt: skip
     if shards > 1:
         from .plan import shard as shard_of
 
@@ -313,6 +407,10 @@ async def run_load(
             churn=churn_for(churn, part),
             epoch_steps=[s for s in steps if s.room in rooms],  # its rooms' (its joiners stay in them)
             room_shapes=tuple(scenario.room_shape_list()),
+            recover_within=scenario.recover_within,
+            faults=tuple(faults),
+            links={p.index: links[p.index] for p in part if p.index in links},
+            profiles=bool(links),
         )
         process = ctx.Process(target=worker_main, args=(config, secret, messages, stop), daemon=True)
         process.start()
@@ -330,6 +428,8 @@ async def run_load(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, interrupt)
     next_tick = time.monotonic() + 1.0
+    injecting = asyncio.ensure_future(inject_faults(target, faults, start_at, run)) if faults else None
+    keeper = asyncio.ensure_future(keep_janus_rooms(target, scenario, run)) if target.created_rooms else None
     try:
         while len(run.finals) < len(processes) and time.time() < deadline[0]:
             try:
@@ -355,6 +455,11 @@ async def run_load(
                 break
     finally:
         stop.set()
+        for task in (injecting, keeper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
@@ -376,11 +481,23 @@ async def run_load(
         scenario.as_dict()
         | {"target": target.describe(), "workers": len(processes), "shard": {"index": index, "count": shards}}
         | {"run_id": run_id}
+        | ({"faults": [f.spec for f in faults]} if faults else {})
     )
     assert info is not None
     started = datetime.fromtimestamp(start_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    report = shard_report(run, info, index, started_at=started, duration_s=duration)
+    profiles = run_profiles(links, scenario.impair, profile_name(scenario.impair_up, scenario.impair_down))
+    report = shard_report(
+        run, info, index, started_at=started, duration_s=duration, faults=faults, profiles=profiles if links else None
+    )
     return run, report, target
+
+
+def external_faults(seen: Sequence[tuple[str, float, float]]) -> tuple[FaultReport, ...]:
+    """Faults the runner saw but did not cause (Janus went away and came back): when and for how
+    long. Who lost media and how fast they recovered are in the recovery metrics (reconnects,
+    ``time_to_recover_ms``, ``availability_percent``): workers watch planned faults only."""
+    return tuple(FaultReport(spec=what, kind="external", at_s=round(at, 3), length_s=round(length, 3))
+                 for what, at, length in seen)  # fmt: skip
 
 
 def planned_per_room(participants: list[Participant], names: list[str]) -> dict[str, int]:
@@ -391,10 +508,20 @@ def planned_per_room(participants: list[Participant], names: list[str]) -> dict[
     return planned
 
 
-def shard_report(run: LoadRun, scenario: ScenarioInfo, shard: int, *, started_at: str, duration_s: float) -> LoadReport:
+def shard_report(
+    run: LoadRun,
+    scenario: ScenarioInfo,
+    shard: int,
+    *,
+    started_at: str,
+    duration_s: float,
+    faults: Sequence[Fault] = (),
+    profiles: Sequence[str] | None = None,
+) -> LoadReport:
     """The run's report (without assertions), and in its ``raw`` section what ``sealrtc report
     merge`` needs to rebuild a merged report exactly: every worker's final and snapshots
-    (per-room live data dropped), labelled ``SHARD.WORKER``, and the rooms' planned participants."""
+    (per-room live data dropped), labelled ``SHARD.WORKER``, and the rooms' planned participants.
+    ``profiles``: the run's link profiles (None: links were not impaired, no per-profile rows)."""
     planned = planned_per_room(run.planned, run.names)
     finals = [final for _, final in sorted(run.finals.items())]
     raw = RawData(
@@ -413,4 +540,6 @@ def shard_report(run: LoadRun, scenario: ScenarioInfo, shard: int, *, started_at
         duration_s=duration_s,
         errors=run.errors,
         raw=raw,
+        faults=fault_reports(faults, finals) + external_faults(run.external),
+        profiles=profile_reports(finals, profiles) if profiles is not None else (),
     )

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SealError
+from ..impairment import ImpairmentError
+from .profiles import ImpairShare, parse_shares
 
 if TYPE_CHECKING:
     from ..media import MediaShape
@@ -66,6 +68,16 @@ class Scenario:
     """Keying v2: every S seconds the room's epoch advances (0: never)."""
     churn: float = 0.0
     """Subscribers per second who leave and are replaced by new joiners (0: none)."""
+    recover_within: float = 30.0
+    """Participants who lose their server reconnect for up to this many seconds, then fail."""
+    impair_up: str | None = None
+    """Every participant's uplink impairment (``--impair-up``/``--impair``), shares aside."""
+    impair_down: str | None = None
+    """Every participant's downlink impairment (``--impair-down``/``--impair``), shares aside."""
+    impair_seed: int = 0
+    """Seed of every impaired link (each participant's own seed derives from it)."""
+    impair: tuple[ImpairShare, ...] = field(default_factory=tuple)
+    """Shares of participants with their own link: ``impair = [{share = 0.25, down = "3g"}]``."""
     room_ids: tuple[str, ...] = field(default_factory=tuple)
     """Existing rooms to use (Janus: numeric ids); empty: the tool names (and creates) its own."""
     video_bitrate: int = 0
@@ -116,6 +128,7 @@ class Scenario:
             (not self.ratchet_every or self.keying == 2, "ratchet-every needs keying 2 (key epochs)"),
             (self.e2ee or (self.keying == 1 and not self.rotate_every), "key changes need E2EE"),
             (not self.churn or self.subscribers > 0, "churn needs subscribers"),
+            (self.recover_within > 0 and math.isfinite(self.recover_within), "recover-within must be positive seconds"),
         ]
         for ok, message in checks:
             if not ok:
@@ -344,12 +357,31 @@ def _room_shapes(value: Any) -> tuple[RoomShape, ...]:
     return tuple(shapes)
 
 
+def _impairments(name: str, value: Any) -> Any:
+    """The shares (``impair``) or one direction's spec, checked by the impairment model."""
+    from ..impairment import parse_impairment
+
+    try:
+        if name == "impair":
+            return parse_shares(value)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ImpairmentError('expected an impairment, e.g. "3g" or "loss=5%,delay=100ms"')
+        parse_impairment(value)
+        return value.strip()
+    except ImpairmentError as exc:
+        raise ScenarioError(f"setting {name.replace('_', '-')}: {exc}") from None
+
+
 def _coerce(name: str, value: Any) -> Any:
     kind = _TYPES[name]
     if name == "assertions":
         return _assertions(value)
     if name == "room_shapes":
         return _room_shapes(value)
+    if name in ("impair", "impair_up", "impair_down"):
+        return _impairments(name, value)
     try:
         if kind == "int":
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):

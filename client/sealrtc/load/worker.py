@@ -25,9 +25,12 @@ from ..report.measures import ParticipantRow
 from ..report.records import (
     BYTE_COUNTERS,
     MAX_PARTICIPANT_ROWS,
+    FaultTotals,
     GeneratorFinal,
     KeyTotals,
+    LinkTotals,
     MediaBytes,
+    ProfileTotals,
     RoomSnapshot,
     RoomTotals,
     WorkerCrash,
@@ -36,6 +39,7 @@ from ..report.records import (
     pack,
 )
 from ..shell import eventloop
+from .faults import SAMPLE, Fault, GapWatch, may_close, windows
 from .keying import (
     PREINSTALL,
     WINDOW,
@@ -49,6 +53,7 @@ from .keying import (
     rotation_secret,
 )
 from .plan import INTRUDER, PUBLISHER, SUBSCRIBER, Churn, Participant
+from .profiles import NO_PROFILE, LinkPlan
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +92,14 @@ class WorkerConfig:
     """Keying v2: the planned epoch changes (timer and joins, all workers' joins) of this worker's rooms."""
     room_shapes: tuple[Any, ...] = ()
     """What each room's publishers send (a ``MediaShape`` per room index; empty: the defaults)."""
+    recover_within: float | None = 30.0
+    """Participants who lose their server reconnect for up to this many seconds (None: they fail)."""
+    faults: tuple[Fault, ...] = ()
+    """The run's faults in time order: around each, the worker watches what subscribers see."""
+    links: dict[int, LinkPlan] = field(default_factory=dict)
+    """Impaired participants' links, by participant index (see :mod:`sealrtc.load.profiles`)."""
+    profiles: bool = False
+    """The run impairs links: the final reports totals per link profile."""
 
 
 @dataclass
@@ -101,6 +114,9 @@ class _Joined:
     """Joined during the run in place of a subscriber who left."""
     left: bool = False
     """Left during the run (churn): its frames still count, it no longer counts as joined."""
+    video_seen: int = 0
+    """Decrypted video frames at the last tick (watching starts with the first)."""
+    watched_s: float = 0.0
 
 
 @dataclass
@@ -205,6 +221,10 @@ class Worker:
         """The run's start on this process's clock (set by :meth:`run`)."""
         self._window_until = 0.0
         """The end of the open key-change measurement window (a change inside it extends it)."""
+        self._last_tick: float | None = None
+        self.fault_totals = [FaultTotals() for _ in config.faults]
+        self.failed_links: dict[str, int] = {}
+        """Participants whose join failed before they had an agent, per link profile."""
 
     # -- participants -------------------------------------------------------------------------
 
@@ -289,6 +309,8 @@ class Worker:
                     probe=self.config.probe,
                     video_codec=self.config.video_codec,
                     shape=shape,
+                    recover_within=self.config.recover_within,
+                    impairment=self._link_shape(p),
                     **tracks,
                 )
                 entry = _Joined(p, agent, started)
@@ -307,6 +329,8 @@ class Worker:
                     keys if keys is not None else self._keys_for(room, p.role == INTRUDER),
                     decode=p.decode,
                     name=f"{p.role}-{p.index}",
+                    recover_within=self.config.recover_within,
+                    impairment=self._link_shape(p),
                 )
                 entry = _Joined(p, agent, started, churned=churned)
                 self.joined.append(entry)
@@ -321,6 +345,7 @@ class Worker:
                 entry.failed = True
             else:
                 self.failed_joins[p.room] = self.failed_joins.get(p.room, 0) + 1
+                self.failed_links[self._profile(p)] = self.failed_links.get(self._profile(p), 0) + p.legitimate
             if len(self.errors) < MAX_ERRORS:
                 self.errors.append(f"{p.role} {p.index} in {room}: {exc}")
 
@@ -358,6 +383,14 @@ class Worker:
     def _is_failed(self, entry: _Joined) -> bool:
         return entry.failed or bool(entry.agent.failed.is_set())
 
+    @staticmethod
+    def _sample_availability(entry: _Joined, video: int, elapsed: float) -> None:
+        """Count the last tick's ``elapsed`` seconds as watched once this subscriber had video
+        (how much of it was not available, :meth:`_add_recovery` says)."""
+        if entry.video_seen:
+            entry.watched_s += elapsed
+        entry.video_seen = max(entry.video_seen, video)
+
     def snapshot(self, t: float, cpu_percent: float | None) -> WorkerSnapshot:
         """Deltas since the last snapshot, for the whole worker and per room (the per-room part
         feeds the live Prometheus metrics; reports keep only the totals)."""
@@ -367,6 +400,8 @@ class Worker:
         by_kind = {"video": Histogram(), "audio": Histogram()}
         media = dict.fromkeys(BYTE_COUNTERS, 0)
         rooms: dict[str, _RoomSecond] = {}
+        now = time.monotonic()
+        elapsed, self._last_tick = now - self._last_tick if self._last_tick is not None else 0.0, now
         for entry in self.joined:
             p = entry.participant
             name = self.config.room_names[p.room]
@@ -378,6 +413,8 @@ class Worker:
             if self._is_failed(entry) and not entry.left:
                 failed += p.legitimate
                 room.failed += p.legitimate
+                if p.role == SUBSCRIBER and entry.video_seen:
+                    entry.watched_s += elapsed  # a subscriber that gave up sees nothing
                 continue
             if p.role == PUBLISHER:
                 joined += 1
@@ -394,6 +431,10 @@ class Worker:
                 continue
             joined += not entry.left
             room.joined += not entry.left
+            if not entry.left:
+                if entry.agent.recovery.lost_at is not None:
+                    entry.agent.refresh()  # notes a recovery now: a later outage is another one
+                self._sample_availability(entry, numbers["video"], elapsed)
             if entry.join_ms is None:
                 dtls = entry.agent.connect.get("dtls")
                 if dtls is not None:
@@ -482,6 +523,8 @@ class Worker:
                 totals.joined += 1
             else:
                 totals.intruders += 1
+            if p.legitimate:
+                totals.recovery.reconnects += agent.recovery.reconnects
             if p.role == PUBLISHER:
                 if entry.join_ms is not None:
                     totals.histograms["join_ms"].record(entry.join_ms)
@@ -502,6 +545,7 @@ class Worker:
                 )
                 continue
             agent.refresh()
+            self._add_recovery(totals, entry, numbers["freezes_ms"])
             connect = agent.connect.as_dict()
             first = connect["first_decrypted_ms"] if agent.keys is not None else connect["first_rtp_ms"]
             joins = totals.histograms["join_ms"], totals.histograms["first_frame_ms"]
@@ -549,7 +593,10 @@ class Worker:
             totals.keys.add(self._key_totals(name))
         generator = GeneratorFinal(cpu_percent, tuple(self.cpu_intervals), pack(self.loop_lag), eventloop.loop_name())
         rows.sort(key=ParticipantRow.worst_first)
-        return WorkerFinal(self.config.worker, rooms, generator, tuple(self.errors), tuple(rows[:MAX_PARTICIPANT_ROWS]))
+        profiles = self._profile_totals() if self.config.profiles else {}
+        return WorkerFinal(self.config.worker, rooms, generator, tuple(self.errors),
+                           participants=tuple(rows[:MAX_PARTICIPANT_ROWS]), faults=tuple(self.fault_totals),
+                           profiles=profiles)  # fmt: skip
 
     def _participant_row(self, entry: _Joined) -> ParticipantRow:
         """Who the participant is and how its join went (the final adds what it measured)."""
@@ -565,6 +612,89 @@ class Worker:
             join_ms=_ms(entry.join_ms),
             reconnects=reconnects if isinstance(reconnects, int) and reconnects else None,
         )
+
+    # -- impaired links -----------------------------------------------------------------------
+
+    def _profile(self, p: Participant) -> str:
+        link = self.config.links.get(p.index)
+        return link.profile if link is not None else NO_PROFILE
+
+    def _link_shape(self, p: Participant) -> Any:
+        """The participant's :class:`~sealrtc.agents.impairing.LinkShape` (None: a plain link)."""
+        from ..agents.impairing import LinkShape
+        from ..impairment import parse_impairment
+
+        link = self.config.links.get(p.index)
+        if link is None:
+            return None
+        up = parse_impairment(link.up) if link.up else None
+        down = parse_impairment(link.down) if link.down else None
+        return LinkShape(up=up, down=down, seed=link.seed)
+
+    def _profile_totals(self) -> dict[str, ProfileTotals]:
+        """What each link profile's participants measured (the main numbers of :meth:`final`,
+        grouped by profile instead of room) and what their impaired links did."""
+        profiles: dict[str, ProfileTotals] = {}
+        for p in self.config.participants:
+            profiles.setdefault(self._profile(p), ProfileTotals()).totals.planned += p.legitimate
+        for name, count in self.failed_links.items():
+            profiles[name].totals.failed += count
+        for entry in self.joined:
+            p, agent = entry.participant, entry.agent
+            profile = profiles.setdefault(self._profile(p), ProfileTotals())
+            totals = profile.totals
+            if agent.impairment is not None:
+                for link in agent.impairment.links:
+                    for direction, into in ((link.up, profile.up), (link.down, profile.down)):
+                        c = direction.counters
+                        into.add(LinkTotals(c.offered, c.delivered, c.dropped, c.queue_dropped, c.duplicated,
+                                            c.delay_total))  # fmt: skip
+            if entry.left:
+                pass
+            elif self._is_failed(entry):
+                totals.failed += p.legitimate
+            elif p.legitimate:
+                totals.joined += 1
+            else:
+                totals.intruders += 1
+            if p.legitimate:
+                totals.recovery.reconnects += agent.recovery.reconnects
+            if p.role == PUBLISHER:
+                totals.frames["sent"] += sum(agent.frames_sent().values())
+                continue
+            numbers = self._subscriber_numbers(entry)
+            if p.role == INTRUDER:
+                totals.intruder_decrypts += numbers["decrypted"]
+                continue
+            agent.refresh()
+            self._add_recovery(totals, entry, numbers["freezes_ms"])
+            first = agent.connect.as_dict()["first_decrypted_ms" if agent.keys is not None else "first_rtp_ms"]
+            if first is not None:
+                totals.histograms["first_frame_ms"].record(first)
+            for session in agent.sessions:
+                for track, metrics in [(t, t.metrics) for t in session.receive_tracks() if t.metrics is not None]:
+                    totals.histograms["latency_ms"].merge(metrics.latency)
+                    if track.kind in ("video", "audio"):
+                        totals.histograms[f"latency_{track.kind}_ms"].merge(metrics.latency)
+            for key in ("received", "decrypted", "decoded", "lost"):
+                totals.frames[key] += numbers[key]
+            totals.freezes_count += numbers["freezes"]
+            totals.freezes_ms += numbers["freezes_ms"]
+            totals.decrypt_failures.add(numbers["failures"])
+        return profiles
+
+    @staticmethod
+    def _add_recovery(totals: RoomTotals, entry: _Joined, freezes_ms: float) -> None:
+        """A legitimate subscriber's outages (``refresh()`` first: it notes recoveries), and its
+        watched seconds less the time without video: its outages (last frame before a lost
+        connection to the first decrypted on the next) and its video freezes (on a connection)."""
+        recovery = entry.agent.recovery
+        totals.histograms["time_to_recover_ms"].merge(recovery.time_to_recover)
+        ongoing = [recovery.outage_seconds() * 1000] if recovery.lost_at is not None else []
+        outage_ms = sum(recovery.outages_ms) + sum(ongoing)
+        totals.recovery.outage_ms += outage_ms
+        totals.recovery.watched_s += entry.watched_s
+        totals.recovery.available_s += max(0.0, entry.watched_s - (outage_ms + freezes_ms) / 1000)
 
     # -- key lifecycle ------------------------------------------------------------------------
 
@@ -703,6 +833,32 @@ class Worker:
                     self._spawn(self._close_quietly(entry.agent))
             self._spawn(self._join(event.joiner, self._joiner_keys(event.joiner), churned=True))
 
+    async def _watch_fault(self, index: int, start: float, window: tuple[float, float]) -> None:
+        """What legitimate subscribers with video see around fault ``index`` (see
+        :mod:`sealrtc.load.faults`), sampled until everyone has video again or the window ends."""
+        fault = self.config.faults[index]
+        await asyncio.sleep(max(0.0, start + window[0] - time.monotonic()))  # the watch's start
+        now = time.monotonic()
+        watches = [(e, GapWatch(now, count)) for e in self._listening() if (count := self._video_frames(e))]
+        over_at = start + fault.at_s + fault.length_s
+        while now < start + window[1]:
+            await asyncio.sleep(SAMPLE)  # the sampling cadence of the watch
+            now = time.monotonic()
+            for entry, watch in watches:
+                watch.sample(now, self._video_frames(entry))
+            if may_close([w for _, w in watches], now, over_at):
+                break
+        totals = self.fault_totals[index]
+        for entry, watch in watches:
+            if entry.left:
+                continue
+            lost, seconds = watch.outcome(now)
+            totals.watched += 1
+            totals.lost_media += lost
+            if seconds is not None:
+                totals.recovered += 1
+                totals.recovery_ms.record(seconds * 1000)
+
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)
         self._background.add(task)
@@ -756,6 +912,10 @@ class Worker:
                 joins.append(asyncio.ensure_future(join_later(p)))
         if config.e2ee and config.keying == 1 and config.rotate_every:
             joins.append(asyncio.ensure_future(self._key_changes(start)))
+        # Faults strike at the run's wall-clock times, even when this worker started late.
+        faults_start = now + config.start_at - now_wall
+        for index, window in enumerate(windows(config.faults, config.duration)):
+            joins.append(asyncio.ensure_future(self._watch_fault(index, faults_start, window)))
         if config.e2ee and config.keying == 2 and config.epoch_steps:
             joins.append(asyncio.ensure_future(self._epoch_changes(start)))
         if config.churn:

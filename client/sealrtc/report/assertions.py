@@ -13,6 +13,7 @@ Grammar::
                 | FUNC "(" HISTOGRAM ")"                   # e.g. p95(latency_ms)
     FUNC       := p50 | p90 | p95 | p99 | max | count
     HISTOGRAM  := latency_ms | latency_video_ms | latency_audio_ms | join_ms | first_frame_ms | loop_lag_ms
+                | time_to_recover_ms
 
 Names (counters): ``planned joined failed intruders`` (the report's ``participants``),
 ``decrypt_failures`` and ``decrypt_failures.REASON``, ``intruder_decrypts``,
@@ -24,7 +25,8 @@ frames.decrypted frames.decoded frames.lost``, ``freezes`` (= ``freezes.count``)
 (within 2 s of any key change) and ``churn_joins``, and the bitrates in kbit/s (``metrics.bitrate``:
 the mean of one participant over its connected time): ``bitrate_kbps`` (received video + audio
 per subscriber), ``video_bitrate_kbps``, ``audio_bitrate_kbps`` (received) and
-``sent_bitrate_kbps`` (video + audio per publisher). REASON is one of
+``sent_bitrate_kbps`` (video + audio per publisher), and recovery's ``reconnects``, ``outage_ms``
+and ``availability_percent`` (the share of subscriber-seconds with decrypted video). REASON is one of
 :data:`sealrtc.errors.DECRYPT_FAILURE_REASONS`.
 
 Evaluation runs left to right with short-circuit: the comparison that decides the outcome (the
@@ -65,7 +67,10 @@ MAX_LENGTH = 1000
 """Longest assertion accepted (one line of a command)."""
 
 FUNCTIONS = ("p50", "p90", "p95", "p99", "max", "count")
-HISTOGRAMS = ("latency_ms", "latency_video_ms", "latency_audio_ms", "join_ms", "first_frame_ms", "loop_lag_ms")
+HISTOGRAMS = (
+    "latency_ms", "latency_video_ms", "latency_audio_ms", "join_ms", "first_frame_ms", "loop_lag_ms",
+    "time_to_recover_ms",
+)  # fmt: skip
 _SAMPLES = {
     "latency_ms": "latency",
     "latency_video_ms": "video latency",
@@ -73,8 +78,12 @@ _SAMPLES = {
     "join_ms": "join",
     "first_frame_ms": "first-frame",
     "loop_lag_ms": "loop-lag",
+    "time_to_recover_ms": "time-to-recover",
 }
 
+_RECOVERY_COUNTERS = ("reconnects", "outage_ms", "availability_percent")
+"""Recovery in load runs: every legitimate participant's reconnects, subscribers' outages and
+the share of their seconds with decrypted video."""
 _PLAIN_COUNTERS = (
     "planned",
     "joined",
@@ -103,6 +112,7 @@ _PLAIN_COUNTERS = (
         "churn_joins",
     ),
     *("bitrate_kbps", "video_bitrate_kbps", "audio_bitrate_kbps", "sent_bitrate_kbps"),
+    *_RECOVERY_COUNTERS,
 )
 _BITRATES = {
     "bitrate_kbps": ("received", "metrics.bitrate.received_video_kbps + received_audio_kbps"),
@@ -441,6 +451,10 @@ def _counter(report: Measured, name: str) -> float:
         if bitrate is None:
             raise _Missing("no metrics.bitrate in the report")
         return _need(bitrate.total(field) if field in ("sent", "received") else bitrate.get(field), path)
+    if name in _RECOVERY_COUNTERS:
+        path = f"metrics.{name}"
+        value: Value | None = getattr(_metrics(report, path), name)
+        return _need(value, path)
     if name == "freezes":
         name = "freezes.count"
     head, _, leaf = name.partition(".")

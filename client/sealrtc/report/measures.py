@@ -242,6 +242,14 @@ class Metrics:
     freezes: Freezes | None = None
     keys: KeyChanges | None = None
     bitrate: Bitrate | None = None
+    reconnects: Number | None = None
+    """Reconnects of legitimate participants (publishers and subscribers) after a lost server."""
+    time_to_recover_ms: Summary | None = None
+    """Legitimate subscribers: from losing media to the next decrypted frame, per outage."""
+    outage_ms: Number | None = None
+    """Legitimate subscribers' outages, summed (the ones still going at the end included)."""
+    availability_percent: Number | None = None
+    """The share of legitimate subscriber-seconds with decrypted video (see ``RecoveryTotals``)."""
 
     @property
     def loss_percent(self) -> float | None:
@@ -254,6 +262,7 @@ class Metrics:
         return {
             "join_ms": self.join_ms, "first_frame_ms": self.first_frame_ms, "latency_ms": self.latency_ms,
             "latency_video_ms": self.latency_video_ms, "latency_audio_ms": self.latency_audio_ms,
+            "time_to_recover_ms": self.time_to_recover_ms,
         }.get(name)  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
@@ -273,6 +282,10 @@ class Metrics:
             "freezes": self.freezes.to_json() if self.freezes is not None else None,
             "keys": self.keys.to_json() if self.keys is not None else None,
             "bitrate": self.bitrate.to_json() if self.bitrate is not None else None,
+            "reconnects": self.reconnects,
+            "time_to_recover_ms": s(self.time_to_recover_ms),
+            "outage_ms": self.outage_ms,
+            "availability_percent": self.availability_percent,
         }
 
     @classmethod
@@ -292,6 +305,10 @@ class Metrics:
             freezes=Freezes.from_json(data.get("freezes")),
             keys=KeyChanges.from_json(data.get("keys")),
             bitrate=Bitrate.from_json(data.get("bitrate")),
+            reconnects=number(data.get("reconnects")),
+            time_to_recover_ms=Summary.from_json(data.get("time_to_recover_ms")),
+            outage_ms=number(data.get("outage_ms")),
+            availability_percent=number(data.get("availability_percent")),
         )
 
 

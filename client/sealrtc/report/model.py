@@ -24,9 +24,11 @@ __all__ = [
     "REPORT_VERSION",
     "SCHEMA_VERSION",
     "AssertionOutcome",
+    "FaultReport",
     "Generator",
     "Interval",
     "LoadReport",
+    "ProfileReport",
     "RawData",
     "ScenarioInfo",
     "ShardInfo",
@@ -277,6 +279,80 @@ class ScenarioInfo:
 
 
 @dataclass(frozen=True)
+class FaultReport:
+    """One fault of the run (``--fault``) and what legitimate subscribers saw around it: how
+    many had video when it struck (``watched``), lost media, recovered, and their recovery times
+    (from the last decrypted video frame before to the first after)."""
+
+    spec: str | None = None
+    kind: str | None = None
+    at_s: Number | None = None
+    length_s: Number | None = None
+    watched: Number | None = None
+    lost_media: Number | None = None
+    recovered: Number | None = None
+    recovery_ms: Summary | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec,
+            "kind": self.kind,
+            "at_s": self.at_s,
+            "length_s": self.length_s,
+            "watched": self.watched,
+            "lost_media": self.lost_media,
+            "recovered": self.recovered,
+            "recovery_ms": self.recovery_ms.to_json() if self.recovery_ms is not None else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> FaultReport | None:
+        if not isinstance(data, Mapping):
+            return None
+        return cls(
+            spec=text(data.get("spec")),
+            kind=text(data.get("kind")),
+            at_s=number(data.get("at_s")),
+            length_s=number(data.get("length_s")),
+            watched=number(data.get("watched")),
+            lost_media=number(data.get("lost_media")),
+            recovered=number(data.get("recovered")),
+            recovery_ms=Summary.from_json(data.get("recovery_ms")),
+        )
+
+
+@dataclass(frozen=True)
+class ProfileReport:
+    """The participants of one link profile (``--impair*``, a scenario's ``impair`` shares): how
+    many, what they measured (the report's metrics, for them alone) and what their impaired
+    links did to datagrams, per direction (offered, dropped, delivered, mean added delay)."""
+
+    profile: str | None = None
+    participants: Participants | None = None
+    metrics: Metrics | None = None
+    impairment: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile,
+            "participants": self.participants.to_json() if self.participants is not None else None,
+            "metrics": self.metrics.to_json() if self.metrics is not None else None,
+            "impairment": {k: dict(v) for k, v in self.impairment.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> ProfileReport | None:
+        if not isinstance(data, Mapping):
+            return None
+        return cls(
+            profile=text(data.get("profile")),
+            participants=Participants.from_json(data.get("participants")),
+            metrics=Metrics.from_json(data.get("metrics")),
+            impairment={str(k): dict(v) for k, v in mapping(data.get("impairment")).items() if isinstance(v, Mapping)},
+        )
+
+
+@dataclass(frozen=True)
 class RawData:
     """Every worker's final and snapshots (without per-room live data), and the participants
     each room planned: what ``report merge`` rebuilds a merged report from."""
@@ -335,6 +411,10 @@ class LoadReport:
     participant_rows: tuple[ParticipantRow, ...] = ()
     """One row per participant, worst first (:meth:`ParticipantRow.worst_first`); at most
     :data:`~sealrtc.report.records.MAX_PARTICIPANT_ROWS` (the worst are kept)."""
+    faults: tuple[FaultReport, ...] = ()
+    """The run's faults (``--fault``), in time order; absent from the JSON when there were none."""
+    profiles: tuple[ProfileReport, ...] = ()
+    """Per link profile, when the run impaired links; absent from the JSON otherwise."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -361,6 +441,8 @@ class LoadReport:
             "missing_shards": list(self.missing_shards) if self.missing_shards is not None else None,
             "interrupted_shards": list(self.interrupted_shards) if self.interrupted_shards is not None else None,
             "raw": self.raw.to_json() if self.raw is not None else None,
+            "faults": [f.to_json() for f in self.faults] if self.faults else None,
+            "profiles": [p.to_json() for p in self.profiles] if self.profiles else None,
         }
         return out | _drop_none(optional)
 
@@ -400,4 +482,6 @@ class LoadReport:
             participant_rows=tuple(
                 row for row in map(ParticipantRow.from_json, sequence(d.get("participant_rows"))) if row is not None
             ),
+            faults=tuple(f for f in map(FaultReport.from_json, sequence(d.get("faults"))) if f is not None),
+            profiles=tuple(p for p in map(ProfileReport.from_json, sequence(d.get("profiles"))) if p is not None),
         )

@@ -19,7 +19,7 @@ import math
 import struct
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import SealError
@@ -28,7 +28,7 @@ from ..metrics import Histogram
 from ..metrics.histogram import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
 from .measures import ParticipantRow
 
-HISTOGRAMS = ("join_ms", "first_frame_ms", "latency_ms", "latency_video_ms", "latency_audio_ms")
+HISTOGRAMS = ("join_ms", "first_frame_ms", "latency_ms", "latency_video_ms", "latency_audio_ms", "time_to_recover_ms")
 FRAME_COUNTERS = ("sent", "received", "decrypted", "decoded", "lost")
 BYTE_COUNTERS = ("sent_video", "sent_audio", "received_video", "received_audio")
 """Media bytes, by direction and kind: sent = frames as handed to RTP (encrypted, probe
@@ -235,6 +235,88 @@ class MediaBytes:
 
 
 @dataclass
+class RecoveryTotals:
+    """Lost servers and media in a room: reconnects (every legitimate participant's), the
+    subscribers' outages, and their seconds with and without decrypted video (availability).
+
+    ``watched_s`` counts a legitimate subscriber's seconds from its first decrypted video frame
+    (to the second: the worker's tick) to the end of the run or its leaving; ``available_s`` is
+    that less its time without video: its outages (from the last frame before a lost connection
+    to the first decrypted on the next one) and its video freezes (the W3C rule, on a connection)."""
+
+    reconnects: int = 0
+    outage_ms: float = 0.0
+    watched_s: float = 0.0
+    available_s: float = 0.0
+
+    def add(self, other: RecoveryTotals) -> None:
+        self.reconnects += other.reconnects
+        self.outage_ms += other.outage_ms
+        self.watched_s += other.watched_s
+        self.available_s += other.available_s
+
+    @property
+    def availability_percent(self) -> float | None:
+        """100 x available / watched subscriber-seconds (None: no subscriber had video)."""
+        return 100.0 * self.available_s / self.watched_s if self.watched_s else None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "reconnects": self.reconnects,
+            "outage_ms": round(self.outage_ms, 1),
+            "watched_s": round(self.watched_s, 3),
+            "available_s": round(self.available_s, 3),
+        }
+
+    @classmethod
+    def from_wire(cls, data: object) -> RecoveryTotals:
+        if not isinstance(data, Mapping):
+            return cls()  # reports from before recovery in load runs
+        return cls(
+            reconnects=_int(data, "reconnects"),
+            outage_ms=_float(data.get("outage_ms")) or 0.0,
+            watched_s=_float(data.get("watched_s")) or 0.0,
+            available_s=_float(data.get("available_s")) or 0.0,
+        )
+
+
+@dataclass
+class FaultTotals:
+    """What legitimate subscribers saw around one fault of the run (see :mod:`sealrtc.load.faults`):
+    how many were watched (they had video), lost media, recovered, and each one's recovery time."""
+
+    watched: int = 0
+    lost_media: int = 0
+    recovered: int = 0
+    recovery_ms: Histogram = field(default_factory=Histogram)
+
+    def add(self, other: FaultTotals) -> None:
+        self.watched += other.watched
+        self.lost_media += other.lost_media
+        self.recovered += other.recovered
+        self.recovery_ms.merge(other.recovery_ms)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "watched": self.watched,
+            "lost_media": self.lost_media,
+            "recovered": self.recovered,
+            "recovery_ms": packed_to_json(pack(self.recovery_ms)),
+        }
+
+    @classmethod
+    def from_wire(cls, data: object) -> FaultTotals:
+        if not isinstance(data, Mapping):
+            return cls()
+        return cls(
+            watched=_int(data, "watched"),
+            lost_media=_int(data, "lost_media"),
+            recovered=_int(data, "recovered"),
+            recovery_ms=unpack(packed_from_json(data.get("recovery_ms"))),
+        )
+
+
+@dataclass
 class RoomTotals:
     """Everything measured in one room (by one worker, or merged over several): the builder's
     accumulator and the per-room part of a :class:`WorkerFinal`."""
@@ -252,6 +334,7 @@ class RoomTotals:
     freezes_ms: float = 0.0
     keys: KeyTotals = field(default_factory=KeyTotals)
     media: MediaBytes = field(default_factory=MediaBytes)
+    recovery: RecoveryTotals = field(default_factory=RecoveryTotals)
 
     def add(self, other: RoomTotals) -> None:
         self.planned += other.planned
@@ -269,6 +352,7 @@ class RoomTotals:
         self.freezes_ms += other.freezes_ms
         self.keys.add(other.keys)
         self.media.add(other.media)
+        self.recovery.add(other.recovery)
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -284,6 +368,7 @@ class RoomTotals:
             "freezes": [self.freezes_count, self.freezes_ms],
             "keys": self.keys.to_wire(),
             "media": self.media.to_wire(),
+            "recovery": self.recovery.to_wire(),
         }
 
     @classmethod
@@ -302,11 +387,99 @@ class RoomTotals:
             freezes_ms=float(freezes[1]),
             keys=KeyTotals.from_wire(data.get("keys")),
             media=MediaBytes.from_wire(data.get("media")),
+            recovery=RecoveryTotals.from_wire(data.get("recovery")),
         )
         histograms = data.get("histograms") or {}
         for name in HISTOGRAMS:  # (reports of older versions lack the per-kind latencies)
             totals.histograms[name] = unpack(packed_from_json(histograms.get(name)))
         return totals
+
+
+@dataclass
+class LinkTotals:
+    """What impaired links did in one direction, summed over connections (datagrams)."""
+
+    offered: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    """By the loss model or the bottleneck's full queue."""
+    queue_dropped: int = 0
+    duplicated: int = 0
+    delay_total_s: float = 0.0
+    """Sum of the delivered datagrams' delays (seconds), for their mean."""
+
+    def add(self, other: LinkTotals) -> None:
+        self.offered += other.offered
+        self.delivered += other.delivered
+        self.dropped += other.dropped
+        self.queue_dropped += other.queue_dropped
+        self.duplicated += other.duplicated
+        self.delay_total_s += other.delay_total_s
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "offered": self.offered,
+            "delivered": self.delivered,
+            "dropped": self.dropped,
+            "queue_dropped": self.queue_dropped,
+            "duplicated": self.duplicated,
+            "delay_total_s": round(self.delay_total_s, 6),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The report's view: counts, the dropped share and the mean added delay."""
+        mean = self.delay_total_s / self.delivered * 1000 if self.delivered else None
+        return {
+            "offered": self.offered,
+            "dropped": self.dropped,
+            "dropped_percent": round(100 * self.dropped / self.offered, 2) if self.offered else None,
+            "queue_dropped": self.queue_dropped,
+            "delivered": self.delivered,
+            "duplicated": self.duplicated,
+            "mean_delay_ms": round(mean, 2) if mean is not None else None,
+        }
+
+    @classmethod
+    def from_wire(cls, data: object) -> LinkTotals:
+        if not isinstance(data, Mapping):
+            return cls()
+        return cls(
+            offered=_int(data, "offered"),
+            delivered=_int(data, "delivered"),
+            dropped=_int(data, "dropped"),
+            queue_dropped=_int(data, "queue_dropped"),
+            duplicated=_int(data, "duplicated"),
+            delay_total_s=_float(data.get("delay_total_s")) or 0.0,
+        )
+
+
+@dataclass
+class ProfileTotals:
+    """One link profile's participants (see :mod:`sealrtc.load.profiles`): what they measured, as
+    a room's totals, and what their impaired links did in each direction."""
+
+    totals: RoomTotals = field(default_factory=RoomTotals)
+    up: LinkTotals = field(default_factory=LinkTotals)
+    down: LinkTotals = field(default_factory=LinkTotals)
+
+    def add(self, other: ProfileTotals) -> None:
+        self.totals.add(other.totals)
+        self.up.add(other.up)
+        self.down.add(other.down)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"totals": self.totals.to_wire(), "up": self.up.to_wire(), "down": self.down.to_wire()}
+
+    @classmethod
+    def from_wire(cls, data: object) -> ProfileTotals:
+        if not isinstance(data, Mapping):
+            return cls()
+        totals = data.get("totals")
+        return cls(
+            totals=RoomTotals.from_wire(totals if isinstance(totals, Mapping) else {}),
+            up=LinkTotals.from_wire(data.get("up")),
+            down=LinkTotals.from_wire(data.get("down")),
+        )
 
 
 @dataclass(frozen=True)
@@ -486,9 +659,13 @@ class WorkerFinal:
     errors: tuple[str, ...] = ()
     participants: tuple[ParticipantRow, ...] = ()
     """One row per participant (at most :data:`MAX_PARTICIPANT_ROWS`, the worst first)."""
+    faults: tuple[FaultTotals, ...] = ()
+    """One per fault of the run (``--fault``), in time order."""
+    profiles: dict[str, ProfileTotals] = field(default_factory=dict)
+    """Per link profile (impaired runs only), by profile name."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "type": "final",
             "worker": self.worker,
             "rooms": {name: totals.to_wire() for name, totals in self.rooms.items()},
@@ -496,6 +673,11 @@ class WorkerFinal:
             "errors": list(self.errors),
             "participants": [row.to_json() for row in self.participants],
         }
+        if self.faults:
+            out["faults"] = [fault.to_wire() for fault in self.faults]
+        if self.profiles:
+            out["profiles"] = {name: totals.to_wire() for name, totals in self.profiles.items()}
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> WorkerFinal:
@@ -507,11 +689,13 @@ class WorkerFinal:
             participants=tuple(
                 row for row in map(ParticipantRow.from_json, data.get("participants") or ()) if row is not None
             )[:MAX_PARTICIPANT_ROWS],
+            faults=tuple(FaultTotals.from_wire(f) for f in data.get("faults") or ()),
+            profiles={str(name): ProfileTotals.from_wire(p) for name, p in (data.get("profiles") or {}).items()},
         )
 
     def relabelled(self, worker: WorkerId) -> WorkerFinal:
         rows = tuple(dataclasses.replace(row, worker=worker) for row in self.participants)
-        return WorkerFinal(worker, self.rooms, self.generator, self.errors, rows)
+        return replace(self, worker=worker, participants=rows)
 
 
 @dataclass(frozen=True)
