@@ -123,7 +123,12 @@ def test_scenario_differences_list_only_what_differs() -> None:
     base, new = _report(e2ee=False), _report()
     assert scenario_differences(base, base) == ()
     bigger = dataclasses.replace(new, scenario=dataclasses.replace(new.scenario or ScenarioInfo(), rooms=4))
-    assert scenario_differences(base, bigger) == ("e2ee off -> on", "rooms 2 -> 4")
+    assert scenario_differences(base, bigger) == ("rooms 2 -> 4", "e2ee off -> on")  # in the report's order
+    # settings the model keeps as extras (media shape, keying, churn) count too; a run's identity does not
+    info = new.scenario or ScenarioInfo()
+    shaped = dataclasses.replace(new, scenario=dataclasses.replace(
+        info, run_id="other", extra={**info.extra, "video_bitrate": 600, "keying": 2, "churn": 1}))  # fmt: skip
+    assert scenario_differences(new, shaped) == ("video_bitrate - -> 600", "keying - -> 2", "churn - -> 1")
 
 
 # -- thresholds -----------------------------------------------------------------------------------

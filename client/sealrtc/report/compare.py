@@ -370,11 +370,8 @@ def check(threshold: Threshold, row: Row) -> ThresholdResult:
 
 # -- the comparison -------------------------------------------------------------------------------
 
-SCENARIO_SHAPE = (
-    "e2ee", "suite", "rooms", "publishers", "subscribers", "intruders", "duration", "ramp", "decode_every",
-    "probe", "media", "target", "workers",
-)  # fmt: skip
-"""Scenario settings a comparison lists when the two runs differ in them."""
+RUN_IDENTITY = ("room_ids", "assertions", "shard", "run_id")
+"""Scenario keys that name a run rather than shape it: a comparison does not list them."""
 
 
 @dataclass(frozen=True)
@@ -410,9 +407,8 @@ def scenario_differences(base: LoadReport, new: LoadReport) -> tuple[str, ...]:
     """``"e2ee off -> on"`` for each scenario setting that differs between the runs."""
     a = base.scenario.to_json() if base.scenario is not None else {}
     b = new.scenario.to_json() if new.scenario is not None else {}
-    return tuple(
-        f"{key} {_setting(a.get(key))} -> {_setting(b.get(key))}" for key in SCENARIO_SHAPE if a.get(key) != b.get(key)
-    )
+    keys = [k for k in (*a, *(k for k in b if k not in a)) if k not in RUN_IDENTITY]
+    return tuple(f"{key} {_setting(a.get(key))} -> {_setting(b.get(key))}" for key in keys if a.get(key) != b.get(key))
 
 
 @dataclass(frozen=True)
