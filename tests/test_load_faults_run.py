@@ -36,6 +36,9 @@ async def test_a_relay_restart_mid_run_is_recovered_and_reported(tmp_path: Path)
     assert metrics["outage_ms"] > 6 * 500
     assert 50 < metrics["availability_percent"] < 99.9, metrics["availability_percent"]
     assert sum(metrics["decrypt_failures"].values()) == 0  # new connections, new replay windows: no replays
+    # after recovery the frame rate per track is the source's again (the dead connections' tracks
+    # do not count): the best of the last seconds is near 30 fps, not halved
+    assert max(i["fps"] or 0 for i in report["intervals"][-4:]) > 22, report["intervals"][-4:]
 
 
 async def test_a_paused_relay_freezes_media_and_it_comes_back(tmp_path: Path) -> None:

@@ -367,12 +367,20 @@ class Worker:
                 failures[reason] = failures.get(reason, 0) + n
         metrics = [t["metrics"] for t in tracks if t["metrics"] is not None]
         video = [t for t in tracks if t["kind"] == "video"]
+        # a reconnected agent keeps its old sessions (their counts are cumulative), but only the
+        # tracks of live connections receive: the per-track frame rate divides by those
+        live_video = sum(
+            t.kind == "video"
+            for s in agent.sessions
+            if s.pc.connectionState not in ("closed", "failed")
+            for t in s.receive_tracks()
+        )
         return {
             # a plain (--no-e2ee) run has nothing to decrypt: its frames count as accepted
             "decrypted": sum(t["frames_decrypted"] for t in tracks),
             "received": sum(t["frames_received"] for t in tracks),
             "video": sum(t["frames_decrypted"] for t in video),
-            "video_tracks": len(video),
+            "video_tracks": live_video,
             "lost": sum(m.frames_lost for m in metrics),
             "freezes": sum(m.freezes.count for m in metrics if m.video),
             "freezes_ms": sum(m.freezes.total_ms for m in metrics if m.video),
