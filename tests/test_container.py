@@ -790,7 +790,10 @@ def test_the_k8s_job_and_merge_run_as_written(image: Image, janus_url: str, tmp_
     merged = json.loads((reports / f"{run_id}.all.json").read_text())
     assert merged["participants"] == {"planned": 6, "joined": 6, "failed": 0, "intruders": 2}
     assert merged["verdict"] == "pass" and not merged["missing_shards"]
-    assert [a["expr"] for a in merged["assertions"]] == ["p95(latency_ms) < 250", "joined == planned"]
+    asked = [(a["expr"], a.get("default", False)) for a in merged["assertions"]]
+    assert asked == [("p95(latency_video_ms) < 250", False), ("joined == planned", False),  # the file's, then
+                     ("decrypt_failures == 0", True), ("intruder_decrypts == 0", True),  # the E2EE defaults
+                     ("frames.decrypted > 0", True)]  # fmt: skip
     assert (reports / f"{run_id}.all.html").stat().st_size > 0
 
 
