@@ -345,9 +345,7 @@ def test_merged_shards_keep_the_link_profiles(tmp_path: Path) -> None:
         assert info is not None
         report = shard_report(run, info, index, started_at="x", duration_s=5, profiles=["down=3g", "none"])
         reports.append(str(tmp_path / f"s{index}.json"))
-        Path(reports[-1]).write_text(
-            json.dumps(judge(report, check_all(["joined >= 0"]), defaults=False).report.to_json())
-        )
+        Path(reports[-1]).write_text(json.dumps(judge(report, check_all(["joined >= 0"])).report.to_json()))
     assert main(["report", "merge", *reports, "--json", str(tmp_path / "all.json"), "--quiet"]) in (0, 1)
     merged = json.loads((tmp_path / "all.json").read_text())
     rows = {row["profile"]: row for row in merged["profiles"]}

@@ -202,7 +202,7 @@ def test_report_bitrate_is_the_mean_per_participant_and_assertable() -> None:
 def test_participant_rows_worst_first_schema_valid_and_rebuilt_from_raw() -> None:
     finals = [_final(0, "room-a", video_kbps=400), _final(1, "room-b", video_kbps=800)]
     report = _report(finals)
-    data = json.loads(json.dumps(judge(report, check_all(["joined == planned"]), defaults=True).report.to_json()))
+    data = json.loads(json.dumps(judge(report, (), default_checks=check_all(["joined == planned"])).report.to_json()))
     assert first_problem(data) is None
     rows = data["participant_rows"]
     assert len(rows) == 6
@@ -316,7 +316,7 @@ def test_html_small_items_grammar_thresholds_and_clock_times() -> None:
         started_at="2026-12-07T16:00:00Z", duration_s=3.0,
     )  # fmt: skip
     checks = ["p95(latency_video_ms) < 200 ms", "cpu_percent < 80 and frames.lost == 0", "joined == planned"]
-    judged = judge(report, check_all(checks), defaults=False).report
+    judged = judge(report, check_all(checks)).report
     page = render_html(judged)
     assert "1 room \u00d7" in page and "1 worker" in page and "1 rooms" not in page and "1 workers" not in page
     assert "interval counts are per interval" not in page

@@ -112,7 +112,7 @@ def _info(index: int | None) -> ScenarioInfo:
 
 
 def _judged(report: LoadReport) -> LoadReport:
-    return judge(report, check_all(DEFAULTS), defaults=True).report
+    return judge(report, (), default_checks=check_all(DEFAULTS)).report
 
 
 def _write(path: Path, report: LoadReport) -> Path:
@@ -220,18 +220,18 @@ def test_merge_refuses_an_invalid_report_in_one_line(tmp_path: Path, capsys: pyt
 def test_judge_is_pure_and_orders_its_rules() -> None:
     report = LoadReport.from_json(sample_report())
     failing = check_all(["p99(latency_ms) < 50", "joined == planned"])
-    judged = judge(report, failing, defaults=False)
+    judged = judge(report, failing)
     assert judged.verdict is Verdict.FAIL and judged.exit_status == 1 and judged.failed == 1
     assert [a.ok for a in judged.report.assertions] == [False, True]
     assert report.verdict == "fail" and len(report.assertions) == 5  # the input is unchanged
-    assert judge(report, check_all(["joined == planned"]), defaults=True).verdict is Verdict.PASS
+    assert judge(report, (), default_checks=check_all(["joined == planned"])).verdict is Verdict.PASS
     generator = report.generator
     assert generator is not None
     saturated = LoadReport.from_json(report.to_json() | {"generator": generator.to_json() | {"saturated": True}})
-    assert judge(saturated, failing, defaults=False).verdict is Verdict.SATURATED
-    assert judge(saturated, failing, defaults=False, interrupted=True).verdict is Verdict.INTERRUPTED
+    assert judge(saturated, failing).verdict is Verdict.SATURATED
+    assert judge(saturated, failing, interrupted=True).verdict is Verdict.INTERRUPTED
     incomplete = LoadReport.from_json(report.to_json() | {"missing_shards": [1]})
-    assert judge(incomplete, check_all(["joined == planned"]), defaults=True).verdict is Verdict.FAIL
+    assert judge(incomplete, (), default_checks=check_all(["joined == planned"])).verdict is Verdict.FAIL
     codes = {v: v.exit_status for v in Verdict}
     assert codes == {Verdict.PASS: ExitStatus.OK, Verdict.FAIL: ExitStatus.FAILURE,
                      Verdict.SATURATED: ExitStatus.SATURATED, Verdict.INTERRUPTED: ExitStatus.INTERRUPTED}  # fmt: skip

@@ -89,14 +89,12 @@ def judge(
     report: LoadReport,
     assertions: Sequence[Assertion],
     *,
-    defaults: bool = False,
     default_checks: Sequence[Assertion] = (),
     interrupted: bool = False,
 ) -> Judgement:
-    """Evaluate ``assertions`` (``defaults``: these too are the run's defaults, not the user's)
-    and then ``default_checks`` (marked as defaults in the report) on ``report`` and decide the
-    verdict; returns a new report, ``report`` is left as it is."""
-    marked = [(a, defaults) for a in assertions] + [(a, True) for a in default_checks]
+    """Evaluate the user's ``assertions`` and then ``default_checks`` (marked as defaults in the
+    report) on ``report`` and decide the verdict; returns a new report, ``report`` is left as it is."""
+    marked = [(a, False) for a in assertions] + [(a, True) for a in default_checks]
     results = tuple(evaluate(a, report) for a, _ in marked)
     if interrupted:
         verdict = Verdict.INTERRUPTED
