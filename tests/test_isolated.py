@@ -30,24 +30,28 @@ def isolated(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
 async def test_a_named_namespace_is_shared_until_it_is_removed(tmp_path: Path) -> None:
     require_namespace()
     env = os.environ | {"XDG_RUNTIME_DIR": str(tmp_path)}
-    first = isolated("--name", "lab", "sh", "-c", "readlink /proc/self/ns/net; echo $SEALRTC_NETNS_NAME", env=env)
-    second = isolated("--name", "lab", "readlink", "/proc/self/ns/net", env=env)
-    assert first.returncode == 0 and "namespace lab is up" in first.stderr, first.stderr
-    namespace, name = first.stdout.split()
-    assert second.stdout.strip() == namespace != os.readlink("/proc/self/ns/net") and name == "lab"
-    assert "namespace lab is up" not in second.stderr  # entered, not made again
-    assert isolated("--list", env=env).stdout.startswith("lab (holder pid ")
-
-    server = subprocess.Popen([ISOLATED, "--name", "lab", sys.executable, "-c", SERVER], env=env)
     try:
+        first = isolated("--name", "lab", "sh", "-c", "readlink /proc/self/ns/net; echo $SEALRTC_NETNS_NAME", env=env)
+        second = isolated("--name", "lab", "readlink", "/proc/self/ns/net", env=env)
+        assert first.returncode == 0 and "namespace lab is up" in first.stderr, first.stderr
+        namespace, name = first.stdout.split()
+        assert second.stdout.strip() == namespace != os.readlink("/proc/self/ns/net") and name == "lab"
+        assert "namespace lab is up" not in second.stderr  # entered, not made again
+        assert isolated("--list", env=env).stdout.startswith("lab (holder pid ")
 
-        def answered() -> bool:  # from a second command: the same namespace, the same addresses
-            return isolated("--name", "lab", sys.executable, "-c", CLIENT, env=env).stdout.strip() == "hi"
+        server = subprocess.Popen([ISOLATED, "--name", "lab", sys.executable, "-c", SERVER], env=env)
+        try:
 
-        await eventually(answered, timeout=20, what="a command in namespace lab reaching another one")
-    finally:
-        server.kill()
-        server.wait()
+            def answered() -> bool:  # from a second command: the same namespace, the same addresses
+                return isolated("--name", "lab", sys.executable, "-c", CLIENT, env=env).stdout.strip() == "hi"
+
+            await eventually(answered, timeout=20, what="a command in namespace lab reaching another one")
+        finally:
+            server.kill()
+            server.wait()
+    except BaseException:
+        isolated("--down", "lab", env=env)  # a failed check leaves no holder process behind
+        raise
     down = isolated("--down", "lab", env=env)
     assert down.returncode == 0 and "namespace lab removed" in down.stderr
     assert isolated("--list", env=env).stdout == "" and isolated("--down", "lab", env=env).returncode == 1
