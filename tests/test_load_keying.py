@@ -41,6 +41,7 @@ from sealrtc.report.records import KeyTotals, RoomTotals
 from sealrtc.rtc.stats import ReceiveTrackStats
 
 from .report_fixture import sample_report
+from .waiting import eventually
 
 pytestmark = pytest.mark.unit
 
@@ -400,3 +401,38 @@ async def test_epoch_steps_at_one_time_are_one_change_of_their_rooms(monkeypatch
     await worker._epoch_changes(time.monotonic() - 10)  # every step is due: none waits
     assert changes == [[0], [0, 1]]  # a's join step alone, then the timer's step of both rooms
     assert (keys["a"].epoch, keys["b"].epoch) == (2, 1)
+
+
+async def test_a_room_keyed_after_rotations_starts_at_the_current_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sealrtc.keys import derive_base_key
+
+    worker, _, _ = _two_room_worker(monkeypatch)
+    worker.config.duration, worker.config.rotate_every = 7.0, 2.0
+    worker._keys = {}  # nobody of either room has joined this worker yet
+    monkeypatch.setattr(worker, "_changed", lambda rooms, end: None)
+    await worker._key_changes(time.monotonic() - 10)  # rotations 1..3 are all due: none waits
+    assert worker.rotations == 3
+    keys = worker._keys_for("a", False)  # a late joiner: the room's others sent under secret 3 since
+    assert keys.current == derive_base_key(rotation_secret("secret", 3), b"a")
+    assert derive_base_key("secret", b"a") != keys.current
+
+
+async def test_a_room_keyed_between_preinstall_and_switch_accepts_the_next_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sealrtc.keys import derive_base_key
+
+    worker, _, _ = _two_room_worker(monkeypatch)
+    worker.config.duration, worker.config.rotate_every = 7.0, 2.0
+    worker._keys = {}
+    monkeypatch.setattr(worker_module, "PREINSTALL", 31.0)
+    # rotation 1 (2 s after the start) is 30 s ahead, its preinstall already due: the worker
+    # installs secret 1 decrypt-only and waits for the switch
+    task = asyncio.ensure_future(worker._key_changes(time.monotonic() + 28))
+    try:
+        await eventually(lambda: worker._next_secret is not None, timeout=5, what="the preinstall")
+        keys = worker._keys_for("a", False)
+        assert keys.current == derive_base_key("secret", b"a") and worker.rotations == 0
+        assert derive_base_key(rotation_secret("secret", 1), b"a") in keys.decryption_keys()
+    finally:
+        task.cancel()

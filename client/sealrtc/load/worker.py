@@ -217,6 +217,8 @@ class Worker:
         self._previous = _Previous()
         self._keys: dict[str, Any] = {}
         self.rotations = 0
+        self._next_secret: str | None = None
+        """Keying v1: the next rotation's secret between its preinstall and its switch."""
         self.near: dict[str, NearChange] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._start = time.monotonic()
@@ -248,8 +250,13 @@ class Worker:
                 epoch = epoch_at(self.config.epoch_steps, index, self._elapsed(), start=self._first_epoch)
                 self._keys[room] = EpochKeys(self._epoch_key(room, epoch), suite=self.config.suite)
             else:
+                # the room's secret now: the room's participants on other workers rotated already
                 assert isinstance(self.secret, str)
-                self._keys[room] = SharedSecret(self.secret, context=room.encode(), suite=self.config.suite)
+                current = rotation_secret(self.secret, self.rotations)
+                keys = SharedSecret(current, context=room.encode(), suite=self.config.suite)
+                if self._next_secret is not None:
+                    keys.add_decryption_secret(self._next_secret)
+                self._keys[room] = keys
         return self._keys[room]
 
     @property
@@ -818,6 +825,7 @@ class Worker:
             assert isinstance(self.secret, str)
             following = rotation_secret(self.secret, n)
             await asyncio.sleep(max(0.0, at - PREINSTALL - time.monotonic()))  # the preinstall time
+            self._next_secret = following  # rooms keyed from now on accept it too
             for room, keys in list(self._keys.items()):
                 # PBKDF2 off the loop: add_decryption_secret then hits the cache
                 await asyncio.to_thread(derive_base_key, following, room.encode())
@@ -826,6 +834,7 @@ class Worker:
             for keys in list(self._keys.values()):
                 keys.set_secret(following)
             self.rotations += 1
+            self._next_secret = None
             self._changed(self._rooms, start + config.duration)  # every room's secret changed
 
     async def _epoch_changes(self, start: float) -> None:
