@@ -3,21 +3,26 @@ the scenario's settings, the report's ``metrics.keys`` (wire, merge, JSON) and i
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import hashlib
 import hmac
 import json
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from sealrtc.epochs import EpochKeys, epoch_key_at
 from sealrtc.failures import FailureCounts
+from sealrtc.load import worker as worker_module
 from sealrtc.load.aggregate import key_changes
 from sealrtc.load.keying import (
     JOIN_LEAD,
+    EpochStep,
     GapMeter,
     NearChange,
     change_times,
@@ -27,13 +32,16 @@ from sealrtc.load.keying import (
     joiner_epoch,
     rotation_secret,
 )
-from sealrtc.load.plan import churn_plan, plan
+from sealrtc.load.plan import SUBSCRIBER, Participant, churn_plan, plan
 from sealrtc.load.scenario import Scenario, ScenarioError, build
+from sealrtc.load.worker import Worker, WorkerConfig, _Joined
 from sealrtc.report import evaluate, parse
 from sealrtc.report.measures import KeyChanges
 from sealrtc.report.records import KeyTotals, RoomTotals
+from sealrtc.rtc.stats import ReceiveTrackStats
 
 from .report_fixture import sample_report
+from .waiting import eventually
 
 pytestmark = pytest.mark.unit
 
@@ -304,3 +312,127 @@ def test_the_exporter_counts_key_changes_as_they_happen() -> None:
     for name in ("sealrtc_key_rotations_total", "sealrtc_key_epoch", "sealrtc_key_change_decrypt_failures_total",
                  "sealrtc_churn_joins_total"):  # fmt: skip
         assert f"\n{name}{{" in text
+
+
+class _FakeSubscriber:
+    """What the worker reads of a subscriber agent: one video track's counters, set by the test,
+    and how many times they were read."""
+
+    def __init__(self) -> None:
+        self.failures = FailureCounts()
+        self.lost = 0
+        self.freezes = 0
+        self.frames = 30
+        self.reads = 0
+        self.sessions = [self]
+        self.failed = SimpleNamespace(is_set=lambda: False)
+        self.decoded: dict[str, int] = {}
+
+    def receive_tracks(self) -> list[ReceiveTrackStats]:
+        self.reads += 1
+        metrics = SimpleNamespace(
+            frames_lost=self.lost, freezes=SimpleNamespace(count=self.freezes, total_ms=0.0), video=True
+        )
+        return [
+            ReceiveTrackStats("video", "v", "vp8", self.frames, self.frames, self.frames, None, None,
+                              FailureCounts(self.failures), 0, 0, None, None, True, metrics)  # type: ignore[arg-type]
+        ]  # fmt: skip
+
+
+def _two_room_worker(monkeypatch: pytest.MonkeyPatch) -> tuple[Worker, _FakeSubscriber, _FakeSubscriber]:
+    """A worker with one subscriber in room "a" (index 0) and one in room "b" (index 1), and a
+    short key-change window (the worker's own clock and timers run it: nothing here waits)."""
+    monkeypatch.setattr(worker_module, "WINDOW", 0.05)
+    a, b = _FakeSubscriber(), _FakeSubscriber()
+    participants = [Participant(0, 0, SUBSCRIBER, False, 0.0), Participant(1, 1, SUBSCRIBER, False, 0.0)]
+    config = WorkerConfig(worker=0, participants=participants, room_names=["a", "b"], target={}, start_at=0.0,
+                          duration=60.0)  # fmt: skip
+    worker = Worker(config, "secret", send=None, stop=None)
+    worker.joined = [_Joined(p, agent, 0.0) for p, agent in zip(participants, (a, b), strict=True)]
+    return worker, a, b
+
+
+async def _windows_closed(worker: Worker) -> None:
+    await asyncio.gather(*worker._background)
+
+
+async def test_a_key_change_window_counts_only_its_own_rooms_subscribers(monkeypatch: pytest.MonkeyPatch) -> None:
+    worker, a, b = _two_room_worker(monkeypatch)
+    end = time.monotonic() + 60
+    worker._changed([0], end)  # room a's key changed (a churn join's epoch step)
+    a.failures.add({"unknown_key": 2})
+    a.lost += 3
+    b.failures.add({"unknown_key": 5})  # room b's keys never changed: not near a change
+    b.lost += 7
+    b.freezes += 1
+    worker._changed([0], end)  # a's window is open: extended, not opened twice
+    a.failures.add({"unknown_key": 1})
+    a.freezes += 1
+    await _windows_closed(worker)
+    near_a = worker.near["a"]
+    assert (near_a.failures.get("unknown_key"), near_a.lost, near_a.freezes) == (3, 3, 1)
+    assert "b" not in worker.near  # nothing measured, not even a gap
+    assert b.reads == 0  # and no sampler read room b's subscriber
+    assert worker._key_totals("b").near_failures.total == 0 and worker._key_totals("b").near_lost == 0
+    assert near_a.longest_gap_ms > 0  # a's gap was sampled (its frames never moved: the whole window)
+
+
+async def test_a_change_of_every_room_opens_every_rooms_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    worker, a, b = _two_room_worker(monkeypatch)
+    worker._changed([0, 1], time.monotonic() + 60)  # a timer step or a rotation
+    a.failures.add({"unknown_key": 1})
+    b.lost += 2
+    await _windows_closed(worker)
+    assert (worker.near["a"].failures.total, worker.near["a"].lost) == (1, 0)
+    assert (worker.near["b"].failures.total, worker.near["b"].lost) == (0, 2)
+    assert worker.near["a"].longest_gap_ms > 0 and worker.near["b"].longest_gap_ms > 0
+    assert a.reads == b.reads  # one sampler over both rooms: each subscriber read once per sample
+
+
+async def test_epoch_steps_at_one_time_are_one_change_of_their_rooms(monkeypatch: pytest.MonkeyPatch) -> None:
+    worker, _, _ = _two_room_worker(monkeypatch)
+    keys = {"a": SimpleNamespace(epoch=0), "b": SimpleNamespace(epoch=0)}
+    for k in keys.values():
+        k.advance = lambda k=k: setattr(k, "epoch", k.epoch + 1)
+    worker._keys = dict(keys)
+    worker.config.epoch_steps = [EpochStep(1.5, 0, 1, True), EpochStep(2.0, 0, 2, False), EpochStep(2.0, 1, 1, False)]
+    changes: list[list[int]] = []
+    monkeypatch.setattr(worker, "_changed", lambda rooms, end: changes.append(list(rooms)))
+    await worker._epoch_changes(time.monotonic() - 10)  # every step is due: none waits
+    assert changes == [[0], [0, 1]]  # a's join step alone, then the timer's step of both rooms
+    assert (keys["a"].epoch, keys["b"].epoch) == (2, 1)
+
+
+async def test_a_room_keyed_after_rotations_starts_at_the_current_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sealrtc.keys import derive_base_key
+
+    worker, _, _ = _two_room_worker(monkeypatch)
+    worker.config.duration, worker.config.rotate_every = 7.0, 2.0
+    worker._keys = {}  # nobody of either room has joined this worker yet
+    monkeypatch.setattr(worker, "_changed", lambda rooms, end: None)
+    await worker._key_changes(time.monotonic() - 10)  # rotations 1..3 are all due: none waits
+    assert worker.rotations == 3
+    keys = worker._keys_for("a", False)  # a late joiner: the room's others sent under secret 3 since
+    assert keys.current == derive_base_key(rotation_secret("secret", 3), b"a")
+    assert derive_base_key("secret", b"a") != keys.current
+
+
+async def test_a_room_keyed_between_preinstall_and_switch_accepts_the_next_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sealrtc.keys import derive_base_key
+
+    worker, _, _ = _two_room_worker(monkeypatch)
+    worker.config.duration, worker.config.rotate_every = 7.0, 2.0
+    worker._keys = {}
+    monkeypatch.setattr(worker_module, "PREINSTALL", 31.0)
+    # rotation 1 (2 s after the start) is 30 s ahead, its preinstall already due: the worker
+    # installs secret 1 decrypt-only and waits for the switch
+    task = asyncio.ensure_future(worker._key_changes(time.monotonic() + 28))
+    try:
+        await eventually(lambda: worker._next_secret is not None, timeout=5, what="the preinstall")
+        keys = worker._keys_for("a", False)
+        assert keys.current == derive_base_key("secret", b"a") and worker.rotations == 0
+        assert derive_base_key(rotation_secret("secret", 1), b"a") in keys.decryption_keys()
+    finally:
+        task.cancel()

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import logging
 import secrets
 import signal
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +64,7 @@ LAG_PROBE = 0.05
 CLOSE_TIMEOUT = 15.0
 MAX_ERRORS = 20
 GAP_SAMPLE = 0.02
-"""Seconds between samples of every subscriber's decrypted video frames after a key change."""
+"""Seconds between samples of the changed rooms' subscribers' decrypted video frames after a key change."""
 END_MARGIN = 0.25
 """Seconds before the run's end at which a key change's measurement is taken, at the latest."""
 
@@ -215,12 +217,17 @@ class Worker:
         self._previous = _Previous()
         self._keys: dict[str, Any] = {}
         self.rotations = 0
+        self._next_secret: str | None = None
+        """Keying v1: the next rotation's secret between its preinstall and its switch."""
         self.near: dict[str, NearChange] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._start = time.monotonic()
         """The run's start on this process's clock (set by :meth:`run`)."""
-        self._window_until = 0.0
-        """The end of the open key-change measurement window (a change inside it extends it)."""
+        self._window_until: dict[int, float] = {}
+        """The end of each room's open key-change window, by room index (a change of the room
+        inside it extends it; other rooms' changes never touch it)."""
+        self._rooms = sorted({p.room for p in config.participants})
+        """The rooms this worker has participants in (its churn joiners stay in them)."""
         self._last_tick: float | None = None
         self.fault_totals = [FaultTotals() for _ in config.faults]
         self.failed_links: dict[str, int] = {}
@@ -243,8 +250,13 @@ class Worker:
                 epoch = epoch_at(self.config.epoch_steps, index, self._elapsed(), start=self._first_epoch)
                 self._keys[room] = EpochKeys(self._epoch_key(room, epoch), suite=self.config.suite)
             else:
+                # the room's secret now: the room's participants on other workers rotated already
                 assert isinstance(self.secret, str)
-                self._keys[room] = SharedSecret(self.secret, context=room.encode(), suite=self.config.suite)
+                current = rotation_secret(self.secret, self.rotations)
+                keys = SharedSecret(current, context=room.encode(), suite=self.config.suite)
+                if self._next_secret is not None:
+                    keys.add_decryption_secret(self._next_secret)
+                self._keys[room] = keys
         return self._keys[room]
 
     @property
@@ -738,29 +750,31 @@ class Worker:
     def _video_frames(entry: _Joined) -> int:
         return sum(t.frames_accepted for s in entry.agent.sessions for t in s.receive_tracks() if t.kind == "video")
 
-    def _near_numbers(self) -> dict[int, tuple[str, FailureCounts, int, int]]:
-        """Every legitimate subscriber's cumulative failures, losses and freezes, by entry:
-        joiners and leavers included (a leaver's counters stay readable once it is closed)."""
-        out: dict[int, tuple[str, FailureCounts, int, int]] = {}
+    def _near_numbers(self, room: int) -> dict[int, tuple[FailureCounts, int, int]]:
+        """Room ``room``'s legitimate subscribers' cumulative failures, losses and freezes, by
+        entry: joiners and leavers included (a leaver's counters stay readable once it is closed)."""
+        out: dict[int, tuple[FailureCounts, int, int]] = {}
         for entry in self.joined:
-            if entry.participant.role != SUBSCRIBER or not entry.agent.sessions:
+            if entry.participant.room != room or entry.participant.role != SUBSCRIBER or not entry.agent.sessions:
                 continue
             numbers = self._subscriber_numbers(entry)
-            name = self.config.room_names[entry.participant.room]
-            out[id(entry)] = (name, FailureCounts(numbers["failures"]), numbers["lost"], numbers["freezes"])
+            out[id(entry)] = (FailureCounts(numbers["failures"]), numbers["lost"], numbers["freezes"])
         return out
 
-    async def _count_near_changes(self, end: float) -> None:
-        """Failures, losses and freezes of legitimate subscribers while a key-change window is
-        open: from the change until :data:`WINDOW` after the last change that extended it (key
-        changes a second apart make one window: nothing is counted twice). Cut short by the run's
-        ``end``: the numbers are taken before everything closes."""
-        before = self._near_numbers()
-        while (now := time.monotonic()) < (until := min(self._window_until, end - END_MARGIN)):
-            await asyncio.sleep(until - now)  # the window's end (a change meanwhile moves it)
-        for key, (name, failures, lost, freezes) in self._near_numbers().items():
-            _, old_failures, old_lost, old_freezes = before.get(key, (name, FailureCounts(), 0, 0))
-            self.near.setdefault(name, NearChange()).add(
+    async def _count_near_changes(
+        self, room: int, before: dict[int, tuple[FailureCounts, int, int]], end: float
+    ) -> None:
+        """Failures, losses and freezes of room ``room``'s legitimate subscribers while its
+        key-change window is open: from ``before`` (taken at the change) until :data:`WINDOW`
+        after the room's last change that extended it (a room's changes a second apart make one
+        window: nothing is counted twice). Cut short by the run's ``end``: the numbers are taken
+        before everything closes."""
+        while (now := time.monotonic()) < (until := min(self._window_until[room], end - END_MARGIN)):
+            await asyncio.sleep(until - now)  # the window's end (a change of the room meanwhile moves it)
+        near = self.near.setdefault(self.config.room_names[room], NearChange())
+        for key, (failures, lost, freezes) in self._near_numbers(room).items():
+            old_failures, old_lost, old_freezes = before.get(key, (FailureCounts(), 0, 0))
+            near.add(
                 NearChange(
                     FailureCounts({r: max(0, n - old_failures.get(r, 0)) for r, n in failures.items()}),
                     max(0, lost - old_lost),
@@ -768,13 +782,13 @@ class Worker:
                 )
             )
 
-    async def _measure_gaps(self, at: float, end: float) -> None:
-        """The longest time without a decrypted video frame in the :data:`WINDOW` after a change.
-        Only subscribers already receiving video: a joiner's wait for its first frame is not a
-        gap (first_frame_ms measures it), and one that leaves in the window is dropped."""
-        meters = [(e, GapMeter(at, count)) for e in self._listening() if (count := self._video_frames(e))]
+    async def _measure_gaps(self, meters: list[tuple[_Joined, GapMeter]], at: float, end: float) -> None:
+        """The longest time without a decrypted video frame in the :data:`WINDOW` after a change,
+        for the subscribers ``meters`` watch (those of the rooms that changed), each gap
+        attributed to the subscriber's own room. One that leaves in the window is dropped."""
         until = min(at + WINDOW, end - END_MARGIN)
-        while (now := time.monotonic()) < until:
+        now = time.monotonic()
+        while now < until:
             await asyncio.sleep(GAP_SAMPLE)  # the sampling cadence of the gap meter
             now = time.monotonic()
             for entry, meter in meters:
@@ -786,15 +800,28 @@ class Worker:
             near = self.near.setdefault(name, NearChange())
             near.longest_gap_ms = max(near.longest_gap_ms, meter.finish(now))
 
-    def _changed(self, end: float) -> None:
-        """A key changed now: measure the gaps after it, and count what legitimate subscribers
-        lose in the window (opened now, or extended)."""
+    def _changed(self, rooms: Collection[int], end: float) -> None:
+        """The keys of ``rooms`` (room indices) changed now: count what each room's legitimate
+        subscribers lose in its window (opened now, or extended), and measure the gaps after
+        this change with one sampler for all of ``rooms`` (a timer step or a rotation changes
+        every room at once: one pass over their subscribers per sample, not one per room).
+
+        The counters' starting numbers and the gap meters are taken here, at the change. Only
+        subscribers already receiving video get a gap meter: a joiner's wait for its first frame
+        is not a gap (``first_frame_ms`` measures it)."""
         now = time.monotonic()
-        counting = self._window_until > now
-        self._window_until = now + WINDOW
-        if not counting:
-            self._spawn(self._count_near_changes(end))
-        self._spawn(self._measure_gaps(now, end))
+        changed = frozenset(rooms)
+        for room in sorted(changed):
+            if self._window_until.get(room, 0.0) <= now:
+                self._spawn(self._count_near_changes(room, self._near_numbers(room), end))
+            self._window_until[room] = now + WINDOW
+        meters = [
+            (e, GapMeter(now, count))
+            for e in self._listening()
+            if e.participant.room in changed and (count := self._video_frames(e))
+        ]
+        if meters:
+            self._spawn(self._measure_gaps(meters, now, end))
 
     async def _key_changes(self, start: float) -> None:
         """Rotate the rooms' secrets (keying v1) on the run's schedule."""
@@ -806,6 +833,7 @@ class Worker:
             assert isinstance(self.secret, str)
             following = rotation_secret(self.secret, n)
             await asyncio.sleep(max(0.0, at - PREINSTALL - time.monotonic()))  # the preinstall time
+            self._next_secret = following  # rooms keyed from now on accept it too
             for room, keys in list(self._keys.items()):
                 # PBKDF2 off the loop: add_decryption_secret then hits the cache
                 await asyncio.to_thread(derive_base_key, following, room.encode())
@@ -814,21 +842,26 @@ class Worker:
             for keys in list(self._keys.values()):
                 keys.set_secret(following)
             self.rotations += 1
-            self._changed(start + config.duration)
+            self._next_secret = None
+            self._changed(self._rooms, start + config.duration)  # every room's secret changed
 
     async def _epoch_changes(self, start: float) -> None:
         """Move the rooms' epochs (keying v2) to the planned ones at the planned times. "To", not
         "one step": a subscriber of this worker may have followed another worker's publisher
         there already (its keys are the room's, shared with this worker's publishers)."""
         names = self.config.room_names
-        for step in self.config.epoch_steps:
-            await asyncio.sleep(max(0.0, start + step.at - time.monotonic()))  # the epoch schedule
-            keys = self._keys.get(names[step.room])
-            if keys is None:
-                continue
-            while keys.epoch < step.epoch:
-                keys.advance()
-            self._changed(start + self.config.duration)
+        for at, steps in itertools.groupby(self.config.epoch_steps, key=lambda s: s.at):
+            await asyncio.sleep(max(0.0, start + at - time.monotonic()))  # the epoch schedule
+            moved = []
+            for step in steps:  # the steps due together (a timer step: every room): one change
+                keys = self._keys.get(names[step.room])
+                if keys is None:
+                    continue
+                while keys.epoch < step.epoch:
+                    keys.advance()
+                moved.append(step.room)
+            if moved:
+                self._changed(moved, start + self.config.duration)
 
     async def _churn(self, start: float) -> None:
         """The planned churn: at each event's time its leaver closes and its joiner joins the
