@@ -162,7 +162,7 @@ async def test_ratcheting_epochs_with_churn_joiners(tmp_path: Path) -> None:
     assert report["metrics"]["intruder_failures"]["unknown_key"] > 0
 
 
-async def test_every_planned_join_advances_the_epoch_and_joiners_decrypt_from_theirs(tmp_path: Path) -> None:
+async def test_every_churn_join_advances_the_epoch_and_joiners_decrypt_from_theirs(tmp_path: Path) -> None:
     from .test_shards import free_port, sample, scrape
 
     port = free_port()
