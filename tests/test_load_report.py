@@ -319,3 +319,25 @@ def test_merge_refuses_a_participant_id_with_control_characters(
     captured = capsys.readouterr()
     assert captured.out == "" and "\x1b" not in captured.err and "participant_rows[0].id" in captured.err
     assert len(captured.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        (["--json", "-", "--csv", "-"], "--json - and --csv - cannot both go to stdout: give one of them a file"),
+        (
+            ["--html", "-", "--csv-participants", "-", "--csv", "-"],
+            "--csv -, --html - and --csv-participants - cannot all go to stdout: give all but one of them a file",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", ["load", "merge"])
+def test_two_reports_to_stdout_are_refused_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], outputs: list[str], message: str, command: str
+) -> None:
+    shard_file = _shard_with_ids(tmp_path, ("a", "b"))
+    argv = ["load", "--server", "http://127.0.0.1:9"] if command == "load" else ["report", "merge", str(shard_file)]
+    assert main([*argv, *outputs, "--quiet"]) == ExitStatus.USAGE
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.strip().endswith(f"error: {message}")
+    assert len(captured.err.strip().splitlines()) == 1

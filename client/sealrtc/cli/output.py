@@ -21,10 +21,12 @@ from .faults import load_rows
 
 __all__ = [
     "check_output_target",
+    "check_report_targets",
     "finish",
     "grouped_errors",
     "load_summary",
     "no_latency_reason",
+    "report_targets",
     "stats_line",
     "write_outputs",
 ]
@@ -37,6 +39,26 @@ def check_output_target(path: str | None, flag: str) -> None:
             check_json_target(path)
         except CliError as exc:
             raise CliError(str(exc).replace("--json", flag), exc.status) from None
+
+
+def check_report_targets(targets: Sequence[tuple[str, str | None]]) -> None:
+    """Refuse, before a run, report outputs (``(flag, path)`` pairs) that could not be written:
+    a path that cannot be, or more than one report to stdout (``-``), which would run them
+    together into one stream that no tool reads. Both are usage errors, in one line."""
+    to_stdout = [f"{flag} -" for flag, target in targets if target == "-"]
+    if len(to_stdout) > 1:
+        named = f"{', '.join(to_stdout[:-1])} and {to_stdout[-1]}"
+        if len(to_stdout) == 2:
+            raise CliError(f"{named} cannot both go to stdout: give one of them a file", ExitStatus.USAGE)
+        raise CliError(f"{named} cannot all go to stdout: give all but one of them a file", ExitStatus.USAGE)
+    for flag, target in targets:
+        check_output_target(target, flag)
+
+
+def report_targets(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    """The load report's outputs of ``load`` and ``report merge``, for :func:`check_report_targets`."""
+    return [("--json", args.json), ("--csv", args.csv), ("--html", args.html),
+            ("--csv-participants", args.csv_participants)]  # fmt: skip
 
 
 def write_outputs(judgement: Judgement, args: argparse.Namespace) -> None:
