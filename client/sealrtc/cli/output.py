@@ -18,6 +18,7 @@ from ..report.model import LoadReport
 from .common import CliError, ExitStatus, check_json_target, write_json
 from .display import Display, TableRows
 from .faults import load_rows
+from .isolation import namespace_hint
 
 __all__ = [
     "check_output_target",
@@ -229,8 +230,11 @@ def load_summary(display: Display, judgement: Judgement, *, wrote: bool = True) 
     for reason in g.saturation_reasons:
         display.say(f"generator saturated: {reason} — its latencies are not trustworthy; use more workers or "
                     "fewer participants")  # fmt: skip
+    hinted = False  # a server in another network namespace: said once, at its first error
     for line in grouped_errors(report.errors, failed=int(p.failed or 0)):
-        display.say(f"error: {line}")
+        hint = "" if hinted else namespace_hint(line)
+        hinted = hinted or bool(hint)
+        display.say(f"error: {line}{hint}")
     for r, outcome in zip(judgement.results, report.assertions, strict=True):
         marked = ", default" if outcome.default else ""
         rows.append((f"assert {r.expr}", f"{'ok' if r.ok else 'FAILED'} (value {_shown(r.value)}{marked})"))
