@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -215,8 +217,24 @@ def test_shape_flags_are_checked_in_one_line_exit_2(
     with pytest.raises(SystemExit) as exited:
         build_parser().parse_args([command, *target, *flags])
     assert exited.value.code == 2
-    last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last.startswith(f"sealrtc {command}: error: {words}"), last
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"sealrtc {command}: error: {words}"), lines
+
+
+@pytest.mark.parametrize("flags", [["--resolution", "640x360", "--fps", "15", "--video-bitrate", "700"],
+                                   ["--resolution", "641x360"], ["--help"]])  # fmt: skip
+def test_parsing_shape_flags_loads_neither_aiortc_nor_pyav(flags: list[str]) -> None:
+    code = (
+        "import sys\n"
+        "from sealrtc.cli.args import build_parser\n"
+        "try:\n"
+        f"    build_parser().parse_args(['load', *{flags!r}])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in ('aiortc', 'av') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_shape_flags_make_the_shape() -> None:
