@@ -14,7 +14,15 @@ import pytest
 from aiortc.codecs import vpx
 
 from sealrtc.load.scenario import Scenario, ScenarioError, build, load_file
-from sealrtc.media import MediaShape, ShapeError, cache_dir_problem, load_clip, synthetic_tracks, tracks_for_clip
+from sealrtc.media import (
+    MediaShape,
+    ShapeError,
+    cache_dir_problem,
+    clip_key,
+    load_clip,
+    synthetic_tracks,
+    tracks_for_clip,
+)
 from sealrtc.media import clips as clips_module
 from sealrtc.rtc import internals
 
@@ -55,6 +63,28 @@ def test_default_shape_is_empty_and_keeps_default_cache_keys() -> None:
     assert clips_module.cache_key("ab" * 32, "vp8", MediaShape()) == clips_module.cache_key("ab" * 32)
     # which kinds are sent is not the clip's business: same clip, same key
     assert clips_module.cache_key("ab" * 32, "vp8", MediaShape(audio=False)) == clips_module.cache_key("ab" * 32)
+
+
+def test_clip_key_ignores_the_kinds_sent_and_is_empty_by_default() -> None:
+    assert clip_key(MediaShape()) == () == clip_key(MediaShape(video=False))
+    assert clip_key(MediaShape(640, 360, 15, audio=False)) == clip_key(MediaShape(640, 360, 15))
+    assert clip_key(MediaShape(fps=15)) != clip_key(MediaShape(fps=20))
+
+
+async def test_prepare_clips_makes_one_clip_per_clip_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sealrtc.cli.media as cli_media
+
+    made: list[MediaShape] = []
+
+    async def fake_load_media(path: str, *, shape: MediaShape, **kwargs: object) -> None:
+        made.append(shape)
+
+    monkeypatch.setattr(cli_media, "load_media", fake_load_media)
+    shapes = [MediaShape(fps=15), MediaShape(fps=15, audio=False), MediaShape(), MediaShape(video=False)]
+    directory = await cli_media.prepare_clips(
+        "x.mp4", shapes, cache_dir=str(tmp_path), video_codec="vp8", command="load"
+    )
+    assert directory == str(tmp_path) and sorted(map(clip_key, made)) == [(), (("fps", 15),)]
 
 
 def test_cache_key_includes_size_rate_and_bitrate() -> None:

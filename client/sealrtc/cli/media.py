@@ -148,10 +148,10 @@ async def prepare_clips(
 ) -> str:
     """Make (or find) the clip of ``media`` for each distinct transcode of ``shapes``, progress
     shown, before a load run's workers look for them; returns the cache directory they use."""
-    from ..media import MediaError
+    from ..media import MediaError, clip_key
 
     directory = usable_cache_dir(cache_dir, command)
-    distinct = {tuple(sorted(shape.transcode_params.items())): shape for shape in shapes}
+    distinct = {clip_key(shape): shape for shape in shapes}
     try:
         for shape in distinct.values():
             await load_media(media, cache_dir=directory, video_codec=video_codec, shape=shape, command=command)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .clips import Clip, ClipFrame, cache_dir_problem, default_cache_dir, load_clip
     from .errors import MediaError
     from .recorder import TrackRecorder
-    from .shape import MediaShape, ShapeError
+    from .shape import MediaShape, ShapeError, clip_key
     from .sources import (
         PreEncodedAudioTrack,
         PreEncodedVideoTrack,
@@ -37,6 +37,7 @@ __all__ = [
     "ToneAudioTrack",
     "TrackRecorder",
     "cache_dir_problem",
+    "clip_key",
     "default_cache_dir",
     "load_clip",
     "pattern_image",
@@ -48,7 +49,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("Clip", "ClipFrame", "cache_dir_problem", "default_cache_dir", "load_clip"), ".clips"),
     "MediaError": ".errors",
     "TrackRecorder": ".recorder",
-    **dict.fromkeys(("MediaShape", "ShapeError"), ".shape"),
+    **dict.fromkeys(("MediaShape", "ShapeError", "clip_key"), ".shape"),
     **dict.fromkeys(
         (
             "PreEncodedAudioTrack",
