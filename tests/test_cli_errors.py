@@ -86,3 +86,24 @@ def test_unreachable_janus_is_said_once() -> None:
     assert result.returncode == 1, result.stderr
     assert "cannot reach Janus at ws://127.0.0.1:9: Connection refused" in result.stderr
     assert result.stderr.count("cannot reach") == 1 and "ClientConnectorError" not in result.stderr
+
+
+@pytest.mark.parametrize("netns", [None, "1"])
+def test_unreachable_servers_get_the_namespace_hint_once_outside_a_namespace(
+    monkeypatch: pytest.MonkeyPatch, netns: str | None
+) -> None:
+    errors = [
+        f"{role} {i} in load-{i}: cannot reach http://10.0.0.9:9/{path}/load-{i}: connection refused"
+        for i in range(1, 4)
+        for role, path in (("publisher", "whip"), ("subscriber", "whep"))
+    ]
+    report = dataclasses.replace(LoadReport.from_json(sample_report()), errors=tuple(errors))
+    if netns is None:
+        monkeypatch.delenv("SEALRTC_NETNS", raising=False)
+    else:
+        monkeypatch.setenv("SEALRTC_NETNS", netns)
+    stream = io.StringIO()
+    load_summary(NullDisplay("load", stream=stream), judge(report, check_all(["joined == planned"])))
+    out = stream.getvalue()
+    assert out.count("error: 3 ") == 2  # both groups shown
+    assert out.count("scripts/isolated --name NAME") == (1 if netns is None else 0)

@@ -264,19 +264,28 @@ def test_an_epoch_file_gives_keying_v2_without_a_secret(
     assert "readable by other users" in err and data["key"] not in err
 
 
-@pytest.mark.parametrize("content", ["not json but a secret", '{"v": 2, "key": "c2VjcmV0"}', "[1]"])
-def test_a_bad_epoch_file_is_refused_in_one_line_without_its_content(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
+_EPOCH_FILE_COMMANDS = {
+    "load": ["load", "--server", "http://127.0.0.1:9", "--quiet"],
+    "publish": ["publish", "--whip", "http://127.0.0.1:9/whip/r", "--duration", "1"],
+    "subscribe": ["subscribe", "--whep", "http://127.0.0.1:9/whep/r", "--duration", "1"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(_EPOCH_FILE_COMMANDS))
+@pytest.mark.parametrize("content", ["not json but a secret", '{"v": 2, "key": "c2VjcmV0"}', "[1]", None])
+def test_a_bad_epoch_file_is_a_usage_error_in_one_line_without_its_path_or_content(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, command: str
 ) -> None:
     from sealrtc.cli.main import main
 
-    path = tmp_path / "epoch.json"
-    path.write_text(content)
-    path.chmod(0o600)
-    status = main(["subscribe", "--whep", "http://127.0.0.1:9/whep/r", "--epoch-file", str(path), "--duration", "1"])
+    path = tmp_path / "my-secret-typed-here"
+    if content is not None:  # None: a missing file (a secret given where the path belongs)
+        path.write_text(content)
+        path.chmod(0o600)
+    status = main([*_EPOCH_FILE_COMMANDS[command], "--epoch-file", str(path)])
     err = capsys.readouterr().err
-    assert status == 1 and "--epoch-file" in err
-    assert "c2VjcmV0" not in err and "not json but" not in err and len(err.strip().splitlines()) == 1
+    assert status == 2 and "--epoch-file" in err and len(err.strip().splitlines()) == 1
+    assert "c2VjcmV0" not in err and "not json but" not in err and "my-secret-typed-here" not in err
 
 
 def test_joins_advance_the_epoch_at_most_once_a_second() -> None:

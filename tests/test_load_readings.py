@@ -303,6 +303,46 @@ def test_participants_csv_one_row_each_with_failures_by_reason() -> None:
     assert by_id["subscriber-01"]["latency_video_p95"] == "90.0"
 
 
+def test_csv_text_cells_are_cleaned_and_never_formulas_while_numbers_stay_numbers() -> None:
+    final = _final(0, "room-a", video_kbps=400)
+    rows = list(final.participants)
+    rows[0] = dataclasses.replace(rows[0], id='\x1b[31m=HYPERLINK("http://x")', room="-room\r\n")
+    rows[1] = dataclasses.replace(rows[1], id="\tsub", worker="@w", latency_video_p50=-2.5)
+    report = _report([dataclasses.replace(final, participants=tuple(rows))])
+    text = participants_csv(report)
+    assert "\x1b" not in text and "\t" not in text
+    parsed = list(csv.DictReader(io.StringIO(text)))
+    assert len(parsed) == len(rows)
+    by_id = {r["id"]: r for r in parsed}
+    evil = by_id['\\x1b[31m=HYPERLINK("http://x")']  # shown, escaped: no longer a formula
+    assert evil["room"] == "'-room\\r\\n" and evil["role"] == "publisher"
+    tabbed = by_id["'\\tsub"]
+    assert tabbed["worker"] == "'@w" and tabbed["latency_video_p50"] == "-2.5" and tabbed["room"] == "room-a"
+    assert by_id["subscriber-01"]["latency_video_p50"] == "26.0"
+
+
+def test_interval_csv_cleans_text_from_a_merged_report_even_in_its_column_names() -> None:
+    data = _report([_final(0, "room-a", video_kbps=400)], [_snapshot(0, 1.0, video_kbps=400)]).to_json()
+    data["intervals"][0]["=cmd\x1b"] = "+1"
+    data["intervals"][0]["note"] = "@SUM(A1)"
+    text = intervals_csv(data)
+    header, first = list(csv.reader(io.StringIO(text)))[:2]
+    assert "\x1b" not in text and "'=cmd\\x1b" in header
+    assert first[header.index("note")] == "'@SUM(A1)" and first[header.index("'=cmd\\x1b")] == "'+1"
+
+
+def test_the_schema_bounds_participant_names() -> None:
+    report = _report([_final(0, "room-a", video_kbps=400)])
+    row = judge(report, check_all(["joined == planned"]), defaults=False).report.to_json()
+    assert first_problem(row) is None
+    row["participant_rows"][0]["room"] = "a\x1b[2J"
+    assert (first_problem(row) or "").startswith("participant_rows[0].room:")
+    row["participant_rows"][0]["room"] = "r" * 129
+    assert (first_problem(row) or "").startswith("participant_rows[0].room:")
+    row["participant_rows"][0]["room"] = "r" * 128
+    assert first_problem(row) is None
+
+
 def _chart(page: str, caption: str) -> str:
     figure = page[page.index(f"<figcaption>{caption}</figcaption>") :]
     return figure[: figure.index("</figure>")]

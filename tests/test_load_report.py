@@ -278,3 +278,66 @@ def test_displays_are_chosen_once_and_read_only_their_view() -> None:
         "sealrtc load: a notice",
         "sealrtc load: SATURATED: the generator saturated",
     ]
+
+
+def _shard_with_ids(tmp_path: Path, ids: tuple[str, str]) -> Path:
+    """A valid shard report whose two workers each measured one participant with these ids."""
+    import dataclasses
+
+    from sealrtc.report.measures import ParticipantRow
+
+    rng = random.Random(0)
+    participants = shard(plan(SCENARIO), 0, 2)
+    run = LoadRun(SCENARIO, participants, NAMES)
+    for worker, part in enumerate(assign(participants, 2)):
+        row = ParticipantRow(ids[worker], "subscriber", "+room", worker, latency_video_p50=-3.5)
+        final = dataclasses.replace(_final(worker, part, rng), participants=(row,))
+        for message in (*_snapshots(worker, rng), final):
+            run.take(read_message(message.to_json()))
+    report = _judged(shard_report(run, _info(0), 0, started_at="2026-12-07T13:00:00Z", duration_s=5))
+    return _write(tmp_path / "shard.json", report)
+
+
+def test_merge_writes_a_shards_text_inert_in_the_participant_csv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import csv
+
+    path = _shard_with_ids(tmp_path, ('=HYPERLINK("http://evil.example","x")', "@sub"))
+    main(["report", "merge", str(path), "--csv-participants", "-", "--quiet"])  # 1: half the plan joined
+    rows = {r["id"]: r for r in csv.DictReader(io.StringIO(capsys.readouterr().out))}
+    assert set(rows) == {'\'=HYPERLINK("http://evil.example","x")', "'@sub"}  # a spreadsheet shows them
+    assert {r["room"] for r in rows.values()} == {"'+room"}
+    assert {r["latency_video_p50"] for r in rows.values()} == {"-3.5"}  # a number, not text
+
+
+def test_merge_refuses_a_participant_id_with_control_characters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _shard_with_ids(tmp_path, ("\x1b[31mred", "ok"))
+    assert main(["report", "merge", str(path), "--csv-participants", "-", "--quiet"]) == ExitStatus.USAGE
+    captured = capsys.readouterr()
+    assert captured.out == "" and "\x1b" not in captured.err and "participant_rows[0].id" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        (["--json", "-", "--csv", "-"], "--json - and --csv - cannot both go to stdout: give one of them a file"),
+        (
+            ["--html", "-", "--csv-participants", "-", "--csv", "-"],
+            "--csv -, --html - and --csv-participants - cannot all go to stdout: give all but one of them a file",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", ["load", "merge"])
+def test_two_reports_to_stdout_are_refused_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], outputs: list[str], message: str, command: str
+) -> None:
+    shard_file = _shard_with_ids(tmp_path, ("a", "b"))
+    argv = ["load", "--server", "http://127.0.0.1:9"] if command == "load" else ["report", "merge", str(shard_file)]
+    assert main([*argv, *outputs, "--quiet"]) == ExitStatus.USAGE
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.strip().endswith(f"error: {message}")
+    assert len(captured.err.strip().splitlines()) == 1

@@ -6,13 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from aiortc.codecs import vpx
 
 from sealrtc.load.scenario import Scenario, ScenarioError, build, load_file
-from sealrtc.media import MediaShape, ShapeError, cache_dir_problem, load_clip, synthetic_tracks, tracks_for_clip
+from sealrtc.media import (
+    MediaShape,
+    ShapeError,
+    cache_dir_problem,
+    clip_key,
+    load_clip,
+    synthetic_tracks,
+    tracks_for_clip,
+)
 from sealrtc.media import clips as clips_module
 from sealrtc.rtc import internals
 
@@ -53,6 +63,28 @@ def test_default_shape_is_empty_and_keeps_default_cache_keys() -> None:
     assert clips_module.cache_key("ab" * 32, "vp8", MediaShape()) == clips_module.cache_key("ab" * 32)
     # which kinds are sent is not the clip's business: same clip, same key
     assert clips_module.cache_key("ab" * 32, "vp8", MediaShape(audio=False)) == clips_module.cache_key("ab" * 32)
+
+
+def test_clip_key_ignores_the_kinds_sent_and_is_empty_by_default() -> None:
+    assert clip_key(MediaShape()) == () == clip_key(MediaShape(video=False))
+    assert clip_key(MediaShape(640, 360, 15, audio=False)) == clip_key(MediaShape(640, 360, 15))
+    assert clip_key(MediaShape(fps=15)) != clip_key(MediaShape(fps=20))
+
+
+async def test_prepare_clips_makes_one_clip_per_clip_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sealrtc.cli.media as cli_media
+
+    made: list[MediaShape] = []
+
+    async def fake_load_media(path: str, *, shape: MediaShape, **kwargs: object) -> None:
+        made.append(shape)
+
+    monkeypatch.setattr(cli_media, "load_media", fake_load_media)
+    shapes = [MediaShape(fps=15), MediaShape(fps=15, audio=False), MediaShape(), MediaShape(video=False)]
+    directory = await cli_media.prepare_clips(
+        "x.mp4", shapes, cache_dir=str(tmp_path), video_codec="vp8", command="load"
+    )
+    assert directory == str(tmp_path) and sorted(map(clip_key, made)) == [(), (("fps", 15),)]
 
 
 def test_cache_key_includes_size_rate_and_bitrate() -> None:
@@ -215,8 +247,24 @@ def test_shape_flags_are_checked_in_one_line_exit_2(
     with pytest.raises(SystemExit) as exited:
         build_parser().parse_args([command, *target, *flags])
     assert exited.value.code == 2
-    last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last.startswith(f"sealrtc {command}: error: {words}"), last
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"sealrtc {command}: error: {words}"), lines
+
+
+@pytest.mark.parametrize("flags", [["--resolution", "640x360", "--fps", "15", "--video-bitrate", "700"],
+                                   ["--resolution", "641x360"], ["--help"]])  # fmt: skip
+def test_parsing_shape_flags_loads_neither_aiortc_nor_pyav(flags: list[str]) -> None:
+    code = (
+        "import sys\n"
+        "from sealrtc.cli.args import build_parser\n"
+        "try:\n"
+        f"    build_parser().parse_args(['load', *{flags!r}])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in ('aiortc', 'av') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_shape_flags_make_the_shape() -> None:

@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 from .. import __version__
 from .common import port_number, positive_rate, positive_seconds
-from .media import add_shape_options
+from .media import SHAPE_OPTIONS, add_shape_options
 
 SECRET_HELP = (
     "The E2EE secret is read from --secret-file or, without it, from the SEALRTC_SECRET environment "
@@ -40,14 +40,17 @@ def _option_name(token: str) -> str:
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser that never echoes unrecognised values (one might be a secret), and that
-    reports a mistyped option as such (not as a missing required one)."""
+    """An ArgumentParser that never echoes unrecognised values (one might be a secret), that
+    reports a mistyped option as such (not as a missing required one), and that refuses a bad
+    shape value in one line."""
 
     def error(self, message: str) -> NoReturn:
         prefix = "unrecognized arguments: "
         if message.startswith(prefix):
             options = [_option_name(t) for t in message[len(prefix) :].split() if t.startswith("-")]
             message = prefix + (" ".join(options) if options else "(values not shown)")
+        if message.startswith(tuple(f"argument {option}:" for option in SHAPE_OPTIONS)):
+            self.exit(2, f"{self.prog}: error: {message}\n")  # the message says it all: no usage
         super().error(message)
 
     def parse_args(  # type: ignore[override]

@@ -105,14 +105,18 @@ def choose_display(
     view: LiveView | None = None,
     duration: float | None = None,
     stream: TextIO | None = None,
+    verbose: bool = False,
 ) -> Display:
-    """``--quiet``: :class:`NullDisplay`; a terminal: :class:`RichDisplay`; else :class:`LineDisplay`."""
+    """``--quiet``: :class:`NullDisplay`; a terminal: :class:`RichDisplay`; else :class:`LineDisplay`.
+
+    ``verbose``: the command says its own stamped line every second (publish and subscribe
+    ``-v``), which replaces the plain display's line every few seconds rather than repeating it."""
     stream = stream or sys.stderr
     if quiet:
         return NullDisplay(command, stream=stream)
     if stream.isatty():
         return RichDisplay(command, view=view, duration=duration, stream=stream)
-    return LineDisplay(command, view=view, stream=stream)
+    return LineDisplay(command, view=None if verbose else view, stream=stream)
 
 
 def fmt(value: Any) -> str:

@@ -45,15 +45,20 @@ def run_keys(args: argparse.Namespace) -> int:
 
 
 def read_epoch_file(path: str, *, suite: int | None = None) -> EpochKeys:
-    """An :class:`~sealrtc.epochs.EpochKeys` from ``--epoch-file``; errors never show its content."""
+    """An :class:`~sealrtc.epochs.EpochKeys` from ``--epoch-file``.
+
+    Every refusal is a usage error (decided before the run, like ``--secret-file``'s), and none
+    shows the file's content or its path: a secret typed where the path belongs must not be
+    echoed, any more than the key inside the file."""
     from ..epochs import EpochKeys
     from ..errors import InvalidSecret
 
+    hidden = "(the path is not shown, in case it is a secret given by mistake)"
     try:
         raw = Path(path).read_bytes()
         mode = Path(path).stat().st_mode
     except OSError as exc:
-        raise CliError(f"cannot read --epoch-file {path}: {exc.strerror}") from None
+        raise CliError(f"cannot read --epoch-file: {exc.strerror} {hidden}", ExitStatus.USAGE) from None
     warn_if_shared(mode, "--epoch-file", path)
     data: object = None
     try:
@@ -61,11 +66,11 @@ def read_epoch_file(path: str, *, suite: int | None = None) -> EpochKeys:
     except (ValueError, UnicodeDecodeError):
         data = None  # the parser's message may quote the key: replaced below, never chained
     if not isinstance(data, dict):
-        raise CliError(f"--epoch-file {path} is not an epoch file (JSON from sealrtc keys export)")
+        raise CliError("--epoch-file is not an epoch file (JSON from sealrtc keys export)", ExitStatus.USAGE)
     try:
         keys = EpochKeys.from_export(data)
     except InvalidSecret as exc:
-        raise CliError(f"--epoch-file {path}: {exc}") from None
+        raise CliError(f"--epoch-file: {exc}", ExitStatus.USAGE) from None
     if suite is not None and suite != keys.suite:
         raise CliError(f"--suite {suite} differs from the epoch file's suite {int(keys.suite)}", ExitStatus.USAGE)
     return keys

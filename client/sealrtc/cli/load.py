@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from .common import (
     CliError,
     ExitStatus,
-    check_json_target,
     check_url,
     random_demo_secret,
     read_secret,
@@ -24,7 +23,7 @@ from .common import (
     warn,
 )
 from .display import Column, LiveView, choose_display
-from .output import check_output_target, load_summary, write_outputs
+from .output import check_report_targets, load_summary, report_targets, write_outputs
 
 if TYPE_CHECKING:
     from ..load.runner import LoadRun
@@ -144,12 +143,9 @@ async def run_load_command(args: argparse.Namespace) -> int:
     start = _epoch_start(args)
     scenario = _scenario(args, int(start.suite) if start is not None else None)
     assertions, defaults = _assertions(args, scenario)
-    check_json_target(args.json)
+    check_report_targets(report_targets(args))
     check_url(args.server, "--server", ("http", "https"))
     check_url(args.janus, "--janus", ("ws", "wss"))
-    check_output_target(args.csv, "--csv")
-    check_output_target(args.html, "--html")
-    check_output_target(args.csv_participants, "--csv-participants")
     if args.janus and args.server:
         raise CliError("give one target: --janus or --server (or neither for the embedded relay)", ExitStatus.USAGE)
     from ..load.runner import worker_count

@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     # what matters.
     for name in ("aiortc", "aioice"):
         logging.getLogger(name).setLevel({0: logging.ERROR, 1: logging.WARNING}.get(verbose, logging.NOTSET))
+    # the receiver's "failed to decode" warning comes with every frame before a key frame: -vv only
+    logging.getLogger("aiortc.rtcrtpreceiver").setLevel(logging.ERROR if verbose < 2 else logging.NOTSET)
     try:
         if args.command == "demo":
             from .demo import run_demo_command

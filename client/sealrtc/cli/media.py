@@ -18,10 +18,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from ..media.shape import ShapeError
 from ..text import clean
 from .common import CliError
 
-if TYPE_CHECKING:  # the media package loads PyAV and aiortc: not for parsing arguments
+if TYPE_CHECKING:  # the rest of the media package loads PyAV and aiortc: not for parsing arguments
     from ..media import Clip, MediaShape
 
 REFRESH = 0.1
@@ -29,11 +30,10 @@ REFRESH = 0.1
 
 
 def _checked(check: Callable[[str], object]) -> Callable[[str], object]:
-    """An argparse type: ``check``'s one-line :class:`ShapeError` becomes argparse's usage error."""
+    """An argparse type: ``check``'s one-line :class:`ShapeError` becomes argparse's usage error
+    (shown without the usage: :data:`SHAPE_OPTIONS`)."""
 
     def parse(text: str) -> object:
-        from ..media import ShapeError
-
         try:
             return check(text)
         except ShapeError as exc:
@@ -50,8 +50,6 @@ def _resolution(text: str) -> str:
 
 
 def _integer(text: str, what: str) -> int:
-    from ..media import ShapeError
-
     try:
         return int(text)
     except ValueError:
@@ -69,6 +67,10 @@ def _kbps(text: str) -> int:
 
     return check_kbps(_integer(text, "video bitrate"))
 
+
+SHAPE_OPTIONS = ("--video-bitrate", "--resolution", "--fps", "--no-audio", "--no-video")
+"""The options of :func:`add_shape_options`: a bad value of one is refused in one line (exit 2),
+without the command's usage, which would bury it."""
 
 resolution_type = _checked(_resolution)
 fps_type = _checked(_fps)
@@ -146,10 +148,10 @@ async def prepare_clips(
 ) -> str:
     """Make (or find) the clip of ``media`` for each distinct transcode of ``shapes``, progress
     shown, before a load run's workers look for them; returns the cache directory they use."""
-    from ..media import MediaError
+    from ..media import MediaError, clip_key
 
     directory = usable_cache_dir(cache_dir, command)
-    distinct = {tuple(sorted(shape.transcode_params.items())): shape for shape in shapes}
+    distinct = {clip_key(shape): shape for shape in shapes}
     try:
         for shape in distinct.values():
             await load_media(media, cache_dir=directory, video_codec=video_codec, shape=shape, command=command)

@@ -18,13 +18,16 @@ from ..report.model import LoadReport
 from .common import CliError, ExitStatus, check_json_target, write_json
 from .display import Display, TableRows
 from .faults import load_rows
+from .isolation import namespace_hint
 
 __all__ = [
     "check_output_target",
+    "check_report_targets",
     "finish",
     "grouped_errors",
     "load_summary",
     "no_latency_reason",
+    "report_targets",
     "stats_line",
     "write_outputs",
 ]
@@ -37,6 +40,26 @@ def check_output_target(path: str | None, flag: str) -> None:
             check_json_target(path)
         except CliError as exc:
             raise CliError(str(exc).replace("--json", flag), exc.status) from None
+
+
+def check_report_targets(targets: Sequence[tuple[str, str | None]]) -> None:
+    """Refuse, before a run, report outputs (``(flag, path)`` pairs) that could not be written:
+    a path that cannot be, or more than one report to stdout (``-``), which would run them
+    together into one stream that no tool reads. Both are usage errors, in one line."""
+    to_stdout = [f"{flag} -" for flag, target in targets if target == "-"]
+    if len(to_stdout) > 1:
+        named = f"{', '.join(to_stdout[:-1])} and {to_stdout[-1]}"
+        if len(to_stdout) == 2:
+            raise CliError(f"{named} cannot both go to stdout: give one of them a file", ExitStatus.USAGE)
+        raise CliError(f"{named} cannot all go to stdout: give all but one of them a file", ExitStatus.USAGE)
+    for flag, target in targets:
+        check_output_target(target, flag)
+
+
+def report_targets(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    """The load report's outputs of ``load`` and ``report merge``, for :func:`check_report_targets`."""
+    return [("--json", args.json), ("--csv", args.csv), ("--html", args.html),
+            ("--csv-participants", args.csv_participants)]  # fmt: skip
 
 
 def write_outputs(judgement: Judgement, args: argparse.Namespace) -> None:
@@ -207,8 +230,11 @@ def load_summary(display: Display, judgement: Judgement, *, wrote: bool = True) 
     for reason in g.saturation_reasons:
         display.say(f"generator saturated: {reason} — its latencies are not trustworthy; use more workers or "
                     "fewer participants")  # fmt: skip
+    hinted = False  # a server in another network namespace: said once, at its first error
     for line in grouped_errors(report.errors, failed=int(p.failed or 0)):
-        display.say(f"error: {line}")
+        hint = "" if hinted else namespace_hint(line)
+        hinted = hinted or bool(hint)
+        display.say(f"error: {line}{hint}")
     for r, outcome in zip(judgement.results, report.assertions, strict=True):
         marked = ", default" if outcome.default else ""
         rows.append((f"assert {r.expr}", f"{'ok' if r.ok else 'FAILED'} (value {_shown(r.value)}{marked})"))

@@ -76,7 +76,11 @@ async def run_publish(args: argparse.Namespace) -> ExitStatus:
         **tracks,
     )
     display = choose_display(
-        "publish", quiet=args.quiet, duration=args.duration, view=LiveView(lambda: _rows(agent), lambda: _line(agent))
+        "publish",
+        quiet=args.quiet,
+        duration=args.duration,
+        verbose=bool(args.verbose),
+        view=LiveView(lambda: _rows(agent), lambda: _line(agent)),
     )
     run = RunLoop(args.duration, agent.failed)
     try:

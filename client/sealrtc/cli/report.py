@@ -15,9 +15,9 @@ from rich.text import Text
 
 from ..report.compare import Comparison, Side
 from ..text import clean
-from .common import CliError, ExitStatus, check_json_target, write_json
+from .common import CliError, ExitStatus, write_json
 from .display import choose_display
-from .output import check_output_target, load_summary, write_outputs
+from .output import check_report_targets, load_summary, report_targets, write_outputs
 
 if TYPE_CHECKING:
     from ..report.model import LoadReport
@@ -39,10 +39,7 @@ def run_report_merge(args: argparse.Namespace) -> int:
     from ..report.judge import judge, merged_checks
     from ..report.records import HistogramError
 
-    check_json_target(args.json)
-    check_output_target(args.csv, "--csv")
-    check_output_target(args.html, "--html")
-    check_output_target(args.csv_participants, "--csv-participants")
+    check_report_targets(report_targets(args))
     reports = [(name, _read(name)) for name in args.reports]
     defaults, texts = merged_checks((a for _, r in reports for a in r.assertions), args.assertion or ())
     try:
@@ -76,11 +73,8 @@ def run_report_compare(args: argparse.Namespace) -> int:
         thresholds = parse_thresholds(args.fail_if or ())
     except ThresholdSyntaxError as exc:
         raise CliError(f"--fail-if {exc}", ExitStatus.USAGE) from None
-    if args.json == "-" and args.html == "-":
-        raise CliError("--json - and --html - cannot both go to stdout: give one of them a file", ExitStatus.USAGE)
     try:
-        check_json_target(args.json)
-        check_output_target(args.html, "--html")
+        check_report_targets([("--json", args.json), ("--html", args.html)])
     except CliError as exc:  # an output that cannot be written is the caller's mistake: a usage error
         raise CliError(str(exc), ExitStatus.USAGE) from None
     base, new = _read(args.base), _read(args.new)

@@ -109,7 +109,9 @@ async def run_subscribe(args: argparse.Namespace) -> ExitStatus:
         raise CliError("--feed only applies with --janus", ExitStatus.USAGE)
     keys = keys_from(args)
     view = LiveView(lambda: _rows(agent), lambda: _line(agent))  # read once the run has started
-    display = choose_display("subscribe", quiet=args.quiet, duration=args.duration, view=view)
+    display = choose_display(
+        "subscribe", quiet=args.quiet, duration=args.duration, verbose=bool(args.verbose), view=view
+    )
     agent = SubscriberAgent(
         keys,
         decode=not args.no_decode,

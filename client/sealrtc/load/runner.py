@@ -325,7 +325,9 @@ async def run_load(
 ) -> tuple[LoadRun, LoadReport, Target]:
     """Run the scenario (or shard ``shard[0]`` of ``shard[1]`` of it); return the collected
     state, the (assertion-less) report and the target. ``secret``: the room secret, or an epoch
-    file's key (keying v2: every participant starts at its epoch)."""
+    file's key (keying v2: every participant starts at its epoch). ``scenario.media``'s clips
+    are made in ``cache_dir`` before this (``sealrtc load`` does, progress shown): the workers
+    find them there (one missing is made by each worker that needs it)."""
     names = room_names(scenario, target_kind, run_id)
     index, shards = shard
     participants = plan(scenario)
@@ -362,23 +364,6 @@ async def run_load(
     else:
         target = Target("whip", url.rstrip("/"), token=token)
     run = LoadRun(scenario, participants, names)
-    if scenario.media:
-        from pathlib import Path
-
-        from ..media import MediaError, load_clip
-
-        try:  # transcode once here (each distinct room shape); the workers then hit the cache
-            distinct = {tuple(sorted(s.transcode_params.items())): s for s in scenario.room_shape_list()}
-            for shape in distinct.values():
-                await asyncio.to_thread(
-                    load_clip,
-                    scenario.media,
-                    cache_dir=Path(cache_dir) if cache_dir else None,
-                    video_codec=scenario.video_codec,
-                    shape=shape,
-                )
-        except MediaError as exc:
-            raise LoadError(f"--media {scenario.media}: {exc}") from None
     ctx = multiprocessing.get_context("spawn")
     messages: Any = ctx.Queue()
     stop = ctx.Event()

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..epochs import EpochKey
 from ..failures import FailureCounts
+from ..media.shape import clip_key
 from ..metrics import Histogram
 from ..report.measures import ParticipantRow
 from ..report.records import (
@@ -312,7 +313,7 @@ class Worker:
                 if self.config.media:
                     from ..media import tracks_for_clip
 
-                    video, audio = tracks_for_clip(self.clips[_clip_key(shape)], shape=shape)
+                    video, audio = tracks_for_clip(self.clips[clip_key(shape)], shape=shape)
                     if video is None and audio is None:
                         raise RuntimeError(f"--media {self.config.media} has nothing this room's shape sends")
                     tracks = {"video": video, "audio": audio}
@@ -929,8 +930,8 @@ class Worker:
 
             for room in sorted({p.room for p in config.participants if p.role == PUBLISHER}):
                 shape = self._shape_of(room)
-                if _clip_key(shape) not in self.clips:
-                    self.clips[_clip_key(shape)] = await asyncio.to_thread(
+                if clip_key(shape) not in self.clips:
+                    self.clips[clip_key(shape)] = await asyncio.to_thread(
                         load_clip,
                         config.media,
                         cache_dir=Path(config.cache_dir) if config.cache_dir else None,
@@ -1009,8 +1010,3 @@ def worker_main(config: WorkerConfig, secret: str | EpochKey | None, queue: Any,
         eventloop.run(worker.run())  # uvloop unless SEALRTC_LOOP=asyncio, as every command
     except Exception as exc:  # a worker crash is reported, not silent
         queue.put(WorkerCrash(config.worker, f"{exc.__class__.__name__}: {exc}").to_json())
-
-
-def _clip_key(shape: Any) -> tuple[tuple[str, int], ...]:
-    """Rooms whose shapes transcode alike share one clip (which kinds they send does not matter)."""
-    return tuple(sorted(shape.transcode_params.items()))

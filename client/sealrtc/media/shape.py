@@ -120,4 +120,11 @@ class MediaShape:
         }
 
 
+def clip_key(shape: MediaShape) -> tuple[tuple[str, int], ...]:
+    """Which clip of a file ``shape`` sends: shapes that transcode alike share one (which kinds
+    they send does not matter). The one key of the command line's, the runner's and the
+    workers' clip tables."""
+    return tuple(sorted(shape.transcode_params.items()))
+
+
 DEFAULT_SHAPE = MediaShape()

@@ -20,6 +20,13 @@ reason any participant counted, then ``reconnects``), worst participant first::
 
 ``t`` is seconds since the run started (the interval's end). A null (or absent) value is an
 empty cell; numbers are written as Python prints them (``29.8``, ``120``).
+
+Text cells (and column names, which may come from a merged shard report) are outside text: a
+shard's participant ``id`` is whatever that file says. Each goes through :func:`sealrtc.text.clean`
+(an ESC or a newline shown escaped, never written raw for a terminal running ``--csv -`` to see),
+and one that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading
+``'`` so that a spreadsheet shows it rather than running it as a formula (OWASP's rule for CSV
+injection). Numbers stay numbers: ``-3`` is written as it is.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import io
 import os
 from collections.abc import Mapping
 
+from ..text import clean
 from .measures import ParticipantRow
 from .model import INTERVAL_FIELDS, Interval, LoadReport
 
@@ -46,12 +54,24 @@ INTERVAL_COLUMNS: tuple[str, ...] = tuple(f for f in INTERVAL_FIELDS if f not in
 (the CSV format predates them; tools that read it by position keep working)."""
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""First characters a spreadsheet may read as the start of a formula (OWASP, CSV injection)."""
+
+
+def _text(value: str) -> str:
+    """Outside text as an inert cell: cleaned for a terminal, and never read as a formula."""
+    safe = clean(value)
+    return f"'{safe}" if value.startswith(_FORMULA_STARTS) else safe
+
+
 def _cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    if isinstance(value, (int, float)):
+        return str(value)
+    return _text(str(value))
 
 
 def _value(row: Interval, column: str) -> object:
@@ -69,7 +89,7 @@ def intervals_csv(report: LoadReport | Mapping[str, object]) -> str:
     columns = (*INTERVAL_COLUMNS, *extra)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(columns)
+    writer.writerow([_text(column) for column in columns])
     for row in rows:
         writer.writerow([_cell(_value(row, column)) for column in columns])
     return out.getvalue()
@@ -102,7 +122,7 @@ def participants_csv(report: LoadReport | Mapping[str, object]) -> str:
     columns = (*PARTICIPANT_COLUMNS, *(f"decrypt_failures.{r}" for r in reasons), "reconnects")
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(columns)
+    writer.writerow([_text(column) for column in columns])
     for row in rows:
         failures = row.decrypt_failures
         writer.writerow(
