@@ -325,6 +325,7 @@ class _FakeSubscriber:
         self.frames = 30
         self.reads = 0
         self.sessions = [self]
+        self.pc = SimpleNamespace(connectionState="connected")
         self.failed = SimpleNamespace(is_set=lambda: False)
         self.decoded: dict[str, int] = {}
 

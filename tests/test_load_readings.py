@@ -333,7 +333,7 @@ def test_interval_csv_cleans_text_from_a_merged_report_even_in_its_column_names(
 
 def test_the_schema_bounds_participant_names() -> None:
     report = _report([_final(0, "room-a", video_kbps=400)])
-    row = judge(report, check_all(["joined == planned"]), defaults=False).report.to_json()
+    row = judge(report, check_all(["joined == planned"])).report.to_json()
     assert first_problem(row) is None
     row["participant_rows"][0]["room"] = "a\x1b[2J"
     assert (first_problem(row) or "").startswith("participant_rows[0].room:")
