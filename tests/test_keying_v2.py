@@ -251,7 +251,7 @@ def test_an_epoch_file_gives_keying_v2_without_a_secret(
 ) -> None:
     import argparse
 
-    from sealrtc.cli.common import keys_from
+    from sealrtc.cli.keys import keys_from
 
     data = _export_cli(tmp_path, capsys, 3)
     path = tmp_path / "epoch.json"

@@ -30,9 +30,10 @@ from sealrtc.load.faults import (
 )
 from sealrtc.load.plan import INTRUDER, PUBLISHER, SUBSCRIBER, Participant, plan
 from sealrtc.load.plan import shard as plan_shard
-from sealrtc.load.profiles import ImpairShare, assign_links, parse_shares, profile_reports
+from sealrtc.load.profiles import assign_links, profile_reports
 from sealrtc.load.runner import LoadRun, external_faults, shard_report
 from sealrtc.load.scenario import Scenario, ScenarioError, build, load_file
+from sealrtc.load.shares import ImpairShare, parse_shares
 from sealrtc.load.worker import Worker, _Joined
 from sealrtc.metrics import Histogram
 from sealrtc.report import check_all, first_problem, judge

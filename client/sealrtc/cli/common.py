@@ -177,43 +177,6 @@ def warn(text: str) -> None:
     print(f"sealrtc: warning: {clean(text)}", file=sys.stderr, flush=True)
 
 
-def keys_from(args: argparse.Namespace) -> Any:
-    """A SharedSecret for the run, keying v2 epochs from ``--epoch-file``, or None with ``--no-e2ee``."""
-    from ..keys import SharedSecret
-
-    if getattr(args, "epoch_file", None) or getattr(args, "keying", None) == 2:
-        return _epoch_keys_from(args)
-    if getattr(args, "no_e2ee", False):
-        if getattr(args, "rotate_every", None) is not None:
-            raise CliError("--rotate-every needs E2EE", ExitStatus.USAGE)
-        return None
-    if getattr(args, "ratchet_every", None) is not None:
-        raise CliError("--ratchet-every needs keying v2 (--keying 2 or --epoch-file)", ExitStatus.USAGE)
-    secret = read_secret(args, required=True)
-    assert secret is not None
-    kwargs: dict[str, Any] = {"context": args.context.encode()}
-    if getattr(args, "suite", None) is not None:
-        kwargs["suite"] = args.suite
-    return SharedSecret(secret, **kwargs)
-
-
-def _epoch_keys_from(args: argparse.Namespace) -> Any:
-    """Keying v2: from ``--epoch-file`` alone (no secret, no other flag needed), or ratcheted
-    from the secret with ``--keying 2``."""
-    from .keys import epoch_keys_from_secret, read_epoch_file
-
-    if getattr(args, "no_e2ee", False):
-        raise CliError("--epoch-file/--keying 2 and --no-e2ee exclude each other", ExitStatus.USAGE)
-    if getattr(args, "keying", None) == 1:
-        raise CliError("an --epoch-file is keying v2: drop --keying 1", ExitStatus.USAGE)
-    if getattr(args, "rotate_every", None) is not None:
-        raise CliError("--rotate-every changes keying v1's secret: use --ratchet-every with keying v2",
-                       ExitStatus.USAGE)  # fmt: skip
-    if args.epoch_file:
-        return read_epoch_file(args.epoch_file, suite=getattr(args, "suite", None))
-    return epoch_keys_from_secret(args)
-
-
 def check_json_target(target: str | None) -> None:
     """Refuse, before the run, a ``--json`` path that could not be written at the end."""
     if not target or target == "-":

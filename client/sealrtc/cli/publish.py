@@ -7,10 +7,10 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from .common import CliError, ExitStatus, RunLoop, check_target, keys_from, read_token
+from .common import CliError, ExitStatus, RunLoop, check_target, read_token
 from .display import LiveView, choose_display
 from .impair import link_shape, tell_impairment, tell_recovery
-from .keys import ratcheting, rotating
+from .keys import keys_from, ratcheting, rotating
 from .media import load_media, shape_from, usable_cache_dir
 from .output import finish, stats_line
 

@@ -12,12 +12,11 @@ from .common import (
     RunLoop,
     check_record_dir,
     check_target,
-    keys_from,
     read_token,
 )
 from .display import LiveView, choose_display
 from .impair import link_shape, tell_impairment, tell_recovery
-from .keys import ratcheting
+from .keys import keys_from, ratcheting
 from .output import finish, stats_line
 
 NO_MEDIA_NOTICE_AFTER = 5.0

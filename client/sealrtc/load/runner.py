@@ -33,8 +33,9 @@ from .environment import without_secrets
 from .faults import Fault, fault_reports
 from .keying import epoch_schedule
 from .plan import Participant, assign, churn_for, churn_plan, plan
-from .profiles import assign_links, profile_name, profile_reports, run_profiles
+from .profiles import assign_links, profile_reports, run_profiles
 from .scenario import Scenario
+from .shares import profile_name
 from .worker import WorkerConfig, worker_main
 
 logger = logging.getLogger(__name__)

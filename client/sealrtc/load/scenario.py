@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import SealError
 from ..impairment import ImpairmentError
-from .profiles import ImpairShare, parse_shares
+from .shares import ImpairShare, parse_shares
 
 if TYPE_CHECKING:
     from ..media import MediaShape

@@ -56,7 +56,8 @@ from .keying import (
     rotation_secret,
 )
 from .plan import INTRUDER, PUBLISHER, SUBSCRIBER, Churn, Participant
-from .profiles import NO_PROFILE, LinkPlan
+from .profiles import LinkPlan
+from .shares import NO_PROFILE
 
 logger = logging.getLogger(__name__)
 
