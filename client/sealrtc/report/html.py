@@ -17,8 +17,8 @@ from .assertions import AssertionSyntaxError, Counter, Percentile, parse
 from .assertions import Number as AssertedNumber
 from .jsonread import Number
 from .measures import Bitrate, Frames, Freezes, Metrics, ParticipantRow, Participants, RoomReport, Summary
-from .model import LoadReport
-from .plot import PALETTE, Series, Threshold, line_chart
+from .model import FaultReport, LoadReport
+from .plot import PALETTE, Series, Span, Threshold, line_chart
 
 __all__ = ["render_html"]
 
@@ -217,10 +217,20 @@ def _clock(started_at: str | None) -> str | None:
     return started.strftime("%H:%M:%S UTC")
 
 
+def _spans(report: LoadReport) -> list[Span]:
+    """The run's faults on the time axis (a fault of unknown time is in the table only)."""
+    return [
+        Span(float(f.at_s), float(f.length_s) if f.length_s is not None else None, f.spec or f.kind or "fault")
+        for f in report.faults
+        if f.at_s is not None
+    ]
+
+
 def _charts(report: LoadReport) -> str:
     intervals = report.intervals
     xs = [row.get("t") for row in intervals]
     thresholds = _thresholds(report)
+    spans = _spans(report)
     clock = _clock(report.started_at)
     x_label = f"time (s after {clock})" if clock else "time (s)"
 
@@ -232,7 +242,7 @@ def _charts(report: LoadReport) -> str:
             for i, (label, key, unit) in enumerate(series)
         ]
         svg = line_chart(title, xs, lines, y_label=y_label, x_label=x_label, x_max=report.duration_s,
-                         integer=integer, thresholds=thresholds.get(measures, ()))  # fmt: skip
+                         integer=integer, thresholds=thresholds.get(measures, ()), spans=spans)  # fmt: skip
         return f"<figure><figcaption>{_e(title)}</figcaption>{svg}</figure>"
 
     people = [("joined", "joined", ""), ("intruders", "intruders", "")]
@@ -345,6 +355,45 @@ def _rooms(report: LoadReport) -> str:
         "intruder dec.",
     )
     return _table(headers, rows, "no rooms")
+
+
+def _fault_row(f: FaultReport) -> str:
+    external = f.kind == "external"
+    # an external fault was seen, not planned: who lost media is in the recovery numbers
+    unrecovered = not external and f.lost_media is not None and (f.recovered or 0) < f.lost_media
+    length = DASH if f.length_s is None else ("instant" if f.length_s == 0 else f"{_value(f.length_s)} s")
+    cells = [
+        DASH if f.at_s is None else f"{_value(f.at_s)} s",
+        length,
+        _count(f.watched),
+        _count(f.lost_media),
+        _count(f.recovered),
+        _ms(_p(f.recovery_ms, "p50")),
+        _ms(_p(f.recovery_ms, "p95")),
+        _ms(_p(f.recovery_ms, "max")),
+    ]
+    texts = [f.spec or DASH, f.kind or DASH]
+    return (
+        f'<tr class="{"problem" if unrecovered else ""}">'
+        + "".join(f'<td class="text">{_e(t)}</td>' for t in texts)
+        + "".join(f"<td>{_e(c)}</td>" for c in cells)
+        + "</tr>"
+    )
+
+
+def _faults(report: LoadReport) -> str:
+    """The run's faults (only for runs that had some): when, how long, and what the legitimate
+    subscribers watching then went through."""
+    if not report.faults:
+        return ""
+    headers = ("fault", "kind", "at", "length", "watched", "lost media", "recovered", "recovery p50",
+               "recovery p95", "recovery max")  # fmt: skip
+    note = (
+        '<p class="sub">Watched: subscribers with video when the fault struck; lost media: those whose'
+        " video stopped; recovery: from the last decrypted video frame before to the first after."
+        " The charts above mark each fault.</p>"
+    )
+    return "<h2>Faults</h2>" + _table(headers, [_fault_row(f) for f in report.faults], "no faults", (0, 1)) + note
 
 
 HTML_PARTICIPANT_ROWS = 1000
@@ -492,6 +541,7 @@ def render_html(report: LoadReport | Mapping[str, object]) -> str:
             _assertions(report),
             "<h2>Over time</h2>",
             _charts(report),
+            _faults(report),
             "<h2>Rooms</h2>",
             _rooms(report),
             _key_lifecycle(report),

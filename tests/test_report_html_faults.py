@@ -1,0 +1,185 @@
+"""The HTML load report of a run with faults and impaired links: faults on every chart's time
+axis and in a table, one row per link profile, recovery tiles, and the media shape."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+
+from sealrtc.report.html import render_html
+from sealrtc.report.plot import Series, Span, line_chart
+
+from .report_fixture import sample_report
+from .test_report_html import EVIL, assert_self_contained
+
+pytestmark = pytest.mark.unit
+
+
+def _summary(p50: float, p95: float, top: float, count: int = 4) -> dict[str, Any]:
+    return {"count": count, "p50": p50, "p90": p95, "p95": p95, "p99": top, "max": top}
+
+
+def _link(offered: int, dropped: int, queue: int, delay: float | None) -> dict[str, Any]:
+    return {
+        "offered": offered,
+        "dropped": dropped,
+        "dropped_percent": round(100 * dropped / offered, 2) if offered else None,
+        "queue_dropped": queue,
+        "delivered": offered - dropped,
+        "duplicated": 0,
+        "mean_delay_ms": delay,
+    }
+
+
+def _profile(name: str, planned: int, video_p95: float, lost: int, freezes: int, availability: float,
+             reconnects: int, down: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    metrics = sample_report()["metrics"]
+    metrics.update(
+        latency_video_ms=_summary(120.0, video_p95, video_p95 * 2),
+        frames={"sent": 800, "received": 1000, "decrypted": 1000, "decoded": 0, "lost": lost},
+        freezes={"count": freezes, "total_ms": 400.0 * freezes},
+        reconnects=reconnects,
+        availability_percent=availability,
+    )
+    return {
+        "profile": name,
+        "participants": {"planned": planned, "joined": planned, "failed": 0, "intruders": 0},
+        "metrics": metrics,
+        "impairment": {"up": _link(0, 0, 0, None), "down": down},
+    }
+
+
+def fault_report() -> dict[str, Any]:
+    """The fixture's run with a relay restart at 6 s (one subscriber did not recover), a pause
+    from 14 s to 17 s, a 3g share of subscribers and a 600 kbit/s 640x360 15 fps shape."""
+    report = sample_report()
+    report["faults"] = [
+        {"spec": "relay-restart@6s", "kind": "relay-restart", "at_s": 6.0, "length_s": 0.0, "watched": 12,
+         "lost_media": 12, "recovered": 11, "recovery_ms": _summary(1842.2, 2051.3, 2051.3, 11)},
+        {"spec": "relay-pause@14s+3s", "kind": "relay-pause", "at_s": 14.0, "length_s": 3.0, "watched": 12,
+         "lost_media": 12, "recovered": 12, "recovery_ms": _summary(3120.0, 3400.0, 3512.5, 12)},
+    ]  # fmt: skip
+    report["profiles"] = [
+        _profile("down=3g", 4, 7188.5, 114, 10, 64.45, 5, _link(4127, 1220, 1159, 232.63)),
+        _profile("none", 11, 162.3, 12, 1, 86.2, 14, _link(0, 0, 0, None)),
+    ]
+    report["metrics"].update(
+        reconnects=19, time_to_recover_ms=_summary(1862.7, 2725.9, 3512.5, 23), outage_ms=11498.0,
+        availability_percent=78.66,
+    )  # fmt: skip
+    report["scenario"].update(
+        media="synthetic", video_codec="vp8", video_bitrate=600, resolution="640x360", fps=15, audio=True,
+        video=True, room_shapes=[],
+    )  # fmt: skip
+    return report
+
+
+class Tables(HTMLParser):
+    """Every table's rows (the text of each cell), under the title of the ``<h2>`` before it."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tables: dict[str, list[list[str]]] = {}
+        self.heading = ""
+        self.where = ""
+        self.cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "h2":
+            self.where, self.heading = "h2", ""
+        elif tag == "table":
+            self.tables[self.heading] = []
+        elif tag == "tr" and self.heading in self.tables:
+            self.tables[self.heading].append([])
+        elif tag in ("td", "th"):
+            self.cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "h2":
+            self.where = ""
+        elif tag in ("td", "th") and self.cell is not None:
+            self.tables[self.heading][-1].append("".join(self.cell).strip())
+            self.cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self.where == "h2":
+            self.heading += data
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def tables(page: str) -> dict[str, list[list[str]]]:
+    parser = Tables()
+    parser.feed(page)
+    parser.close()
+    return parser.tables
+
+
+def charts(page: str) -> list[str]:
+    return re.findall(r"<svg class=\"plot\".*?</svg>", page, re.S)
+
+
+# -- faults on the time axis and in their table -----------------------------------------------------
+
+
+def test_every_chart_marks_every_fault() -> None:
+    page = render_html(fault_report())
+    svgs = charts(page)
+    assert len(svgs) == 8
+    for svg in svgs:
+        # the restart is an instant (a dashed line), the pause a band 3 s wide; both labelled
+        assert svg.count("<title>relay-restart@6s</title><line ") == 1, svg[:200]
+        assert svg.count("<title>relay-pause@14s+3s</title><rect ") == 1
+        assert ">relay-restart@6s</text>" in svg and ">relay-pause@14s+3s</text>" in svg
+    band = re.search(r"<title>relay-pause@14s\+3s</title><rect x=\"([\d.]+)\" y=\"[\d.]+\" width=\"([\d.]+)\"", svgs[0])
+    line = re.search(r"<title>relay-restart@6s</title><line x1=\"([\d.]+)\"", svgs[0])
+    assert band is not None and line is not None
+    # on the same axis (0..30 s): 6 s and 14 s are 8 s apart, and the band is 3 s wide
+    per_second = float(band[2]) / 3
+    assert float(band[1]) - float(line[1]) == pytest.approx(8 * per_second, abs=0.05)
+    assert_self_contained(page)
+
+
+def test_faults_table() -> None:
+    rows = tables(render_html(fault_report()))["Faults"]
+    assert rows[0] == ["fault", "kind", "at", "length", "watched", "lost media", "recovered", "recovery p50",
+                       "recovery p95", "recovery max"]  # fmt: skip
+    assert rows[1] == ["relay-restart@6s", "relay-restart", "6 s", "instant", "12", "12", "11", "1,842 ms",
+                       "2,051 ms", "2,051 ms"]  # fmt: skip
+    assert rows[2] == ["relay-pause@14s+3s", "relay-pause", "14 s", "3 s", "12", "12", "12", "3,120 ms",
+                       "3,400 ms", "3,512 ms"]  # fmt: skip
+    page = render_html(fault_report())
+    # the restart left one subscriber without media: its row is marked, the pause's is not
+    assert '<tr class="problem"><td class="text">relay-restart@6s' in page
+    assert '<tr class=""><td class="text">relay-pause@14s+3s' in page
+
+
+def test_fault_without_a_time_is_in_the_table_only_and_strings_are_escaped() -> None:
+    report = fault_report()
+    report["faults"] = [{"spec": EVIL, "kind": "external", "at_s": None, "length_s": None}]
+    page = render_html(report)
+    assert "<script" not in page
+    assert all("&lt;script&gt;" not in svg for svg in charts(page))
+    assert tables(page)["Faults"][1][:4] == [EVIL, "external", "\u2014", "\u2014"]
+    assert_self_contained(page)
+
+
+def test_a_run_without_faults_has_no_fault_marks() -> None:
+    page = render_html(sample_report())
+    assert "Faults" not in tables(page) and "<h2>Faults</h2>" not in page
+    assert "fill-opacity" not in page
+
+
+def test_a_span_stretches_the_time_axis() -> None:
+    """A fault after the last interval (the run stopped on it) is still on the chart."""
+    svg = line_chart("t", [1.0, 2.0, 3.0], [Series("a", [1.0, 2.0, 3.0])], y_label="n",
+                     spans=[Span(8.0, 4.0, "late")])  # fmt: skip
+    ticks = [float(t) for t in re.findall(r'text-anchor="middle" fill="#374151">([\d.]+)</text>', svg)]
+    assert max(ticks) >= 12.0 and ">late</text>" in svg
+    # a span with no length is a line; a broken one (NaN, negative length) is left out
+    spans = [Span(1.5, None, "now"), Span(float("nan"), 1.0, "nan"), Span(1.0, -2.0, "back")]
+    svg = line_chart("t", [1.0, 2.0], [Series("a", [1.0, 2.0])], y_label="n", spans=spans)
+    assert "<title>now</title><line " in svg and ">nan</text>" not in svg and ">back</text>" not in svg
