@@ -183,3 +183,31 @@ def test_a_span_stretches_the_time_axis() -> None:
     spans = [Span(1.5, None, "now"), Span(float("nan"), 1.0, "nan"), Span(1.0, -2.0, "back")]
     svg = line_chart("t", [1.0, 2.0], [Series("a", [1.0, 2.0])], y_label="n", spans=spans)
     assert "<title>now</title><line " in svg and ">nan</text>" not in svg and ">back</text>" not in svg
+
+
+# -- one row per link profile -------------------------------------------------------------------------
+
+
+def test_links_table_has_a_row_per_profile() -> None:
+    rows = tables(render_html(fault_report()))["Links"]
+    assert rows[0] == ["link profile", "participants", "video p95", "lost", "freezes", "availability", "reconnects",
+                       "up dropped", "up queue dropped", "up mean delay", "down dropped", "down queue dropped",
+                       "down mean delay"]  # fmt: skip
+    # the 3g share: its downlink impaired, its uplink not (dashes, not zeros)
+    assert rows[1] == ["down=3g", "4 / 4", "7,188 ms", "114", "10", "64.5 %", "5", "\u2014", "\u2014", "\u2014",
+                       "29.6 %", "1,159", "233 ms"]  # fmt: skip
+    assert rows[2] == ["none", "11 / 11", "162 ms", "12", "1", "86.2 %", "14"] + ["\u2014"] * 6
+    assert len(rows) == 3
+
+
+def test_links_table_is_absent_without_profiles_and_survives_odd_values() -> None:
+    assert "<h2>Links</h2>" not in render_html(sample_report())
+    report = fault_report()
+    report["profiles"][0]["impairment"]["down"] = {"offered": "many", "dropped_percent": EVIL}
+    report["profiles"][1] = {"profile": EVIL, "impairment": {"up": {"offered": 10, "dropped_percent": "x"}}}
+    page = render_html(report)
+    rows = tables(page)["Links"]
+    assert rows[1][-3:] == ["\u2014"] * 3
+    assert rows[2][0] == EVIL and rows[2][7:10] == ["\u2014", "\u2014", "\u2014"]
+    assert "<script" not in page
+    assert_self_contained(page)

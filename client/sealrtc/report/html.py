@@ -15,9 +15,9 @@ from html import escape
 
 from .assertions import AssertionSyntaxError, Counter, Percentile, parse
 from .assertions import Number as AssertedNumber
-from .jsonread import Number
+from .jsonread import Number, number
 from .measures import Bitrate, Frames, Freezes, Metrics, ParticipantRow, Participants, RoomReport, Summary
-from .model import FaultReport, LoadReport
+from .model import FaultReport, LoadReport, ProfileReport
 from .plot import PALETTE, Series, Span, Threshold, line_chart
 
 __all__ = ["render_html"]
@@ -396,6 +396,49 @@ def _faults(report: LoadReport) -> str:
     return "<h2>Faults</h2>" + _table(headers, [_fault_row(f) for f in report.faults], "no faults", (0, 1)) + note
 
 
+def _direction(link: Mapping[str, object] | None) -> list[str]:
+    """A direction's dropped %, queue drops and mean added delay; dashes when it was not
+    impaired (no datagram went through an impairment that way)."""
+    offered = link.get("offered") if link else None
+    if link is None or not isinstance(offered, int) or isinstance(offered, bool) or offered <= 0:
+        return [DASH] * 3
+    share, queue, delay = (number(link.get(k)) for k in ("dropped_percent", "queue_dropped", "mean_delay_ms"))
+    return [DASH if share is None else f"{share:.1f} %", _count(queue), _ms(delay)]
+
+
+def _profile_row(row: ProfileReport) -> str:
+    p, m = row.participants or Participants(), row.metrics or Metrics()
+    cells = [
+        f"{_count(p.joined)} / {_count(p.planned)}",
+        _ms(_p(m.latency_video_ms, "p95")),
+        _count((m.frames or Frames()).lost),
+        _count((m.freezes or Freezes()).count),
+        DASH if m.availability_percent is None else f"{m.availability_percent:.1f} %",
+        _count(m.reconnects),
+        *_direction(row.impairment.get("up")),
+        *_direction(row.impairment.get("down")),
+    ]
+    name = row.profile if row.profile is not None else "?"
+    return f'<tr><td class="text">{_e(name)}</td>{"".join(f"<td>{_e(c)}</td>" for c in cells)}</tr>'
+
+
+def _links(report: LoadReport) -> str:
+    """One row per link profile (only for runs that impaired links): what its participants
+    measured next to what their impaired links did to datagrams."""
+    if not report.profiles:
+        return ""
+    headers = ("link profile", "participants", "video p95", "lost", "freezes", "availability", "reconnects",
+               "up dropped", "up queue dropped", "up mean delay", "down dropped", "down queue dropped",
+               "down mean delay")  # fmt: skip
+    note = (
+        '<p class="sub">Up: what the participants sent; down: what they received. Dropped: the share of'
+        " datagrams the in-process impairment dropped (queue dropped: how many of them overflowed the"
+        " rate limiter's queue); mean delay: the delay it added. A dash: that direction was not impaired."
+        " Latency, losses and freezes are the profile's subscribers' alone.</p>"
+    )
+    return "<h2>Links</h2>" + _table(headers, [_profile_row(r) for r in report.profiles], "no profiles") + note
+
+
 HTML_PARTICIPANT_ROWS = 1000
 """Participants the page lists (the worst); the JSON and ``--csv-participants`` have them all."""
 
@@ -544,6 +587,7 @@ def render_html(report: LoadReport | Mapping[str, object]) -> str:
             _faults(report),
             "<h2>Rooms</h2>",
             _rooms(report),
+            _links(report),
             _key_lifecycle(report),
             _participants(report),
             '<h2>Distributions and failures</h2><div class="side">',
