@@ -211,3 +211,33 @@ def test_links_table_is_absent_without_profiles_and_survives_odd_values() -> Non
     assert rows[2][0] == EVIL and rows[2][7:10] == ["\u2014", "\u2014", "\u2014"]
     assert "<script" not in page
     assert_self_contained(page)
+
+
+# -- recovery tiles -----------------------------------------------------------------------------------
+
+
+def cards(page: str) -> dict[str, str]:
+    found = re.findall(r'<div class="label">(.*?)</div><div class="value">(.*?)</div>', page)
+    return {label: re.sub(r"<[^>]+>", "", value) for label, value in found}
+
+
+def test_recovery_tiles_for_a_run_with_faults_or_reconnects() -> None:
+    shown = cards(render_html(fault_report()))
+    assert shown["reconnects"] == "19"
+    assert shown["time to recover p95"] == "2,726 ms"
+    assert shown["availability"] == "78.7 %"
+    assert '<div class="card warn"><div class="label">availability</div>' in render_html(fault_report())
+    # reconnects without a planned fault (the server went away on its own) show them too
+    report = sample_report()
+    report["metrics"].update(reconnects=2, time_to_recover_ms=None, availability_percent=None)
+    shown = cards(render_html(report))
+    assert shown["reconnects"] == "2" and shown["time to recover p95"] == "\u2014"
+    assert shown["availability"] == "\u2014"
+
+
+def test_no_recovery_tiles_for_a_plain_run() -> None:
+    report = sample_report()
+    report["metrics"].update(reconnects=0, availability_percent=100.0)
+    shown = cards(render_html(report))
+    assert "reconnects" not in shown and "availability" not in shown and "time to recover p95" not in shown
+    assert "joined / planned" in shown

@@ -163,8 +163,26 @@ def _headline(report: LoadReport) -> str:
         _card("freezes", _e(_count(freezes)), "warn" if (freezes or 0) > 0 else ""),
         _card("decrypt failures", _e(_count(failures)), "warn" if (failures or 0) > 0 else ""),
         _card("intruder decrypts", _e(_count(intruder)), "bad" if (intruder or 0) > 0 else ""),
+        *_recovery_cards(report, m),
     ]
     return f'<section class="cards">{"".join(cards)}</section>'
+
+
+def _recovery_cards(report: LoadReport, m: Metrics) -> list[str]:
+    """Reconnects, time to recover and availability, for runs that lost their server or had
+    faults (a plain run has nothing to recover from: no tiles)."""
+    if not (m.reconnects or report.faults):
+        return []
+    availability = m.availability_percent
+    return [
+        _card("reconnects", _e(_count(m.reconnects))),
+        _card("time to recover p95", _e(_ms(_p(m.time_to_recover_ms, "p95")))),
+        _card(
+            "availability",
+            DASH if availability is None else f"{availability:.1f} <small>%</small>",
+            "warn" if availability is not None and availability < 99 else "",
+        ),
+    ]
 
 
 CHART_OF = {
