@@ -3,17 +3,23 @@ axis and in a table, one row per link profile, recovery tiles, and the media sha
 
 from __future__ import annotations
 
+import io
 import re
 from html.parser import HTMLParser
 from typing import Any
 
 import pytest
 
+from sealrtc.cli.display import LineDisplay
+from sealrtc.cli.output import load_summary
+from sealrtc.report import judge
 from sealrtc.report.html import render_html
+from sealrtc.report.media_line import media_line
+from sealrtc.report.model import LoadReport, ScenarioInfo
 from sealrtc.report.plot import Series, Span, line_chart
 
 from .report_fixture import sample_report
-from .test_report_html import EVIL, assert_self_contained
+from .test_report_html import EVIL, assert_self_contained, elements
 
 pytestmark = pytest.mark.unit
 
@@ -241,3 +247,44 @@ def test_no_recovery_tiles_for_a_plain_run() -> None:
     shown = cards(render_html(report))
     assert "reconnects" not in shown and "availability" not in shown and "time to recover p95" not in shown
     assert "joined / planned" in shown
+
+
+# -- the media shape ------------------------------------------------------------------------------------
+
+
+def _shape(**settings: object) -> ScenarioInfo | None:
+    base = {"media": "synthetic", "video_codec": "vp8", "video_bitrate": 0, "resolution": None, "fps": 0,
+            "audio": True, "video": True, "room_shapes": []}  # fmt: skip
+    return ScenarioInfo.from_json(base | settings)
+
+
+@pytest.mark.parametrize(
+    ("settings", "line"),
+    [
+        ({"video_bitrate": 600, "resolution": "640x360", "fps": 15, "audio": False},
+         "synthetic VP8 640x360 15 fps 600 kbit/s, no audio"),
+        ({"video_bitrate": 600, "resolution": "640x360", "fps": 15}, "synthetic VP8 640x360 15 fps 600 kbit/s"),
+        ({}, "synthetic VP8"),  # the source's own size, rate and bitrate
+        ({"media": "talk.mp4", "video_codec": "h264", "fps": 25}, "talk.mp4 H264 25 fps"),
+        ({"video": False}, "synthetic, audio only"),
+        ({"room_shapes": [{"count": 1, "fps": 5}], "fps": 15}, "synthetic VP8 per room (see scenario)"),
+    ],
+)  # fmt: skip
+def test_media_line(settings: dict[str, object], line: str) -> None:
+    assert media_line(_shape(**settings)) == line
+
+
+def test_media_line_of_an_older_report_is_its_media_alone() -> None:
+    assert media_line(ScenarioInfo.from_json({"media": "synthetic"})) == "synthetic"
+    assert media_line(ScenarioInfo.from_json({})) == "-" and media_line(None, unknown="?") == "?"
+
+
+def test_media_shape_in_the_html_header_and_the_summary_title() -> None:
+    report = fault_report()
+    report["scenario"]["audio"] = False
+    text = " ".join(elements(render_html(report)).text)
+    assert "media: synthetic VP8 640x360 15 fps 600 kbit/s, no audio" in text
+    stream = io.StringIO()
+    load_summary(LineDisplay("load", stream=stream), judge(LoadReport.from_json(report), []))
+    title = next(line for line in stream.getvalue().splitlines() if "summary (" in line)
+    assert title.rstrip().endswith(", media: synthetic VP8 640x360 15 fps 600 kbit/s, no audio)"), title

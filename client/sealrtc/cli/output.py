@@ -14,6 +14,7 @@ from typing import Any
 
 from ..report.judge import Judgement, Verdict
 from ..report.measures import Bitrate, Metrics, Summary
+from ..report.media_line import media_line
 from ..report.model import LoadReport
 from .common import CliError, ExitStatus, check_json_target, write_json
 from .display import Display, TableRows
@@ -224,7 +225,7 @@ def load_summary(display: Display, judgement: Judgement, *, wrote: bool = True) 
         Verdict.INTERRUPTED: "partial reports written" if wrote else "the results so far are above",
     }
     mode = "" if s.e2ee is not False else ", plain: no E2EE"
-    title = f"sealrtc {display.command} summary ({report.duration_s} s, {s.target}{mode})"
+    title = f"sealrtc {display.command} summary ({report.duration_s} s, {s.target}{mode}, media: {media_line(s)})"
     status = judgement.exit_status
     display.summary(title, ("", "value"), rows, verdicts[judgement.verdict], status == 0, status=status)
 

@@ -17,6 +17,7 @@ from .assertions import AssertionSyntaxError, Counter, Percentile, parse
 from .assertions import Number as AssertedNumber
 from .jsonread import Number, number
 from .measures import Bitrate, Frames, Freezes, Metrics, ParticipantRow, Participants, RoomReport, Summary
+from .media_line import media_line
 from .model import FaultReport, LoadReport, ProfileReport
 from .plot import PALETTE, Series, Span, Threshold, line_chart
 
@@ -110,7 +111,7 @@ def _scenario(report: LoadReport) -> str:
     parts.append(f"target: {s.target if s.target is not None else DASH}")
     suite = f" (suite {s.suite})" if s.e2ee and s.suite is not None else ""
     parts.append(f"E2EE {'on' if s.e2ee else 'OFF'}" + suite)
-    parts.append(f"media: {s.media if s.media is not None else DASH}")
+    parts.append(f"media: {media_line(s, unknown=DASH)}")
     parts.append(f"probes {'on' if s.probe else 'off'}")
     if s.decode_every is not None:
         parts.append(
