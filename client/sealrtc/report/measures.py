@@ -196,7 +196,10 @@ class Bitrate:
     over all participants' connected seconds. A publisher is connected from its connection to the
     run's end; a subscriber from its first frame to its last. Sent counts frames as handed to RTP
     (encrypted, with the latency probe); received counts the media payload of accepted frames
-    (decrypted, without the probe): sent exceeds received by the E2EE overhead (a few %)."""
+    (decrypted, without the probe). The two are means over different windows, so their
+    difference is not the E2EE overhead and received may exceed sent: a subscriber's window
+    starts with a key frame (a short one, a churn joiner's, is mostly that key frame). Frame for
+    frame, sent is the larger by the SFrame header, tag and probe (a few %)."""
 
     sent_video_kbps: Number | None = None
     sent_audio_kbps: Number | None = None
