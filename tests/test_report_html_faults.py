@@ -288,3 +288,35 @@ def test_media_shape_in_the_html_header_and_the_summary_title() -> None:
     load_summary(LineDisplay("load", stream=stream), judge(LoadReport.from_json(report), []))
     title = next(line for line in stream.getvalue().splitlines() if "summary (" in line)
     assert title.rstrip().endswith(", media: synthetic VP8 640x360 15 fps 600 kbit/s, no audio)"), title
+
+
+# -- a kind that was not sent is absent, not zero ----------------------------------------------------------
+
+
+def test_a_kind_not_sent_is_shown_as_absent() -> None:
+    report = fault_report()
+    report["scenario"]["audio"] = False
+    no_audio = {"sent_video_kbps": 601.0, "sent_audio_kbps": 0.0, "received_video_kbps": 590.0,
+                "received_audio_kbps": 0.0}  # fmt: skip
+    report["metrics"]["bitrate"] = dict(no_audio)
+    report["rooms"][0]["metrics"]["bitrate"] = dict(no_audio)
+    report["rooms"][1]["metrics"]["bitrate"] = dict(no_audio, received_audio_kbps=None, sent_audio_kbps=None)
+    report["rooms"][2]["metrics"]["bitrate"] = dict(no_audio, sent_audio_kbps=48.0)  # sent, all of it lost
+    page = render_html(report)
+    shown = cards(page)
+    assert shown["audio received"] == "\u2014" and shown["video received"] == "590 kbit/s"
+    rooms = tables(page)["Rooms"]
+    audio = rooms[0].index("audio recv.")
+    assert [row[audio] for row in rooms[1:]] == ["\u2014", "\u2014", "0 kbit/s"]
+    bitrate_chart = next(svg for svg in charts(page) if "Bitrate" in svg)
+    assert ">received video</text>" in bitrate_chart and ">received audio</text>" not in bitrate_chart
+    stream = io.StringIO()
+    load_summary(LineDisplay("load", stream=stream), judge(LoadReport.from_json(report), []))
+    said = " ".join(stream.getvalue().split())
+    assert "video sent 601 received 590, audio sent - received - (per participant)" in said
+
+
+def test_a_kind_that_was_sent_shows_its_zero() -> None:
+    report = fault_report()
+    report["metrics"]["bitrate"]["received_audio_kbps"] = 0.0
+    assert cards(render_html(report))["audio received"] == "0 kbit/s"

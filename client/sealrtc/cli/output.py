@@ -99,8 +99,9 @@ def _latency_text(h: Summary | None) -> str:
 def _bitrate_text(b: Bitrate | None) -> str:
     """Mean per participant while connected: what each publisher sent, each subscriber received."""
     b = b or Bitrate()
-    return (f"video sent {_shown(b.sent_video_kbps)} received {_shown(b.received_video_kbps)}, audio sent "
-            f"{_shown(b.sent_audio_kbps)} received {_shown(b.received_audio_kbps)} (per participant)")  # fmt: skip
+    return (f"video sent {_shown(b.shown('sent_video_kbps'))} received {_shown(b.shown('received_video_kbps'))}, "
+            f"audio sent {_shown(b.shown('sent_audio_kbps'))} received {_shown(b.shown('received_audio_kbps'))} "
+            "(per participant)")  # fmt: skip
 
 
 def _key_rows(m: Metrics) -> list[Sequence[Any]]:

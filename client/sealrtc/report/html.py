@@ -153,8 +153,8 @@ def _headline(report: LoadReport) -> str:
         _card("video latency p99", _e(_ms(_p(m.latency_video_ms, "p99")))),
         _card("audio latency p50", _e(_ms(_p(m.latency_audio_ms, "p50")))),
         _card("audio latency p95", _e(_ms(_p(m.latency_audio_ms, "p95")))),
-        _card("video received", _kbps_card(bitrate.received_video_kbps)),
-        _card("audio received", _kbps_card(bitrate.received_audio_kbps)),
+        _card("video received", _kbps_card(bitrate.shown("received_video_kbps"))),
+        _card("audio received", _kbps_card(bitrate.shown("received_audio_kbps"))),
         _card("sent per publisher", _kbps_card(bitrate.total("sent"))),
         _card(
             "frames lost",
@@ -267,6 +267,13 @@ def _charts(report: LoadReport) -> str:
     people = [("joined", "joined", ""), ("intruders", "intruders", "")]
     if any(row.get("failed") is not None for row in intervals):
         people.append(("failed", "failed", ""))
+    # a kind nobody sent (--no-audio) has no line: it was absent, not lost
+    bitrate = report.metrics.bitrate if report.metrics is not None else None
+    rates = [("sent", "sent_kbps", "kbit/s")] + [
+        (f"received {kind}", f"received_{kind}_kbps", "kbit/s")
+        for kind in ("video", "audio")
+        if bitrate is None or bitrate.get(f"sent_{kind}_kbps") != 0
+    ]
     charts = [
         chart("Participants joined", "participants", *people, integer=True),
         chart(
@@ -278,13 +285,7 @@ def _charts(report: LoadReport) -> str:
             ("audio p95", "latency_audio_p95", "ms"),
             measures="latency",
         ),
-        chart(
-            "Bitrate: sent by all publishers, received by all subscribers",
-            "kbit/s",
-            ("sent", "sent_kbps", "kbit/s"),
-            ("received video", "received_video_kbps", "kbit/s"),
-            ("received audio", "received_audio_kbps", "kbit/s"),
-        ),
+        chart("Bitrate: sent by all publishers, received by all subscribers", "kbit/s", *rates),
         chart("Video frame rate per track", "frames / s", ("fps", "fps", "fps")),
         chart(
             "Frames lost and freezes", "count", ("frames lost", "lost", ""), ("freezes", "freezes", ""), integer=True
@@ -342,8 +343,8 @@ def _room_row(room: RoomReport) -> str:
         _ms(_p(m.latency_video_ms, "p95")),
         _ms(_p(m.latency_audio_ms, "p50")),
         _ms(_p(m.latency_audio_ms, "p95")),
-        _kbps((m.bitrate or Bitrate()).received_video_kbps),
-        _kbps((m.bitrate or Bitrate()).received_audio_kbps),
+        _kbps((m.bitrate or Bitrate()).shown("received_video_kbps")),
+        _kbps((m.bitrate or Bitrate()).shown("received_audio_kbps")),
         _count(frames.decrypted),
         _count(frames.lost),
         _count(freezes),

@@ -214,6 +214,13 @@ class Bitrate:
             "received_video_kbps": self.received_video_kbps, "received_audio_kbps": self.received_audio_kbps,
         }.get(name)  # fmt: skip
 
+    def shown(self, name: str) -> Number | None:
+        """``name``'s value for a display: None (absent, shown as a dash) where its kind was not
+        sent at all (publishers connected and sent no byte of it: ``--no-audio``, a room's
+        ``no-audio``), so a kind that was never sent does not read as one that was all lost."""
+        kind = "audio" if "audio" in name else "video"
+        return None if self.get(f"sent_{kind}_kbps") == 0 else self.get(name)
+
     def total(self, direction: str) -> Number | None:
         """``sent`` or ``received``: video + audio (None when neither was measured)."""
         parts = [v for v in (self.get(f"{direction}_video_kbps"), self.get(f"{direction}_audio_kbps")) if v is not None]
