@@ -49,9 +49,10 @@ figure { margin: 0; background: #fff; border: 1px solid #e5e7eb; border-radius: 
 figcaption { font-weight: 600; margin-bottom: 2px; }
 svg.plot { display: block; width: 100%; max-width: 760px; height: auto; }
 table { border-collapse: collapse; background: #fff; border: 1px solid #e5e7eb; font-variant-numeric: tabular-nums; }
-th, td { padding: 6px 10px; border-bottom: 1px solid #e5e7eb; text-align: right; white-space: nowrap; }
+th, td { padding: 6px 8px; border-bottom: 1px solid #e5e7eb; text-align: right; white-space: nowrap; }
 th { background: #f9fafb; font-weight: 600; color: #374151; }
 th:first-child, td:first-child, th.text, td.text { text-align: left; }
+th.group { text-align: center; border-left: 1px solid #e5e7eb; }
 td.expr { font-family: ui-monospace, monospace; text-align: left; white-space: normal; }
 .tag { font: 11px system-ui, sans-serif; color: #4b5563; background: #eef0f3; border-radius: 4px; padding: 1px 5px; }
 .ok { color: #15803d; font-weight: 700; } .no { color: #b91c1c; font-weight: 700; }
@@ -447,16 +448,24 @@ def _links(report: LoadReport) -> str:
     measured next to what their impaired links did to datagrams."""
     if not report.profiles:
         return ""
-    headers = ("link profile", "participants", "video p95", "lost", "freezes", "availability", "reconnects",
-               "up dropped", "up queue dropped", "up mean delay", "down dropped", "down queue dropped",
-               "down mean delay")  # fmt: skip
+    measured = ("link profile", "participants", "video p95", "lost", "freezes", "availability", "reconnects")
+    per_direction = ("dropped", "queue", "delay")
+    # two header rows: each direction's three columns under its name (narrow enough to fit)
+    head = (
+        "".join(f'<th rowspan="2" class="{"text" if i == 0 else ""}">{_e(h)}</th>' for i, h in enumerate(measured))
+        + "".join(f'<th colspan="3" class="group">{d}</th>' for d in ("uplink (sent)", "downlink (received)"))
+        + "</tr><tr>"
+        + "".join(f"<th>{h}</th>" for h in per_direction * 2)
+    )
+    rows = "".join(_profile_row(r) for r in report.profiles)
     note = (
-        '<p class="sub">Up: what the participants sent; down: what they received. Dropped: the share of'
-        " datagrams the in-process impairment dropped (queue dropped: how many of them overflowed the"
-        " rate limiter's queue); mean delay: the delay it added. A dash: that direction was not impaired."
+        '<p class="sub">Uplink: what the participants sent; downlink: what they received. Dropped: the share'
+        " of datagrams the in-process impairment dropped; queue: how many of them overflowed the rate"
+        " limiter's queue; delay: the mean delay it added. A dash: that direction was not impaired."
         " Latency, losses and freezes are the profile's subscribers' alone.</p>"
     )
-    return "<h2>Links</h2>" + _table(headers, [_profile_row(r) for r in report.profiles], "no profiles") + note
+    table = f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
+    return "<h2>Links</h2>" + table + note
 
 
 HTML_PARTICIPANT_ROWS = 1000
