@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from sealrtc.report.model import LoadReport, ScenarioInfo
 from sealrtc.report.plot import Series, Span, line_chart
 
 from .report_fixture import sample_report
-from .test_report_html import EVIL, assert_self_contained, elements
+from .test_report_html import EVIL, assert_self_contained, elements, open_watched, watchful_chromium
 
 pytestmark = pytest.mark.unit
 
@@ -322,3 +323,41 @@ def test_a_kind_that_was_sent_shows_its_zero() -> None:
     report = fault_report()
     report["metrics"]["bitrate"]["received_audio_kbps"] = 0.0
     assert cards(render_html(report))["audio received"] == "0 kbit/s"
+
+
+# -- in Chromium ----------------------------------------------------------------------------------------
+
+FAULT_MARKS = """
+() => [...document.querySelectorAll('svg.plot')].map(svg => ({
+  label: svg.getAttribute('aria-label'),
+  marks: [...svg.querySelectorAll('g > text')].filter(t => t.getBoundingClientRect().width > 0
+    && t.getBoundingClientRect().right <= svg.getBoundingClientRect().right).map(t => t.textContent),
+  band: Math.max(0, ...[...svg.querySelectorAll('g > rect')].map(r => r.getBoundingClientRect().width)),
+}))
+"""
+WIDEST_TABLES = """
+() => [...document.querySelectorAll('h2')].filter(h => ['Faults', 'Links'].includes(h.textContent)).map(h => {
+  const wrap = h.nextElementSibling;
+  return [h.textContent, wrap.scrollWidth <= wrap.clientWidth];
+})
+"""
+
+
+@pytest.mark.browser
+@pytest.mark.network
+async def test_faults_and_links_render_in_chromium(tmp_path: Path) -> None:
+    path = tmp_path / "report.html"
+    path.write_text(render_html(fault_report()), encoding="utf-8")
+    async with watchful_chromium() as browser:
+        page = await open_watched(browser, path.as_uri())
+        plots = await page.call(FAULT_MARKS)
+        fitting = await page.call(WIDEST_TABLES)
+        errors = [line for line in page.console if not line.startswith(("log:", "info:", "debug:"))]
+        assert errors == [] and browser.log_errors == [], (errors, browser.log_errors)
+        assert browser.requests == [path.as_uri()]
+    assert len(plots) == 8
+    for plot in plots:
+        # both labels are visible inside their chart, and the 3 s pause is a band a few px wide
+        assert sorted(plot["marks"]) == ["relay-pause@14s+3s", "relay-restart@6s"], plot
+        assert plot["band"] > 10, plot
+    assert fitting == [["Faults", True], ["Links", True]]  # no horizontal scrolling at 1280 px
