@@ -309,8 +309,10 @@ def test_a_kind_not_sent_is_shown_as_absent() -> None:
     shown = cards(page)
     assert shown["audio received"] == "\u2014" and shown["video received"] == "590 kbit/s"
     rooms = tables(page)["Rooms"]
-    audio = rooms[0].index("audio recv.")
-    assert [row[audio] for row in rooms[1:]] == ["\u2014", "\u2014", "0 kbit/s"]
+    assert rooms[0][5] == "received kbit/s" and rooms[1][4:6] == ["video", "audio"]  # under "received"
+    audio = 3 + 4 + 1  # room, joined, failed; video and audio latency p50/p95; received video
+    assert [row[audio] for row in rooms[2:]] == ["\u2014", "\u2014", "0"]
+    assert [row[audio - 1] for row in rooms[2:]] == ["590"] * 3
     bitrate_chart = next(svg for svg in charts(page) if "Bitrate" in svg)
     assert ">received video</text>" in bitrate_chart and ">received audio</text>" not in bitrate_chart
     stream = io.StringIO()
@@ -336,7 +338,7 @@ FAULT_MARKS = """
 }))
 """
 WIDEST_TABLES = """
-() => [...document.querySelectorAll('h2')].filter(h => ['Faults', 'Links'].includes(h.textContent)).map(h => {
+() => [...document.querySelectorAll('h2')].filter(h => ['Faults', 'Rooms', 'Links'].includes(h.textContent)).map(h => {
   const wrap = h.nextElementSibling;
   return [h.textContent, wrap.scrollWidth <= wrap.clientWidth];
 })
@@ -360,4 +362,4 @@ async def test_faults_and_links_render_in_chromium(tmp_path: Path) -> None:
         # both labels are visible inside their chart, and the 3 s pause is a band a few px wide
         assert sorted(plot["marks"]) == ["relay-pause@14s+3s", "relay-restart@6s"], plot
         assert plot["band"] > 10, plot
-    assert fitting == [["Faults", True], ["Links", True]]  # no horizontal scrolling at 1280 px
+    assert fitting == [["Faults", True], ["Rooms", True], ["Links", True]]  # no horizontal scrolling at 1280 px

@@ -52,7 +52,7 @@ table { border-collapse: collapse; background: #fff; border: 1px solid #e5e7eb; 
 th, td { padding: 6px 8px; border-bottom: 1px solid #e5e7eb; text-align: right; white-space: nowrap; }
 th { background: #f9fafb; font-weight: 600; color: #374151; }
 th:first-child, td:first-child, th.text, td.text { text-align: left; }
-th.group { text-align: center; border-left: 1px solid #e5e7eb; }
+th.group { text-align: center; border-left: 1px solid #e5e7eb; } th.under { text-align: right; }
 td.expr { font-family: ui-monospace, monospace; text-align: left; white-space: normal; }
 .tag { font: 11px system-ui, sans-serif; color: #4b5563; background: #eef0f3; border-radius: 4px; padding: 1px 5px; }
 .ok { color: #15803d; font-weight: 700; } .no { color: #b91c1c; font-weight: 700; }
@@ -83,6 +83,10 @@ def _ms(n: Number | None) -> str:
 
 def _kbps(n: Number | None) -> str:
     return DASH if n is None else f"{n:,.0f} kbit/s"
+
+
+def _round(n: Number | None) -> Number | None:
+    return None if n is None else round(n)
 
 
 def _kbps_card(n: Number | None) -> str:
@@ -311,6 +315,33 @@ def _table(headers: Sequence[str], rows: Sequence[str], empty: str, text_columns
     return f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
+Column = str | tuple[str, Sequence[str]]
+"""A table column, or a group of columns under one name (``("video latency", ("p50", "p95"))``)."""
+
+
+def _grouped_table(columns: Sequence[Column], rows: Sequence[str], empty: str) -> str:
+    """A table whose header names groups of columns on a first row and their columns below (a
+    narrower table than one header per column); the first column is text."""
+    if all(isinstance(c, str) for c in columns):
+        return _table([c for c in columns if isinstance(c, str)], rows, empty)
+    top: list[str] = []
+    below: list[str] = []
+    width = 0
+    for i, column in enumerate(columns):
+        if isinstance(column, str):
+            top.append(f'<th rowspan="2" class="{"text" if i == 0 else ""}">{_e(column)}</th>')
+            width += 1
+        else:
+            group, names = column
+            top.append(f'<th colspan="{len(names)}" class="group">{_e(group)}</th>')
+            below.extend(f'<th class="under">{_e(name)}</th>' for name in names)
+            width += len(names)
+    if not rows:
+        rows = [f'<tr><td class="text" colspan="{width}">{_e(empty)}</td></tr>']
+    head = f"<tr>{''.join(top)}</tr><tr>{''.join(below)}</tr>"
+    return f'<div class="wrap"><table><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table></div>'
+
+
 def _assertions(report: LoadReport) -> str:
     rows = []
     for a in report.assertions:
@@ -344,8 +375,8 @@ def _room_row(room: RoomReport) -> str:
         _ms(_p(m.latency_video_ms, "p95")),
         _ms(_p(m.latency_audio_ms, "p50")),
         _ms(_p(m.latency_audio_ms, "p95")),
-        _kbps((m.bitrate or Bitrate()).shown("received_video_kbps")),
-        _kbps((m.bitrate or Bitrate()).shown("received_audio_kbps")),
+        _count(_round((m.bitrate or Bitrate()).shown("received_video_kbps"))),
+        _count(_round((m.bitrate or Bitrate()).shown("received_audio_kbps"))),
         _count(frames.decrypted),
         _count(frames.lost),
         _count(freezes),
@@ -359,23 +390,20 @@ def _room_row(room: RoomReport) -> str:
 
 def _rooms(report: LoadReport) -> str:
     rows = [_room_row(r) for r in report.rooms]
-    headers = (
+    columns: list[Column] = [
         "room",
         "joined",
         "failed",
-        "video p50",
-        "video p95",
-        "audio p50",
-        "audio p95",
-        "video recv.",
-        "audio recv.",
+        ("video latency", ("p50", "p95")),
+        ("audio latency", ("p50", "p95")),
+        ("received kbit/s", ("video", "audio")),
         "decrypted",
         "lost",
         "freezes",
         "decrypt fail.",
         "intruder dec.",
-    )
-    return _table(headers, rows, "no rooms")
+    ]
+    return _grouped_table(columns, rows, "no rooms")
 
 
 def _fault_row(f: FaultReport) -> str:
@@ -448,24 +476,20 @@ def _links(report: LoadReport) -> str:
     measured next to what their impaired links did to datagrams."""
     if not report.profiles:
         return ""
-    measured = ("link profile", "participants", "video p95", "lost", "freezes", "availability", "reconnects")
     per_direction = ("dropped", "queue", "delay")
-    # two header rows: each direction's three columns under its name (narrow enough to fit)
-    head = (
-        "".join(f'<th rowspan="2" class="{"text" if i == 0 else ""}">{_e(h)}</th>' for i, h in enumerate(measured))
-        + "".join(f'<th colspan="3" class="group">{d}</th>' for d in ("uplink (sent)", "downlink (received)"))
-        + "</tr><tr>"
-        + "".join(f"<th>{h}</th>" for h in per_direction * 2)
-    )
-    rows = "".join(_profile_row(r) for r in report.profiles)
+    columns: list[Column] = [
+        *("link profile", "participants", "video p95", "lost", "freezes", "availability", "reconnects"),
+        ("uplink (sent)", per_direction),
+        ("downlink (received)", per_direction),
+    ]
+    rows = [_profile_row(r) for r in report.profiles]
     note = (
         '<p class="sub">Uplink: what the participants sent; downlink: what they received. Dropped: the share'
         " of datagrams the in-process impairment dropped; queue: how many of them overflowed the rate"
         " limiter's queue; delay: the mean delay it added. A dash: that direction was not impaired."
         " Latency, losses and freezes are the profile's subscribers' alone.</p>"
     )
-    table = f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
-    return "<h2>Links</h2>" + table + note
+    return "<h2>Links</h2>" + _grouped_table(columns, rows, "no profiles") + note
 
 
 HTML_PARTICIPANT_ROWS = 1000
