@@ -14,6 +14,7 @@ from typing import Any
 
 from ..report.judge import Judgement, Verdict
 from ..report.measures import Bitrate, Metrics, Summary
+from ..report.media_line import media_line
 from ..report.model import LoadReport
 from .common import CliError, ExitStatus, check_json_target, write_json
 from .display import Display, TableRows
@@ -121,8 +122,9 @@ def _latency_text(h: Summary | None) -> str:
 def _bitrate_text(b: Bitrate | None) -> str:
     """Mean per participant while connected: what each publisher sent, each subscriber received."""
     b = b or Bitrate()
-    return (f"video sent {_shown(b.sent_video_kbps)} received {_shown(b.received_video_kbps)}, audio sent "
-            f"{_shown(b.sent_audio_kbps)} received {_shown(b.received_audio_kbps)} (per participant)")  # fmt: skip
+    return (f"video sent {_shown(b.shown('sent_video_kbps'))} received {_shown(b.shown('received_video_kbps'))}, "
+            f"audio sent {_shown(b.shown('sent_audio_kbps'))} received {_shown(b.shown('received_audio_kbps'))} "
+            "(per participant)")  # fmt: skip
 
 
 def _key_rows(m: Metrics) -> list[Sequence[Any]]:
@@ -250,7 +252,7 @@ def load_summary(display: Display, judgement: Judgement, *, wrote: bool = True) 
         Verdict.INTERRUPTED: "partial reports written" if wrote else "the results so far are above",
     }
     mode = "" if s.e2ee is not False else ", plain: no E2EE"
-    title = f"sealrtc {display.command} summary ({report.duration_s} s, {s.target}{mode})"
+    title = f"sealrtc {display.command} summary ({report.duration_s} s, {s.target}{mode}, media: {media_line(s)})"
     status = judgement.exit_status
     display.summary(title, ("", "value"), rows, verdicts[judgement.verdict], status == 0, status=status)
 

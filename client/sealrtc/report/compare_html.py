@@ -7,7 +7,8 @@ from __future__ import annotations
 from html import escape
 
 from .compare import Comparison, Row, Side
-from .html import CSP, CSS, DASH
+from .html import CSP, CSS
+from .html_cells import DASH
 
 __all__ = ["render_compare_html"]
 

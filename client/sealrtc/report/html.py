@@ -9,14 +9,30 @@ The page reads a typed :class:`~sealrtc.report.model.LoadReport` (its JSON: ``re
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from html import escape
 
 from .assertions import AssertionSyntaxError, Counter, Percentile, parse
 from .assertions import Number as AssertedNumber
+from .html_cells import (
+    DASH,
+    Column,
+    card,
+    count_text,
+    esc,
+    grouped_table,
+    kbps_card,
+    kbps_text,
+    ms_text,
+    pick,
+    rounded,
+    table,
+    value_text,
+)
+from .html_recovery import fault_spans, faults_section, links_section, recovery_cards
 from .jsonread import Number
-from .measures import Bitrate, Frames, Freezes, Metrics, ParticipantRow, Participants, RoomReport, Summary
+from .measures import Bitrate, Frames, Freezes, Metrics, ParticipantRow, Participants, RoomReport
+from .media_line import media_line
 from .model import LoadReport
 from .plot import PALETTE, Series, Threshold, line_chart
 
@@ -48,9 +64,10 @@ figure { margin: 0; background: #fff; border: 1px solid #e5e7eb; border-radius: 
 figcaption { font-weight: 600; margin-bottom: 2px; }
 svg.plot { display: block; width: 100%; max-width: 760px; height: auto; }
 table { border-collapse: collapse; background: #fff; border: 1px solid #e5e7eb; font-variant-numeric: tabular-nums; }
-th, td { padding: 6px 10px; border-bottom: 1px solid #e5e7eb; text-align: right; white-space: nowrap; }
+th, td { padding: 6px 8px; border-bottom: 1px solid #e5e7eb; text-align: right; white-space: nowrap; }
 th { background: #f9fafb; font-weight: 600; color: #374151; }
 th:first-child, td:first-child, th.text, td.text { text-align: left; }
+th.group { text-align: center; border-left: 1px solid #e5e7eb; } th.under { text-align: right; }
 td.expr { font-family: ui-monospace, monospace; text-align: left; white-space: normal; }
 .tag { font: 11px system-ui, sans-serif; color: #4b5563; background: #eef0f3; border-radius: 4px; padding: 1px 5px; }
 .ok { color: #15803d; font-weight: 700; } .no { color: #b91c1c; font-weight: 700; }
@@ -61,39 +78,7 @@ footer { margin-top: 30px; color: #6b7280; font-size: 12px; }
 """
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
-DASH = "\u2014"
 TIMES = "\u00d7"
-
-
-def _e(value: object) -> str:
-    return escape(str(value), quote=True)
-
-
-def _count(n: Number | None) -> str:
-    return DASH if n is None else (f"{int(n):,}" if n == int(n) else f"{n:,.1f}")
-
-
-def _ms(n: Number | None) -> str:
-    if n is None:
-        return DASH
-    return f"{n:,.0f} ms" if n >= 100 else f"{n:.1f} ms"
-
-
-def _kbps(n: Number | None) -> str:
-    return DASH if n is None else f"{n:,.0f} kbit/s"
-
-
-def _kbps_card(n: Number | None) -> str:
-    """A tile's bitrate (HTML): the number large, the unit small."""
-    return DASH if n is None else f"{n:,.0f} <small>kbit/s</small>"
-
-
-def _value(n: Number | None) -> str:
-    return DASH if n is None else f"{n:.5g}"
-
-
-def _p(summary: Summary | None, function: str) -> Number | None:
-    return summary.value(function) if summary is not None else None
 
 
 def _scenario(report: LoadReport) -> str:
@@ -102,35 +87,31 @@ def _scenario(report: LoadReport) -> str:
         return "scenario unknown"
     parts = []
     per_room = ", ".join(
-        f"{_count(n)} {label}"
+        f"{count_text(n)} {label}"
         for n, label in ((s.publishers, "pub"), (s.subscribers, "sub"), (s.intruders, "intruder"))
     )
     parts.append(f"{_many(s.rooms, 'room')} {TIMES} ({per_room})")
-    parts.append(f"{_count(s.duration)} s, ramp {_value(s.ramp)}/s")
+    parts.append(f"{count_text(s.duration)} s, ramp {value_text(s.ramp)}/s")
     parts.append(f"target: {s.target if s.target is not None else DASH}")
     suite = f" (suite {s.suite})" if s.e2ee and s.suite is not None else ""
     parts.append(f"E2EE {'on' if s.e2ee else 'OFF'}" + suite)
-    parts.append(f"media: {s.media if s.media is not None else DASH}")
+    parts.append(f"media: {media_line(s, unknown=DASH)}")
     parts.append(f"probes {'on' if s.probe else 'off'}")
     if s.decode_every is not None:
         parts.append(
-            f"1 subscriber in {_count(s.decode_every)} decodes" if s.decode_every else "verify-only (no decoding)"
+            f"1 subscriber in {count_text(s.decode_every)} decodes" if s.decode_every else "verify-only (no decoding)"
         )
     parts.append(_many(s.workers, "worker"))
-    return " · ".join(_e(p) for p in parts)
+    return " · ".join(esc(p) for p in parts)
 
 
 def _many(n: Number | None, word: str) -> str:
     """``1 room``, ``3 rooms``, ``— rooms``."""
-    return f"{_count(n)} {word}" if n == 1 else f"{_count(n)} {word}s"
+    return f"{count_text(n)} {word}" if n == 1 else f"{count_text(n)} {word}s"
 
 
 def _opt(value: object) -> object:
     return DASH if value is None else value
-
-
-def _card(label: str, value: str, level: str = "") -> str:
-    return f'<div class="card {level}"><div class="label">{_e(label)}</div><div class="value">{value}</div></div>'
 
 
 def _headline(report: LoadReport) -> str:
@@ -142,27 +123,28 @@ def _headline(report: LoadReport) -> str:
     intruder = m.intruder_decrypts
     short = p.joined is not None and p.planned is not None and p.joined < p.planned
     cards = [
-        _card(
+        card(
             "joined / planned",
-            f"{_count(p.joined)} / {_count(p.planned)}",
+            f"{count_text(p.joined)} / {count_text(p.planned)}",
             "bad" if short or (p.failed or 0) > 0 else "",
         ),
-        _card("video latency p50", _e(_ms(_p(m.latency_video_ms, "p50")))),
-        _card("video latency p95", _e(_ms(_p(m.latency_video_ms, "p95")))),
-        _card("video latency p99", _e(_ms(_p(m.latency_video_ms, "p99")))),
-        _card("audio latency p50", _e(_ms(_p(m.latency_audio_ms, "p50")))),
-        _card("audio latency p95", _e(_ms(_p(m.latency_audio_ms, "p95")))),
-        _card("video received", _kbps_card(bitrate.received_video_kbps)),
-        _card("audio received", _kbps_card(bitrate.received_audio_kbps)),
-        _card("sent per publisher", _kbps_card(bitrate.total("sent"))),
-        _card(
+        card("video latency p50", esc(ms_text(pick(m.latency_video_ms, "p50")))),
+        card("video latency p95", esc(ms_text(pick(m.latency_video_ms, "p95")))),
+        card("video latency p99", esc(ms_text(pick(m.latency_video_ms, "p99")))),
+        card("audio latency p50", esc(ms_text(pick(m.latency_audio_ms, "p50")))),
+        card("audio latency p95", esc(ms_text(pick(m.latency_audio_ms, "p95")))),
+        card("video received", kbps_card(bitrate.shown("received_video_kbps"))),
+        card("audio received", kbps_card(bitrate.shown("received_audio_kbps"))),
+        card("sent per publisher", kbps_card(bitrate.total("sent"))),
+        card(
             "frames lost",
-            _e(_count(lost)) + (f" <small>({loss:.2f} %)</small>" if loss is not None else ""),
+            esc(count_text(lost)) + (f" <small>({loss:.2f} %)</small>" if loss is not None else ""),
             "warn" if (lost or 0) > 0 else "",
         ),
-        _card("freezes", _e(_count(freezes)), "warn" if (freezes or 0) > 0 else ""),
-        _card("decrypt failures", _e(_count(failures)), "warn" if (failures or 0) > 0 else ""),
-        _card("intruder decrypts", _e(_count(intruder)), "bad" if (intruder or 0) > 0 else ""),
+        card("freezes", esc(count_text(freezes)), "warn" if (freezes or 0) > 0 else ""),
+        card("decrypt failures", esc(count_text(failures)), "warn" if (failures or 0) > 0 else ""),
+        card("intruder decrypts", esc(count_text(intruder)), "bad" if (intruder or 0) > 0 else ""),
+        *recovery_cards(report, m),
     ]
     return f'<section class="cards">{"".join(cards)}</section>'
 
@@ -221,6 +203,7 @@ def _charts(report: LoadReport) -> str:
     intervals = report.intervals
     xs = [row.get("t") for row in intervals]
     thresholds = _thresholds(report)
+    spans = fault_spans(report)
     clock = _clock(report.started_at)
     x_label = f"time (s after {clock})" if clock else "time (s)"
 
@@ -232,12 +215,19 @@ def _charts(report: LoadReport) -> str:
             for i, (label, key, unit) in enumerate(series)
         ]
         svg = line_chart(title, xs, lines, y_label=y_label, x_label=x_label, x_max=report.duration_s,
-                         integer=integer, thresholds=thresholds.get(measures, ()))  # fmt: skip
-        return f"<figure><figcaption>{_e(title)}</figcaption>{svg}</figure>"
+                         integer=integer, thresholds=thresholds.get(measures, ()), spans=spans)  # fmt: skip
+        return f"<figure><figcaption>{esc(title)}</figcaption>{svg}</figure>"
 
     people = [("joined", "joined", ""), ("intruders", "intruders", "")]
     if any(row.get("failed") is not None for row in intervals):
         people.append(("failed", "failed", ""))
+    # a kind nobody sent (--no-audio) has no line: it was absent, not lost
+    bitrate = report.metrics.bitrate if report.metrics is not None else None
+    rates = [("sent", "sent_kbps", "kbit/s")] + [
+        (f"received {kind}", f"received_{kind}_kbps", "kbit/s")
+        for kind in ("video", "audio")
+        if bitrate is None or bitrate.get(f"sent_{kind}_kbps") != 0
+    ]
     charts = [
         chart("Participants joined", "participants", *people, integer=True),
         chart(
@@ -249,13 +239,7 @@ def _charts(report: LoadReport) -> str:
             ("audio p95", "latency_audio_p95", "ms"),
             measures="latency",
         ),
-        chart(
-            "Bitrate: sent by all publishers, received by all subscribers",
-            "kbit/s",
-            ("sent", "sent_kbps", "kbit/s"),
-            ("received video", "received_video_kbps", "kbit/s"),
-            ("received audio", "received_audio_kbps", "kbit/s"),
-        ),
+        chart("Bitrate: sent by all publishers, received by all subscribers", "kbit/s", *rates),
         chart("Video frame rate per track", "frames / s", ("fps", "fps", "fps")),
         chart(
             "Frames lost and freezes", "count", ("frames lost", "lost", ""), ("freezes", "freezes", ""), integer=True
@@ -273,13 +257,6 @@ def _charts(report: LoadReport) -> str:
     return f'<section class="charts">{"".join(charts)}</section>'
 
 
-def _table(headers: Sequence[str], rows: Sequence[str], empty: str, text_columns: Sequence[int] = (0,)) -> str:
-    head = "".join(f'<th class="{"text" if i in text_columns else ""}">{_e(h)}</th>' for i, h in enumerate(headers))
-    if not rows:
-        rows = [f'<tr><td class="text" colspan="{len(headers)}">{_e(empty)}</td></tr>']
-    return f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
-
-
 def _assertions(report: LoadReport) -> str:
     rows = []
     for a in report.assertions:
@@ -287,10 +264,10 @@ def _assertions(report: LoadReport) -> str:
         default = ' <span class="tag">default</span>' if a.default else ""
         rows.append(
             f'<tr class="{"" if a.ok else "problem"}"><td>{mark}</td>'
-            f'<td class="expr">{_e(a.expr)}{default}</td>'
-            f'<td>{_e(_value(a.value))}</td><td class="text">{_e(a.reason or "")}</td></tr>'
+            f'<td class="expr">{esc(a.expr)}{default}</td>'
+            f'<td>{esc(value_text(a.value))}</td><td class="text">{esc(a.reason or "")}</td></tr>'
         )
-    return _table(("result", "assertion", "measured", "reason"), rows, "no assertions", (0, 1, 3))
+    return table(("result", "assertion", "measured", "reason"), rows, "no assertions", (0, 1, 3))
 
 
 def _room_row(room: RoomReport) -> str:
@@ -307,44 +284,41 @@ def _room_row(room: RoomReport) -> str:
         or (failures or 0) > 0
     )
     cells = [
-        f"{_count(p.joined)} / {_count(p.planned)}",
-        _count(p.failed),
-        _ms(_p(m.latency_video_ms, "p50")),
-        _ms(_p(m.latency_video_ms, "p95")),
-        _ms(_p(m.latency_audio_ms, "p50")),
-        _ms(_p(m.latency_audio_ms, "p95")),
-        _kbps((m.bitrate or Bitrate()).received_video_kbps),
-        _kbps((m.bitrate or Bitrate()).received_audio_kbps),
-        _count(frames.decrypted),
-        _count(frames.lost),
-        _count(freezes),
-        _count(failures),
-        _count(intruder),
+        f"{count_text(p.joined)} / {count_text(p.planned)}",
+        count_text(p.failed),
+        ms_text(pick(m.latency_video_ms, "p50")),
+        ms_text(pick(m.latency_video_ms, "p95")),
+        ms_text(pick(m.latency_audio_ms, "p50")),
+        ms_text(pick(m.latency_audio_ms, "p95")),
+        count_text(rounded((m.bitrate or Bitrate()).shown("received_video_kbps"))),
+        count_text(rounded((m.bitrate or Bitrate()).shown("received_audio_kbps"))),
+        count_text(frames.decrypted),
+        count_text(frames.lost),
+        count_text(freezes),
+        count_text(failures),
+        count_text(intruder),
     ]
-    tds = "".join(f"<td>{_e(c)}</td>" for c in cells)
+    tds = "".join(f"<td>{esc(c)}</td>" for c in cells)
     name = room.room if room.room is not None else "?"
-    return f'<tr class="{"problem" if problem else ""}"><td>{_e(name)}</td>{tds}</tr>'
+    return f'<tr class="{"problem" if problem else ""}"><td>{esc(name)}</td>{tds}</tr>'
 
 
 def _rooms(report: LoadReport) -> str:
     rows = [_room_row(r) for r in report.rooms]
-    headers = (
+    columns: list[Column] = [
         "room",
         "joined",
         "failed",
-        "video p50",
-        "video p95",
-        "audio p50",
-        "audio p95",
-        "video recv.",
-        "audio recv.",
+        ("video latency", ("p50", "p95")),
+        ("audio latency", ("p50", "p95")),
+        ("received kbit/s", ("video", "audio")),
         "decrypted",
         "lost",
         "freezes",
         "decrypt fail.",
         "intruder dec.",
-    )
-    return _table(headers, rows, "no rooms")
+    ]
+    return grouped_table(columns, rows, "no rooms")
 
 
 HTML_PARTICIPANT_ROWS = 1000
@@ -363,17 +337,17 @@ def _participant_row(row: ParticipantRow) -> str:
     failures = row.decrypt_failures.total if row.decrypt_failures is not None and row.role != "intruder" else 0
     problem = row.failed or (row.freezes or 0) > 0 or (row.lost or 0) > 0 or failures > 0
     cells = [
-        _ms(row.join_ms),
-        _ms(row.first_frame_ms),
-        _ms(row.latency_video_p50),
-        _ms(row.latency_video_p95),
-        _ms(row.latency_audio_p50),
-        _ms(row.latency_audio_p95),
+        ms_text(row.join_ms),
+        ms_text(row.first_frame_ms),
+        ms_text(row.latency_video_p50),
+        ms_text(row.latency_video_p95),
+        ms_text(row.latency_audio_p50),
+        ms_text(row.latency_audio_p95),
         DASH if row.fps is None else f"{row.fps:.1f}",
-        _kbps(row.sent_kbps),
-        _kbps(row.received_kbps),
-        _count(row.lost),
-        _count(row.freezes),
+        kbps_text(row.sent_kbps),
+        kbps_text(row.received_kbps),
+        count_text(row.lost),
+        count_text(row.freezes),
     ]
     texts = [
         row.id + (" (failed)" if row.failed else ""),
@@ -383,10 +357,10 @@ def _participant_row(row: ParticipantRow) -> str:
     ]
     return (
         f'<tr class="{"problem" if problem else ""}">'
-        + "".join(f'<td class="text">{_e(t)}</td>' for t in texts)
-        + "".join(f"<td>{_e(c)}</td>" for c in cells)
-        + f'<td class="text">{_e(_reasons_text(row.decrypt_failures))}</td>'
-        + f"<td>{_e(_count(row.reconnects) if row.reconnects else '')}</td></tr>"
+        + "".join(f'<td class="text">{esc(t)}</td>' for t in texts)
+        + "".join(f"<td>{esc(c)}</td>" for c in cells)
+        + f'<td class="text">{esc(_reasons_text(row.decrypt_failures))}</td>'
+        + f"<td>{esc(count_text(row.reconnects) if row.reconnects else '')}</td></tr>"
     )
 
 
@@ -404,7 +378,7 @@ def _participants(report: LoadReport) -> str:
         if more > 0
         else ""
     )
-    return "<h2>Participants, worst first</h2>" + _table(headers, rows, "no participant rows", (0, 1, 2, 3, 15)) + note
+    return "<h2>Participants, worst first</h2>" + table(headers, rows, "no participant rows", (0, 1, 2, 3, 15)) + note
 
 
 def _histograms(report: LoadReport) -> str:
@@ -417,9 +391,11 @@ def _histograms(report: LoadReport) -> str:
         ("first frame", m.first_frame_ms),
         ("generator loop lag", report.generator.loop_lag_ms if report.generator is not None else None),
     ):
-        cells = [_count(_p(summary, "count") or 0)] + [_ms(_p(summary, k)) for k in ("p50", "p90", "p95", "p99", "max")]
-        rows.append(f"<tr><td>{_e(label)}</td>{''.join(f'<td>{_e(c)}</td>' for c in cells)}</tr>")
-    return _table(("ms", "samples", "p50", "p90", "p95", "p99", "max"), rows, "")
+        cells = [count_text(pick(summary, "count") or 0)] + [
+            ms_text(pick(summary, k)) for k in ("p50", "p90", "p95", "p99", "max")
+        ]
+        rows.append(f"<tr><td>{esc(label)}</td>{''.join(f'<td>{esc(c)}</td>' for c in cells)}</tr>")
+    return table(("ms", "samples", "p50", "p90", "p95", "p99", "max"), rows, "")
 
 
 def _reasons(report: LoadReport) -> str:
@@ -427,15 +403,17 @@ def _reasons(report: LoadReport) -> str:
     rows = []
     for label, counts in (("decrypt failures", m.decrypt_failures), ("intruder failures", m.intruder_failures)):
         for reason, n in (counts or {}).items():
-            rows.append(f"<tr><td>{_e(label)}</td><td class='text'>{_e(reason)}</td><td>{_e(_count(n))}</td></tr>")
-    return _table(("counter", "reason", "frames"), rows, "no failures recorded", (0, 1))
+            rows.append(
+                f"<tr><td>{esc(label)}</td><td class='text'>{esc(reason)}</td><td>{esc(count_text(n))}</td></tr>"
+            )
+    return table(("counter", "reason", "frames"), rows, "no failures recorded", (0, 1))
 
 
 def _warning(report: LoadReport) -> str:
     generator = report.generator
     if generator is None or generator.saturated is not True:
         return ""
-    items = "".join(f"<li>{_e(r)}</li>" for r in generator.saturation_reasons)
+    items = "".join(f"<li>{esc(r)}</li>" for r in generator.saturation_reasons)
     return (
         '<div class="warning" role="alert">The load generator was saturated: its own CPU or event loop was the'
         f" bottleneck, so these numbers are suspect.{f'<ul>{items}</ul>' if items else ''}</div>"
@@ -449,18 +427,21 @@ def _key_lifecycle(report: LoadReport) -> str:
         return ""
     failures = k.decrypt_failures.total if k.decrypt_failures is not None else None
     rows = [
-        ("rotations (keying v1)", _count(k.rotations)),
-        ("highest epoch (keying v2)", _count(k.epochs)),
-        ("decrypt failures within 2 s of a change", _count(failures)),
-        ("frames lost within 2 s of a change", _count(k.frames_lost)),
-        ("freezes within 2 s of a change", _count(k.freezes)),
-        ("longest gap in decrypted video near a change", _ms(k.longest_gap_ms)),
-        ("subscribers who joined during the run", _count(k.joins)),
-        ("their join p50 / max", f"{_ms(_p(k.join_ms, 'p50'))} / {_ms(_p(k.join_ms, 'max'))}"),
-        ("their first frame p50 / max", f"{_ms(_p(k.first_frame_ms, 'p50'))} / {_ms(_p(k.first_frame_ms, 'max'))}"),
+        ("rotations (keying v1)", count_text(k.rotations)),
+        ("highest epoch (keying v2)", count_text(k.epochs)),
+        ("decrypt failures within 2 s of a change", count_text(failures)),
+        ("frames lost within 2 s of a change", count_text(k.frames_lost)),
+        ("freezes within 2 s of a change", count_text(k.freezes)),
+        ("longest gap in decrypted video near a change", ms_text(k.longest_gap_ms)),
+        ("subscribers who joined during the run", count_text(k.joins)),
+        ("their join p50 / max", f"{ms_text(pick(k.join_ms, 'p50'))} / {ms_text(pick(k.join_ms, 'max'))}"),
+        (
+            "their first frame p50 / max",
+            f"{ms_text(pick(k.first_frame_ms, 'p50'))} / {ms_text(pick(k.first_frame_ms, 'max'))}",
+        ),
     ]
-    body = [f'<tr><td class="text">{_e(label)}</td><td>{_e(value)}</td></tr>' for label, value in rows]
-    return "<h2>Key lifecycle</h2>" + _table(("measure", "value"), body, "no key changes")
+    body = [f'<tr><td class="text">{esc(label)}</td><td>{esc(value)}</td></tr>' for label, value in rows]
+    return "<h2>Key lifecycle</h2>" + table(("measure", "value"), body, "no key changes")
 
 
 def render_html(report: LoadReport | Mapping[str, object]) -> str:
@@ -473,35 +454,37 @@ def render_html(report: LoadReport | Mapping[str, object]) -> str:
     rooms = report.scenario.rooms if report.scenario is not None else None
     planned = report.participants.planned if report.participants is not None else None
     title = f"sealrtc load — {verdict} — {_many(rooms, 'room')}, {_many(planned, 'participant')}"
-    started = _e(report.started_at or DASH)
+    started = esc(report.started_at or DASH)
     duration = report.duration_s
     summary = f"{passed} of {len(report.assertions)} assertions passed" if report.assertions else "no assertions"
     return "".join(
         [
             '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
-            f'<meta http-equiv="Content-Security-Policy" content="{_e(CSP)}">',
+            f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             '<link rel="icon" href="data:,">',
-            f"<title>{_e(title)}</title><style>{CSS}</style></head><body><main>",
-            f'<h1>sealrtc load <span class="verdict {_e(verdict)}">{_e(verdict)}</span></h1>',
+            f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>",
+            f'<h1>sealrtc load <span class="verdict {esc(verdict)}">{esc(verdict)}</span></h1>',
             f'<p class="sub">{_scenario(report)}</p>',
-            f'<p class="sub">started {started}, ran {_e(_count(duration))} s · {_e(summary)}</p>',
+            f'<p class="sub">started {started}, ran {esc(count_text(duration))} s · {esc(summary)}</p>',
             _warning(report),
             _headline(report),
             "<h2>Assertions</h2>",
             _assertions(report),
             "<h2>Over time</h2>",
             _charts(report),
+            faults_section(report),
             "<h2>Rooms</h2>",
             _rooms(report),
+            links_section(report),
             _key_lifecycle(report),
             _participants(report),
             '<h2>Distributions and failures</h2><div class="side">',
             _histograms(report),
             _reasons(report),
             "</div>",
-            f"<footer>{_e(report.tool or 'sealrtc load')} report,"
-            f" schema version {_e(_opt(report.version))}, exit status {_e(_opt(report.exit_status))}."
+            f"<footer>{esc(report.tool or 'sealrtc load')} report,"
+            f" schema version {esc(_opt(report.version))}, exit status {esc(_opt(report.exit_status))}."
             " Percentiles come from merged HdrHistograms (the JSON report holds them).</footer>",
             "</main></body></html>",
         ]

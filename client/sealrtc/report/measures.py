@@ -196,7 +196,10 @@ class Bitrate:
     over all participants' connected seconds. A publisher is connected from its connection to the
     run's end; a subscriber from its first frame to its last. Sent counts frames as handed to RTP
     (encrypted, with the latency probe); received counts the media payload of accepted frames
-    (decrypted, without the probe): sent exceeds received by the E2EE overhead (a few %)."""
+    (decrypted, without the probe). The two are means over different windows, so their
+    difference is not the E2EE overhead and received may exceed sent: a subscriber's window
+    starts with a key frame (a short one, a churn joiner's, is mostly that key frame). Frame for
+    frame, sent is the larger by the SFrame header, tag and probe (a few %)."""
 
     sent_video_kbps: Number | None = None
     sent_audio_kbps: Number | None = None
@@ -210,6 +213,13 @@ class Bitrate:
             "sent_video_kbps": self.sent_video_kbps, "sent_audio_kbps": self.sent_audio_kbps,
             "received_video_kbps": self.received_video_kbps, "received_audio_kbps": self.received_audio_kbps,
         }.get(name)  # fmt: skip
+
+    def shown(self, name: str) -> Number | None:
+        """``name``'s value for a display: None (absent, shown as a dash) where its kind was not
+        sent at all (publishers connected and sent no byte of it: ``--no-audio``, a room's
+        ``no-audio``), so a kind that was never sent does not read as one that was all lost."""
+        kind = "audio" if "audio" in name else "video"
+        return None if self.get(f"sent_{kind}_kbps") == 0 else self.get(name)
 
     def total(self, direction: str) -> Number | None:
         """``sent`` or ``received``: video + audio (None when neither was measured)."""

@@ -3,7 +3,9 @@
 A chart is a ``<svg>`` with a ``viewBox`` (it scales to its container), axes with "nice" ticks
 (1, 2 or 5 x 10^k), a legend and one ``<path>`` per series. A null value breaks its line; a point
 with no neighbour is drawn as a dot; every point has a hover tooltip (an SVG ``<title>``). A chart
-with no value at all says "no data".
+with no value at all says "no data". A :class:`Threshold` is a dashed horizontal line (an
+assertion's limit); a :class:`Span` marks a stretch of time (a fault) as a shaded band, or a
+vertical line when it has no length.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-__all__ = ["PALETTE", "Series", "Threshold", "line_chart", "nice_ticks"]
+__all__ = ["PALETTE", "Series", "Span", "Threshold", "line_chart", "nice_ticks"]
 
 PALETTE = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9")
 """Okabe-Ito colours: distinguishable with the common colour-vision deficiencies."""
@@ -43,6 +45,25 @@ class Threshold:
 
 
 THRESHOLD_COLOR = "#b91c1c"
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of the time axis, from ``start`` for ``length`` seconds: a shaded band, or a
+    vertical line when ``length`` is 0 or unknown (None). ``label`` names it (a fault's spec);
+    it is written at the band's top and is the band's tooltip, so a reader sees what happened
+    when, on every chart."""
+
+    start: float
+    length: float | None
+    label: str
+
+    @property
+    def end(self) -> float:
+        return self.start + (self.length or 0.0)
+
+
+SPAN_FILL, SPAN_COLOR = "#fde68a", "#92400e"
 
 
 def nice_ticks(low: float, high: float, count: int = 5, *, integer: bool = False) -> list[float]:
@@ -97,12 +118,16 @@ def line_chart(
     x_max: float | None = None,
     integer: bool = False,
     thresholds: Sequence[Threshold] = (),
+    spans: Sequence[Span] = (),
 ) -> str:
     """An SVG line chart of ``series`` over ``xs`` (both from the report: nulls allowed).
 
     ``x_max`` stretches the time axis (to the run's duration); ``integer``: counts, whole ticks;
-    ``thresholds``: dashed lines at assertions' limits (the y axis stretches to show them).
+    ``thresholds``: dashed lines at assertions' limits (the y axis stretches to show them);
+    ``spans``: stretches of time (faults) drawn behind the lines (the time axis stretches to
+    show them).
     """
+    spans = [s for s in spans if _valid(s.start) and (s.length is None or _valid(s.length)) and s.end >= s.start]
     points = [
         [(float(x), float(v)) for x, v in zip(xs, s.values, strict=False) if _valid(x) and _valid(v)]  # type: ignore[arg-type]
         for s in series
@@ -123,7 +148,8 @@ def line_chart(
         return "".join(out)
     all_x = [x for p in points for x, _ in p]
     all_y = [y for p in points for _, y in p] + [t.value for t in thresholds if math.isfinite(t.value)]
-    x_ticks = nice_ticks(min(0.0, *all_x), max(*all_x, x_max or 0.0), 6)
+    span_x = [x for s in spans for x in (s.start, s.end)]
+    x_ticks = nice_ticks(min(0.0, *all_x, *span_x), max(*all_x, *span_x, x_max or 0.0), 6)
     y_ticks = nice_ticks(min(0.0, *all_y), max(all_y), 4, integer=integer)
     x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
 
@@ -148,6 +174,7 @@ def line_chart(
         f'<text transform="translate(14 {TOP + plot_h / 2}) rotate(-90)" text-anchor="middle" fill="#374151">'
         f"{escape(y_label)}</text>"
     )
+    out.extend(_spans(spans, sx))
     for threshold in thresholds:
         if not math.isfinite(threshold.value):
             continue
@@ -168,6 +195,35 @@ def line_chart(
             )
     out.append("</svg>")
     return "".join(out)
+
+
+def _spans(spans: Sequence[Span], sx: Callable[[float], float]) -> list[str]:
+    """Each span as a band (or a line) over the plot's height, its label at the top (labels of
+    successive spans alternate between two rows, so neighbours do not print over each other)."""
+    out = []
+    bottom = TOP + HEIGHT - TOP - BOTTOM
+    for i, span in enumerate(spans):
+        x0, x1 = sx(span.start), sx(span.end)
+        label = escape(span.label)
+        if x1 - x0 >= 1:
+            shape = (
+                f'<rect x="{x0}" y="{TOP}" width="{round(x1 - x0, 2)}" height="{bottom - TOP}" fill="{SPAN_FILL}"'
+                f' fill-opacity="0.55" stroke="{SPAN_COLOR}" stroke-opacity="0.35"/>'
+            )
+        else:
+            shape = (
+                f'<line x1="{x0}" x2="{x0}" y1="{TOP}" y2="{bottom}" stroke="{SPAN_COLOR}" stroke-width="1.5"'
+                ' stroke-dasharray="3 3"/>'
+            )
+        # the label starts at the span; one that would leave the plot ends at it instead
+        fits = x0 + 3 + CHAR_WIDTH * len(span.label) <= WIDTH - RIGHT
+        x, anchor = (x0 + 3, "start") if fits else (max(x0, x1) - 3, "end")
+        out.append(
+            f"<g><title>{label}</title>{shape}"
+            f'<text x="{round(x, 2)}" y="{TOP + 12 + 12 * (i % 2)}" text-anchor="{anchor}" fill="{SPAN_COLOR}"'
+            f' font-size="11">{label}</text></g>'
+        )
+    return out
 
 
 def _legend(series: Sequence[Series]) -> list[str]:
