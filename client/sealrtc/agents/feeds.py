@@ -13,6 +13,7 @@ without waiting, until the first one it had to wait for.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -28,13 +29,16 @@ MAX_SKIPPED = 3000
 class Feed(MediaStreamTrack):
     """One connection's view of ``source``: its frames, and key-frame requests passed back."""
 
-    def __init__(self, source: Any, *, skip_backlog: bool = False) -> None:
+    def __init__(self, source: Any, *, skip_backlog: bool = False, on_skip: Callable[[], None] | None = None) -> None:
+        """``on_skip``: called for each frame of the backlog skipped (the publisher leaves a
+        probe sequence number unused for it)."""
         super().__init__()
         self.kind = source.kind
         self.source = source
         self.skipped = 0
         """Frames of the backlog taken from the source and never sent."""
         self._skip_backlog = skip_backlog
+        self._on_skip = on_skip
 
     async def recv(self) -> Any:
         if self.readyState != "live":
@@ -46,6 +50,8 @@ class Feed(MediaStreamTrack):
                 self._skip_backlog = False
                 return frame
             self.skipped += 1
+            if self._on_skip is not None:
+                self._on_skip()
         return await self.source.recv()
 
     def request_keyframe(self) -> None:

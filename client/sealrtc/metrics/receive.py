@@ -77,6 +77,15 @@ class ReceiveMetrics:
         self.interval_latency = Histogram()
         return taken
 
+    def sequence_span(self) -> dict[int, tuple[int, int]]:
+        """Per probe stream id, the first and the highest sequence number received: where a
+        reconnecting agent matches the streams before and after an outage."""
+        return {
+            stream_id: (t.first, t.highest)
+            for stream_id, t in self._sequences.items()
+            if t.first is not None and t.highest is not None
+        }
+
     @property
     def frames_lost(self) -> int:
         return sum(t.lost for t in self._sequences.values())

@@ -15,9 +15,11 @@ class SequenceTracker:
     A frame that arrives late fills its gap: it is no longer lost, but counted out of order.
     """
 
-    __slots__ = ("_highest", "_missing", "duplicates", "lost", "out_of_order", "received")
+    __slots__ = ("_highest", "_missing", "duplicates", "first", "lost", "out_of_order", "received")
 
     def __init__(self) -> None:
+        self.first: int | None = None
+        """The first sequence number received (where this receiver's count begins)."""
         self._highest: int | None = None
         self._missing: set[int] = set()
         self.received = 0
@@ -29,7 +31,7 @@ class SequenceTracker:
         self.received += 1
         highest = self._highest
         if highest is None:
-            self._highest = sequence
+            self._highest = self.first = sequence
             return
         delta = (sequence - highest) % _U32
         if delta == 0:
@@ -50,6 +52,11 @@ class SequenceTracker:
             else:
                 self.duplicates += 1
                 self.received -= 1
+
+    @property
+    def highest(self) -> int | None:
+        """The highest sequence number received (wrap-aware), None before the first."""
+        return self._highest
 
     @property
     def expected(self) -> int:
