@@ -130,3 +130,8 @@ async def test_cli_agents_recover_from_a_killed_and_restarted_relay(tmp_path: Pa
     assert ttr["count"] == 1 and ttr["max"] > 1000, ttr
     assert sub.report["histograms"]["time_to_recover_ms"]
     assert sum(sum(t["decrypt_failures"].values()) for t in sub.report["tracks"]) == 0
+    recovery = sub.report["recovery"]  # the frames the outage cost, told apart from loss on a link
+    outage_s = recovery["outage_ms"]["total"] / 1000
+    assert 0.3 * outage_s * 30 <= recovery["frames_missed"] <= 3 * outage_s * 30, recovery
+    assert recovery["frames_missed_estimated"] is False
+    assert f"{recovery['frames_missed']} video frame(s) missed during outages" in sub.stderr
