@@ -132,7 +132,7 @@ def test_a_skipped_frame_leaves_its_probe_number_unused() -> None:
     assert read_probe(stamper.stamp(b"b", 2)) == (7, 3, 2)
 
 
-def test_a_session_numbers_its_senders_with_the_stampers_it_is_given() -> None:
+async def test_a_session_numbers_its_senders_with_the_stampers_it_is_given() -> None:
     kept = {"video": ProbeStamper(stream_id=0x1234), "audio": ProbeStamper(stream_id=0x5678)}
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     session = attach(pc, None, probe=True, stampers=kept)
@@ -143,3 +143,5 @@ def test_a_session_numbers_its_senders_with_the_stampers_it_is_given() -> None:
     plain = attach(RTCPeerConnection(RTCConfiguration(iceServers=[])), None, probe=True)
     plain.pc.addTrack(VideoStreamTrack())
     assert plain.send_tracks()[0].probe_stream not in (None, 0x1234)  # a new stream of its own
+    await pc.close()
+    await plain.pc.close()

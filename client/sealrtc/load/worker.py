@@ -693,7 +693,8 @@ class Worker:
 
     @staticmethod
     def _add_recovery(totals: RoomTotals, entry: _Joined, freezes_ms: float) -> None:
-        """A legitimate subscriber's outages (``refresh()`` first: it notes recoveries), and its
+        """A legitimate subscriber's outages (``refresh()`` first: it notes recoveries) and the
+        video frames they cost it, and its
         watched seconds less the time without video: its outages (last frame before a lost
         connection to the first decrypted on the next) and its video freezes (on a connection)."""
         recovery = entry.agent.recovery
@@ -701,6 +702,7 @@ class Worker:
         ongoing = [recovery.outage_seconds() * 1000] if recovery.lost_at is not None else []
         outage_ms = sum(recovery.outages_ms) + sum(ongoing)
         totals.recovery.outage_ms += outage_ms
+        totals.recovery.frames_missed += recovery.missed_frames()[0]
         totals.recovery.watched_s += entry.watched_s
         totals.recovery.available_s += max(0.0, entry.watched_s - (outage_ms + freezes_ms) / 1000)
 
