@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import itertools
 import random
+from fractions import Fraction
+from types import SimpleNamespace
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
+from sealrtc.agents.feeds import Feed
 from sealrtc.agents.recovery import Backoff, RecoveryLog, estimate_missed, frames_missed_between
 from sealrtc.metrics import ProbeStamper, ReceiveMetrics, read_probe
 from sealrtc.rtc import attach
@@ -145,3 +148,30 @@ async def test_a_session_numbers_its_senders_with_the_stampers_it_is_given() -> 
     assert plain.send_tracks()[0].probe_stream not in (None, 0x1234)  # a new stream of its own
     await pc.close()
     await plain.pc.close()
+
+
+class _BackloggedSource:
+    """A 30 fps source ``behind`` frames behind its clock, each frame taking ``render`` seconds
+    to make (on the fake clock ``now``); once caught up, each frame waits for its time."""
+
+    kind = "video"
+
+    def __init__(self, now: list[float], behind: int, render: float) -> None:
+        self.now, self.behind, self.render, self.index = now, behind, render, 0
+
+    async def recv(self) -> SimpleNamespace:
+        self.now[0] += self.render if self.index < self.behind else 1 / 30
+        frame = SimpleNamespace(pts=self.index * 3000, time_base=Fraction(1, 90_000))
+        self.index += 1
+        return frame
+
+
+async def test_a_feed_after_an_outage_skips_a_backlog_that_takes_milliseconds_to_make() -> None:
+    now = [0.0]
+    skipped: list[int] = []
+    source = _BackloggedSource(now, behind=90, render=0.008)  # 3 s behind, 8 ms a frame
+    feed = Feed(source, skip_backlog=True, on_skip=lambda: skipped.append(1), clock=lambda: now[0])
+    first = await feed.recv()
+    assert first.pts == 90 * 3000 and feed.skipped == len(skipped) == 90  # the backlog, not sent
+    assert (await feed.recv()).pts == 91 * 3000  # then every frame, skipping nothing more
+    assert feed.skipped == 90
