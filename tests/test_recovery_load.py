@@ -80,3 +80,5 @@ def test_a_worker_adds_each_subscribers_missed_frames_ongoing_outage_included() 
     add: Any = Worker._add_recovery
     add(totals, entry, 0.0)
     assert totals.recovery.frames_missed == 90
+    add(totals, entry, 0.0, 12)  # and those of outages its connections survived (stalled tracks)
+    assert totals.recovery.frames_missed == 90 + 90 + 12

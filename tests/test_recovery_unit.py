@@ -175,3 +175,20 @@ async def test_a_feed_after_an_outage_skips_a_backlog_that_takes_milliseconds_to
     assert first.pts == 90 * 3000 and feed.skipped == len(skipped) == 90  # the backlog, not sent
     assert (await feed.recv()).pts == 91 * 3000  # then every frame, skipping nothing more
     assert feed.skipped == 90
+
+
+def test_a_gap_that_ends_a_stall_is_missed_not_lost() -> None:
+    metrics = ReceiveMetrics(video=True)
+    at = 0.0
+    for sequence in range(10):  # a working link at 30 fps, one frame lost on it
+        if sequence != 4:
+            metrics.frame(at, 0, 100, (7, sequence, 0))
+        at += 1 / 30
+    at += 3.0  # the server paused (or the publisher reconnected): nothing for 3 s
+    for sequence in range(100, 105):
+        metrics.frame(at, 0, 100, (7, sequence, 0))
+        at += 1 / 30
+    assert metrics.frames_lost == 1 and metrics.frames_missed == 90
+    summary = metrics.summary()
+    assert (summary["frames_lost"], summary["frames_missed"]) == (1, 90)
+    assert metrics.sequence_span() == {7: (0, 104)}

@@ -330,6 +330,18 @@ class SubscriberAgent:
                     {stream: first for m in video for stream, (first, _) in m.sequence_span().items()}
                 )
 
+    def frames_missed(self) -> tuple[int, bool]:
+        """``(video frames missed during outages, estimated)``: those of the outages this agent
+        reconnected from (:class:`RecoveryLog`) and those of outages its connections survived (a
+        paused server, a publisher that reconnected: a sequence gap after a stall, counted by
+        the track apart from its ``frames_lost``)."""
+        missed, estimated = self.recovery.missed_frames()
+        for session in self.sessions:
+            for track in session.receive_tracks():
+                if track.kind == "video" and track.metrics is not None:
+                    missed += track.metrics.frames_missed
+        return missed, estimated
+
     def _on_feed(self, feed: int, pc: RTCPeerConnection) -> None:
         self.connect.mark("signaling", time.monotonic())
         for session in self.sessions:
@@ -413,6 +425,7 @@ class SubscriberAgent:
                     "decrypt_failures": t["decrypt_failures"],
                     "latency_ms": t["latency_ms"],
                     "frames_lost": t["frames_lost"],
+                    "frames_missed": t["frames_missed"],
                     "frames_out_of_order": t["frames_out_of_order"],
                     "freezes": t["freezes"],
                     "fps": t["fps"],
@@ -422,6 +435,7 @@ class SubscriberAgent:
                 }
             )
         totals = self.totals()
+        missed, estimated = self.frames_missed()
         return {
             "name": self.name,
             "e2ee": self.keys is not None,
@@ -439,7 +453,7 @@ class SubscriberAgent:
             "histograms": {f"latency_ms.{kind}": h.encode() for kind, h in self.histograms().items() if h.count}
             | ({"time_to_recover_ms": self.recovery.time_to_recover.encode()} if self.recovery.reconnects else {}),
             "failure": self.failure,
-            "recovery": self.recovery.as_dict(),
+            "recovery": self.recovery.as_dict() | {"frames_missed": missed, "frames_missed_estimated": estimated},
             "impairment": self.impairment.stats() if self.impairment is not None else None,
         }
 
