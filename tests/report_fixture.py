@@ -75,6 +75,7 @@ def _metrics(m: dict[str, Any]) -> dict[str, Any]:
         "reconnects": 0,
         "time_to_recover_ms": None,
         "outage_ms": 0.0,
+        "outage_frames_missed": 0,
         "availability_percent": 99.5,
     }
 

@@ -19,6 +19,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from ..epochs import EpochKeys, FrameKeys
 from ..media import MediaShape, synthetic_tracks
+from ..metrics import ProbeStamper
 from ..rtc import E2EESession, attach
 from ..rtc.closing import close_peer
 from ..rtc.internals import fix_video_bitrate
@@ -74,6 +75,10 @@ class PublisherAgent:
         self.recover_within = recover_within
         self.recovery = RecoveryLog()
         self._feeds: list[Feed] = []
+        self._stampers = {kind: ProbeStamper() for kind in KINDS} if probe else {}
+        """One probe stream per kind for the agent's life: a reconnect continues its numbering
+        (the backlog skipped after an outage leaves its numbers unused), so the sequence counts
+        the source's frames and a subscriber counts the frames its outage cost it exactly."""
         self.pc, self.session = self._new_pc()
         self.resource: str | None = None
         self.janus: JanusSession | None = None
@@ -96,13 +101,14 @@ class PublisherAgent:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         if self.impairment is not None:
             self.impairment.apply(pc)
-        session = attach(pc, self.keys, probe=self.probe)
+        session = attach(pc, self.keys, probe=self.probe, stampers=self._stampers)
         if self.record_plaintext and self.keys is not None:
             session.plaintext_observer = self._record
         after_outage = self.recovery.lost_at is not None
         for track in (self.video, self.audio):
             if track is not None:
-                feed = Feed(track, skip_backlog=after_outage)
+                stamper = self._stampers.get(track.kind)
+                feed = Feed(track, skip_backlog=after_outage, on_skip=stamper.skip if stamper is not None else None)
                 self._feeds.append(feed)
                 sender = pc.addTrack(feed)
                 if track is self.video and self.shape.video_bps is not None:
@@ -217,7 +223,7 @@ class PublisherAgent:
             "tracks": tracks,
             "plaintext_frames_recorded": len(self.plaintext_digests),
             "failure": self.failure,
-            "recovery": self.recovery.as_dict()
+            "recovery": {k: v for k, v in self.recovery.as_dict().items() if not k.startswith("frames_missed")}
             | {"frames_not_sent": {kind: sum(f.skipped for f in self._feeds if f.kind == kind) for kind in KINDS}},
             "impairment": self.impairment.stats() if self.impairment is not None else None,
         }

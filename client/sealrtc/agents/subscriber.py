@@ -22,7 +22,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from ..epochs import FrameKeys
 from ..failures import FailureCounts
-from ..metrics import Histogram
+from ..metrics import Histogram, ReceiveMetrics
 from ..metrics.connect import ConnectPhases
 from ..rtc import E2EESession, EncodedFrame, attach
 from ..rtc.closing import close_peer
@@ -34,6 +34,10 @@ from .recovery import RecoveryLog, retry
 from .watch import MediaActivity, connected, first_of, media_path_lost, server_gone
 
 logger = logging.getLogger(__name__)
+
+LIVE_BEFORE_LOSS = 2.0
+"""A video track whose last frame came at most this long (seconds) before the last frame of
+all was live when the media stopped (the frame rate and probes an outage is measured from)."""
 
 REASON_WORDS = {"unknown_key": "unknown key", "authentication_failed": "authentication failed"}
 
@@ -284,7 +288,8 @@ class SubscriberAgent:
             if self.recover_within is None:
                 self._fail(reason)
                 return
-            self.recovery.lost(reason, since=self._last_frame_at)
+            rate, last = self._video_before_loss()
+            self.recovery.lost(reason, since=self._last_frame_at, frame_rate=rate, last_probes=last)
             self._sessions_before_loss = len(self.sessions)
             logger.info("%s lost its server (%s): reconnecting", self.name, reason)
             if not await retry(reconnect, self.recovery, self.recover_within):
@@ -293,14 +298,49 @@ class SubscriberAgent:
             self.recovery.reconnected()
             self.changed.set()
 
+    def _video_before_loss(self) -> tuple[float | None, dict[int, int]]:
+        """The video frame rate and the highest probe sequence per stream, over the video tracks
+        that were live when media stopped (a Janus subscriber has one per publisher)."""
+        live: list[ReceiveMetrics] = []
+        for session in self.sessions:
+            for track in session.receive_tracks():
+                m = track.metrics
+                if track.kind == "video" and m is not None and m.last_at is not None:
+                    if self._last_frame_at is None or m.last_at >= self._last_frame_at - LIVE_BEFORE_LOSS:
+                        live.append(m)
+        rates = [fps for fps in (m.fps() for m in live) if fps is not None]
+        last = {stream: highest for m in live for stream, (_, highest) in m.sequence_span().items()}
+        return (sum(rates) if rates else None), last
+
     def _check_recovered(self) -> None:
-        """An outage ends with the first frame decrypted on a connection made after it began."""
-        if self.recovery.lost_at is None:
+        """An outage ends with the first frame decrypted on a connection made after it began;
+        its missed frames are counted once video arrives there (see :class:`RecoveryLog`)."""
+        if self.recovery.lost_at is None and not self.recovery.awaiting_probes:
             return
-        tracks = [t for s in self.sessions[self._sessions_before_loss :] for t in s.receive_tracks()]
-        at = _earliest(t.first_frame_at for t in tracks)
-        if at is not None:
+        new = [t for s in self.sessions[self._sessions_before_loss :] for t in s.receive_tracks()]
+        if self.recovery.lost_at is not None:
+            at = _earliest(t.first_frame_at for t in new)
+            if at is None:
+                return
             self.recovery.recovered(at)
+        if self.recovery.awaiting_probes:
+            video = [t.metrics for t in new if t.kind == "video" and t.metrics is not None and t.metrics.frames]
+            if video:
+                self.recovery.first_probes(
+                    {stream: first for m in video for stream, (first, _) in m.sequence_span().items()}
+                )
+
+    def frames_missed(self) -> tuple[int, bool]:
+        """``(video frames missed during outages, estimated)``: those of the outages this agent
+        reconnected from (:class:`RecoveryLog`) and those of outages its connections survived (a
+        paused server, a publisher that reconnected: a sequence gap after a stall, counted by
+        the track apart from its ``frames_lost``)."""
+        missed, estimated = self.recovery.missed_frames()
+        for session in self.sessions:
+            for track in session.receive_tracks():
+                if track.kind == "video" and track.metrics is not None:
+                    missed += track.metrics.frames_missed
+        return missed, estimated
 
     def _on_feed(self, feed: int, pc: RTCPeerConnection) -> None:
         self.connect.mark("signaling", time.monotonic())
@@ -385,6 +425,7 @@ class SubscriberAgent:
                     "decrypt_failures": t["decrypt_failures"],
                     "latency_ms": t["latency_ms"],
                     "frames_lost": t["frames_lost"],
+                    "frames_missed": t["frames_missed"],
                     "frames_out_of_order": t["frames_out_of_order"],
                     "freezes": t["freezes"],
                     "fps": t["fps"],
@@ -394,6 +435,7 @@ class SubscriberAgent:
                 }
             )
         totals = self.totals()
+        missed, estimated = self.frames_missed()
         return {
             "name": self.name,
             "e2ee": self.keys is not None,
@@ -411,7 +453,7 @@ class SubscriberAgent:
             "histograms": {f"latency_ms.{kind}": h.encode() for kind, h in self.histograms().items() if h.count}
             | ({"time_to_recover_ms": self.recovery.time_to_recover.encode()} if self.recovery.reconnects else {}),
             "failure": self.failure,
-            "recovery": self.recovery.as_dict(),
+            "recovery": self.recovery.as_dict() | {"frames_missed": missed, "frames_missed_estimated": estimated},
             "impairment": self.impairment.stats() if self.impairment is not None else None,
         }
 

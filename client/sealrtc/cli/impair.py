@@ -40,6 +40,9 @@ def tell_recovery(say: Any, summary: dict[str, Any]) -> None:
     )
     if ttr:
         line += f", time to recover p50 {ttr['p50']:.0f} ms, max {ttr['max']:.0f} ms"
+    if recovery.get("frames_missed") is not None:
+        about = "about " if recovery.get("frames_missed_estimated") else ""
+        line += f", {about}{recovery['frames_missed']} video frame(s) missed during outages"
     if recovery.get("recovering"):
         line += "; the run ended during an outage"
     say(line)

@@ -67,6 +67,7 @@ def metrics(totals: RoomTotals) -> Metrics:
         reconnects=totals.recovery.reconnects,
         time_to_recover_ms=Summary.of(h["time_to_recover_ms"]),
         outage_ms=round(totals.recovery.outage_ms, 1),
+        outage_frames_missed=totals.recovery.frames_missed,
         availability_percent=_round(totals.recovery.availability_percent),
     )
 

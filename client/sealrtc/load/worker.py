@@ -396,6 +396,7 @@ class Worker:
             "video": sum(t["frames_decrypted"] for t in video),
             "video_tracks": live_video,
             "lost": sum(m.frames_lost for m in metrics),
+            "missed": sum(m.frames_missed for m in metrics if m.video),
             "freezes": sum(m.freezes.count for m in metrics if m.video),
             "freezes_ms": sum(m.freezes.total_ms for m in metrics if m.video),
             "failures": failures,
@@ -567,7 +568,7 @@ class Worker:
                 )
                 continue
             agent.refresh()
-            self._add_recovery(totals, entry, numbers["freezes_ms"])
+            self._add_recovery(totals, entry, numbers["freezes_ms"], numbers["missed"])
             connect = agent.connect.as_dict()
             first = connect["first_decrypted_ms"] if agent.keys is not None else connect["first_rtp_ms"]
             joins = totals.histograms["join_ms"], totals.histograms["first_frame_ms"]
@@ -689,7 +690,7 @@ class Worker:
                 totals.intruder_decrypts += numbers["decrypted"]
                 continue
             agent.refresh()
-            self._add_recovery(totals, entry, numbers["freezes_ms"])
+            self._add_recovery(totals, entry, numbers["freezes_ms"], numbers["missed"])
             first = agent.connect.as_dict()["first_decrypted_ms" if agent.keys is not None else "first_rtp_ms"]
             if first is not None:
                 totals.histograms["first_frame_ms"].record(first)
@@ -706,8 +707,10 @@ class Worker:
         return profiles
 
     @staticmethod
-    def _add_recovery(totals: RoomTotals, entry: _Joined, freezes_ms: float) -> None:
-        """A legitimate subscriber's outages (``refresh()`` first: it notes recoveries), and its
+    def _add_recovery(totals: RoomTotals, entry: _Joined, freezes_ms: float, stall_missed: int = 0) -> None:
+        """A legitimate subscriber's outages (``refresh()`` first: it notes recoveries) and the
+        video frames they cost it (``stall_missed``: those of outages its connections survived),
+        and its
         watched seconds less the time without video: its outages (last frame before a lost
         connection to the first decrypted on the next) and its video freezes (on a connection)."""
         recovery = entry.agent.recovery
@@ -715,6 +718,7 @@ class Worker:
         ongoing = [recovery.outage_seconds() * 1000] if recovery.lost_at is not None else []
         outage_ms = sum(recovery.outages_ms) + sum(ongoing)
         totals.recovery.outage_ms += outage_ms
+        totals.recovery.frames_missed += recovery.missed_frames()[0] + stall_missed
         totals.recovery.watched_s += entry.watched_s
         totals.recovery.available_s += max(0.0, entry.watched_s - (outage_ms + freezes_ms) / 1000)
 

@@ -65,3 +65,8 @@ class ProbeStamper:
         out = frame + encode_probe(self.stream_id, self.sequence, capture_ns)
         self.sequence += 1
         return out
+
+    def skip(self) -> None:
+        """Leave one sequence number unused: a frame of the source that is not sent (a backlog
+        skipped after an outage) is a gap, counted as missed by whoever matches the numbers."""
+        self.sequence += 1

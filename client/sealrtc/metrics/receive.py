@@ -13,6 +13,10 @@ from .freeze import FreezeDetector
 from .histogram import Histogram
 from .sequence import SequenceTracker
 
+OUTAGE_STALL_S = 1.0
+"""A track that got no frame for this long (seconds) was in an outage (a paused server, a
+publisher that reconnected): a sequence gap that ends it counts as missed, not as lost."""
+
 
 class ReceiveMetrics:
     """What one receiving track measured. ``video`` enables freeze detection."""
@@ -52,6 +56,7 @@ class ReceiveMetrics:
         self.bytes += size
         if self.first_at is None:
             self.first_at = at
+        after_outage = self.last_at is not None and at - self.last_at >= OUTAGE_STALL_S
         self.last_at = at
         if self.video:
             self.freezes.frame(at)
@@ -66,7 +71,7 @@ class ReceiveMetrics:
             if tracker is None:
                 tracker = self._sequences[stream_id] = SequenceTracker()
                 self.stream_ids.append(stream_id)
-            tracker.add(sequence)
+            tracker.add(sequence, after_outage=after_outage)
 
     def take_interval(self) -> Histogram:
         """Latencies recorded since the previous call (the first call: everything so far)."""
@@ -77,9 +82,24 @@ class ReceiveMetrics:
         self.interval_latency = Histogram()
         return taken
 
+    def sequence_span(self) -> dict[int, tuple[int, int]]:
+        """Per probe stream id, the first and the highest sequence number received: where a
+        reconnecting agent matches the streams before and after an outage."""
+        return {
+            stream_id: (t.first, t.highest)
+            for stream_id, t in self._sequences.items()
+            if t.first is not None and t.highest is not None
+        }
+
     @property
     def frames_lost(self) -> int:
         return sum(t.lost for t in self._sequences.values())
+
+    @property
+    def frames_missed(self) -> int:
+        """Frames of gaps that ended a stall of :data:`OUTAGE_STALL_S` on this track (an outage
+        the connection survived), apart from :attr:`frames_lost`."""
+        return sum(t.missed for t in self._sequences.values())
 
     @property
     def out_of_order(self) -> int:
@@ -104,6 +124,7 @@ class ReceiveMetrics:
         return {
             "latency_ms": self.latency.summary(),
             "frames_lost": self.frames_lost if self.probes else None,
+            "frames_missed": self.frames_missed if self.probes else None,
             "frames_out_of_order": self.out_of_order if self.probes else None,
             "freezes": {"count": self.freezes.count, "total_ms": round(self.freezes.total_ms, 1)}
             if self.video and self.frames

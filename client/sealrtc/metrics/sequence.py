@@ -15,21 +15,27 @@ class SequenceTracker:
     A frame that arrives late fills its gap: it is no longer lost, but counted out of order.
     """
 
-    __slots__ = ("_highest", "_missing", "duplicates", "lost", "out_of_order", "received")
+    __slots__ = ("_highest", "_missing", "duplicates", "first", "lost", "missed", "out_of_order", "received")
 
     def __init__(self) -> None:
+        self.first: int | None = None
+        """The first sequence number received (where this receiver's count begins)."""
         self._highest: int | None = None
         self._missing: set[int] = set()
         self.received = 0
         self.lost = 0
+        self.missed = 0
+        """Frames of gaps that ended an outage (see :meth:`add`): not lost on a working link."""
         self.out_of_order = 0
         self.duplicates = 0
 
-    def add(self, sequence: int) -> None:
+    def add(self, sequence: int, *, after_outage: bool = False) -> None:
+        """One received ``sequence``; ``after_outage``: it ended an outage (nothing came for
+        a long time), so a gap before it is the outage's (``missed``), not the link's (``lost``)."""
         self.received += 1
         highest = self._highest
         if highest is None:
-            self._highest = sequence
+            self._highest = self.first = sequence
             return
         delta = (sequence - highest) % _U32
         if delta == 0:
@@ -37,7 +43,9 @@ class SequenceTracker:
             self.received -= 1
         elif delta < _HALF:  # ahead of everything seen
             gap = delta - 1
-            if gap:
+            if gap and after_outage:
+                self.missed += gap
+            elif gap:
                 self.lost += gap
                 if len(self._missing) + gap <= MAX_TRACKED_GAPS:
                     self._missing.update((highest + i) % _U32 for i in range(1, delta))
@@ -50,6 +58,11 @@ class SequenceTracker:
             else:
                 self.duplicates += 1
                 self.received -= 1
+
+    @property
+    def highest(self) -> int | None:
+        """The highest sequence number received (wrap-aware), None before the first."""
+        return self._highest
 
     @property
     def expected(self) -> int:

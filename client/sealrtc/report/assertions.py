@@ -25,8 +25,10 @@ frames.decrypted frames.decoded frames.lost``, ``freezes`` (= ``freezes.count``)
 (within 2 s of any key change) and ``churn_joins``, and the bitrates in kbit/s (``metrics.bitrate``:
 the mean of one participant over its connected time): ``bitrate_kbps`` (received video + audio
 per subscriber), ``video_bitrate_kbps``, ``audio_bitrate_kbps`` (received) and
-``sent_bitrate_kbps`` (video + audio per publisher), and recovery's ``reconnects``, ``outage_ms``
-and ``availability_percent`` (the share of subscriber-seconds with decrypted video). REASON is one of
+``sent_bitrate_kbps`` (video + audio per publisher), and recovery's ``reconnects``, ``outage_ms``,
+``outage_frames_missed`` (video frames subscribers did not get during outages, apart from
+``frames.lost``) and ``availability_percent`` (the share of subscriber-seconds with decrypted
+video). REASON is one of
 :data:`sealrtc.errors.DECRYPT_FAILURE_REASONS`.
 
 Evaluation runs left to right with short-circuit: the comparison that decides the outcome (the
@@ -81,9 +83,9 @@ _SAMPLES = {
     "time_to_recover_ms": "time-to-recover",
 }
 
-_RECOVERY_COUNTERS = ("reconnects", "outage_ms", "availability_percent")
-"""Recovery in load runs: every legitimate participant's reconnects, subscribers' outages and
-the share of their seconds with decrypted video."""
+_RECOVERY_COUNTERS = ("reconnects", "outage_ms", "outage_frames_missed", "availability_percent")
+"""Recovery in load runs: every legitimate participant's reconnects, subscribers' outages, the
+video frames those cost them and the share of their seconds with decrypted video."""
 _PLAIN_COUNTERS = (
     "planned",
     "joined",

@@ -258,6 +258,10 @@ class Metrics:
     """Legitimate subscribers: from losing media to the next decrypted frame, per outage."""
     outage_ms: Number | None = None
     """Legitimate subscribers' outages, summed (the ones still going at the end included)."""
+    outage_frames_missed: Number | None = None
+    """Video frames legitimate subscribers did not get during their outages (not in ``frames.lost``,
+    the loss on working links): exact from probes where the publisher's stream continued across
+    the reconnects, else estimated from the outage's length and the frame rate before it."""
     availability_percent: Number | None = None
     """The share of legitimate subscriber-seconds with decrypted video (see ``RecoveryTotals``)."""
 
@@ -295,6 +299,7 @@ class Metrics:
             "reconnects": self.reconnects,
             "time_to_recover_ms": s(self.time_to_recover_ms),
             "outage_ms": self.outage_ms,
+            "outage_frames_missed": self.outage_frames_missed,
             "availability_percent": self.availability_percent,
         }
 
@@ -318,6 +323,7 @@ class Metrics:
             reconnects=number(data.get("reconnects")),
             time_to_recover_ms=Summary.from_json(data.get("time_to_recover_ms")),
             outage_ms=number(data.get("outage_ms")),
+            outage_frames_missed=number(data.get("outage_frames_missed")),
             availability_percent=number(data.get("availability_percent")),
         )
 

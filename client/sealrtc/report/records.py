@@ -242,16 +242,20 @@ class RecoveryTotals:
     ``watched_s`` counts a legitimate subscriber's seconds from its first decrypted video frame
     (to the second: the worker's tick) to the end of the run or its leaving; ``available_s`` is
     that less its time without video: its outages (from the last frame before a lost connection
-    to the first decrypted on the next one) and its video freezes (the W3C rule, on a connection)."""
+    to the first decrypted on the next one) and its video freezes (the W3C rule, on a connection).
+    ``frames_missed``: the video frames subscribers did not get during their outages (apart from
+    the frames lost on a working link; see :class:`~sealrtc.agents.recovery.RecoveryLog`)."""
 
     reconnects: int = 0
     outage_ms: float = 0.0
     watched_s: float = 0.0
     available_s: float = 0.0
+    frames_missed: int = 0
 
     def add(self, other: RecoveryTotals) -> None:
         self.reconnects += other.reconnects
         self.outage_ms += other.outage_ms
+        self.frames_missed += other.frames_missed
         self.watched_s += other.watched_s
         self.available_s += other.available_s
 
@@ -266,6 +270,7 @@ class RecoveryTotals:
             "outage_ms": round(self.outage_ms, 1),
             "watched_s": round(self.watched_s, 3),
             "available_s": round(self.available_s, 3),
+            "frames_missed": self.frames_missed,
         }
 
     @classmethod
@@ -277,6 +282,7 @@ class RecoveryTotals:
             outage_ms=_float(data.get("outage_ms")) or 0.0,
             watched_s=_float(data.get("watched_s")) or 0.0,
             available_s=_float(data.get("available_s")) or 0.0,
+            frames_missed=_int(data, "frames_missed"),
         )
 
 

@@ -11,7 +11,7 @@ pyee events and answers key-frame requests. Each frame's work is the sans-I/O
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -62,6 +62,7 @@ class E2EESession(AsyncIOEventEmitter):
         decode: bool = True,
         probe: bool = False,
         measure: bool = True,
+        stampers: Mapping[str, ProbeStamper] | None = None,
     ) -> None:
         super().__init__()
         self.pc = pc
@@ -70,6 +71,7 @@ class E2EESession(AsyncIOEventEmitter):
         self.probe = probe
         self.measure = measure
         """Record per-frame metrics (False: probes are still stripped, nothing is measured)."""
+        self._stampers = dict(stampers or {})
         self.created_at = time.monotonic()
         """Monotonic time of :func:`attach`: the origin of ``first_frame_ms``."""
         self._plaintext = PlaintextObserver()
@@ -140,7 +142,7 @@ class E2EESession(AsyncIOEventEmitter):
         for transceiver in self.pc.getTransceivers():
             sender, receiver = transceiver.sender, transceiver.receiver
             if id(sender) not in self._senders:
-                self._senders[id(sender)] = state = SendState(sender, stamper=ProbeStamper() if self.probe else None)
+                self._senders[id(sender)] = state = SendState(sender, stamper=self._stamper(sender.kind))
                 internals.hook_sender(
                     sender,
                     partial(self._make_send_hook, state),
@@ -152,6 +154,13 @@ class E2EESession(AsyncIOEventEmitter):
             if id(receiver) not in self._receivers:
                 self._receivers[id(receiver)] = rstate = ReceiveState(receiver)
                 internals.hook_receiver(receiver, partial(self._make_receive_hook, rstate))
+
+    def _stamper(self, kind: str) -> ProbeStamper | None:
+        """The sender's probe numbering: the caller's for its kind (kept across connections),
+        else a new stream."""
+        if not self.probe:
+            return None
+        return self._stampers.get(kind) or ProbeStamper()
 
     def _make_send_hook(self, state: SendState, codec: RTCRtpCodecParameters) -> internals.FrameHook:
         return make_send_hook(state, codec, keys=self.keys, observer=self._plaintext)
@@ -243,6 +252,7 @@ def attach(
     decode: bool = True,
     probe: bool = False,
     measure: bool = True,
+    stampers: Mapping[str, ProbeStamper] | None = None,
 ) -> E2EESession:
     """Make every sender of ``pc`` encrypt and every receiver decrypt, now and later.
 
@@ -252,5 +262,9 @@ def attach(
     :mod:`sealrtc.metrics.probe`); every receiver strips probes and measures latency, loss and
     freezes from them. ``keys=None`` is a plain session: nothing is encrypted, but probes and
     measurements work the same (a baseline), and receivers notice media that looks encrypted.
+    ``stampers``: with probes, the :class:`~sealrtc.metrics.ProbeStamper` per track kind to
+    number sent frames with (default: a new stream per sender). An agent that reconnects
+    passes the same ones to each new connection, so its streams keep their id and sequence and
+    a subscriber can count the frames an outage cost it.
     """
-    return E2EESession(pc, keys, decode=decode, probe=probe, measure=measure)
+    return E2EESession(pc, keys, decode=decode, probe=probe, measure=measure, stampers=stampers)
