@@ -322,11 +322,14 @@ def test_the_summary_tells_recoveries_faults_and_links() -> None:
         faults=(*planned, *external_faults([("janus-restart", 5.2, 0.5)])),
         profiles=profile_reports([final], ["down=3g"]),
     )
-    rows = dict(load_rows(report))
+    rows, metrics = dict(load_rows(report)), report.metrics
     assert rows["recovery"].startswith("5 reconnect(s), time to recover p50 1500 ms")
     assert rows["recovery"].endswith("availability 90.0%")
     assert rows["fault relay-restart@8s"].startswith("4/4 subscribers lost media, 3 recovered: p50 2001 ms")
     assert rows["fault janus-restart"] == "at 5.2 s, away 0.5 s (not planned: see recovery)"
+    assert metrics is not None
+    missed = dataclasses.replace(report, metrics=dataclasses.replace(metrics, outage_frames_missed=204))
+    assert dict(load_rows(missed))["recovery"].endswith("availability 90.0%, 204 video frame(s) missed")
     assert "down: 50/1000 datagrams dropped (5.0%), mean delay 20 ms" in rows["link down=3g"]
 
 
