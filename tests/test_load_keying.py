@@ -332,7 +332,10 @@ class _FakeSubscriber:
     def receive_tracks(self) -> list[ReceiveTrackStats]:
         self.reads += 1
         metrics = SimpleNamespace(
-            frames_lost=self.lost, freezes=SimpleNamespace(count=self.freezes, total_ms=0.0), video=True
+            frames_lost=self.lost,
+            freezes=SimpleNamespace(count=self.freezes, total_ms=0.0),
+            video=True,
+            frames_missed=0,
         )
         return [
             ReceiveTrackStats("video", "v", "vp8", self.frames, self.frames, self.frames, None, None,
