@@ -105,3 +105,51 @@ async def test_demo_impairs_every_participant_and_says_what_it_did(tmp_path: Pat
     down = report["subscribers"][0]["impairment"]["down"]
     assert down["lost"] > 0 and down["mean_delay_ms"] > 15
     assert "with-secret: impairment down (loss=5%,burst=4,delay=20ms,jitter=5ms)" in run.stderr
+
+
+async def test_a_live_source_adapts_to_a_rate_limit_and_a_pre_encoded_clip_does_not(
+    relay: tuple[Relay, str], tmp_path: Path
+) -> None:
+    """Up-link ``rate=350kbit``: between aiortc's VP8 floor (250 kbit/s) and what the 640x360
+    pattern sends unimpaired (~450 kbit/s here). The relay's REMB follows what arrives, aiortc's
+    encoder follows REMB: the live source's target falls to the floor or near it (250-335 kbit/s
+    seen, against 520-820 unimpaired) and what it sends ends below the link's rate (its queue may
+    still drop while the estimate comes down, and then more through retransmissions: not
+    asserted). A clip is sent as it was encoded: it keeps sending more than the link carries, and
+    the queue drops most of it."""
+    from .test_media_files import make_media
+
+    _, base = relay
+    movie = make_media(tmp_path / "movie.mp4", "libx264", None, seconds=2.0, fps=30, size=(960, 540))
+    live = ("--probe", "--no-audio", "--resolution", "640x360", "--duration", "16")
+    clip = ("--media", str(movie), "--cache-dir", str(tmp_path / "cache"), "--probe", "--no-audio", "--duration", "16")
+    narrow = ("--impair-up", "rate=350kbit")
+    runs = {
+        "live": await sealrtc("publish", "--whip", f"{base}/whip/live", *live, json_path=tmp_path / "live.json"),
+        "live narrow": await sealrtc(
+            "publish", "--whip", f"{base}/whip/live-narrow", *live, *narrow, json_path=tmp_path / "live-narrow.json"
+        ),
+        "clip": await sealrtc("publish", "--whip", f"{base}/whip/clip", *clip, json_path=tmp_path / "clip.json"),
+        "clip narrow": await sealrtc(
+            "publish", "--whip", f"{base}/whip/clip-narrow", *clip, *narrow, json_path=tmp_path / "clip-narrow.json"
+        ),
+    }
+    for run in runs.values():
+        await run.wait()
+        assert run.returncode == 0, run.stderr
+    sent = {name: run.report["sent"]["video"] for name, run in runs.items()}
+    up = {name: run.report["impairment"]["up"] for name, run in runs.items() if "narrow" in name}
+
+    free, adapted = sent["live"], sent["live narrow"]
+    assert free["target_kbps"] > 350, free  # unimpaired, it aims above what the narrow link carries
+    assert adapted["target_kbps"] < 0.75 * free["target_kbps"], (free, adapted)  # REMB walked it down
+    assert adapted["bitrate_recent_kbps"] < 0.85 * free["bitrate_recent_kbps"], (free, adapted)
+    assert adapted["bitrate_recent_kbps"] < 350, adapted  # at the end, what it sends fits the link
+
+    assert sent["clip"]["target_kbps"] is None and sent["clip narrow"]["target_kbps"] is None
+    assert sent["clip"]["bitrate_kbps"] > 450, sent["clip"]
+    assert sent["clip narrow"]["bitrate_kbps"] > max(350, 0.6 * sent["clip"]["bitrate_kbps"]), sent
+    assert up["clip narrow"]["queue_dropped"] > 0.3 * up["clip narrow"]["offered"], up
+    summary = runs["live narrow"].stderr
+    assert f"kbit/s last 5 s={adapted['bitrate_recent_kbps']}" in summary, summary
+    assert f"target kbit/s={adapted['target_kbps']}" in summary, summary

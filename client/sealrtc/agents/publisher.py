@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,9 +21,10 @@ from aiortc.mediastreams import MediaStreamTrack
 from ..epochs import EpochKeys, FrameKeys
 from ..media import MediaShape, synthetic_tracks
 from ..metrics import ProbeStamper
+from ..metrics.sendrate import SendRate
 from ..rtc import E2EESession, attach
 from ..rtc.closing import close_peer
-from ..rtc.internals import fix_video_bitrate
+from ..rtc.internals import encoder_target_bps, fix_video_bitrate
 from ..rtc.policy import prefer_video_codec
 from ..signaling.janus import JanusSession, VideoRoomPublisher
 from ..signaling.whip import delete_resource, whip_publish
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 MAX_PLAINTEXT_DIGESTS = 200_000
 KINDS = ("video", "audio")
+SAMPLE_EVERY_S = 1.0  # how often the sent bytes are sampled for the bitrates
 
 
 class PublisherAgent:
@@ -72,6 +75,10 @@ class PublisherAgent:
         self.video: Any = video
         self.audio: Any = audio
         self.video_codec = video_codec
+        self.live_video = not custom and video is not None
+        self.rates = SendRate()
+        self._sampler: asyncio.Task[None] | None = None
+        self._target_kbps: float | None = None  # as last sampled: a closed sender has no encoder
         self.recover_within = recover_within
         self.recovery = RecoveryLog()
         self._feeds: list[Feed] = []
@@ -121,6 +128,7 @@ class PublisherAgent:
         self._token = token
         self._endpoint = url
         await self._post_whip()
+        self._start_sampling()
         self._watch = asyncio.ensure_future(self._supervise(self._whip_lost, self._reconnect_whip))
 
     async def _post_whip(self) -> None:
@@ -143,6 +151,7 @@ class PublisherAgent:
     async def publish_janus(self, url: str, room: int) -> None:
         self._janus_url, self._janus_room = url, room
         await self._join_janus()
+        self._start_sampling()
         self._watch = asyncio.ensure_future(self._supervise(self._janus_lost, self._reconnect_janus))
 
     async def _join_janus(self) -> None:
@@ -192,6 +201,24 @@ class PublisherAgent:
             self.failure = reason
         self.failed.set()
 
+    def _start_sampling(self) -> None:
+        if self._sampler is None:
+            self._sampler = asyncio.ensure_future(self._sample_rates())
+
+    async def _sample_rates(self) -> None:
+        while True:
+            self._sample()
+            await asyncio.sleep(SAMPLE_EVERY_S)
+
+    def _sample(self) -> None:
+        sent = {t["kind"]: t["bytes_sent"] for t in self.session.stats()["tracks"] if t["direction"] == "send"}
+        self.rates.sample(time.monotonic(), sent)
+        if self.live_video:  # a clip's encoder only packetizes: its target means nothing
+            for sender in self.pc.getSenders():
+                bps = encoder_target_bps(sender) if sender.kind == "video" else None
+                if bps is not None:
+                    self._target_kbps = round(bps / 1000, 1)
+
     def frames_sent(self) -> dict[str, int]:
         """Frames the sources made, less the backlogs skipped after outages (never sent)."""
         return {
@@ -203,8 +230,11 @@ class PublisherAgent:
 
     def summary(self) -> dict[str, Any]:
         tracks = [t for t in self.session.stats()["tracks"] if t["direction"] == "send"]
+        if self._sampler is not None:
+            self._sample()
         sent: dict[str, dict[str, Any]] = {}
         for t in tracks:
+            kbps, recent = self.rates.kbps(t["kind"]), self.rates.recent_kbps(t["kind"])
             sent[t["kind"]] = {
                 "codec": t["codec"],
                 "frames": t["frames_sent"],
@@ -214,6 +244,9 @@ class PublisherAgent:
                 "keyframe_requests_received": t["keyframe_requests_received"],
                 "frames_dropped": t["frames_dropped"],
                 "probe_stream": t["probe_stream"],
+                "bitrate_kbps": round(kbps, 1) if kbps is not None else None,
+                "bitrate_recent_kbps": round(recent, 1) if recent is not None else None,
+                "target_kbps": self._target_kbps if t["kind"] == "video" else None,
             }
         return {
             "e2ee": self.keys is not None,
@@ -231,6 +264,10 @@ class PublisherAgent:
     async def close(self) -> None:
         if self._watch is not None:
             self._watch.cancel()
+        if self._sampler is not None:  # the bitrates end with the connection
+            self._sample()
+            self._sampler.cancel()
+            self._sampler = None
         if self.resource is not None:
             await delete_resource(self.resource, token=self._token, endpoint=self._endpoint)
         if self.room is not None:

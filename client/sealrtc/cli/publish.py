@@ -16,7 +16,10 @@ from .output import finish, stats_line
 
 
 def _rows(agent: Any) -> tuple[Sequence[str], list[Sequence[Any]]]:
-    header = ("track", "frames", "kbytes", "key frames", "KID switches", "key frame requests", "dropped")
+    header = (
+        "track", "frames", "kbytes", "kbit/s", "kbit/s last 5 s", "target kbit/s", "key frames", "KID switches",
+        "key frame requests", "dropped",
+    )  # fmt: skip
     rows: list[Sequence[Any]] = []
     for kind, t in agent.summary()["sent"].items():
         rows.append(
@@ -24,6 +27,9 @@ def _rows(agent: Any) -> tuple[Sequence[str], list[Sequence[Any]]]:
                 f"{kind} ({t['codec'] or 'negotiating'})",
                 t["frames"],
                 round(t["bytes"] / 1000, 1),
+                t["bitrate_kbps"],
+                t["bitrate_recent_kbps"],
+                t["target_kbps"],
                 t["keyframes"],
                 t["kid_switches"],
                 t["keyframe_requests_received"],
@@ -37,7 +43,13 @@ def _line(agent: Any) -> str:
     sent = agent.summary()["sent"]
     if not sent:
         return "connecting"
-    return " | ".join(f"{kind}: {t['frames']} frames, {t['bytes'] / 1000:.0f} kB" for kind, t in sent.items())
+    return " | ".join(f"{kind}: {t['frames']} frames, {t['bytes'] / 1000:.0f} kB{_rate(t)}" for kind, t in sent.items())
+
+
+def _rate(track: dict[str, Any]) -> str:
+    recent, target = track["bitrate_recent_kbps"], track["target_kbps"]
+    text = f", {recent:.0f} kbit/s" if recent is not None else ""
+    return text + (f" (target {target:.0f})" if target is not None else "")
 
 
 async def _media_tracks(args: argparse.Namespace) -> dict[str, Any]:

@@ -70,6 +70,7 @@ __all__ = [
     "AiortcIncompatible",
     "FrameHook",
     "JitterFrame",
+    "encoder_target_bps",
     "fix_video_bitrate",
     "hook_encoder",
     "hook_receiver",
@@ -365,6 +366,17 @@ def fix_video_bitrate(sender: RTCRtpSender, bitrate_bps: int) -> None:
         await inner_send(parameters)
 
     sender.send = send  # type: ignore[method-assign]
+
+
+def encoder_target_bps(sender: RTCRtpSender) -> int | None:
+    """The bitrate ``sender``'s live video encoder aims at now: aiortc moves it with every REMB
+    (the receiver's bandwidth estimate), so it shows a live source adapting. None before the
+    encoder exists and for other encoders; a :func:`fix_video_bitrate` encoder says its fixed
+    target. A pre-encoded source goes through the encoder's ``pack()``, which ignores it."""
+    encoder = sender._RTCRtpSender__encoder  # type: ignore[attr-defined]
+    if isinstance(encoder, (vpx.Vp8Encoder, h264.H264Encoder)):
+        return int(encoder.target_bitrate)
+    return None
 
 
 def request_sender_keyframe(sender: RTCRtpSender) -> None:
