@@ -192,7 +192,7 @@ def test_to_dict_is_the_report_form() -> None:
         ("joined == 1 || failed == 1", "(use 'or')"),
         ("joined = 15", "(use '==' to compare)"),
         ("joined", "expected a comparison (< <= > >= == !=) after 'joined', found the end"),
-        ("joined < 1 and", "expected a number, a counter or a function such as p95(latency_ms) at column 15"),
+        ("joined < 1 and", "expected a number, a counter or a function such as p95(latency_video_ms) at column 15"),
         ("joined < 1 or or", "found 'or' at column 15"),
         ("1 < 2 3", "expected 'and', 'or' or the end, found '3' at column 7"),
         ("1 < joined < 3", "expected 'and', 'or' or the end, found '<'"),

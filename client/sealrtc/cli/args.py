@@ -610,7 +610,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="assertion",
         action="append",
         metavar="EXPR",
-        help="e.g. 'p95(latency_ms) < 250', 'decrypt_failures == 0', 'joined == planned' (repeatable)",
+        help="e.g. 'p95(latency_video_ms) < 250', 'video_bitrate_kbps > 400', 'availability_percent > 99' "
+        "(repeatable; adds to the E2EE defaults)",
     )
     load.add_argument(
         "--no-default-asserts",

@@ -305,7 +305,7 @@ def build(file_settings: dict[str, Any], flag_settings: dict[str, Any]) -> Scena
 def _assertions(value: Any) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)) or not items:
-        raise ScenarioError('setting assert must list at least one expression, e.g. ["p95(latency_ms) < 300"] '
+        raise ScenarioError('setting assert must list at least one expression, e.g. ["p95(latency_video_ms) < 300"] '
                             "(leave it out for the default assertions)")  # fmt: skip
     for i, item in enumerate(items, 1):
         if not isinstance(item, str) or not item.strip():

@@ -10,7 +10,7 @@ Grammar::
     comparison := operand OP operand                       # OP: < <= > >= == !=
     operand    := NUMBER [ "ms" | "%" ]                    # unit suffix accepted and ignored
                 | NAME                                     # a counter, e.g. joined, frames.lost
-                | FUNC "(" HISTOGRAM ")"                   # e.g. p95(latency_ms)
+                | FUNC "(" HISTOGRAM ")"                   # e.g. p95(latency_video_ms)
     FUNC       := p50 | p90 | p95 | p99 | max | count
     HISTOGRAM  := latency_ms | latency_video_ms | latency_audio_ms | join_ms | first_frame_ms | loop_lag_ms
                 | time_to_recover_ms
@@ -331,7 +331,7 @@ class _Parser:
                 return self.call(token)
             return self.counter(token)
         if after is None:
-            expected = "expected a number, a counter or a function such as p95(latency_ms)"
+            expected = "expected a number, a counter or a function such as p95(latency_video_ms)"
             where = "" if token.kind == "end" else f", found {token.text!r}"
         else:
             expected = "expected a number" if not isinstance(left, Number) else "expected a counter or a function"
