@@ -329,7 +329,7 @@ def test_the_summary_tells_recoveries_faults_and_links() -> None:
     assert rows["fault janus-restart"] == "at 5.2 s, away 0.5 s (not planned: see recovery)"
     assert metrics is not None
     missed = dataclasses.replace(report, metrics=dataclasses.replace(metrics, outage_frames_missed=204))
-    assert dict(load_rows(missed))["recovery"].endswith("availability 90.0%, 204 video frame(s) missed")
+    assert dict(load_rows(missed))["recovery"].endswith("availability 90.0%, 204 video frame(s) missed during outages")
     assert "down: 50/1000 datagrams dropped (5.0%), mean delay 20 ms" in rows["link down=3g"]
 
 

@@ -39,6 +39,10 @@ async def test_a_relay_restart_mid_run_is_recovered_and_reported(tmp_path: Path)
     # after recovery the frame rate per track is the source's again (the dead connections' tracks
     # do not count): the best of the last seconds is near 30 fps, not halved
     assert max(i["fps"] or 0 for i in report["intervals"][-4:]) > 22, report["intervals"][-4:]
+    # publishers' bytes add up over their connections: the mean sent is not cut to what the
+    # new connection carried (about half of it, over the whole window)
+    bitrate = metrics["bitrate"]
+    assert bitrate["sent_video_kbps"] > 0.7 * bitrate["received_video_kbps"], bitrate
 
 
 async def test_a_paused_relay_freezes_media_and_it_comes_back(tmp_path: Path) -> None:

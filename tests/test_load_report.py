@@ -326,6 +326,10 @@ def test_merge_refuses_a_participant_id_with_control_characters(
     [
         (["--json", "-", "--csv", "-"], "--json - and --csv - cannot both go to stdout: give one of them a file"),
         (
+            ["--json", "same.out", "--csv", "./same.out"],
+            "--json and --csv name the same file (./same.out): one would overwrite the other; give each its own file",
+        ),
+        (
             ["--html", "-", "--csv-participants", "-", "--csv", "-"],
             "--csv -, --html - and --csv-participants - cannot all go to stdout: give all but one of them a file",
         ),

@@ -192,3 +192,15 @@ def test_a_gap_that_ends_a_stall_is_missed_not_lost() -> None:
     summary = metrics.summary()
     assert (summary["frames_lost"], summary["frames_missed"]) == (1, 90)
     assert metrics.sequence_span() == {7: (0, 104)}
+
+
+@pytest.mark.parametrize("fps", [1, 2])
+def test_a_slow_tracks_lost_frame_is_lost_not_missed(fps: int) -> None:
+    # at 1 or 2 fps one lost frame leaves a gap of 1-2 s: loss, not an outage
+    metrics = ReceiveMetrics(video=True)
+    for sequence in (0, 1, 2, 4, 5, 6):
+        metrics.frame(sequence / fps, 0, 100, (7, sequence, 0))
+    assert (metrics.frames_lost, metrics.frames_missed) == (1, 0)
+    # while a real stall of the same slow track still is an outage
+    metrics.frame(6 / fps + 10.0, 0, 100, (7, 20, 0))
+    assert (metrics.frames_lost, metrics.frames_missed) == (1, 13)

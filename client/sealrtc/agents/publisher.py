@@ -86,6 +86,9 @@ class PublisherAgent:
         """One probe stream per kind for the agent's life: a reconnect continues its numbering
         (the backlog skipped after an outage leaves its numbers unused), so the sequence counts
         the source's frames and a subscriber counts the frames its outage cost it exactly."""
+        self._sent_before: dict[str, int] = {}
+        """Bytes sent on the connections closed so far, by kind."""
+        self._retired: list[E2EESession] = []
         self.pc, self.session = self._new_pc()
         self.resource: str | None = None
         self.janus: JanusSession | None = None
@@ -177,9 +180,22 @@ class PublisherAgent:
         await connected(self.pc)
 
     async def _replace_pc(self) -> None:
-        old = self.pc
+        old_pc, old_session = self.pc, self.session
+        self._retired.append(old_session)  # still counted while it closes
         self.pc, self.session = self._new_pc()
-        await close_peer(old)
+        await close_peer(old_pc)
+        for kind, n in _bytes_by_kind(old_session).items():
+            self._sent_before[kind] = self._sent_before.get(kind, 0) + n
+        self._retired.remove(old_session)
+
+    def bytes_sent(self) -> dict[str, int]:
+        """Bytes sent by kind over every connection of the agent's life (each connection's
+        counters start at 0; a reconnect must not make the total go down)."""
+        out = dict(self._sent_before)
+        for session in (*self._retired, self.session):
+            for kind, n in _bytes_by_kind(session).items():
+                out[kind] = out.get(kind, 0) + n
+        return out
 
     async def _supervise(self, lost: Callable[[], Awaitable[str]], reconnect: Callable[[], Awaitable[None]]) -> None:
         """Watch the connection; on a loss, reconnect (or fail, without ``recover_within``)."""
@@ -280,3 +296,10 @@ class PublisherAgent:
         if self.impairment is not None:
             self.impairment.close()
         self.session.close()
+
+
+def _bytes_by_kind(session: E2EESession) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for track in session.send_tracks():
+        out[track.kind] = out.get(track.kind, 0) + track.bytes_sent
+    return out

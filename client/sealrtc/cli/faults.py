@@ -47,7 +47,7 @@ def load_rows(report: LoadReport) -> list[tuple[str, str]]:
     m = report.metrics
     rows: list[tuple[str, str]] = []
     if m is not None and (m.reconnects or report.faults):
-        missed = f", {m.outage_frames_missed} video frame(s) missed" if m.outage_frames_missed else ""
+        missed = f", {m.outage_frames_missed} video frame(s) missed during outages" if m.outage_frames_missed else ""
         rows.append(("recovery", f"{m.reconnects} reconnect(s), time to recover {_recoveries(m.time_to_recover_ms)}, "
                                  f"availability {m.availability_percent}%{missed}"))  # fmt: skip
     for f in report.faults:

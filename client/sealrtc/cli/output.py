@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import sys
 from collections import Counter
@@ -45,14 +46,24 @@ def check_output_target(path: str | None, flag: str) -> None:
 
 def check_report_targets(targets: Sequence[tuple[str, str | None]]) -> None:
     """Refuse, before a run, report outputs (``(flag, path)`` pairs) that could not be written:
-    a path that cannot be, or more than one report to stdout (``-``), which would run them
-    together into one stream that no tool reads. Both are usage errors, in one line."""
+    a path that cannot be, two reports to one file, or more than one report to stdout (``-``),
+    which would run them together into one stream that no tool reads. All are usage errors, in
+    one line."""
     to_stdout = [f"{flag} -" for flag, target in targets if target == "-"]
     if len(to_stdout) > 1:
         named = f"{', '.join(to_stdout[:-1])} and {to_stdout[-1]}"
         if len(to_stdout) == 2:
             raise CliError(f"{named} cannot both go to stdout: give one of them a file", ExitStatus.USAGE)
         raise CliError(f"{named} cannot all go to stdout: give all but one of them a file", ExitStatus.USAGE)
+    files: dict[str, str] = {}
+    for flag, target in targets:
+        if not target or target == "-":
+            continue
+        where = os.path.realpath(target)
+        if where in files:
+            raise CliError(f"{files[where]} and {flag} name the same file ({target}): one would overwrite the "
+                           "other; give each its own file", ExitStatus.USAGE)  # fmt: skip
+        files[where] = flag
     for flag, target in targets:
         check_output_target(target, flag)
 

@@ -175,12 +175,9 @@ def _received(agent: Any) -> _Received:
 
 
 def _sent_bytes(agent: Any) -> dict[str, int]:
-    """A publisher's bytes sent by kind (its current session: a reconnect starts at 0)."""
-    out = {"video": 0, "audio": 0}
-    for track in agent.session.send_tracks():
-        if track.kind in out:
-            out[track.kind] += track.bytes_sent
-    return out
+    """A publisher's bytes sent by kind, over all its connections (reconnects included)."""
+    sent = agent.bytes_sent()
+    return {kind: sent.get(kind, 0) for kind in ("video", "audio")}
 
 
 def _kbps(nbytes: int, seconds: float) -> float | None:
@@ -764,7 +761,12 @@ class Worker:
             if entry.participant.room != room or entry.participant.role != SUBSCRIBER or not entry.agent.sessions:
                 continue
             numbers = self._subscriber_numbers(entry)
-            out[id(entry)] = (FailureCounts(numbers["failures"]), numbers["lost"], numbers["freezes"])
+            # a stall's gap (missed, not lost) is frames the user did not see all the same
+            out[id(entry)] = (
+                FailureCounts(numbers["failures"]),
+                numbers["lost"] + numbers["missed"],
+                numbers["freezes"],
+            )
         return out
 
     async def _count_near_changes(

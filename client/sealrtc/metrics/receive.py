@@ -14,8 +14,11 @@ from .histogram import Histogram
 from .sequence import SequenceTracker
 
 OUTAGE_STALL_S = 1.0
-"""A track that got no frame for this long (seconds) was in an outage (a paused server, a
-publisher that reconnected): a sequence gap that ends it counts as missed, not as lost."""
+"""A track that got no frame for this long (seconds), and for at least :data:`STALL_FRAMES` of
+its own frame intervals, was in an outage (a publisher that reconnected while this connection
+survived): a sequence gap that ends it counts as missed, not as lost. The second bound keeps a
+slow track's ordinary loss (one frame at 1 fps is a 2 s gap) counted as loss."""
+STALL_FRAMES = 4
 
 
 class ReceiveMetrics:
@@ -52,11 +55,11 @@ class ReceiveMetrics:
     def frame(self, at: float, now_ns: int, size: int, probe: tuple[int, int, int] | None) -> None:
         """One frame of ``size`` payload bytes (probe excluded) decrypted at ``at``/``now_ns``;
         ``probe`` is ``(stream_id, sequence, capture_ns)`` (a :class:`Probe` or a plain tuple)."""
+        after_outage = self._stalled(at)
         self.frames += 1
         self.bytes += size
         if self.first_at is None:
             self.first_at = at
-        after_outage = self.last_at is not None and at - self.last_at >= OUTAGE_STALL_S
         self.last_at = at
         if self.video:
             self.freezes.frame(at)
@@ -72,6 +75,14 @@ class ReceiveMetrics:
                 tracker = self._sequences[stream_id] = SequenceTracker()
                 self.stream_ids.append(stream_id)
             tracker.add(sequence, after_outage=after_outage)
+
+    def _stalled(self, at: float) -> bool:
+        """Whether the gap before a frame at ``at`` is an outage, not a frame or two lost."""
+        if self.last_at is None or self.first_at is None:
+            return False
+        gap = at - self.last_at
+        spacing = (self.last_at - self.first_at) / (self.frames - 1) if self.frames > 1 else 0.0
+        return gap >= max(OUTAGE_STALL_S, STALL_FRAMES * spacing)
 
     def take_interval(self) -> Histogram:
         """Latencies recorded since the previous call (the first call: everything so far)."""
