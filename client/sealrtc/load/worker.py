@@ -523,92 +523,13 @@ class Worker:
 
     def final(self, cpu_percent: float | None) -> WorkerFinal:
         now = time.monotonic()
-        rows: list[ParticipantRow] = []
         rooms: dict[str, RoomTotals] = {}
         for p in self.config.participants:
             totals = rooms.setdefault(self.config.room_names[p.room], RoomTotals())
             totals.planned += p.legitimate
         for room_index, count in self.failed_joins.items():
             rooms[self.config.room_names[room_index]].failed += count
-        for entry in self.joined:
-            p = entry.participant
-            totals = rooms[self.config.room_names[p.room]]
-            agent = entry.agent
-            row = self._participant_row(entry)
-            if entry.left:
-                pass  # replaced by a churn joiner, who counts instead
-            elif self._is_failed(entry):
-                totals.failed += p.legitimate
-            elif p.legitimate:
-                totals.joined += 1
-            else:
-                totals.intruders += 1
-            if p.legitimate:
-                totals.recovery.reconnects += agent.recovery.reconnects
-            if p.role == PUBLISHER:
-                if entry.join_ms is not None:
-                    totals.histograms["join_ms"].record(entry.join_ms)
-                totals.frames["sent"] += sum(agent.frames_sent().values())
-                sent = _sent_bytes(agent)
-                seconds = now - entry.started - entry.join_ms / 1000 if entry.join_ms is not None else 0.0
-                media = MediaBytes({f"sent_{kind}": n for kind, n in sent.items()}, sending_s=max(0.0, seconds))
-                totals.media.add(media)
-                rows.append(dataclasses.replace(row, sent_kbps=_kbps(sum(sent.values()), media.sending_s)))
-                continue
-            numbers = self._subscriber_numbers(entry)
-            if p.role == INTRUDER:
-                totals.intruder_decrypts += numbers["decrypted"]
-                totals.intruder_failures.add(numbers["failures"])
-                dtls = agent.connect.as_dict()["dtls_ms"]
-                rows.append(
-                    dataclasses.replace(row, join_ms=_ms(dtls), decrypt_failures=FailureCounts(numbers["failures"]))
-                )
-                continue
-            agent.refresh()
-            self._add_recovery(totals, entry, numbers["freezes_ms"], numbers["missed"])
-            connect = agent.connect.as_dict()
-            first = connect["first_decrypted_ms"] if agent.keys is not None else connect["first_rtp_ms"]
-            joins = totals.histograms["join_ms"], totals.histograms["first_frame_ms"]
-            if entry.churned:
-                totals.keys.churn_joins += 1
-                joins = totals.keys.churn_join_ms, totals.keys.churn_first_frame_ms
-            if connect["dtls_ms"] is not None:
-                joins[0].record(connect["dtls_ms"])
-            if first is not None:
-                joins[1].record(first)
-            received = _received(agent)
-            totals.media.add(
-                MediaBytes({f"received_{kind}": n for kind, n in received.bytes.items()}, receiving_s=received.seconds)
-            )
-            video, audio = received.latency["video"], received.latency["audio"]
-            rows.append(
-                dataclasses.replace(
-                    row,
-                    join_ms=_ms(connect["dtls_ms"] if connect["dtls_ms"] is not None else entry.join_ms),
-                    first_frame_ms=_ms(first),
-                    latency_video_p50=_ms(video.percentile(50)),
-                    latency_video_p95=_ms(video.percentile(95)),
-                    latency_audio_p50=_ms(audio.percentile(50)),
-                    latency_audio_p95=_ms(audio.percentile(95)),
-                    fps=round(sum(received.fps) / len(received.fps), 1) if received.fps else None,
-                    received_kbps=_kbps(sum(received.bytes.values()), received.seconds),
-                    lost=numbers["lost"],
-                    freezes=numbers["freezes"],
-                    decrypt_failures=FailureCounts(numbers["failures"]),
-                )
-            )
-            for session in agent.sessions:
-                for track, metrics in [(t, t.metrics) for t in session.receive_tracks() if t.metrics is not None]:
-                    totals.histograms["latency_ms"].merge(metrics.latency)
-                    if track.kind in ("video", "audio"):
-                        totals.histograms[f"latency_{track.kind}_ms"].merge(metrics.latency)
-            totals.frames["received"] += numbers["received"]
-            totals.frames["decrypted"] += numbers["decrypted"]
-            totals.frames["decoded"] += numbers["decoded"]
-            totals.frames["lost"] += numbers["lost"]
-            totals.freezes_count += numbers["freezes"]
-            totals.freezes_ms += numbers["freezes_ms"]
-            totals.decrypt_failures.add(numbers["failures"])
+        rows = [self._add_entry(rooms[self.config.room_names[e.participant.room]], e, now) for e in self.joined]
         for name, totals in rooms.items():
             totals.keys.add(self._key_totals(name))
         generator = GeneratorFinal(cpu_percent, tuple(self.cpu_intervals), pack(self.loop_lag), eventloop.loop_name())
@@ -617,6 +538,81 @@ class Worker:
         return WorkerFinal(self.config.worker, rooms, generator, tuple(self.errors),
                            participants=tuple(rows[:MAX_PARTICIPANT_ROWS]), faults=tuple(self.fault_totals),
                            profiles=profiles)  # fmt: skip
+
+    def _add_entry(self, totals: RoomTotals, entry: _Joined, now: float) -> ParticipantRow:
+        """Add what one participant measured to ``totals`` (its room's, or its link profile's: one
+        rule for both) and return its row."""
+        p, agent = entry.participant, entry.agent
+        row = self._participant_row(entry)
+        if entry.left:
+            pass  # replaced by a churn joiner, who counts instead
+        elif self._is_failed(entry):
+            totals.failed += p.legitimate
+        elif p.legitimate:
+            totals.joined += 1
+        else:
+            totals.intruders += 1
+        if p.legitimate:
+            totals.recovery.reconnects += agent.recovery.reconnects
+        if p.role == PUBLISHER:
+            if entry.join_ms is not None:
+                totals.histograms["join_ms"].record(entry.join_ms)
+            totals.frames["sent"] += sum(agent.frames_sent().values())
+            sent = _sent_bytes(agent)
+            seconds = now - entry.started - entry.join_ms / 1000 if entry.join_ms is not None else 0.0
+            media = MediaBytes({f"sent_{kind}": n for kind, n in sent.items()}, sending_s=max(0.0, seconds))
+            totals.media.add(media)
+            return dataclasses.replace(row, sent_kbps=_kbps(sum(sent.values()), media.sending_s))
+        numbers = self._subscriber_numbers(entry)
+        if p.role == INTRUDER:
+            totals.intruder_decrypts += numbers["decrypted"]
+            totals.intruder_failures.add(numbers["failures"])
+            dtls = agent.connect.as_dict()["dtls_ms"]
+            return dataclasses.replace(row, join_ms=_ms(dtls), decrypt_failures=FailureCounts(numbers["failures"]))
+        agent.refresh()
+        self._add_recovery(totals, entry, numbers["freezes_ms"], numbers["missed"])
+        connect = agent.connect.as_dict()
+        first = connect["first_decrypted_ms"] if agent.keys is not None else connect["first_rtp_ms"]
+        joins = totals.histograms["join_ms"], totals.histograms["first_frame_ms"]
+        if entry.churned:
+            totals.keys.churn_joins += 1
+            joins = totals.keys.churn_join_ms, totals.keys.churn_first_frame_ms
+        if connect["dtls_ms"] is not None:
+            joins[0].record(connect["dtls_ms"])
+        if first is not None:
+            joins[1].record(first)
+        received = _received(agent)
+        totals.media.add(
+            MediaBytes({f"received_{kind}": n for kind, n in received.bytes.items()}, receiving_s=received.seconds)
+        )
+        video, audio = received.latency["video"], received.latency["audio"]
+        row = dataclasses.replace(
+            row,
+            join_ms=_ms(connect["dtls_ms"] if connect["dtls_ms"] is not None else entry.join_ms),
+            first_frame_ms=_ms(first),
+            latency_video_p50=_ms(video.percentile(50)),
+            latency_video_p95=_ms(video.percentile(95)),
+            latency_audio_p50=_ms(audio.percentile(50)),
+            latency_audio_p95=_ms(audio.percentile(95)),
+            fps=round(sum(received.fps) / len(received.fps), 1) if received.fps else None,
+            received_kbps=_kbps(sum(received.bytes.values()), received.seconds),
+            lost=numbers["lost"],
+            freezes=numbers["freezes"],
+            decrypt_failures=FailureCounts(numbers["failures"]),
+        )
+        for session in agent.sessions:
+            for track, metrics in [(t, t.metrics) for t in session.receive_tracks() if t.metrics is not None]:
+                totals.histograms["latency_ms"].merge(metrics.latency)
+                if track.kind in ("video", "audio"):
+                    totals.histograms[f"latency_{track.kind}_ms"].merge(metrics.latency)
+        totals.frames["received"] += numbers["received"]
+        totals.frames["decrypted"] += numbers["decrypted"]
+        totals.frames["decoded"] += numbers["decoded"]
+        totals.frames["lost"] += numbers["lost"]
+        totals.freezes_count += numbers["freezes"]
+        totals.freezes_ms += numbers["freezes_ms"]
+        totals.decrypt_failures.add(numbers["failures"])
+        return row
 
     def _participant_row(self, entry: _Joined) -> ParticipantRow:
         """Who the participant is and how its join went (the final adds what it measured)."""
@@ -652,8 +648,9 @@ class Worker:
         return LinkShape(up=up, down=down, seed=link.seed)
 
     def _profile_totals(self) -> dict[str, ProfileTotals]:
-        """What each link profile's participants measured (the main numbers of :meth:`final`,
+        """What each link profile's participants measured (:meth:`_add_entry`, as for rooms,
         grouped by profile instead of room) and what their impaired links did."""
+        now = time.monotonic()
         profiles: dict[str, ProfileTotals] = {}
         for p in self.config.participants:
             profiles.setdefault(self._profile(p), ProfileTotals()).totals.planned += p.legitimate
@@ -669,38 +666,7 @@ class Worker:
                         c = direction.counters
                         into.add(LinkTotals(c.offered, c.delivered, c.dropped, c.queue_dropped, c.duplicated,
                                             c.delay_total))  # fmt: skip
-            if entry.left:
-                pass
-            elif self._is_failed(entry):
-                totals.failed += p.legitimate
-            elif p.legitimate:
-                totals.joined += 1
-            else:
-                totals.intruders += 1
-            if p.legitimate:
-                totals.recovery.reconnects += agent.recovery.reconnects
-            if p.role == PUBLISHER:
-                totals.frames["sent"] += sum(agent.frames_sent().values())
-                continue
-            numbers = self._subscriber_numbers(entry)
-            if p.role == INTRUDER:
-                totals.intruder_decrypts += numbers["decrypted"]
-                continue
-            agent.refresh()
-            self._add_recovery(totals, entry, numbers["freezes_ms"], numbers["missed"])
-            first = agent.connect.as_dict()["first_decrypted_ms" if agent.keys is not None else "first_rtp_ms"]
-            if first is not None:
-                totals.histograms["first_frame_ms"].record(first)
-            for session in agent.sessions:
-                for track, metrics in [(t, t.metrics) for t in session.receive_tracks() if t.metrics is not None]:
-                    totals.histograms["latency_ms"].merge(metrics.latency)
-                    if track.kind in ("video", "audio"):
-                        totals.histograms[f"latency_{track.kind}_ms"].merge(metrics.latency)
-            for key in ("received", "decrypted", "decoded", "lost"):
-                totals.frames[key] += numbers[key]
-            totals.freezes_count += numbers["freezes"]
-            totals.freezes_ms += numbers["freezes_ms"]
-            totals.decrypt_failures.add(numbers["failures"])
+            self._add_entry(totals, entry, now)
         return profiles
 
     @staticmethod
