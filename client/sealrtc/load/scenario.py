@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 import tomllib
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -223,12 +224,7 @@ def load_file(path: str | Path) -> dict[str, Any]:
         raise ScenarioError(f"scenario {path} must be a table of settings (rooms = 2, subscribers = 10, ...)")
     settings: dict[str, Any] = {}
     for key, value in data.items():
-        name = str(key).replace("-", "_")
-        if name not in _FILE_NAMES:
-            close = difflib.get_close_matches(name, sorted(_FILE_NAMES), n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
-            known = ", ".join(sorted(_FILE_NAMES - {"no_e2ee"}))
-            raise ScenarioError(f"scenario {path}: unknown setting {key!r} ({hint}known: {known})")
+        name = _setting_name(key, _FILE_NAMES, f"scenario {path}", shown=_FILE_NAMES - {"no_e2ee"})
         if name == "no_e2ee":
             if not isinstance(value, bool):
                 raise ScenarioError(f"scenario {path}: setting {key!r} must be true or false, got {value!r}")
@@ -314,6 +310,18 @@ def _assertions(value: Any) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _setting_name(key: object, known: Collection[str], where: str, *, shown: Collection[str] | None = None) -> str:
+    """A setting's name as the code spells it (``decode-every`` -> ``decode_every``); an unknown
+    one is refused with a did-you-mean and the names ``shown`` (default: all known)."""
+    name = str(key).replace("-", "_")
+    if name not in known:
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        listed = ", ".join(sorted(known if shown is None else shown))
+        raise ScenarioError(f"{where}: unknown setting {key!r} ({hint}known: {listed})")
+    return name
+
+
 def _room_shapes(value: Any) -> tuple[RoomShape, ...]:
     """``[[room]]`` tables (TOML) or a list of mappings (YAML ``room:``); already-made
     :class:`RoomShape` values pass."""
@@ -331,13 +339,7 @@ def _room_shapes(value: Any) -> tuple[RoomShape, ...]:
             raise ScenarioError(f"[[room]] {i} must be a table of settings, got {item!r}")
         settings: dict[str, Any] = {}
         for key, raw in item.items():
-            name = str(key).replace("-", "_")
-            if name not in _ROOM_KEYS:
-                close = difflib.get_close_matches(name, sorted(_ROOM_KEYS), n=1)
-                hint = f"did you mean {close[0]}? " if close else ""
-                raise ScenarioError(
-                    f"[[room]] {i}: unknown setting {key!r} ({hint}known: {', '.join(sorted(_ROOM_KEYS))})"
-                )
+            name = _setting_name(key, _ROOM_KEYS, f"[[room]] {i}")
             if name in ("no_audio", "no_video"):
                 if not isinstance(raw, bool):
                     raise ScenarioError(f"[[room]] {i}: setting {key!r} must be true or false, got {raw!r}")
