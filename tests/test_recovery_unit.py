@@ -204,3 +204,14 @@ def test_a_slow_tracks_lost_frame_is_lost_not_missed(fps: int) -> None:
     # while a real stall of the same slow track still is an outage
     metrics.frame(6 / fps + 10.0, 0, 100, (7, 20, 0))
     assert (metrics.frames_lost, metrics.frames_missed) == (1, 13)
+
+
+def test_a_late_frame_of_an_outage_gap_fills_it() -> None:
+    # a frame of the outage's gap that arrives after all is out of order, not a duplicate
+    metrics = ReceiveMetrics(video=True)
+    for sequence in range(5):
+        metrics.frame(sequence / 30, 0, 100, (7, sequence, 0))
+    metrics.frame(5.0, 0, 100, (7, 40, 0))  # after a 5 s stall: 35 missed
+    metrics.frame(5.01, 0, 100, (7, 39, 0))  # one of them, late
+    summary = metrics.summary()
+    assert (summary["frames_missed"], summary["frames_lost"], summary["frames_out_of_order"]) == (34, 0, 1)

@@ -15,13 +15,17 @@ class SequenceTracker:
     A frame that arrives late fills its gap: it is no longer lost, but counted out of order.
     """
 
-    __slots__ = ("_highest", "_missing", "duplicates", "first", "lost", "missed", "out_of_order", "received")
+    __slots__ = (
+        "_highest", "_missing", "_missing_in_outage", "duplicates", "first", "lost", "missed", "out_of_order",
+        "received",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.first: int | None = None
         """The first sequence number received (where this receiver's count begins)."""
         self._highest: int | None = None
         self._missing: set[int] = set()
+        self._missing_in_outage: set[int] = set()
         self.received = 0
         self.lost = 0
         self.missed = 0
@@ -43,17 +47,23 @@ class SequenceTracker:
             self.received -= 1
         elif delta < _HALF:  # ahead of everything seen
             gap = delta - 1
-            if gap and after_outage:
-                self.missed += gap
-            elif gap:
-                self.lost += gap
-                if len(self._missing) + gap <= MAX_TRACKED_GAPS:
-                    self._missing.update((highest + i) % _U32 for i in range(1, delta))
+            if gap:
+                if after_outage:
+                    self.missed += gap
+                else:
+                    self.lost += gap
+                if len(self._missing) + len(self._missing_in_outage) + gap <= MAX_TRACKED_GAPS:
+                    into = self._missing_in_outage if after_outage else self._missing
+                    into.update((highest + i) % _U32 for i in range(1, delta))
             self._highest = sequence
         else:  # behind: a late frame (or a duplicate of an old one)
             if sequence in self._missing:
                 self._missing.discard(sequence)
                 self.lost -= 1
+                self.out_of_order += 1
+            elif sequence in self._missing_in_outage:
+                self._missing_in_outage.discard(sequence)
+                self.missed -= 1
                 self.out_of_order += 1
             else:
                 self.duplicates += 1
